@@ -1,0 +1,94 @@
+"""Machi ID: the consortium's OpenID Connect identity provider."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flask import Flask
+from flask import url_for
+
+from idp.config import ROOT
+from idp.config import Settings
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Settings → extensions → blueprints → OAuth server; nothing else."""
+    settings = Settings.load(overrides)
+    logging.basicConfig(level=settings.log_level)
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "consent_ui" / "templates"),
+        static_folder=str(ROOT / "consent_ui" / "static"),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
+        SESSION_COOKIE_NAME="machi_id_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_ttl),
+        PREFERRED_URL_SCHEME="https" if settings.secure_cookies else "http",
+        BABEL_DEFAULT_LOCALE="ja",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "consent_ui" / "translations"),
+        WTF_CSRF_TIME_LIMIT=3600,
+        WTF_CSRF_SSL_STRICT=False,
+        TESTING=settings.environment == "test",
+    )
+    app.extensions["idp.settings"] = settings
+
+    from idp import errors
+    from idp import http
+    from idp.extensions import babel
+    from idp.extensions import csrf
+    from idp.extensions import db
+    from idp.interaction.locale import select_locale
+
+    db.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    http.init_app(app, settings)
+    errors.init_app(app)
+
+    from idp.interaction.views import bp as interaction_bp
+    from idp.oauth.server import build_authorization_server
+    from idp.oauth.views import bp as oauth_bp
+
+    app.register_blueprint(oauth_bp)
+    app.register_blueprint(interaction_bp)
+    build_authorization_server(app, settings)
+    _template_context(app, settings)
+    return app
+
+
+def _engine_options(settings: Settings) -> dict[str, Any]:
+    if settings.sqlalchemy_url.startswith("sqlite"):
+        # Writers wait for each other instead of failing with "database is locked".
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _template_context(app: Flask, settings: Settings) -> None:
+    from flask import request
+    from flask_babel import get_locale
+
+    from idp.interaction.state import current_resident
+
+    @app.context_processor
+    def common() -> dict[str, Any]:
+        locale = str(get_locale())
+
+        def locale_url(code: str) -> str:
+            path = request.full_path.rstrip("?") if request.method == "GET" else request.path
+            return url_for("interaction.switch_locale", code=code, next=path)
+
+        return {
+            "consortium_name": (settings.consortium_name_en if locale == "en"
+                                else settings.consortium_name),
+            "current_locale": locale,
+            "locale_url": locale_url,
+            "current_resident": current_resident(),
+        }

@@ -1,0 +1,1 @@
+"""Residents: consortium IDs, passwords and sign-in sessions."""

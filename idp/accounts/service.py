@@ -1,0 +1,147 @@
+"""Residents: creation, password sign-in and browser sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp import secrets
+from idp.accounts import passwords
+from idp.accounts.models import BrowserSession
+from idp.accounts.models import Gender
+from idp.accounts.models import Resident
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.db import utcnow
+from idp.extensions import db
+
+POSTAL_CODE = re.compile(r"^\d{3}-\d{4}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+
+
+class ResidentError(ValueError):
+    """Invalid resident data; the message names the field."""
+
+
+@dataclass
+class Profile:
+    family_name: str | None = None
+    given_name: str | None = None
+    family_name_kana: str | None = None
+    given_name_kana: str | None = None
+    birth_year: int | None = None
+    gender: str | None = None
+    postal_code: str | None = None
+    locality: str | None = None
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def validate_profile(profile: Profile, now: dt.datetime | None = None) -> None:
+    year = (now or utcnow()).year
+    if profile.birth_year is not None and not (year - 130 <= profile.birth_year <= year):
+        raise ResidentError(f"birth_year must be between {year - 130} and {year}")
+    if profile.gender is not None and profile.gender not in set(Gender):
+        raise ResidentError("gender must be female, male or other")
+    if profile.postal_code is not None and not POSTAL_CODE.match(profile.postal_code):
+        raise ResidentError("postal_code must look like NNN-NNNN")
+    for name in ("family_name", "given_name", "family_name_kana", "given_name_kana", "locality"):
+        value = getattr(profile, name)
+        if value is not None and (not value.strip() or len(value) > 100):
+            raise ResidentError(f"{name} must be 1 to 100 characters")
+
+
+def create_resident(email: str, password: str, profile: Profile | None = None,
+                    email_verified: bool = False, actor: str | None = None) -> Resident:
+    email = normalise_email(email)
+    if not EMAIL.match(email):
+        raise ResidentError("email is not a valid address")
+    if len(password) < 8:
+        raise ResidentError("password must be at least 8 characters")
+    profile = profile or Profile()
+    validate_profile(profile)
+    if db.session.scalar(select(Resident.id).where(Resident.email == email)):
+        raise ResidentError("email is already registered")
+    resident = Resident(
+        email=email,
+        email_verified=email_verified,
+        password_hash=passwords.hash_password(password),
+        **vars(profile),
+    )
+    db.session.add(resident)
+    db.session.flush()
+    record(AuditTag.RESIDENT_CREATE, actor=actor, resident_id=resident.id)
+    return resident
+
+
+def authenticate(email: str, password: str) -> Resident | None:
+    """The resident for these credentials, or None. Audited either way.
+
+    Unknown emails cost one argon2 verification too, so the answer's timing
+    does not tell which accounts exist. A hash made with older parameters is
+    upgraded on success.
+    """
+    resident = db.session.scalar(select(Resident).where(Resident.email == normalise_email(email)))
+    if resident is None:
+        passwords.burn_time(password)
+        record(AuditTag.LOGIN_FAILURE, reason="unknown_account")
+        return None
+    if not passwords.verify(resident.password_hash, password):
+        record(AuditTag.LOGIN_FAILURE, resident_id=resident.id, reason="bad_password")
+        return None
+    if passwords.needs_rehash(resident.password_hash):
+        resident.password_hash = passwords.hash_password(password)
+    record(AuditTag.LOGIN_SUCCESS, resident_id=resident.id)
+    return resident
+
+
+# ---- browser sessions -------------------------------------------------------
+
+def start_session(resident: Resident) -> tuple[str, BrowserSession]:
+    """A new session for this browser; returns the cookie value and the row."""
+    settings = current_app.extensions["idp.settings"]
+    sid = secrets.token(32)
+    now = utcnow()
+    row = BrowserSession(
+        sid_digest=secrets.digest(sid),
+        resident_id=resident.id,
+        auth_time=now,
+        expires_at=now + dt.timedelta(seconds=settings.session_ttl),
+    )
+    db.session.add(row)
+    db.session.flush()
+    return sid, row
+
+
+def load_session(sid: str | None) -> BrowserSession | None:
+    if not sid:
+        return None
+    row = db.session.scalar(
+        select(BrowserSession).where(BrowserSession.sid_digest == secrets.digest(sid))
+    )
+    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def end_session(sid: str | None) -> BrowserSession | None:
+    row = load_session(sid)
+    if row is not None:
+        row.ended_at = utcnow()
+        record(AuditTag.LOGOUT, resident_id=row.resident_id)
+    return row
+
+
+def end_all_sessions(resident_id: str) -> None:
+    db.session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.resident_id == resident_id, BrowserSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )

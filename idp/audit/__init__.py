@@ -1,0 +1,1 @@
+"""Append-only audit trail, written in the same transaction as the change."""

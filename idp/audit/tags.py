@@ -1,0 +1,27 @@
+"""Audit event tags, ``source:subject:action`` (warehouse events/tags.py style)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class AuditTag(enum.StrEnum):
+    LOGIN_SUCCESS = "resident:login:success"
+    LOGIN_FAILURE = "resident:login:failure"
+    LOGOUT = "resident:session:end"
+    RESIDENT_CREATE = "resident:account:create"
+    CONSENT_GRANT = "consent:grant"
+    CONSENT_CHANGE = "consent:change"
+    CONSENT_DENY = "consent:deny"
+    CODE_ISSUE = "oauth:code:issue"
+    CODE_REPLAY = "oauth:code:replay"
+    TOKEN_ISSUE = "oauth:token:issue"
+    TOKEN_REFRESH = "oauth:token:refresh"
+    TOKEN_REVOKE = "oauth:token:revoke"
+    REFRESH_REUSE = "oauth:refresh:reuse"
+    CLAIMS_RELEASE = "oauth:claims:release"
+    COMPANY_CREATE = "company:create"
+    COMPANY_SUSPEND = "company:suspend"
+    CLIENT_CREATE = "client:create"
+    CLIENT_REVOKE = "client:revoke"
+    KEY_ROTATE = "key:rotate"

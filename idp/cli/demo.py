@@ -1,0 +1,112 @@
+"""``idp demo``: a company, its demo app and a resident to click through locally."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import click
+from sqlalchemy import select
+
+from idp.accounts import service as accounts
+from idp.accounts.models import Resident
+from idp.cli import emit
+from idp.cli import in_app
+from idp.clients import service as clients
+from idp.clients.models import Client
+from idp.config import ROOT
+from idp.extensions import db
+from idp.keys import service as keys
+
+STATE_FILE = ROOT / "var" / "demo.json"
+RP_PORT = 5001
+RESIDENT_EMAIL = "hanako@example.jp"
+RESIDENT_PASSWORD = "sapporo-demo-2026"
+
+
+@click.group("demo")
+def group() -> None:
+    """Local demonstration data and servers."""
+
+
+def seed_demo() -> dict:
+    """Create (once) A社, its demo app and a resident; return what a newcomer needs."""
+    state = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
+    client = db.session.get(Client, state.get("client_id", ""))
+    if client is None:
+        company = clients.create_company("A社", actor="demo")
+        client, secret = clients.register_client(
+            company.id, "XXXサービス",
+            redirect_uris=[f"http://127.0.0.1:{RP_PORT}/callback"],
+            post_logout_redirect_uris=[f"http://127.0.0.1:{RP_PORT}/"],
+            grant_types=["authorization_code", "refresh_token"],
+            scopes=["openid", "name", "birth_year", "gender", "email", "postal_code",
+                    "offline_access"],
+            purpose="XXXサービスの会員登録と、お住まいの地域に合わせたお知らせの配信に利用します。",
+            purpose_en="To register you for XXX service and send news for your area.",
+            policy_uri=f"http://127.0.0.1:{RP_PORT}/",
+            actor="demo",
+        )
+        state = {"company_id": company.id, "client_id": client.id, "client_secret": secret}
+    if db.session.scalar(select(Resident).where(Resident.email == RESIDENT_EMAIL)) is None:
+        accounts.create_resident(
+            RESIDENT_EMAIL, RESIDENT_PASSWORD,
+            accounts.Profile(family_name="札幌", given_name="花子", family_name_kana="サッポロ",
+                             given_name_kana="ハナコ", birth_year=1990, gender="female",
+                             postal_code="060-0042", locality="札幌市中央区"),
+            email_verified=True, actor="demo",
+        )
+    keys.signing_key("RS256")
+    keys.signing_key("ES256")
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps(state, indent=2))
+    return state
+
+
+@group.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def seed(as_json: bool) -> None:
+    """Create the demo company, app and resident (idempotent)."""
+    state = seed_demo()
+    emit(as_json, {**state, "email": RESIDENT_EMAIL, "password": RESIDENT_PASSWORD},
+         f"demo client {state['client_id']}; resident {RESIDENT_EMAIL} / {RESIDENT_PASSWORD}")
+
+
+@group.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.pass_context
+def run(ctx: click.Context, port: int) -> None:
+    """Migrate, seed, start the demo app on :5001 and serve the IdP on :5000."""
+    from idp.cli.db import upgrade
+    from idp.cli.serve import group as serve
+
+    ctx.invoke(upgrade)
+    app = ctx.obj.app
+    with app.app_context():
+        state = seed_demo()
+        db.session.commit()
+    issuer = app.extensions["idp.settings"].issuer
+    rp = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "demo.relying_party", "--issuer", issuer,
+         "--client-id", state["client_id"], "--port", str(RP_PORT)],
+        env={**os.environ, "DEMO_RP_CLIENT_SECRET": state["client_secret"]},
+    )
+    time.sleep(0.5)
+    click.echo(
+        "\n"
+        "  Machi ID is running.\n"
+        f"  Identity provider:  {issuer}\n"
+        f"  Demo app (A社 XXXサービス): http://127.0.0.1:{RP_PORT}/\n"
+        f"  Resident:           {RESIDENT_EMAIL}\n"
+        f"  Password:           {RESIDENT_PASSWORD}\n"
+        "  Stop with Ctrl-C.\n",
+        err=True,
+    )
+    try:
+        ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
+    finally:
+        rp.terminate()

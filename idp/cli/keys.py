@@ -1,0 +1,38 @@
+"""``idp keys``: ID token signing keys."""
+
+from __future__ import annotations
+
+import click
+
+from idp.cli import emit
+from idp.cli import in_app
+from idp.keys import service
+
+
+@click.group("keys")
+def group() -> None:
+    """Signing keys."""
+
+
+@group.command()
+@click.option("--now", "immediately", is_flag=True,
+              help="Sign with the new keys at once (emergency, e.g. a leaked key).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def rotate(immediately: bool, as_json: bool) -> None:
+    """Add new keys (RS256, ES256): published now, signing after the publish delay."""
+    created = service.rotate(immediately=immediately, actor="cli")
+    data = {"keys": [{"kid": k.kid, "alg": k.alg, "activates_at": k.activates_at.isoformat()}
+                     for k in created]}
+    emit(as_json, data, "\n".join(f"{k.alg} {k.kid} signs from {k.activates_at.isoformat()}"
+                                  for k in created))
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def list_keys(as_json: bool) -> None:
+    """Every key with its state (published, active, retired, expired)."""
+    rows = service.describe()
+    emit(as_json, {"keys": rows},
+         "\n".join(f"{r['alg']} {r['kid']} {r['state']}" for r in rows) or "no keys yet")

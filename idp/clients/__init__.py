@@ -1,0 +1,1 @@
+"""Member companies and their OAuth/OIDC clients."""

@@ -1,0 +1,140 @@
+"""Company (a consortium member, the pairwise sector) and Client (its apps).
+
+``Client`` implements Authlib's ``ClientMixin`` on typed columns. The secret
+is stored only as a SHA-256 digest (STYLE rule 6): Authlib's own SQLAlchemy
+mixin compares plaintext secrets, which we do not keep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749 import scope_to_list
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+from idp import secrets
+from idp.db import Base
+from idp.db import created_at
+
+
+class CompanyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True,
+                                    default=lambda: secrets.random_id(12, "co_"))
+    name: Mapped[str] = mapped_column(String(200))
+    # The pairwise sector: every client of this company sees the same `sub`
+    # for a resident; no two companies do (OIDC Core §8.1).
+    sector_id: Mapped[str] = mapped_column(String(64), unique=True,
+                                           default=lambda: secrets.token(24))
+    status: Mapped[str] = mapped_column(String(16), default=CompanyStatus.ACTIVE)
+    created_at: Mapped[created_at]
+    suspended_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    clients: Mapped[list[Client]] = relationship(back_populates="company")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == CompanyStatus.ACTIVE
+
+
+class Client(Base, ClientMixin):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    is_public: Mapped[bool] = mapped_column(default=False)
+    secret_digest: Mapped[str | None] = mapped_column(String(64))
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    redirect_uris: Mapped[list[str]] = mapped_column(default=list)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(default=list)
+    grant_types: Mapped[list[str]] = mapped_column(default=list)
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    purpose_en: Mapped[str] = mapped_column(Text, default="")
+    policy_uri: Mapped[str | None] = mapped_column(String(500))
+    tos_uri: Mapped[str | None] = mapped_column(String(500))
+    jwks: Mapped[dict[str, Any] | None]
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[created_at]
+    revoked_at: Mapped[dt.datetime | None]
+
+    company: Mapped[Company] = relationship(back_populates="clients", lazy="joined")
+
+    # ---- state ---------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        return self.id
+
+    @property
+    def is_active(self) -> bool:
+        """A client works only while it is not revoked and its company is active."""
+        return self.revoked_at is None and self.company.is_active
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        """RFC 7591 metadata, as Authlib's endpoints read it."""
+        return {
+            "client_name": self.name,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "grant_types": list(self.grant_types),
+            "scope": " ".join(self.scopes),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "policy_uri": self.policy_uri,
+            "tos_uri": self.tos_uri,
+        }
+
+    # ---- ClientMixin ---------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only an unambiguous single registration may stand in for a missing
+        # redirect_uri (RFC 6749 §3.1.2.3).
+        if len(self.redirect_uris) == 1:
+            return self.redirect_uris[0]
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The requested scopes if all are registered for this client, else None."""
+        if not scope:
+            return ""
+        requested = scope_to_list(scope)
+        if not set(requested) <= set(self.scopes):
+            return None
+        return " ".join(dict.fromkeys(requested))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string match, no prefix or wildcard (RFC 9700 §4.1.3).
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return secrets.matches(client_secret, self.secret_digest)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if endpoint == "introspection" and self.is_public:
+            return False
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types

@@ -1,0 +1,227 @@
+"""Typed settings, read from ``config/defaults.toml`` and ``IDP_*`` variables.
+
+One object, documented field by field and validated at start-up: the app
+refuses to boot with settings that would be unsafe in production (an http
+issuer on a non-loopback host, the default secret key outside development).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = ROOT / "config" / "defaults.toml"
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+ENVIRONMENTS = ("development", "test", "production")
+ID_TOKEN_ALGS = ("RS256", "ES256")
+
+
+class SettingsError(ValueError):
+    """The settings are invalid; the process must not start."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = field(
+        default="development",
+        metadata=_doc("development, test or production. Only development and test accept the "
+                      "built-in secret key."),
+    )
+    issuer: str = field(
+        default="http://127.0.0.1:5000",
+        metadata=_doc("The OpenID Provider's issuer identifier, the base of every endpoint URL. "
+                      "Must be https, except http on a loopback host (development, tests, demo)."),
+    )
+    secret_key: str = field(
+        default=DEFAULT_SECRET_KEY,
+        metadata=_doc("Signs session cookies and CSRF tokens. Must be changed (32+ characters) "
+                      "outside development."),
+    )
+    database_url: str = field(
+        default="sqlite:///var/machi-id.sqlite3",
+        metadata=_doc("SQLAlchemy URL. SQLite paths are relative to the project root. "
+                      "postgresql:// URLs use psycopg 3."),
+    )
+    redis_url: str = field(
+        default="",
+        metadata=_doc("Optional Redis URL for shared state between nodes (rate limits)."),
+    )
+    consortium_name: str = field(
+        default="札幌都心版データプラットフォーム民間推進体制",
+        metadata=_doc("The consortium's name as residents see it (Japanese)."),
+    )
+    consortium_name_en: str = field(
+        default="Sapporo Downtown Data Platform Consortium",
+        metadata=_doc("The consortium's name in English."),
+    )
+    terms_version: str = field(
+        default="2026-04",
+        metadata=_doc("Current version of the consortium terms of use. A consent given under "
+                      "another version is asked again."),
+    )
+    terms_url: str = field(
+        default="",
+        metadata=_doc("Where the consortium terms of use are published (shown on consent)."),
+    )
+    authorization_code_ttl: int = field(
+        default=300, metadata=_doc("Lifetime of an authorization code, seconds (RFC 6749 "
+                                   "§4.1.2 recommends at most 600).")
+    )
+    access_token_ttl: int = field(default=3600, metadata=_doc("Access token lifetime, seconds."))
+    refresh_token_ttl: int = field(
+        default=2592000, metadata=_doc("Refresh token lifetime, seconds (each rotation "
+                                       "issues a new one with the same lifetime).")
+    )
+    id_token_ttl: int = field(default=3600, metadata=_doc("ID token lifetime, seconds."))
+    consent_ttl_days: int = field(
+        default=365, metadata=_doc("A remembered consent expires after this many days.")
+    )
+    session_ttl: int = field(
+        default=43200, metadata=_doc("A resident's sign-in session lasts this many seconds.")
+    )
+    id_token_default_alg: str = field(
+        default="RS256",
+        metadata=_doc("ID token signing algorithm for clients that do not ask for another "
+                      "(RS256 or ES256)."),
+    )
+    key_publish_delay: int = field(
+        default=86400,
+        metadata=_doc("Seconds a rotated-in signing key is published in JWKS before it signs, "
+                      "so relying parties' JWKS caches pick it up first."),
+    )
+    jwks_cache_max_age: int = field(
+        default=3600, metadata=_doc("Cache-Control max-age of the JWKS document, seconds.")
+    )
+    argon2_time_cost: int = field(default=3, metadata=_doc("argon2id iterations."))
+    argon2_memory_cost: int = field(default=65536, metadata=_doc("argon2id memory, KiB."))
+    argon2_parallelism: int = field(default=4, metadata=_doc("argon2id lanes."))
+    gunicorn_workers: int = field(default=2, metadata=_doc("Worker processes of `idp serve`."))
+    gunicorn_threads: int = field(default=4, metadata=_doc("Threads per worker of `idp serve`."))
+    log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
+
+    # ---- derived -------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.issuer).scheme == "https"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url.removeprefix("sqlite:///")
+            if rel and rel != ":memory:":
+                path = ROOT / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                return f"sqlite:///{path}"
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    def endpoint(self, path: str) -> str:
+        return self.issuer.rstrip("/") + path
+
+    # ---- loading -------------------------------------------------------
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None,
+             environ: dict[str, str] | None = None) -> Settings:
+        """Defaults file, then IDP_CONFIG_FILE, then IDP_* variables, then overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if DEFAULTS_FILE.exists():
+            values.update(tomllib.loads(DEFAULTS_FILE.read_text(encoding="utf-8")))
+        extra = environ.get("IDP_CONFIG_FILE")
+        if extra:
+            values.update(tomllib.loads(Path(extra).read_text(encoding="utf-8")))
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(names)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name in names:
+            key = "IDP_" + name.upper()
+            if key in environ:
+                values[name] = environ[key]
+        values.update(overrides or {})
+        unknown = set(values) - set(names)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name, value in list(values.items()):
+            values[name] = _coerce(name, names[name].type, value)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        if self.environment not in ENVIRONMENTS:
+            problems.append(f"environment must be one of {', '.join(ENVIRONMENTS)}")
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append("issuer must be an absolute http(s) URL")
+        elif parts.query or parts.fragment:
+            problems.append("issuer must not have a query or fragment (OIDC Discovery §3)")
+        elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+            problems.append("issuer must use https unless its host is loopback "
+                            "(127.0.0.1, ::1 or localhost)")
+        if self.environment == "production":
+            if self.secret_key == DEFAULT_SECRET_KEY:
+                problems.append("secret_key is the built-in development key; set IDP_SECRET_KEY")
+            elif len(self.secret_key) < 32:
+                problems.append("secret_key must be at least 32 characters in production")
+            if parts.scheme != "https":
+                problems.append("issuer must use https in production")
+        if self.id_token_default_alg not in ID_TOKEN_ALGS:
+            problems.append(f"id_token_default_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
+        for name in ("authorization_code_ttl", "access_token_ttl", "refresh_token_ttl",
+                     "id_token_ttl", "consent_ttl_days", "session_ttl"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.authorization_code_ttl > 600:
+            problems.append("authorization_code_ttl must be at most 600 seconds")
+        if self.key_publish_delay < 0:
+            problems.append("key_publish_delay must not be negative")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _coerce(name: str, type_name: Any, value: Any) -> Any:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} must be {kind}, got {value!r}") from exc
+
+
+def documented_fields() -> list[tuple[str, str, Any]]:
+    """(name, doc, default) for every setting; used by docs and `idp config`."""
+    return [(f.name, f.metadata.get("doc", ""), f.default) for f in dataclasses.fields(Settings)]

@@ -1,0 +1,1 @@
+"""A resident's consent to a client: which items, under which terms, until when."""

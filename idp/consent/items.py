@@ -1,0 +1,68 @@
+"""What each scope releases, in the words of the consortium's draft terms.
+
+The labels follow "OAuth活用時における規約案" (shared/seeds/000): user ID;
+name with reading, birth year, gender; main email address and whether it is
+verified; address information (postal code and municipality). Strings are
+lazy so each request renders them in its own language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+
+# Scopes a resident cannot untick: without `openid` there is no sign-in.
+REQUIRED_SCOPES = frozenset({"openid"})
+
+
+@dataclass(frozen=True)
+class ConsentItem:
+    scope: str
+    label: object
+    detail: object
+
+
+ITEMS: dict[str, ConsentItem] = {
+    item.scope: item
+    for item in (
+        ConsentItem(
+            "openid",
+            _l("User ID"),
+            _l("A user ID unique to you, different for every company."),
+        ),
+        ConsentItem(
+            "name",
+            _l("Name and reading"),
+            _l("Your family and given name and their reading (furigana)."),
+        ),
+        ConsentItem("birth_year", _l("Birth year"), _l("The year you were born (not the day).")),
+        ConsentItem("gender", _l("Gender"), _l("The gender you registered.")),
+        ConsentItem(
+            "email",
+            _l("Email address"),
+            _l("Your main email address and whether it has been verified."),
+        ),
+        ConsentItem(
+            "postal_code",
+            _l("Address information"),
+            _l("Your postal code and municipality only (no street address)."),
+        ),
+        ConsentItem(
+            "offline_access",
+            _l("Continued access"),
+            _l("The service may keep receiving the items above while you are signed out, "
+               "until you withdraw consent."),
+        ),
+        ConsentItem(
+            "touch_events",
+            _l("Touch history"),
+            _l("When and which content you touch on the consortium's digital signage."),
+        ),
+    )
+}
+
+
+def items_for(scopes: list[str]) -> list[ConsentItem]:
+    """The consent items for the requested scopes, in the order of the draft terms."""
+    return [ITEMS[s] for s in ITEMS if s in scopes]

@@ -1,0 +1,143 @@
+"""Consent rules, shared by the consent screen and (later) the device flow.
+
+Named, ordered checks decide whether the resident must be asked
+(node-oidc-provider's ``interaction_policy/prompts/consent.js``):
+
+1. ``no_consent``       nothing given yet for this client, or it was withdrawn;
+2. ``consent_expired``  given longer ago than ``consent_ttl_days``;
+3. ``terms_changed``    given under another consortium terms version;
+4. ``new_scopes``       the client asks for an item never decided on;
+5. ``prompt_consent``   the client sent ``prompt=consent``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from idp.accounts.models import Resident
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.clients.models import Client
+from idp.consent.items import REQUIRED_SCOPES
+from idp.consent.models import Consent
+from idp.db import utcnow
+from idp.extensions import db
+from idp.oauth.models import Token
+
+
+class ConsentError(ValueError):
+    pass
+
+
+def _settings():
+    return current_app.extensions["idp.settings"]
+
+
+def find(resident_id: str, client_id: str) -> Consent | None:
+    return db.session.scalar(
+        select(Consent).where(Consent.resident_id == resident_id, Consent.client_id == client_id)
+    )
+
+
+def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
+                   prompt_consent: bool = False) -> list[str]:
+    """Why the consent screen must be shown; empty when a consent in force covers it."""
+    consent = find(resident_id, client_id)
+    now = utcnow()
+    reasons = []
+    if consent is None or consent.withdrawn_at is not None:
+        reasons.append("no_consent")
+    else:
+        if consent.expires_at <= now:
+            reasons.append("consent_expired")
+        if consent.terms_version != _settings().terms_version:
+            reasons.append("terms_changed")
+        decided = set(consent.scopes) | set(consent.declined_scopes)
+        if set(requested) - decided:
+            reasons.append("new_scopes")
+    if prompt_consent:
+        reasons.append("prompt_consent")
+    return reasons
+
+
+def scopes_in_force(resident_id: str, client_id: str) -> set[str]:
+    """The scopes of a consent in force for this pair (empty set if none)."""
+    consent = find(resident_id, client_id)
+    if consent is None or not consent.in_force(utcnow(), _settings().terms_version):
+        return set()
+    return set(consent.scopes)
+
+
+def grant(resident: Resident, client: Client, requested: list[str],
+          granted: list[str]) -> Consent:
+    """Record the resident's decision: ``granted`` of ``requested`` (required ones always).
+
+    One row per (resident, client). Parallel submissions race on the unique
+    constraint; the loser updates the winner's row instead of adding one.
+    """
+    unknown = set(granted) - set(requested)
+    if unknown:
+        raise ConsentError(f"cannot grant items that were not requested: {sorted(unknown)}")
+    granted_set = set(granted) | (set(requested) & REQUIRED_SCOPES)
+    scopes = [s for s in requested if s in granted_set]
+    declined = [s for s in requested if s not in granted_set]
+    now = utcnow()
+    settings = _settings()
+    values = dict(
+        scopes=scopes,
+        declined_scopes=declined,
+        terms_version=settings.terms_version,
+        granted_at=now,
+        expires_at=now + dt.timedelta(days=settings.consent_ttl_days),
+        withdrawn_at=None,
+    )
+    consent = find(resident.id, client.id)
+    created = False
+    if consent is None:
+        try:
+            with db.session.begin_nested():
+                consent = Consent(resident_id=resident.id, client_id=client.id, **values)
+                db.session.add(consent)
+            created = True
+        except IntegrityError:
+            consent = find(resident.id, client.id)
+    previous = None
+    if not created:
+        if consent.withdrawn_at is None:
+            previous = list(consent.scopes)
+        for key, value in values.items():
+            setattr(consent, key, value)
+    db.session.flush()
+    tag = AuditTag.CONSENT_CHANGE if previous is not None else AuditTag.CONSENT_GRANT
+    record(tag, resident_id=resident.id, client_id=client.id, company_id=client.company_id,
+           scopes=scopes, declined=declined, terms_version=settings.terms_version,
+           **({"previous": previous} if previous is not None else {}))
+    return consent
+
+
+def record_denial(resident: Resident, client: Client, requested: list[str]) -> None:
+    record(AuditTag.CONSENT_DENY, resident_id=resident.id, client_id=client.id,
+           company_id=client.company_id, scopes=requested)
+
+
+def withdraw(resident_id: str, client_id: str) -> Consent:
+    """Withdraw consent for one service: its tokens for this resident die at once."""
+    consent = find(resident_id, client_id)
+    if consent is None or consent.withdrawn_at is not None:
+        raise ConsentError("no consent in force for this service")
+    now = utcnow()
+    consent.withdrawn_at = now
+    db.session.execute(
+        update(Token)
+        .where(Token.resident_id == resident_id, Token.client_id == client_id,
+               Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    record(AuditTag.CONSENT_CHANGE, resident_id=resident_id, client_id=client_id,
+           company_id=consent.client.company_id, withdrawn=True)
+    return consent

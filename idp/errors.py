@@ -1,0 +1,59 @@
+"""Error answers: OAuth-shaped JSON for the APIs, a calm HTML page for people.
+
+Exceptions are logged with their stack; their text never reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask import jsonify
+from flask import render_template
+from flask import request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+API_PREFIXES = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/",
+                "/api/")
+
+
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def error_page(status: int, title: str, message: str):
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return error_page(400, _("The form has expired"),
+                          _("Please go back, reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if wants_json():
+            error_code = "invalid_request" if error.code == 400 else (
+                error.name.lower().replace(" ", "_"))
+            return jsonify(error=error_code, error_description=error.description), error.code
+        titles = {
+            404: _("Page not found"),
+            405: _("This action is not allowed here"),
+        }
+        return error_page(error.code or 500, titles.get(error.code, _("Something went wrong")),
+                          _("Please check the address, or go back and try again."))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return jsonify(error="server_error",
+                           error_description="The server could not complete the request."), 500
+        return error_page(500, _("Something went wrong"),
+                          _("The service could not complete your request. Please try again "
+                            "later."))

@@ -1,0 +1,1 @@
+"""The HTML steps of a grant (node-oidc-provider's "interactions"): login and consent."""

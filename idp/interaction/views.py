@@ -1,0 +1,177 @@
+"""Login, consent, logout and language pages (``consent_ui/templates``)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Blueprint
+from flask import current_app
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
+
+from idp.accounts import service as accounts
+from idp.clients.models import Client
+from idp.consent import service as consent_service
+from idp.consent.items import REQUIRED_SCOPES
+from idp.consent.items import items_for
+from idp.errors import error_page
+from idp.extensions import csrf
+from idp.extensions import db
+from idp.interaction import state
+from idp.interaction.locale import LOCALES
+from idp.oauth import authorize as flow
+from idp.oauth.authorize import Pending
+from idp.oauth.claims import display_values
+
+bp = Blueprint("interaction", __name__)
+
+MAX_FIELD = 1024
+
+
+@bp.get("/")
+def index():
+    """The IdP's home: who is signed in."""
+    return render_template("index.html")
+
+
+@bp.get("/authorize/continue/<uid>")
+def resume(uid: str):
+    """Continue an authorization request after the resident signed in."""
+    return flow.resume(uid)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with email and password; resumes the pending authorization request."""
+    uid = request.values.get("interaction") or None
+    item = state.load_interaction(uid) if uid else None
+    if uid and item is None:
+        return flow.expired_interaction()
+    client = None
+    hint = ""
+    if item is not None:
+        g.ui_locale = item.get("locale")
+        args = flow.rebuild(item["query"]).args
+        client = db.session.get(Client, args.get("client_id"))
+        hint = (args.get("login_hint") or "")[:254]
+    if request.method == "GET":
+        return render_template("login.html", email=hint, error=None, interaction_id=uid,
+                               client=client)
+    email = request.form.get("email", "")[:MAX_FIELD]
+    password = request.form.get("password", "")[:MAX_FIELD]
+    resident = accounts.authenticate(email, password) if email and password else None
+    if resident is None:
+        db.session.commit()  # keep the audit record of the failure
+        return render_template(
+            "login.html", email=email, interaction_id=uid, client=client,
+            error=_("The email address or password is incorrect."),
+        ), 401
+    row = state.sign_in(resident)
+    if uid:
+        state.mark_logged_in(uid, row)
+    db.session.commit()
+    if uid:
+        return redirect(url_for("interaction.resume", uid=uid))
+    return redirect(url_for("interaction.index"))
+
+
+@bp.route("/consent/<uid>", methods=["GET", "POST"])
+def consent(uid: str):
+    """Show what the company will receive; record the resident's decision."""
+    pending = flow.pending_consent(uid)
+    if not isinstance(pending, Pending):
+        return pending
+    if request.method == "GET":
+        return _render_consent(uid, pending)
+    decision = request.form.get("decision")
+    if decision not in ("allow", "deny"):
+        return _render_consent(uid, pending, status=400)
+    response = flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"))
+    db.session.commit()
+    return response
+
+
+def _render_consent(uid: str, pending: Pending, status: int = 200):
+    previous = consent_service.find(pending.resident.id, pending.client.id)
+    declined = set(previous.declined_scopes) if previous and previous.withdrawn_at is None else set()
+    items = [
+        {
+            "scope": item.scope,
+            "label": str(item.label),
+            "detail": str(item.detail),
+            "required": item.scope in REQUIRED_SCOPES,
+            "checked": item.scope in REQUIRED_SCOPES or item.scope not in declined,
+            "value": display_values(pending.resident, item.scope),
+        }
+        for item in items_for(pending.requested)
+    ]
+    settings = current_app.extensions["idp.settings"]
+    client = pending.client
+    return render_template(
+        "consent.html",
+        client=client,
+        company=client.company,
+        purpose=_purpose(client),
+        items=items,
+        interaction_id=uid,
+        terms_url=settings.terms_url,
+        terms_version=settings.terms_version,
+        resident=pending.resident,
+        form_action=url_for("interaction.consent", uid=uid),
+    ), status
+
+
+def _purpose(client) -> str:
+    if str(get_locale()) == "en" and client.purpose_en:
+        return client.purpose_en
+    return client.purpose
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+@csrf.exempt
+def logout():
+    """RP-initiated logout (OIDC RP-Initiated Logout 1.0) and the resident's own sign-out."""
+    server = current_app.extensions["idp.oauth"]
+    try:
+        end = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return error_page(400, _("This sign-out request cannot be processed"),
+                               error.description or "")
+    if end.needs_confirmation:
+        if request.method == "GET":
+            hidden = {k: v for k, v in request.args.items()
+                      if k in ("client_id", "post_logout_redirect_uri", "state", "ui_locales")}
+            return render_template("logout_confirm.html", client=end.client, hidden=hidden,
+                                   form_action=url_for("interaction.logout"))
+        # Without an id_token_hint only our own form may end the session.
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except (ValidationError, CSRFError):
+            return error_page(400, _("The form has expired"),
+                                   _("Please go back, reload the page and try again."))
+    response = server.create_endpoint_response("end_session", end)
+    session.clear()
+    db.session.commit()
+    return response or render_template("logged_out.html")
+
+
+@bp.get("/lang/<code>")
+def switch_locale(code: str):
+    """Remember the resident's language and return to the page they were on."""
+    if code in LOCALES:
+        session["locale"] = code
+    target = request.args.get("next", "/")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    return redirect(target)

@@ -1,0 +1,1 @@
+"""Signing keys for ID tokens: rotation with a publish-before-use delay."""

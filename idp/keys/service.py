@@ -1,0 +1,146 @@
+"""Signing keys: which one signs, which ones JWKS publishes, and rotation.
+
+Rotation publishes the new key at once but lets it sign only after
+``key_publish_delay`` (relying parties refresh their JWKS caches first). The
+keys it replaces stop signing at that moment and stay in JWKS until every ID
+token they signed has expired (dex keeps ``VerificationKeys`` with an expiry
+for the same reason).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app
+from joserfc.jwk import ECKey
+from joserfc.jwk import RSAKey
+from sqlalchemy import or_
+from sqlalchemy import select
+
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.db import utcnow
+from idp.extensions import db
+from idp.keys.models import KeyState
+from idp.keys.models import SigningKey
+
+ALGORITHMS = ("RS256", "ES256")
+# Clock-skew allowance for relying parties validating ID tokens.
+VERIFY_LEEWAY = dt.timedelta(minutes=5)
+
+_private_keys: dict[str, Any] = {}
+
+
+def _settings():
+    return current_app.extensions["idp.settings"]
+
+
+def _generate(alg: str, activates_at: dt.datetime) -> SigningKey:
+    if alg == "RS256":
+        key = RSAKey.generate_key(2048, private=True)
+    elif alg == "ES256":
+        key = ECKey.generate_key("P-256", private=True)
+    else:
+        raise ValueError(f"unsupported algorithm {alg}")
+    kid = key.thumbprint()
+    params = {"kid": kid, "alg": alg, "use": "sig"}
+    return SigningKey(
+        kid=kid,
+        alg=alg,
+        private_jwk=key.as_dict(private=True, **params),
+        public_jwk=key.as_dict(private=False, **params),
+        activates_at=activates_at,
+    )
+
+
+def rotate(immediately: bool = False, actor: str | None = None) -> list[SigningKey]:
+    """Add a new key per algorithm; return them.
+
+    With ``immediately`` (an emergency, e.g. a leaked key) the new keys sign
+    at once; otherwise they sign after ``key_publish_delay``.
+    """
+    settings = _settings()
+    now = utcnow()
+    activates_at = now if immediately else now + dt.timedelta(seconds=settings.key_publish_delay)
+    verify_until = activates_at + dt.timedelta(seconds=settings.id_token_ttl) + VERIFY_LEEWAY
+    created = []
+    for alg in ALGORITHMS:
+        for old in db.session.scalars(
+            select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+        ):
+            old.retired_at = activates_at
+            old.verify_until = verify_until
+        key = _generate(alg, activates_at)
+        db.session.add(key)
+        created.append(key)
+    db.session.flush()
+    record(AuditTag.KEY_ROTATE, actor=actor, kids=[k.kid for k in created],
+           activates_at=activates_at.isoformat(), immediately=immediately)
+    return created
+
+
+def signing_key(alg: str) -> SigningKey:
+    """The key that signs with ``alg`` now; the very first one is made on demand."""
+    if alg not in ALGORITHMS:
+        raise ValueError(f"unsupported algorithm {alg}")
+    now = utcnow()
+    key = db.session.scalar(
+        select(SigningKey)
+        .where(
+            SigningKey.alg == alg,
+            SigningKey.activates_at <= now,
+            or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now),
+        )
+        .order_by(SigningKey.activates_at.desc())
+        .limit(1)
+    )
+    if key is None:
+        key = _generate(alg, now)
+        db.session.add(key)
+        db.session.flush()
+    return key
+
+
+def private_key(key: SigningKey) -> Any:
+    """The joserfc key object; cached per kid, since a kid's key never changes."""
+    cached = _private_keys.get(key.kid)
+    if cached is None:
+        cls = RSAKey if key.alg == "RS256" else ECKey
+        cached = _private_keys[key.kid] = cls.import_key(key.private_jwk)
+    return cached
+
+
+def published(now: dt.datetime | None = None) -> list[SigningKey]:
+    """Keys in JWKS: pending, active and retired ones whose tokens may still be live."""
+    now = now or utcnow()
+    return list(
+        db.session.scalars(
+            select(SigningKey)
+            .where(or_(SigningKey.verify_until.is_(None), SigningKey.verify_until > now))
+            .order_by(SigningKey.created_at)
+        )
+    )
+
+
+def jwks() -> dict[str, list[dict[str, Any]]]:
+    return {"keys": [dict(k.public_jwk) for k in published()]}
+
+
+def describe(now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    now = now or utcnow()
+    rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at))
+    return [
+        {
+            "kid": k.kid,
+            "alg": k.alg,
+            "state": str(k.state(now)),
+            "activates_at": k.activates_at.isoformat(),
+            "retired_at": k.retired_at.isoformat() if k.retired_at else None,
+            "verify_until": k.verify_until.isoformat() if k.verify_until else None,
+        }
+        for k in rows
+    ]
+
+
+__all__ = ["KeyState", "describe", "jwks", "private_key", "published", "rotate", "signing_key"]

@@ -1,0 +1,19 @@
+"""Every model, imported once so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from idp.accounts.models import BrowserSession
+from idp.accounts.models import Resident
+from idp.audit.models import AuditEvent
+from idp.clients.models import Client
+from idp.clients.models import Company
+from idp.consent.models import Consent
+from idp.db import Base
+from idp.keys.models import SigningKey
+from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import PairwiseSubject
+from idp.oauth.models import Token
+from idp.oauth.models import UsedClientAssertion
+
+__all__ = [
+    "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
+    "PairwiseSubject", "Resident", "SigningKey", "Token", "UsedClientAssertion",
+]

@@ -1,0 +1,83 @@
+"""Scope → claims. Pure functions: what a resident's data looks like to a client.
+
+- ``name``        name, family_name, given_name, family_name#ja-Kana-JP, given_name#ja-Kana-JP
+- ``birth_year``  birthdate as "YYYY" (OIDC Core §5.1 allows a year alone)
+- ``gender``      gender
+- ``email``       email, email_verified
+- ``postal_code`` address {postal_code, locality} (no street address, by the draft terms)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "openid": ("sub",),
+    "name": ("name", "family_name", "given_name", "family_name#ja-Kana-JP",
+             "given_name#ja-Kana-JP"),
+    "birth_year": ("birthdate",),
+    "gender": ("gender",),
+    "email": ("email", "email_verified"),
+    "postal_code": ("address",),
+}
+
+
+def supported_claims() -> list[str]:
+    return sorted({c for claims in SCOPE_CLAIMS.values() for c in claims})
+
+
+def _full_name(family: str | None, given: str | None) -> str | None:
+    parts = [p for p in (family, given) if p]
+    return " ".join(parts) or None
+
+
+def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[str, Any]:
+    """The claims released for these scopes; empty values are left out (OIDC Core §5.3.2)."""
+    scopes = set(scopes)
+    claims: dict[str, Any] = {"sub": sub}
+    if "name" in scopes:
+        claims.update({
+            "name": _full_name(resident.family_name, resident.given_name),
+            "family_name": resident.family_name,
+            "given_name": resident.given_name,
+            "family_name#ja-Kana-JP": resident.family_name_kana,
+            "given_name#ja-Kana-JP": resident.given_name_kana,
+        })
+    if "birth_year" in scopes and resident.birth_year is not None:
+        claims["birthdate"] = f"{resident.birth_year:04d}"
+    if "gender" in scopes:
+        claims["gender"] = resident.gender
+    if "email" in scopes:
+        claims["email"] = resident.email
+        claims["email_verified"] = bool(resident.email_verified)
+    if "postal_code" in scopes:
+        address = {"postal_code": resident.postal_code, "locality": resident.locality}
+        address = {k: v for k, v in address.items() if v}
+        if address:
+            claims["address"] = address
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def released_claim_names(claims: dict[str, Any]) -> list[str]:
+    return sorted(k for k in claims if k != "sub")
+
+
+def display_values(resident: Any, scope: str) -> str | None:
+    """What the consent screen shows the resident will be sent for a scope."""
+    if scope == "name":
+        name = _full_name(resident.family_name, resident.given_name)
+        kana = _full_name(resident.family_name_kana, resident.given_name_kana)
+        if name and kana:
+            return f"{name}（{kana}）"
+        return name or kana
+    if scope == "birth_year":
+        return str(resident.birth_year) if resident.birth_year else None
+    if scope == "gender":
+        return resident.gender
+    if scope == "email":
+        return resident.email
+    if scope == "postal_code":
+        parts = [p for p in (resident.postal_code and f"〒{resident.postal_code}",
+                             resident.locality) if p]
+        return " ".join(parts) or None
+    return None

@@ -1,0 +1,52 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414), built from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.clients.service import SCOPES
+from idp.config import Settings
+from idp.oauth.claims import supported_claims
+from idp.oauth.grants import ALL_AUTH_METHODS
+from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
+
+SIGNING_ALGS = ["RS256", "ES256"]
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    url = settings.endpoint
+    return {
+        "issuer": settings.issuer,
+        "authorization_endpoint": url("/authorize"),
+        "token_endpoint": url("/token"),
+        "userinfo_endpoint": url("/userinfo"),
+        "jwks_uri": url("/jwks.json"),
+        "revocation_endpoint": url("/revoke"),
+        "introspection_endpoint": url("/introspect"),
+        "end_session_endpoint": url("/logout"),
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": SIGNING_ALGS,
+        "userinfo_signing_alg_values_supported": SIGNING_ALGS,
+        "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": supported_claims() + ["iss", "aud", "exp", "iat", "auth_time",
+                                                  "nonce", "at_hash", "amr"],
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["ja", "en"],
+        "claims_locales_supported": ["ja", "ja-Kana-JP"],
+        "authorization_response_iss_parameter_supported": True,
+        "service_documentation": url("/docs"),
+    }

@@ -1,0 +1,185 @@
+"""Grants: authorization code (+PKCE S256), refresh token (rotation), client credentials.
+
+Authlib drives each flow; we fill its storage hooks. Two rules matter most:
+
+- a code is redeemed once (RFC 6749 §4.1.2): the first redemption marks it
+  used with a conditional UPDATE; any later one answers ``invalid_grant``
+  and revokes every token issued from the code;
+- a refresh token is used once (RFC 9700 §4.14.2): it rotates, and presenting
+  a rotated one revokes its whole family.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc7636 import CodeChallenge
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp import secrets
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.consent import service as consent_service
+from idp.db import utcnow
+from idp.extensions import db
+from idp.oauth import tokens
+from idp.oauth.models import AuthorizationCode
+from idp.oauth.subjects import subject_for
+from idp.oauth.tokens import Principal
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
+# Scopes about a resident: they make no sense without one (client_credentials).
+RESIDENT_SCOPES = frozenset({"openid", "name", "birth_year", "gender", "email", "postal_code",
+                             "offline_access"})
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 §2.1.1); required for public clients."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        if grant.request.client.is_public and not challenge:
+            raise InvalidRequestError("Public clients must send a 'code_challenge' (PKCE, S256).")
+        if challenge and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be 'S256'.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request) -> AuthorizationCode:
+        """Store the code's digest with what it grants: the requested scopes the
+        resident has consented to, never more."""
+        settings = current_app.extensions["idp.settings"]
+        resident = request.user
+        consented = consent_service.scopes_in_force(resident.id, request.client.id)
+        scope = " ".join(s for s in scope_to_list(request.scope or "") if s in consented)
+        browser_session = getattr(request, "browser_session", None)
+        now = utcnow()
+        data = request.payload.data
+        row = AuthorizationCode(
+            code_digest=secrets.digest(code),
+            client_id=request.client.id,
+            resident_id=resident.id,
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=scope,
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            auth_time=browser_session.auth_time if browser_session else now,
+            session_id=browser_session.id if browser_session else None,
+            expires_at=now + dt.timedelta(seconds=settings.authorization_code_ttl),
+        )
+        db.session.add(row)
+        db.session.flush()
+        record(AuditTag.CODE_ISSUE, resident_id=resident.id, client_id=request.client.id,
+               company_id=request.client.company_id, scope=scope)
+        return row
+
+    def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
+        """Find and consume the code in one step; a second redemption is a replay."""
+        if not isinstance(code, str) or not code:
+            return None
+        row = db.session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_digest == secrets.digest(code))
+        )
+        if row is None or row.client_id != client.id:
+            return None
+        now = utcnow()
+        if row.used_at is None and row.is_expired(now):
+            return None
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        ).rowcount
+        if claimed != 1:
+            families = tokens.revoke_from_code(row.id)
+            record(AuditTag.CODE_REPLAY, resident_id=row.resident_id, client_id=client.id,
+                   company_id=client.company_id, code_id=row.id, revoked_families=families)
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Nothing to do: the code was consumed when it was looked up, and its
+        row stays so a replay can be recognised and answered."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> Principal | None:
+        resident = authorization_code.resident
+        if resident is None:
+            return None
+        client = self.request.client
+        return Principal(resident, subject_for(resident.id, client.company_id), client)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str):
+        row = tokens.by_refresh_token(refresh_token)
+        client = self.request.client
+        if row is None or not row.check_client(client):
+            return None
+        now = utcnow()
+        if row.refresh_used_at is not None:
+            # Reuse of a rotated token: someone holds a copy. Kill the family.
+            tokens.revoke_family(row.family_id, "refresh_reuse", resident_id=row.resident_id,
+                                 client_id=client.id, company_id=client.company_id)
+            record(AuditTag.REFRESH_REUSE, resident_id=row.resident_id, client_id=client.id,
+                   company_id=client.company_id, family=row.family_id)
+            return None
+        if not row.refresh_usable(now):
+            return None
+        if row.resident_id and not consent_service.scopes_in_force(row.resident_id, client.id):
+            return None
+        if not tokens.claim_refresh(row):
+            tokens.revoke_family(row.family_id, "refresh_reuse", resident_id=row.resident_id,
+                                 client_id=client.id, company_id=client.company_id)
+            record(AuditTag.REFRESH_REUSE, resident_id=row.resident_id, client_id=client.id,
+                   company_id=client.company_id, family=row.family_id, concurrent=True)
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token) -> Principal | None:
+        resident = refresh_token.resident
+        if resident is None:
+            return None
+        return Principal(resident, refresh_token.subject, self.request.client)
+
+    def issue_token(self, user, refresh_token):
+        # Never more than the consent now in force allows (it may have narrowed).
+        consented = consent_service.scopes_in_force(user.id, self.request.client.id)
+        scope = self.request.payload.scope or refresh_token.get_scope()
+        scope = " ".join(s for s in scope_to_list(scope) if s in consented)
+        return self.generate_token(user=user, scope=scope, include_refresh_token=True)
+
+    def revoke_old_credential(self, refresh_token) -> None:
+        """Already done: the old refresh token was marked used when it was claimed."""
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_requested_scope(self):
+        scope = self.request.payload.scope
+        requested = set(scope_to_list(scope or ""))
+        if requested & RESIDENT_SCOPES:
+            raise InvalidScopeError(
+                "Scopes about a resident cannot be requested with client_credentials: "
+                + " ".join(sorted(requested & RESIDENT_SCOPES))
+            )
+        super().validate_requested_scope()
+        if scope and self.request.client.get_allowed_scope(scope) is None:
+            raise InvalidScopeError("The client is not registered for the requested scope.")

@@ -1,0 +1,157 @@
+"""Authorization codes, tokens, pairwise subjects and used client-assertion ids.
+
+Every bearer value (code, access token, refresh token) is stored only as its
+SHA-256 digest (``idp.secrets``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
+from authlib.oauth2.rfc6749 import TokenMixin
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+from idp.accounts.models import Resident
+from idp.clients.models import Client
+from idp.db import Base
+from idp.db import created_at
+from idp.db import utcnow
+
+
+class PairwiseSubject(Base):
+    """The `sub` a company sees for a resident: random, stored, never derived."""
+
+    __tablename__ = "pairwise_subjects"
+
+    resident_id: Mapped[str] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True
+    )
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    sub: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[created_at]
+
+
+class AuthorizationCode(Base, AuthorizationCodeMixin):
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    auth_time: Mapped[dt.datetime]
+    session_id: Mapped[int | None]
+    created_at: Mapped[created_at]
+    expires_at: Mapped[dt.datetime]
+    # Set once, atomically, by the redemption that wins; a second redemption
+    # finds it set and revokes everything issued from the code.
+    used_at: Mapped[dt.datetime | None]
+
+    resident: Mapped[Resident] = relationship()
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time.timestamp())
+
+    def get_acr(self) -> None:
+        return None
+
+    def get_amr(self) -> list[str]:
+        return ["pwd"]
+
+    def is_expired(self, now: dt.datetime | None = None) -> bool:
+        return self.expires_at <= (now or utcnow())
+
+
+class Token(Base, TokenMixin):
+    """One issuance: an access token and, optionally, its refresh token.
+
+    ``family_id`` ties together every token descended from one grant (a code
+    or a first client-credentials call); refresh rotation keeps the family,
+    and reuse of a rotated refresh token revokes the whole family.
+    """
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    resident_id: Mapped[str | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    subject: Mapped[str | None] = mapped_column(String(64))
+    grant_type: Mapped[str] = mapped_column(String(80))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    access_token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(String(43), index=True)
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("authorization_codes.id"), index=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    access_expires_at: Mapped[dt.datetime]
+    refresh_expires_at: Mapped[dt.datetime | None]
+    refresh_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    client: Mapped[Client] = relationship(lazy="joined")
+    resident: Mapped[Resident | None] = relationship()
+
+    # ---- TokenMixin ----------------------------------------------------
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.access_expires_at - self.issued_at).total_seconds())
+
+    def is_expired(self) -> bool:
+        return self.access_expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        # A revoked client or a suspended company cuts its tokens off at once.
+        return self.revoked_at is not None or not self.client.is_active
+
+    def get_user(self) -> Resident | None:
+        return self.resident
+
+    def get_client(self) -> Client:
+        return self.client
+
+    # ---- refresh side --------------------------------------------------
+    def refresh_usable(self, now: dt.datetime) -> bool:
+        return (
+            self.refresh_token_digest is not None
+            and self.revoked_at is None
+            and self.refresh_used_at is None
+            and self.refresh_expires_at is not None
+            and self.refresh_expires_at > now
+            and self.client.is_active
+        )
+
+
+class UsedClientAssertion(Base):
+    """jti values of private_key_jwt assertions, kept until they expire (RFC 7523 §3)."""
+
+    __tablename__ = "used_client_assertions"
+
+    jti_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    expires_at: Mapped[dt.datetime]

@@ -1,0 +1,112 @@
+"""OpenID Connect: ID tokens (code flow), userinfo, RP-initiated logout, RFC 9207.
+
+Claims come from ``claims.claims_for`` for the token's scopes only, with the
+company's pairwise `sub`; each release is audited (which claims, to whom,
+when) so the resident's usage history can show it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from authlib.integrations.flask_oauth2 import current_token
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
+from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from flask import current_app
+from flask import session
+from sqlalchemy import exists
+from sqlalchemy import select
+
+from idp.accounts import service as accounts
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.extensions import db
+from idp.keys import service as keys
+from idp.oauth.claims import claims_for
+from idp.oauth.claims import released_claim_names
+from idp.oauth.models import AuthorizationCode
+from idp.oauth.tokens import Principal
+
+
+def _settings():
+    return current_app.extensions["idp.settings"]
+
+
+def release(principal: Principal, scope: str, channel: str) -> dict:
+    """The claims for this client and scope, with an audit record of the release."""
+    client = principal.client
+    claims = claims_for(principal.resident, scope.split(), principal.sub)
+    record(AuditTag.CLAIMS_RELEASE, resident_id=principal.resident.id, client_id=client.id,
+           company_id=client.company_id, claims=released_claim_names(claims), channel=channel)
+    return claims
+
+
+class OpenIDCode(_OpenIDCode):
+    def exists_nonce(self, nonce, request) -> bool:
+        return bool(db.session.scalar(select(exists().where(
+            AuthorizationCode.client_id == request.payload.client_id,
+            AuthorizationCode.nonce == nonce,
+        ))))
+
+    def get_client_algorithm(self, client) -> str:
+        return client.id_token_signed_response_alg or _settings().id_token_default_alg
+
+    def resolve_client_private_key(self, client):
+        return keys.private_key(keys.signing_key(self.get_client_algorithm(client)))
+
+    def get_encode_header(self, client) -> dict:
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "kid": keys.signing_key(alg).kid, "typ": "JWT"}
+
+    def get_client_claims(self, client) -> dict:
+        now = int(time.time())
+        return {"iss": _settings().issuer, "aud": client.id, "iat": now,
+                "exp": now + _settings().id_token_ttl}
+
+    def generate_user_info(self, user: Principal, scope: str) -> UserInfo:
+        return UserInfo(release(user, scope, "id_token"))
+
+
+class UserInfoEndpoint(_UserInfoEndpoint):
+    def get_issuer(self) -> str:
+        return _settings().issuer
+
+    def resolve_private_key(self):
+        return keys.private_key(keys.signing_key("RS256"))
+
+    def get_supported_algorithms(self) -> list[str]:
+        return ["RS256", "ES256"]
+
+    def generate_user_info(self, user, scope: str) -> UserInfo:
+        token = current_token._get_current_object()
+        if user is None or token.subject is None:
+            raise InvalidTokenError("The token does not belong to a resident.")
+        return UserInfo(release(Principal(user, token.subject, token.client), scope, "userinfo"))
+
+
+class EndSessionEndpoint(_EndSessionEndpoint):
+    def get_server_jwks(self):
+        return keys.jwks()
+
+    def get_algorithms(self) -> list[str]:
+        return ["RS256", "ES256"]
+
+    def end_session(self, end_session_request) -> None:
+        row = accounts.end_session(session.get("sid"))
+        session.pop("sid", None)
+        if row is not None and end_session_request.client is not None:
+            record(AuditTag.LOGOUT, resident_id=row.resident_id,
+                   client_id=end_session_request.client.id, rp_initiated=True)
+
+
+class IssuerResponseParameter(IssuerParameter):
+    """RFC 9207: `iss` in every authorization response, errors included."""
+
+    def get_issuer(self) -> str:
+        return _settings().issuer
+
+

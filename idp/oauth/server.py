@@ -1,0 +1,101 @@
+"""Build the Authlib authorization server for one app, and the resource protector.
+
+The server is built per app (``register_grant`` appends to a list, so a
+module-level server would pile grants up across test apps); the resource
+protector is module-level, as its first registered validator wins anyway.
+"""
+
+from __future__ import annotations
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
+from flask import Flask
+from flask import Request
+
+from idp import secrets
+from idp.clients.service import SCOPES
+from idp.clients.service import active_client
+from idp.config import Settings
+from idp.oauth import tokens
+from idp.oauth.client_auth import PrivateKeyJWT
+from idp.oauth.grants import AuthorizationCodeGrant
+from idp.oauth.grants import ClientCredentialsGrant
+from idp.oauth.grants import RefreshTokenGrant
+from idp.oauth.grants import S256CodeChallenge
+from idp.oauth.introspection import IntrospectionEndpoint
+from idp.oauth.oidc import EndSessionEndpoint
+from idp.oauth.oidc import IssuerResponseParameter
+from idp.oauth.oidc import OpenIDCode
+from idp.oauth.oidc import UserInfoEndpoint
+from idp.oauth.revocation import RevocationEndpoint
+
+
+class BearerTokenValidator(_BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        return tokens.by_access_token(token_string)
+
+
+require_oauth = ResourceProtector()
+require_oauth.register_token_validator(BearerTokenValidator())
+
+
+class TokenGenerator(BearerTokenGenerator):
+    """Opaque random tokens; a refresh token only with ``offline_access``
+    (OIDC Core §11) and a client registered for the refresh_token grant."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(
+            access_token_generator=lambda **_: secrets.token(32),
+            refresh_token_generator=lambda **_: secrets.token(32),
+            expires_generator=lambda client, grant_type: settings.access_token_ttl,
+        )
+
+    def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
+                 include_refresh_token=True):
+        include_refresh_token = (
+            include_refresh_token
+            and "offline_access" in scope_to_list(scope or "")
+            and client.check_grant_type("refresh_token")
+        )
+        return super().generate(grant_type, client, user=user, scope=scope,
+                                expires_in=expires_in,
+                                include_refresh_token=include_refresh_token)
+
+
+class OAuthServer(AuthorizationServer):
+    def create_oauth2_request(self, request):
+        # A stored authorization request (an interaction resumed after login
+        # or consent) is replayed as a rebuilt request object.
+        if isinstance(request, Request):
+            return FlaskOAuth2Request(request)
+        return super().create_oauth2_request(request)
+
+    def validate_requested_scope(self, scope):
+        unknown = [s for s in scope_to_list(scope or "") if s not in SCOPES]
+        if unknown:
+            raise InvalidScopeError(f"Unknown scope: {' '.join(unknown)}")
+
+
+def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
+    server = OAuthServer()
+    server.init_app(app, query_client=active_client, save_token=tokens.save)
+    server.register_token_generator("default", TokenGenerator(settings))
+    server.scopes_supported = list(SCOPES)
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))
+    server.register_endpoint(EndSessionEndpoint)
+    issuer_parameter = IssuerResponseParameter()
+    server.register_extension(issuer_parameter)
+    app.extensions["idp.oauth.iss"] = issuer_parameter
+    app.extensions["idp.oauth"] = server
+    return server

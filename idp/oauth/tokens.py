@@ -1,0 +1,177 @@
+"""Token storage hooks: save, look up by digest, rotate and revoke families.
+
+Shared by the grants (``grants.py``), the resource protector, introspection
+and revocation, so each rule lives once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp import secrets
+from idp.accounts.models import Resident
+from idp.clients.models import Client
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.db import utcnow
+from idp.extensions import db
+from idp.oauth.models import Token
+
+
+@dataclass
+class Principal:
+    """A resident as one company sees them: the row plus that company's `sub`."""
+
+    resident: Resident
+    sub: str
+    client: Client
+
+    @property
+    def id(self) -> str:
+        return self.resident.id
+
+
+@dataclass
+class PresentedToken:
+    """A token string as presented to introspection or revocation: the row and its kind."""
+
+    row: Token
+    kind: str  # "access_token" or "refresh_token"
+
+    def check_client(self, client) -> bool:
+        return self.row.check_client(client)
+
+    def get_client(self):
+        return self.row.client
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def is_expired(self) -> bool:
+        if self.kind == "refresh_token":
+            return self.row.refresh_expires_at is None or self.row.refresh_expires_at <= utcnow()
+        return self.row.is_expired()
+
+    def is_revoked(self) -> bool:
+        if self.kind == "refresh_token" and self.row.refresh_used_at is not None:
+            return True
+        return self.row.is_revoked()
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        if self.kind == "refresh_token":
+            return self.row.refresh_expires_at
+        return self.row.access_expires_at
+
+
+def _settings():
+    return current_app.extensions["idp.settings"]
+
+
+def by_access_token(value: str) -> Token | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return db.session.scalar(
+        select(Token).where(Token.access_token_digest == secrets.digest(value))
+    )
+
+
+def by_refresh_token(value: str) -> Token | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return db.session.scalar(
+        select(Token).where(Token.refresh_token_digest == secrets.digest(value))
+    )
+
+
+def presented(value: str, hint: str | None) -> PresentedToken | None:
+    """Find a token by its string; the hint says where to look first (RFC 7009 §2.1)."""
+    order = ["refresh_token", "access_token"] if hint == "refresh_token" else [
+        "access_token", "refresh_token"]
+    for kind in order:
+        row = by_access_token(value) if kind == "access_token" else by_refresh_token(value)
+        if row is not None:
+            return PresentedToken(row, kind)
+    return None
+
+
+def save(token: dict, request) -> Token:
+    """Store an issued token (digests only) with its family and origin."""
+    settings = _settings()
+    now = utcnow()
+    client = request.client
+    principal: Principal | None = request.user
+    previous: Token | None = request.refresh_token
+    code = request.authorization_code
+    refresh = token.get("refresh_token")
+    row = Token(
+        client_id=client.id,
+        resident_id=principal.resident.id if principal else None,
+        subject=principal.sub if principal else None,
+        grant_type=request.payload.grant_type,
+        scope=token.get("scope", ""),
+        access_token_digest=secrets.digest(token["access_token"]),
+        refresh_token_digest=secrets.digest(refresh) if refresh else None,
+        family_id=previous.family_id if previous else secrets.token(24),
+        code_id=code.id if code is not None else (previous.code_id if previous else None),
+        issued_at=now,
+        access_expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
+        refresh_expires_at=(now + dt.timedelta(seconds=settings.refresh_token_ttl)
+                            if refresh else None),
+    )
+    db.session.add(row)
+    db.session.flush()
+    tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
+    record(tag, resident_id=row.resident_id, client_id=client.id, company_id=client.company_id,
+           grant_type=row.grant_type, scope=row.scope, token_id=row.id, family=row.family_id,
+           refresh_token=bool(refresh))
+    return row
+
+
+def claim_refresh(row: Token) -> bool:
+    """Mark a refresh token used; True only for the one caller that wins the race.
+
+    ``UPDATE … WHERE refresh_used_at IS NULL`` takes the row lock on
+    PostgreSQL: a concurrent rotation waits, then sees the row taken.
+    """
+    result = db.session.execute(
+        update(Token)
+        .where(Token.id == row.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
+        .values(refresh_used_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def revoke_family(family_id: str, reason: str, **audit) -> None:
+    db.session.execute(
+        update(Token)
+        .where(Token.family_id == family_id, Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    record(AuditTag.TOKEN_REVOKE, family=family_id, reason=reason, **audit)
+
+
+def revoke_from_code(code_id: int) -> list[str]:
+    """Revoke every token descended from an authorization code (RFC 6749 §4.1.2)."""
+    families = list(db.session.scalars(
+        select(Token.family_id).where(Token.code_id == code_id).distinct()
+    ))
+    for family in families:
+        revoke_family(family, "code_replay", code_id=code_id)
+    return families
+
+
+def revoke(presented_token: PresentedToken, client) -> None:
+    """RFC 7009: a refresh token takes its whole family; an access token its own row."""
+    row = presented_token.row
+    audit = dict(resident_id=row.resident_id, client_id=client.id, company_id=client.company_id)
+    if presented_token.kind == "refresh_token":
+        revoke_family(row.family_id, "revocation_endpoint", **audit)
+    elif row.revoked_at is None:
+        row.revoked_at = utcnow()
+        record(AuditTag.TOKEN_REVOKE, token_id=row.id, reason="revocation_endpoint", **audit)

@@ -1,0 +1,80 @@
+"""Protocol endpoints; each view hands the request to Authlib's server."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import current_app
+from flask import jsonify
+from flask import request
+
+from idp.extensions import csrf
+from idp.extensions import db
+from idp.keys import service as keys
+from idp.oauth import authorize as flow
+from idp.oauth.discovery import metadata
+
+bp = Blueprint("oauth", __name__)
+
+
+def _server():
+    return current_app.extensions["idp.oauth"]
+
+
+def _committed(response):
+    """Commit what the endpoint wrote (tokens, replay revocations, audit) and answer."""
+    db.session.commit()
+    return response
+
+
+@bp.get("/.well-known/openid-configuration")
+@bp.get("/.well-known/oauth-authorization-server")
+def discovery():
+    """OpenID Provider / RFC 8414 authorization server metadata."""
+    response = jsonify(metadata(current_app.extensions["idp.settings"]))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/jwks.json")
+def jwks():
+    """Public signing keys: pending, active and retired-but-still-verifying."""
+    document = keys.jwks()
+    db.session.commit()  # the very first key may have been made just now
+    response = jsonify(document)
+    max_age = current_app.extensions["idp.settings"].jwks_cache_max_age
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response
+
+
+@bp.get("/authorize")
+def authorize():
+    """Authorization endpoint (code flow)."""
+    return _committed(flow.authorize(request))
+
+
+@bp.post("/token")
+@csrf.exempt
+def token():
+    """Token endpoint: authorization_code, refresh_token, client_credentials."""
+    return _committed(_server().create_token_response())
+
+
+@bp.post("/revoke")
+@csrf.exempt
+def revoke():
+    """RFC 7009 revocation."""
+    return _committed(_server().create_endpoint_response("revocation"))
+
+
+@bp.post("/introspect")
+@csrf.exempt
+def introspect():
+    """RFC 7662 introspection."""
+    return _committed(_server().create_endpoint_response("introspection"))
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo():
+    """OIDC UserInfo: the consented claims of the token's resident."""
+    return _committed(_server().create_endpoint_response("userinfo"))
