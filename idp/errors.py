@@ -32,6 +32,7 @@ def error_page(status: int, title: str, message: str):
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        log.info("CSRF check failed: %s", error.description)
         return error_page(400, _("The form has expired"),
                           _("Please go back, reload the page and try again."))
 
