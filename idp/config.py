@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = ROOT / "config" / "defaults.toml"
-DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production
 ENVIRONMENTS = ("development", "test", "production")
 ID_TOKEN_ALGS = ("RS256", "ES256")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from typing import Annotated
 from typing import Any
 
@@ -11,6 +12,8 @@ from sqlalchemy import DateTime
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import TypeDecorator
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import registry
@@ -76,3 +79,25 @@ created_at = Annotated[dt.datetime, mapped_column(default=utcnow)]
 str40 = Annotated[str, mapped_column(String(40))]
 str64 = Annotated[str, mapped_column(String(64))]
 str255 = Annotated[str, mapped_column(String(255))]
+
+
+# SQLite (development, tests, the demo): let SQLAlchemy, not pysqlite, open
+# transactions, and open them with BEGIN IMMEDIATE. A deferred transaction that
+# reads and then writes can fail at once with "database is locked" when another
+# writer is active (SQLite cannot wait for a read lock to upgrade); taking the
+# write lock up front makes concurrent requests queue on the busy timeout
+# instead. PostgreSQL is untouched.
+@event.listens_for(Engine, "connect")
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(connection: Any) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

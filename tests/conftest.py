@@ -88,14 +88,15 @@ class IsolatedClient(FlaskClient):
     The ``app`` fixture keeps an app context pushed so tests can use the
     database directly; Flask would reuse it (and its ``g``) for every request,
     which no real request does. Each request here starts from an empty
-    ``contextvars.Context`` instead, and the test's session forgets what it
-    had loaded, so it reads what the request committed.
+    ``contextvars.Context`` instead. The test's own session ends its
+    transaction first (tests commit what a request must see), which also
+    releases SQLite's write lock (``idp.db`` begins transactions IMMEDIATE),
+    and afterwards it reads what the request committed.
     """
 
     def open(self, *args, **kwargs):
-        response = contextvars.Context().run(super().open, *args, **kwargs)
-        db.session.expire_all()
-        return response
+        db.session.rollback()
+        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 @pytest.fixture

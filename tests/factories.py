@@ -93,7 +93,7 @@ class Browser:
     def authorize(self, rp: RP, scope="openid name email", **params):
         args = {"response_type": "code", "client_id": rp.client_id,
                 "redirect_uri": rp.redirect_uri, "scope": scope, "state": "st-123",
-                "nonce": "n-456", **params}
+                "nonce": token(8), **params}
         args = {k: v for k, v in args.items() if v is not None}
         return self.client.get("/authorize?" + urlencode(args))
 
@@ -117,3 +117,24 @@ class Browser:
             response = self.consent(path, scopes=consent_scopes or scope.split())
         assert response.status_code == 302, response.text
         return query(response.headers["Location"])
+
+
+def exchange(client, rp: RP, code: str, verifier: str | None = None, **extra):
+    """POST the code to /token with client_secret_basic (or client_id for public clients)."""
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            **extra}
+    if verifier:
+        data["code_verifier"] = verifier
+    if rp.client_secret:
+        return client.post("/token", data=data, auth=(rp.client_id, rp.client_secret))
+    return client.post("/token", data={**data, "client_id": rp.client_id})
+
+
+def tokens(client, rp: RP, scope: str = "openid name email offline_access", **params):
+    """Run the whole code flow (PKCE S256) and return the token response JSON."""
+    verifier, challenge = pkce_pair()
+    result = Browser(client).code_flow(rp, scope=scope, code_challenge=challenge,
+                                       code_challenge_method="S256", **params)
+    response = exchange(client, rp, result["code"], verifier)
+    assert response.status_code == 200, response.text
+    return response.json

@@ -15,9 +15,9 @@ class AuditTag(enum.StrEnum):
     CONSENT_DENY = "consent:deny"
     CODE_ISSUE = "oauth:code:issue"
     CODE_REPLAY = "oauth:code:replay"
-    TOKEN_ISSUE = "oauth:token:issue"
-    TOKEN_REFRESH = "oauth:token:refresh"
-    TOKEN_REVOKE = "oauth:token:revoke"
+    TOKEN_ISSUE = "oauth:token:issue"  # noqa: S105
+    TOKEN_REFRESH = "oauth:token:refresh"  # noqa: S105
+    TOKEN_REVOKE = "oauth:token:revoke"  # noqa: S105
     REFRESH_REUSE = "oauth:refresh:reuse"
     CLAIMS_RELEASE = "oauth:claims:release"
     COMPANY_CREATE = "company:create"

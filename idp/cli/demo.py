@@ -24,7 +24,7 @@ from idp.keys import service as keys
 STATE_FILE = ROOT / "var" / "demo.json"
 RP_PORT = 5001
 RESIDENT_EMAIL = "hanako@example.jp"
-RESIDENT_PASSWORD = "sapporo-demo-2026"
+RESIDENT_PASSWORD = "sapporo-demo-2026"  # noqa: S105 - printed demo credential
 
 
 @click.group("demo")

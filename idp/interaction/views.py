@@ -103,7 +103,9 @@ def consent(uid: str):
 
 def _render_consent(uid: str, pending: Pending, status: int = 200):
     previous = consent_service.find(pending.resident.id, pending.client.id)
-    declined = set(previous.declined_scopes) if previous and previous.withdrawn_at is None else set()
+    declined = set()
+    if previous is not None and previous.withdrawn_at is None:
+        declined = set(previous.declined_scopes)
     items = [
         {
             "scope": item.scope,

@@ -80,6 +80,12 @@ def error_response(error: OAuth2Error):
                       error.description or _("The request from the service is invalid."))
 
 
+
+def invalid_request_page():
+    return error_page(400, _("This sign-in request cannot be processed"),
+                      _("The request from the service is invalid."))
+
+
 def check_client_connected(client_id):
     client = db.session.get(Client, client_id) if isinstance(client_id, str) and \
         len(client_id) <= 40 else None
@@ -102,9 +108,7 @@ def check_login(args, row: BrowserSession | None, item: dict | None) -> bool:
     if "login" in (args.get("prompt") or "").split():
         return False
     max_age = _max_age(args)
-    if max_age is not None and (utcnow() - row.auth_time) > dt.timedelta(seconds=max_age):
-        return False
-    return True
+    return max_age is None or utcnow() - row.auth_time <= dt.timedelta(seconds=max_age)
 
 
 def _max_age(args) -> int | None:
@@ -151,6 +155,10 @@ def authorize(source: Request, uid: str | None = None):
     except OAuth2Error as error:
         error.state = args.get("state")
         return error_response(error)
+    except ValueError:
+        # Authlib refuses to build an error whose description would echo
+        # characters an error_description cannot carry: the request is junk.
+        return invalid_request_page()
     if uid:
         state.finish_interaction(uid)
     return issue_code(grant, resident, row)
@@ -193,6 +201,8 @@ def pending_consent(uid: str) -> Pending | object:
     except OAuth2Error as error:
         error.state = source.args.get("state")
         return error_response(error)
+    except ValueError:
+        return invalid_request_page()
     return Pending(grant, grant.request.client, resident,
                    scope_to_list(grant.request.scope or ""))
 

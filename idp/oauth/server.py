@@ -78,7 +78,17 @@ class OAuthServer(AuthorizationServer):
     def validate_requested_scope(self, scope):
         unknown = [s for s in scope_to_list(scope or "") if s not in SCOPES]
         if unknown:
-            raise InvalidScopeError(f"Unknown scope: {' '.join(unknown)}")
+            raise InvalidScopeError(describe("Unknown scope: " + " ".join(unknown)))
+
+
+def describe(text: str, limit: int = 200) -> str:
+    """Make text safe for ``error_description`` (RFC 6749 §5.2: %x20-21 / %x23-5B / %x5D-7E).
+
+    Authlib refuses other characters with a ValueError, so anything echoing
+    request input must pass through here first.
+    """
+    safe = "".join(c if (0x20 <= ord(c) <= 0x7E and c not in '"\\') else "?" for c in text)
+    return safe[:limit]
 
 
 def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:

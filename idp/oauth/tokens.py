@@ -15,9 +15,9 @@ from sqlalchemy import update
 
 from idp import secrets
 from idp.accounts.models import Resident
-from idp.clients.models import Client
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.clients.models import Client
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.models import Token

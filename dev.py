@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Developer entry point; needs only Python 3.11+.
+
+    python3.11 dev.py demo    # virtualenv, install, migrate SQLite, seed the demo, serve :5000
+    python3.11 dev.py test    # virtualenv, install with test extras, run the test suite
+
+Extra arguments after `test` go to pytest (e.g. `python3.11 dev.py test -k pkce`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def run(*cmd: str | Path) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)  # noqa: S603
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs before any install
+        sys.exit("Machi ID needs Python 3.11 or newer")
+    if not (BIN / "python").exists():
+        print("creating virtualenv in .venv", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "-e", f".{extras}")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    if argv[0] == "demo":
+        ensure_venv("")
+        os.execv(BIN / "idp", [str(BIN / "idp"), "demo", "run"])  # noqa: S606
+    ensure_venv("[test]")
+    return subprocess.call([str(BIN / "python"), "-m", "pytest", *argv[1:]], cwd=ROOT)  # noqa: S603
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
