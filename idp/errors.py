@@ -25,8 +25,10 @@ def wants_json() -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
-def error_page(status: int, title: str, message: str):
-    return render_template("error.html", status=status, title=title, message=message), status
+def error_page(status: int, title: str, message: str, detail: str | None = None):
+    """An HTML error page; ``detail`` is the protocol's own words, for the service's developers."""
+    return render_template("error.html", status=status, title=title, message=message,
+                           detail=detail), status
 
 
 def init_app(app: Flask) -> None:

@@ -82,6 +82,14 @@ def mark_logged_in(uid: str, row: BrowserSession) -> None:
         session["interactions"] = pending
 
 
+def choose_locale(code: str) -> None:
+    """The resident picked a language: it overrides ui_locales of pending requests."""
+    pending = session.get("interactions", {})
+    for item in pending.values():
+        item["locale"] = code
+    session["interactions"] = pending
+
+
 def finish_interaction(uid: str) -> None:
     pending = session.get("interactions", {})
     if pending.pop(uid, None) is not None:

@@ -148,7 +148,8 @@ def logout():
         end = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return error_page(400, _("This sign-out request cannot be processed"),
-                               error.description or "")
+                          _("The service sent an invalid sign-out request."),
+                          detail=f"{error.error}: {error.description or ''}")
     if end.needs_confirmation:
         if request.method == "GET":
             hidden = {k: v for k, v in request.args.items()
@@ -172,6 +173,7 @@ def switch_locale(code: str):
     """Remember the resident's language and return to the page they were on."""
     if code in LOCALES:
         session["locale"] = code
+        state.choose_locale(code)
     target = request.args.get("next", "/")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):

@@ -77,8 +77,8 @@ def error_response(error: OAuth2Error):
         current_app.extensions["idp.oauth.iss"].add_issuer_parameter(server, response)
         return response
     return error_page(400, _("This sign-in request cannot be processed"),
-                      error.description or _("The request from the service is invalid."))
-
+                      _("The service sent an invalid sign-in request. Please contact the "
+                        "service."), detail=f"{error.error}: {error.description or ''}")
 
 
 def invalid_request_page():
@@ -123,7 +123,10 @@ def _max_age(args) -> int | None:
 def authorize(source: Request, uid: str | None = None):
     item = state.load_interaction(uid) if uid else None
     args = source.args
-    g.ui_locale = from_ui_locales(args.get("ui_locales")) or (item or {}).get("locale")
+    # ui_locales counts when the request arrives; once it is an interaction,
+    # the interaction's locale does (the resident may have switched language).
+    g.ui_locale = item.get("locale") if item is not None else from_ui_locales(
+        args.get("ui_locales"))
     disconnected = check_client_connected(args.get("client_id"))
     if disconnected is not None:
         return disconnected

@@ -55,7 +55,7 @@ def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[st
         address = {k: v for k, v in address.items() if v}
         if address:
             claims["address"] = address
-    return {k: v for k, v in claims.items() if v is not None}
+    return {k: v for k, v in claims.items() if v is not None and v != ""}
 
 
 def released_claim_names(claims: dict[str, Any]) -> list[str]:

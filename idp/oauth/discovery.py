@@ -48,5 +48,4 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "ui_locales_supported": ["ja", "en"],
         "claims_locales_supported": ["ja", "ja-Kana-JP"],
         "authorization_response_iss_parameter_supported": True,
-        "service_documentation": url("/docs"),
     }
