@@ -47,7 +47,9 @@ def index():
 @bp.get("/authorize/continue/<uid>")
 def resume(uid: str):
     """Continue an authorization request after the resident signed in."""
-    return flow.resume(uid)
+    response = flow.resume(uid)
+    db.session.commit()  # the code (and its audit record) may have been issued here
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -96,11 +96,11 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return ["RS256", "ES256"]
 
     def end_session(self, end_session_request) -> None:
-        row = accounts.end_session(session.get("sid"))
+        client = end_session_request.client
+        audit = {"client_id": client.id, "company_id": client.company_id,
+                 "rp_initiated": True} if client is not None else {}
+        accounts.end_session(session.get("sid"), **audit)
         session.pop("sid", None)
-        if row is not None and end_session_request.client is not None:
-            record(AuditTag.LOGOUT, resident_id=row.resident_id,
-                   client_id=end_session_request.client.id, rp_initiated=True)
 
 
 class IssuerResponseParameter(IssuerParameter):

@@ -51,8 +51,7 @@ def test_sub_is_stable_across_sign_ins_and_stored(client, app):
     resident = factories.resident()
     first = sub_for(client, rp)
     other_browser = app.test_client()
-    # prompt=consent: see test_logout.py's xfail on signing in again with consent in force.
-    second = sub_for(other_browser, rp, factories.Browser(other_browser), prompt="consent")
+    second = sub_for(other_browser, rp, factories.Browser(other_browser))
     assert first == second == stored_sub(resident.id, rp.company_id)
 
 

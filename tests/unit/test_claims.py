@@ -112,8 +112,6 @@ def test_scopes_may_be_given_as_a_set():
     assert claims_for(hanako(), {"openid", "gender"}, SUB) == {"sub": SUB, "gender": "female"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: claims_for drops only None; empty-string profile "
-                                       "values are released as \"\" (OIDC Core §5.3.2)")
 def test_empty_string_profile_values_are_omitted():
     """Test that empty-string profile values are left out, not released as ""."""
     blank = hanako(family_name="", given_name="", family_name_kana="", given_name_kana="",
