@@ -16,7 +16,7 @@ from idp.config import Settings
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Settings → extensions → blueprints → OAuth server; nothing else."""
     settings = Settings.load(overrides)
-    logging.basicConfig(level=settings.log_level)
+    logging.basicConfig(level=settings.log_level.upper())
     app = Flask(
         __name__,
         template_folder=str(ROOT / "consent_ui" / "templates"),
@@ -39,6 +39,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         TESTING=settings.environment == "test",
     )
     app.extensions["idp.settings"] = settings
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     from idp import errors
     from idp import http

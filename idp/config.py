@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import tomllib
 from dataclasses import dataclass
@@ -107,6 +108,11 @@ class Settings:
     argon2_time_cost: int = field(default=3, metadata=_doc("argon2id iterations."))
     argon2_memory_cost: int = field(default=65536, metadata=_doc("argon2id memory, KiB."))
     argon2_parallelism: int = field(default=4, metadata=_doc("argon2id lanes."))
+    proxy_hops: int = field(
+        default=0,
+        metadata=_doc("Number of reverse proxies in front of the IdP whose X-Forwarded-For, "
+                      "-Proto and -Host headers are trusted (0: trust none)."),
+    )
     gunicorn_workers: int = field(default=2, metadata=_doc("Worker processes of `idp serve`."))
     gunicorn_threads: int = field(default=4, metadata=_doc("Threads per worker of `idp serve`."))
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
@@ -147,7 +153,13 @@ class Settings:
             values.update(tomllib.loads(DEFAULTS_FILE.read_text(encoding="utf-8")))
         extra = environ.get("IDP_CONFIG_FILE")
         if extra:
-            values.update(tomllib.loads(Path(extra).read_text(encoding="utf-8")))
+            try:
+                values.update(tomllib.loads(Path(extra).read_text(encoding="utf-8")))
+            except OSError as exc:
+                raise SettingsError(f"IDP_CONFIG_FILE {extra} cannot be read: "
+                                    f"{exc.strerror}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"IDP_CONFIG_FILE {extra} is not valid TOML: {exc}") from exc
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = set(values) - set(names)
         if unknown:
@@ -193,6 +205,10 @@ class Settings:
                 problems.append(f"{name} must be positive")
         if self.authorization_code_ttl > 600:
             problems.append("authorization_code_ttl must be at most 600 seconds")
+        if not isinstance(logging.getLevelName(self.log_level.upper()), int):
+            problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.proxy_hops < 0:
+            problems.append("proxy_hops must not be negative")
         if self.key_publish_delay < 0:
             problems.append("key_publish_delay must not be negative")
         if problems:
@@ -223,5 +239,5 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
 
 
 def documented_fields() -> list[tuple[str, str, Any]]:
-    """(name, doc, default) for every setting; used by docs and `idp config`."""
+    """(name, doc, default) for every setting, for generated documentation."""
     return [(f.name, f.metadata.get("doc", ""), f.default) for f in dataclasses.fields(Settings)]

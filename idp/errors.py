@@ -17,12 +17,14 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/",
-                "/api/")
+API_PATHS = frozenset({"/token", "/revoke", "/introspect", "/userinfo", "/jwks.json"})
+API_PREFIXES = ("/.well-known/", "/api/")
 
 
 def wants_json() -> bool:
-    return request.path.startswith(API_PREFIXES)
+    path = request.path
+    return path.startswith(API_PREFIXES) or any(
+        path == api or path.startswith(api + "/") for api in API_PATHS)
 
 
 def error_page(status: int, title: str, message: str, detail: str | None = None):

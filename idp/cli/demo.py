@@ -59,8 +59,7 @@ def seed_demo() -> dict:
                              postal_code="060-0042", locality="札幌市中央区"),
             email_verified=True, actor="demo",
         )
-    keys.signing_key("RS256")
-    keys.signing_key("ES256")
+    keys.ensure_keys()
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
     STATE_FILE.write_text(json.dumps(state, indent=2))
     return state

@@ -17,11 +17,14 @@ def group() -> None:
 @group.command()
 @click.option("--now", "immediately", is_flag=True,
               help="Sign with the new keys at once (emergency, e.g. a leaked key).")
+@click.option("--drop-old", is_flag=True,
+              help="A key is compromised: sign with new keys now and remove the old ones from "
+                   "JWKS at once (ID tokens they signed stop verifying).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @in_app
-def rotate(immediately: bool, as_json: bool) -> None:
+def rotate(immediately: bool, drop_old: bool, as_json: bool) -> None:
     """Add new keys (RS256, ES256): published now, signing after the publish delay."""
-    created = service.rotate(immediately=immediately, actor="cli")
+    created = service.rotate(immediately=immediately, drop_old=drop_old, actor="cli")
     data = {"keys": [{"kid": k.kid, "alg": k.alg, "activates_at": k.activates_at.isoformat()}
                      for k in created]}
     emit(as_json, data, "\n".join(f"{k.alg} {k.kid} signs from {k.activates_at.isoformat()}"

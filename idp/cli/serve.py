@@ -34,5 +34,8 @@ def group(ctx, host: str, port: int, workers: int | None) -> None:
         "threads": settings.gunicorn_threads,
         "worker_class": "gthread",
         "accesslog": "-",
-        "forwarded_allow_ips": "127.0.0.1",
+        # The path only: query strings carry login_hint emails and id_token_hints.
+        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
+        # Forwarded headers are the app's business (settings.proxy_hops).
+        "forwarded_allow_ips": "",
     }).run()

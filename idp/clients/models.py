@@ -32,15 +32,14 @@ class CompanyStatus(enum.StrEnum):
 
 
 class Company(Base):
+    """A consortium member. It is the pairwise sector (OIDC Core §8.1): every
+    client of one company sees the same `sub` for a resident, no two companies do."""
+
     __tablename__ = "companies"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True,
                                     default=lambda: secrets.random_id(12, "co_"))
     name: Mapped[str] = mapped_column(String(200))
-    # The pairwise sector: every client of this company sees the same `sub`
-    # for a resident; no two companies do (OIDC Core §8.1).
-    sector_id: Mapped[str] = mapped_column(String(64), unique=True,
-                                           default=lambda: secrets.token(24))
     status: Mapped[str] = mapped_column(String(16), default=CompanyStatus.ACTIVE)
     created_at: Mapped[created_at]
     suspended_at: Mapped[dt.datetime | None]

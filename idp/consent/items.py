@@ -9,8 +9,11 @@ lazy so each request renders them in its own language.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
+
+from idp.oauth.claims import full_name
 
 # Scopes a resident cannot untick: without `openid` there is no sign-in.
 REQUIRED_SCOPES = frozenset({"openid"})
@@ -63,6 +66,30 @@ ITEMS: dict[str, ConsentItem] = {
 }
 
 
+GENDER_LABELS = {"female": _l("Female"), "male": _l("Male"), "other": _l("Other")}
+
+
 def items_for(scopes: list[str]) -> list[ConsentItem]:
     """The consent items for the requested scopes, in the order of the draft terms."""
     return [ITEMS[s] for s in ITEMS if s in scopes]
+
+
+def display_values(resident: Any, scope: str) -> str | None:
+    """What the consent screen shows the resident will be sent for a scope."""
+    if scope == "name":
+        name = full_name(resident.family_name, resident.given_name)
+        kana = full_name(resident.family_name_kana, resident.given_name_kana)
+        if name and kana:
+            return f"{name}（{kana}）"
+        return name or kana
+    if scope == "birth_year":
+        return str(resident.birth_year) if resident.birth_year else None
+    if scope == "gender":
+        return str(GENDER_LABELS[resident.gender]) if resident.gender in GENDER_LABELS else None
+    if scope == "email":
+        return resident.email
+    if scope == "postal_code":
+        parts = [p for p in (resident.postal_code and f"〒{resident.postal_code}",
+                             resident.locality) if p]
+        return " ".join(parts) or None
+    return None

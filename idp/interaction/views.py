@@ -23,15 +23,16 @@ from idp.accounts import service as accounts
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
+from idp.consent.items import display_values
 from idp.consent.items import items_for
 from idp.errors import error_page
 from idp.extensions import csrf
 from idp.extensions import db
 from idp.interaction import state
 from idp.interaction.locale import LOCALES
+from idp.interaction.locale import from_ui_locales
 from idp.oauth import authorize as flow
 from idp.oauth.authorize import Pending
-from idp.oauth.claims import display_values
 
 bp = Blueprint("interaction", __name__)
 
@@ -152,6 +153,7 @@ def logout():
         return error_page(400, _("This sign-out request cannot be processed"),
                           _("The service sent an invalid sign-out request."),
                           detail=f"{error.error}: {error.description or ''}")
+    g.ui_locale = from_ui_locales(end.ui_locales)
     if end.needs_confirmation:
         if request.method == "GET":
             hidden = {k: v for k, v in request.args.items()

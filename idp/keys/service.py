@@ -13,8 +13,11 @@ import datetime as dt
 from typing import Any
 
 from flask import current_app
+from flask import g
+from flask import has_request_context
 from joserfc.jwk import ECKey
 from joserfc.jwk import RSAKey
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 
@@ -54,20 +57,31 @@ def _generate(alg: str, activates_at: dt.datetime) -> SigningKey:
     )
 
 
-def rotate(immediately: bool = False, actor: str | None = None) -> list[SigningKey]:
+def rotate(immediately: bool = False, drop_old: bool = False,
+           actor: str | None = None) -> list[SigningKey]:
     """Add a new key per algorithm; return them.
 
-    With ``immediately`` (an emergency, e.g. a leaked key) the new keys sign
-    at once; otherwise they sign after ``key_publish_delay``.
+    With ``immediately`` the new keys sign at once; otherwise they sign after
+    ``key_publish_delay``. Every older key stops signing when the new one
+    starts and stays in JWKS until the ID tokens it signed have expired —
+    unless ``drop_old`` (a compromised key): then the older keys leave JWKS at
+    once and tokens they signed no longer verify.
     """
     settings = _settings()
     now = utcnow()
+    if drop_old:
+        immediately = True
     activates_at = now if immediately else now + dt.timedelta(seconds=settings.key_publish_delay)
     verify_until = activates_at + dt.timedelta(seconds=settings.id_token_ttl) + VERIFY_LEEWAY
+    if drop_old:
+        verify_until = now
     created = []
     for alg in ALGORITHMS:
         for old in db.session.scalars(
-            select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+            select(SigningKey).where(
+                SigningKey.alg == alg,
+                or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > activates_at),
+            )
         ):
             old.retired_at = activates_at
             old.verify_until = verify_until
@@ -76,11 +90,25 @@ def rotate(immediately: bool = False, actor: str | None = None) -> list[SigningK
         created.append(key)
     db.session.flush()
     record(AuditTag.KEY_ROTATE, actor=actor, kids=[k.kid for k in created],
-           activates_at=activates_at.isoformat(), immediately=immediately)
+           activates_at=activates_at.isoformat(), immediately=immediately, drop_old=drop_old)
     return created
 
 
 def signing_key(alg: str) -> SigningKey:
+    """The key that signs with ``alg`` for the rest of this request.
+
+    Chosen once per request, so an ID token's ``kid`` header and its signature
+    always come from the same key even if a rotated key activates meanwhile.
+    """
+    if not has_request_context():
+        return _signing_key_now(alg)
+    chosen = g.setdefault("idp_signing_keys", {})
+    if alg not in chosen:
+        chosen[alg] = _signing_key_now(alg)
+    return chosen[alg]
+
+
+def _signing_key_now(alg: str) -> SigningKey:
     """The key that signs with ``alg`` now; the very first one is made on demand."""
     if alg not in ALGORITHMS:
         raise ValueError(f"unsupported algorithm {alg}")
@@ -97,6 +125,17 @@ def signing_key(alg: str) -> SigningKey:
     )
     if key is None:
         key = _generate(alg, now)
+        # A rotation may already be pending for this algorithm: this stop-gap
+        # key then retires when the pending key activates, as rotate() would
+        # have retired any key active at that time.
+        pending = db.session.scalar(
+            select(func.min(SigningKey.activates_at))
+            .where(SigningKey.alg == alg, SigningKey.activates_at > now)
+        )
+        if pending is not None:
+            key.retired_at = pending
+            key.verify_until = pending + dt.timedelta(seconds=_settings().id_token_ttl) \
+                + VERIFY_LEEWAY
         db.session.add(key)
         db.session.flush()
     return key
@@ -121,6 +160,14 @@ def published(now: dt.datetime | None = None) -> list[SigningKey]:
             .order_by(SigningKey.created_at)
         )
     )
+
+
+def ensure_keys() -> None:
+    """Make the first key of each algorithm if none exists yet (a fresh install)."""
+    have = set(db.session.scalars(select(SigningKey.alg).distinct()))
+    for alg in ALGORITHMS:
+        if alg not in have:
+            _signing_key_now(alg)
 
 
 def jwks() -> dict[str, list[dict[str, Any]]]:

@@ -26,7 +26,7 @@ def supported_claims() -> list[str]:
     return sorted({c for claims in SCOPE_CLAIMS.values() for c in claims})
 
 
-def _full_name(family: str | None, given: str | None) -> str | None:
+def full_name(family: str | None, given: str | None) -> str | None:
     parts = [p for p in (family, given) if p]
     return " ".join(parts) or None
 
@@ -37,7 +37,7 @@ def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[st
     claims: dict[str, Any] = {"sub": sub}
     if "name" in scopes:
         claims.update({
-            "name": _full_name(resident.family_name, resident.given_name),
+            "name": full_name(resident.family_name, resident.given_name),
             "family_name": resident.family_name,
             "given_name": resident.given_name,
             "family_name#ja-Kana-JP": resident.family_name_kana,
@@ -61,23 +61,3 @@ def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[st
 def released_claim_names(claims: dict[str, Any]) -> list[str]:
     return sorted(k for k in claims if k != "sub")
 
-
-def display_values(resident: Any, scope: str) -> str | None:
-    """What the consent screen shows the resident will be sent for a scope."""
-    if scope == "name":
-        name = _full_name(resident.family_name, resident.given_name)
-        kana = _full_name(resident.family_name_kana, resident.given_name_kana)
-        if name and kana:
-            return f"{name}（{kana}）"
-        return name or kana
-    if scope == "birth_year":
-        return str(resident.birth_year) if resident.birth_year else None
-    if scope == "gender":
-        return resident.gender
-    if scope == "email":
-        return resident.email
-    if scope == "postal_code":
-        parts = [p for p in (resident.postal_code and f"〒{resident.postal_code}",
-                             resident.locality) if p]
-        return " ".join(parts) or None
-    return None

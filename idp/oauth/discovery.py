@@ -30,7 +30,6 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": SIGNING_ALGS,
-        "userinfo_signing_alg_values_supported": SIGNING_ALGS,
         "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": ALL_AUTH_METHODS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint
 from flask import current_app
 from flask import jsonify
@@ -14,6 +15,12 @@ from idp.oauth import authorize as flow
 from idp.oauth.discovery import metadata
 
 bp = Blueprint("oauth", __name__)
+
+
+@bp.errorhandler(OAuth2Error)
+def oauth_error(error: OAuth2Error):
+    """An OAuth error raised before a grant could catch it (e.g. insecure_transport)."""
+    return _server().handle_error_response(None, error)
 
 
 def _server():
@@ -38,8 +45,9 @@ def discovery():
 @bp.get("/jwks.json")
 def jwks():
     """Public signing keys: pending, active and retired-but-still-verifying."""
+    keys.ensure_keys()
     document = keys.jwks()
-    db.session.commit()  # the very first key may have been made just now
+    db.session.commit()  # the very first keys may have been made just now
     response = jsonify(document)
     max_age = current_app.extensions["idp.settings"].jwks_cache_max_age
     response.headers["Cache-Control"] = f"public, max-age={max_age}"

@@ -16,6 +16,7 @@ from joserfc.jws import extract_compact
 from idp.db import utcnow
 from idp.extensions import db
 from idp.keys import service as keys
+from idp.oauth.oidc import OpenIDCode
 from tests import factories
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -263,3 +264,73 @@ def test_immediate_rotation_keeps_the_old_key_in_jwks(client, frozen):
     assert jwks_kids(client) == set(old.values()) | set(new.values())
     frozen.tick(ID_TOKEN_TTL + LEEWAY + dt.timedelta(seconds=1))
     assert jwks_kids(client) == set(new.values())
+
+
+def test_on_demand_key_during_a_pending_rotation_is_retired(frozen):
+    """Test that once a rotation's keys sign, each algorithm has exactly one active key."""
+    keys.signing_key("RS256")
+    db.session.commit()
+    keys.rotate()
+    db.session.commit()
+    keys.signing_key("ES256")  # the first ES256 ID token, during the publish delay
+    db.session.commit()
+    frozen.tick(PUBLISH_DELAY + ID_TOKEN_TTL + LEEWAY + dt.timedelta(seconds=1))
+    active = [row["alg"] for row in keys.describe() if row["state"] == "active"]
+    assert sorted(active) == ["ES256", "RS256"]
+
+
+def test_id_token_issued_at_key_activation_verifies(client, rp, frozen, monkeypatch):
+    """Test that an ID token whose issuance straddles the new key's activation still verifies."""
+    current_kids()
+    keys.rotate()
+    db.session.commit()
+    frozen.tick(PUBLISH_DELAY - dt.timedelta(seconds=1))
+    verifier, challenge = factories.pkce_pair()
+    result = factories.Browser(client).code_flow(rp, code_challenge=challenge,
+                                                 code_challenge_method="S256")
+    gather = OpenIDCode.generate_user_info
+
+    def slow_gather(self, user, scope):
+        frozen.tick(dt.timedelta(seconds=2))  # the activation instant passes meanwhile
+        return gather(self, user, scope)
+
+    monkeypatch.setattr(OpenIDCode, "generate_user_info", slow_gather)
+    response = client.post("/token", data={
+        "grant_type": "authorization_code", "code": result["code"],
+        "redirect_uri": rp.redirect_uri, "code_verifier": verifier,
+    }, auth=(rp.client_id, rp.client_secret))
+    assert response.status_code == 200, response.text
+    jwks = KeySet.import_key_set(client.get("/jwks.json").json)
+    jwt.decode(response.json["id_token"], jwks)
+
+
+def test_drop_old_removes_compromised_keys_from_jwks_at_once(client, rp, frozen):
+    """Test that rotate(drop_old=True) signs with new keys and unpublishes the old ones now."""
+    old = current_kids()
+    issued = id_token_response(client, rp)["id_token"]
+    new = {k.alg: k.kid for k in keys.rotate(drop_old=True)}
+    db.session.commit()
+    assert jwks_kids(client) == set(new.values())
+    with pytest.raises(Exception):  # noqa: B017 - any joserfc verification error
+        jwt.decode(issued, KeySet.import_key_set(client.get("/jwks.json").json))
+    assert header_kid(id_token_response(client, rp)["id_token"]) == new["RS256"]
+    assert not set(old.values()) & jwks_kids(client)
+
+
+def test_second_rotation_during_the_delay_retires_every_older_key(client, frozen):
+    """Test that rotating again (now) stops both the old and the pending key from signing."""
+    first = current_kids()
+    pending = {k.alg: k.kid for k in keys.rotate()}
+    newest = {k.alg: k.kid for k in keys.rotate(immediately=True)}
+    db.session.commit()
+    for alg in keys.ALGORITHMS:
+        assert keys.signing_key(alg).kid == newest[alg]
+    frozen.tick(dt.timedelta(seconds=3601))
+    for alg in keys.ALGORITHMS:
+        assert keys.signing_key(alg).kid == newest[alg], (first, pending)
+
+
+def test_jwks_on_a_fresh_install_publishes_keys(client):
+    """Test that the very first JWKS request makes and publishes one key per algorithm."""
+    document = client.get("/jwks.json").json
+    assert sorted(k["alg"] for k in document["keys"]) == ["ES256", "RS256"]

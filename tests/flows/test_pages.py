@@ -127,8 +127,6 @@ def test_consent_page_shows_the_values_to_be_sent(client, browser, rp):
     assert "〒060-0042 札幌市中央区" in page.text
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: consent page shows the gender value untranslated "
-                                       "('female') on the Japanese page (display_values)")
 def test_consent_page_shows_gender_in_japanese(client, browser, rp):
     """Test that the Japanese consent page shows the gender to be sent in Japanese."""
     page = client.get(to_consent(client, browser, rp, scope="openid gender")).text
@@ -160,6 +158,12 @@ def test_ui_locales_en_makes_the_consent_page_english(client, browser, rp):
     assert "同意してはじめる" not in page
 
 
+def test_ui_locales_picks_the_first_supported_tag(client, browser, rp):
+    """Test that ui_locales "fr-CA en-US" falls through to English."""
+    page = login_page(client, browser, rp, ui_locales="fr-CA en-US")
+    assert '<html lang="en">' in page.text
+
+
 def test_accept_language_en_makes_the_pages_english(client, browser, rp):
     """Test that Accept-Language: en gives English login and consent pages."""
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
@@ -174,6 +178,29 @@ def test_accept_language_japanese_first_keeps_japanese(client, browser, rp):
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ja,en;q=0.8"
     page = client.get(to_consent(client, browser, rp)).text
     assert "同意してはじめる" in page
+
+
+def test_language_switch_during_sign_in_carries_to_consent(client, browser, rp):
+    """Test that choosing English on the login page makes the consent page English too."""
+    response = browser.authorize(rp)
+    uid = factories.query(response.headers["Location"])["interaction"]
+    back = client.get("/lang/en", query_string={"next": f"/login?interaction={uid}"})
+    assert back.headers["Location"] == f"/login?interaction={uid}"
+    assert '<html lang="en">' in client.get(back.headers["Location"]).text
+    response = client.get(browser.login(interaction=uid).headers["Location"])
+    assert "Agree and start" in client.get(response.headers["Location"]).text
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/",
+                                    "/\\evil.example", "/\t/evil.example"])
+def test_language_switch_never_leaves_the_site(client, target):
+    """Test that the language switch's next parameter cannot send the browser off-site."""
+    location = client.get("/lang/en", query_string={"next": target}).headers["Location"]
+    parts = urlsplit(location)
+    assert not parts.scheme and not parts.netloc
+    assert location.startswith("/")
+    assert not location.startswith("//")
+    assert "\\" not in location
 
 
 # ---- the consent form ---------------------------------------------------------
@@ -239,6 +266,17 @@ def test_deny_redirects_with_access_denied(client, browser, rp):
     assert params["iss"] == "http://localhost"
     assert "code" not in params
     assert count(Consent) == 0
+
+
+def test_consent_form_cannot_be_submitted_twice(client, browser, rp):
+    """Test that a second submission of the same consent form gets a 400 page and no code."""
+    path = to_consent(client, browser, rp)
+    page = client.get(path)
+    form = {"csrf_token": factories.csrf(page.text), "decision": "allow", "scope": "name"}
+    assert client.post(path, data=form).status_code == 302
+    again = client.post(path, data=form)
+    assert again.status_code == 400
+    assert "Location" not in again.headers
 
 
 def test_unknown_decision_redisplays_the_page(client, browser, rp):

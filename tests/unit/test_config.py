@@ -103,6 +103,26 @@ def test_issuer_with_query_is_refused():
         Settings.load({"issuer": "https://idp.example.jp/?tenant=1"}, environ={})
 
 
+def test_unknown_log_level_is_refused():
+    """Test that a log_level Python logging does not know raises SettingsError."""
+    with pytest.raises(SettingsError, match="log_level"):
+        Settings.load({"log_level": "LOUD"}, environ={})
+
+
+def test_missing_config_file_is_refused(tmp_path):
+    """Test that an IDP_CONFIG_FILE that does not exist raises SettingsError naming it."""
+    with pytest.raises(SettingsError, match="missing.toml"):
+        Settings.load(environ={"IDP_CONFIG_FILE": str(tmp_path / "missing.toml")})
+
+
+def test_malformed_config_file_is_refused(tmp_path):
+    """Test that an IDP_CONFIG_FILE that is not valid TOML raises SettingsError."""
+    path = tmp_path / "bad.toml"
+    path.write_text("issuer = \n", encoding="utf-8")
+    with pytest.raises(SettingsError):
+        Settings.load(environ={"IDP_CONFIG_FILE": str(path)})
+
+
 def test_production_refuses_default_secret_key():
     """Test that production with the built-in secret key raises SettingsError."""
     with pytest.raises(SettingsError, match="secret_key"):
@@ -171,3 +191,14 @@ def test_cli_refuses_invalid_settings():
     assert result.exit_code != 0
     assert "issuer must use https" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_reports_a_missing_config_file_clearly(tmp_path):
+    """Test that `idp` exits non-zero with a message naming a missing IDP_CONFIG_FILE."""
+    missing = tmp_path / "missing.toml"
+    result = CliRunner().invoke(main, ["keys", "list"],
+                                env={"IDP_CONFIG_FILE": str(missing),
+                                     "IDP_LOG_LEVEL": "WARNING"})
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit)
+    assert str(missing) in result.output

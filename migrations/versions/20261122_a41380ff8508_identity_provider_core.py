@@ -1,8 +1,8 @@
 """identity provider core
 
-Revision ID: dcc917ace231
+Revision ID: a41380ff8508
 Revises: 
-Create Date: 2026-11-22 12:15:57.646604
+Create Date: 2026-11-22 12:33:52.238121
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 import idp.db
 
-revision = 'dcc917ace231'
+revision = 'a41380ff8508'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -43,13 +43,11 @@ def upgrade() -> None:
     op.create_table('companies',
     sa.Column('id', sa.String(length=16), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('sector_id', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('suspended_at', idp.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', idp.db.UTCDateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_companies')),
-    sa.UniqueConstraint('sector_id', name=op.f('uq_companies_sector_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_companies'))
     )
     op.create_table('residents',
     sa.Column('id', sa.String(length=16), nullable=False),
