@@ -155,3 +155,37 @@ class UsedClientAssertion(Base):
     jti_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
     expires_at: Mapped[dt.datetime]
+
+
+class DeviceCode(Base):
+    """An RFC 8628 device authorization: what a kiosk polls with.
+
+    The device code is stored as a SHA-256 digest; the user code (34 bits, the
+    one a person types) as an HMAC under the server secret, so a copy of the
+    table cannot be used to look pending codes up offline.
+    """
+
+    __tablename__ = "device_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[created_at]
+    expires_at: Mapped[dt.datetime]
+    interval: Mapped[int]
+    last_polled_at: Mapped[dt.datetime | None]
+    # pending → approved | denied; an approved code is consumed once.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    resident_id: Mapped[str | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE")
+    )
+    decided_at: Mapped[dt.datetime | None]
+    consumed_at: Mapped[dt.datetime | None]
+
+    client: Mapped[Client] = relationship(lazy="joined")
+    resident: Mapped[Resident | None] = relationship()
+
+    def is_expired(self, now: dt.datetime | None = None) -> bool:
+        return self.expires_at <= (now or utcnow())
