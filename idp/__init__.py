@@ -37,6 +37,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=3600,
         WTF_CSRF_SSL_STRICT=False,
         TESTING=settings.environment == "test",
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_KEY_PREFIX="machi-id",
     )
     app.extensions["idp.settings"] = settings
     if settings.proxy_hops:
@@ -50,20 +52,26 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.extensions import babel
     from idp.extensions import csrf
     from idp.extensions import db
+    from idp.extensions import limiter
     from idp.interaction.locale import select_locale
 
     db.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     http.init_app(app, settings)
     errors.init_app(app)
 
+    from idp.interaction.device import bp as device_bp
     from idp.interaction.views import bp as interaction_bp
+    from idp.kiosk.api import bp as kiosk_api_bp
     from idp.oauth.server import build_authorization_server
     from idp.oauth.views import bp as oauth_bp
 
     app.register_blueprint(oauth_bp)
     app.register_blueprint(interaction_bp)
+    app.register_blueprint(device_bp)
+    app.register_blueprint(kiosk_api_bp)
     build_authorization_server(app, settings)
     _template_context(app, settings)
     return app

@@ -105,6 +105,26 @@ class Settings:
     jwks_cache_max_age: int = field(
         default=3600, metadata=_doc("Cache-Control max-age of the JWKS document, seconds.")
     )
+    device_code_ttl: int = field(
+        default=600, metadata=_doc("Lifetime of a device code and its user code, seconds "
+                                   "(RFC 8628 expires_in).")
+    )
+    device_poll_interval: int = field(
+        default=5, metadata=_doc("Seconds a kiosk must wait between polls (RFC 8628 interval); "
+                                 "each slow_down adds 5.")
+    )
+    user_code_attempts: str = field(
+        default="10 per 10 minutes",
+        metadata=_doc("Wrong user codes allowed per address and per browser before 429 "
+                      "(RFC 8628 §5.1); a Flask-Limiter rate string."),
+    )
+    touch_events_max_batch: int = field(
+        default=1000, metadata=_doc("Most touch events accepted in one API request.")
+    )
+    city_export_k: int = field(
+        default=10, metadata=_doc("Default k of the city export: cells with fewer residents "
+                                  "are suppressed.")
+    )
     argon2_time_cost: int = field(default=3, metadata=_doc("argon2id iterations."))
     argon2_memory_cost: int = field(default=65536, metadata=_doc("argon2id memory, KiB."))
     argon2_parallelism: int = field(default=4, metadata=_doc("argon2id lanes."))
@@ -207,6 +227,12 @@ class Settings:
             problems.append("authorization_code_ttl must be at most 600 seconds")
         if not isinstance(logging.getLevelName(self.log_level.upper()), int):
             problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.device_code_ttl <= 0 or self.device_poll_interval <= 0:
+            problems.append("device_code_ttl and device_poll_interval must be positive")
+        if not 1 <= self.touch_events_max_batch <= 10000:
+            problems.append("touch_events_max_batch must be between 1 and 10000")
+        if self.city_export_k < 2:
+            problems.append("city_export_k must be at least 2")
         if self.proxy_hops < 0:
             problems.append("proxy_hops must not be negative")
         if self.key_publish_delay < 0:

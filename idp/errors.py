@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-API_PATHS = frozenset({"/token", "/revoke", "/introspect", "/userinfo", "/jwks.json"})
+API_PATHS = frozenset({"/token", "/revoke", "/introspect", "/userinfo", "/jwks.json",
+                       "/device_authorization"})
 API_PREFIXES = ("/.well-known/", "/api/")
 
 
@@ -42,6 +43,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if error.response is not None:
+            # A complete answer built by a library (Authlib's 401/403 with
+            # WWW-Authenticate, RFC 6750 §3): send it as it is.
+            return error.response
         if wants_json():
             error_code = "invalid_request" if error.code == 400 else (
                 error.name.lower().replace(" ", "_"))

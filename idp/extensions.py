@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
@@ -11,3 +13,6 @@ from idp.db import Base
 db = SQLAlchemy(model_class=Base)
 csrf = CSRFProtect()
 babel = Babel()
+# Storage comes from the app config: Redis when IDP_REDIS_URL is set (shared by
+# every worker and node), memory otherwise.
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)

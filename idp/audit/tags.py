@@ -20,6 +20,11 @@ class AuditTag(enum.StrEnum):
     TOKEN_REVOKE = "oauth:token:revoke"  # noqa: S105
     REFRESH_REUSE = "oauth:refresh:reuse"
     CLAIMS_RELEASE = "oauth:claims:release"
+    DEVICE_APPROVE = "device:approve"
+    DEVICE_DENY = "device:deny"
+    USER_CODE_FAILURE = "device:user_code:failure"
+    TOUCH_EVENTS = "kiosk:touch_events:store"
+    KIOSK_CREATE = "kiosk:create"
     COMPANY_CREATE = "company:create"
     COMPANY_SUSPEND = "company:suspend"
     CLIENT_CREATE = "client:create"

@@ -69,11 +69,13 @@ def _register() -> None:
     from idp.cli import companies
     from idp.cli import db
     from idp.cli import demo
+    from idp.cli import export
     from idp.cli import keys
+    from idp.cli import kiosks
     from idp.cli import serve
     from idp.cli import users
 
-    for module in (db, companies, clients, users, keys, serve, demo):
+    for module in (db, companies, clients, kiosks, users, keys, export, serve, demo):
         main.add_command(module.group)
 
 

@@ -18,7 +18,8 @@ from idp.extensions import db
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.models import Token
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
 SCOPES = ("openid", "name", "birth_year", "gender", "email", "postal_code",
           "offline_access", "touch_events")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")

@@ -33,16 +33,16 @@ def current_resident() -> Resident | None:
     return db.session.get(Resident, row.resident_id) if row else None
 
 
+KEPT_AT_SIGN_IN = ("interactions", "locale", "device_code_id", "device_user_code")
+
+
 def sign_in(resident: Resident) -> BrowserSession:
     """Start a new session: a fresh id, so a planted cookie never becomes signed in."""
-    pending = session.get("interactions", {})
-    locale = session.get("locale")
+    kept = {key: session[key] for key in KEPT_AT_SIGN_IN if key in session}
     session.clear()
     sid, row = accounts.start_session(resident)
     session["sid"] = sid
-    session["interactions"] = pending
-    if locale:
-        session["locale"] = locale
+    session.update(kept)
     session.permanent = True
     g.idp_browser_session = row
     return row

@@ -67,16 +67,17 @@ def login():
         args = flow.rebuild(item["query"]).args
         client = db.session.get(Client, args.get("client_id"))
         hint = (args.get("login_hint") or "")[:254]
+    next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("login.html", email=hint, error=None, interaction_id=uid,
-                               client=client)
+                               client=client, next_url=next_url)
     email = request.form.get("email", "")[:MAX_FIELD]
     password = request.form.get("password", "")[:MAX_FIELD]
     resident = accounts.authenticate(email, password) if email and password else None
     if resident is None:
         db.session.commit()  # keep the audit record of the failure
         return render_template(
-            "login.html", email=email, interaction_id=uid, client=client,
+            "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
             error=_("The email address or password is incorrect."),
         ), 401
     row = state.sign_in(resident)
@@ -85,7 +86,7 @@ def login():
     db.session.commit()
     if uid:
         return redirect(url_for("interaction.resume", uid=uid))
-    return redirect(url_for("interaction.index"))
+    return redirect(next_url or url_for("interaction.index"))
 
 
 @bp.route("/consent/<uid>", methods=["GET", "POST"])
@@ -178,8 +179,15 @@ def switch_locale(code: str):
     if code in LOCALES:
         session["locale"] = code
         state.choose_locale(code)
-    target = request.args.get("next", "/")
+    return redirect(safe_next(request.args.get("next")) or "/")
+
+
+def safe_next(target: str | None) -> str | None:
+    """A same-site path to return to, or None: never an open redirect."""
+    if not target or len(target) > 2000:
+        return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target or any(ord(c) < 0x20 for c in target):
+        return None
+    return target

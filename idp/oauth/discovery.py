@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from idp.clients.service import GRANT_TYPES
 from idp.clients.service import SCOPES
 from idp.config import Settings
 from idp.oauth.claims import supported_claims
@@ -24,10 +25,11 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": url("/revoke"),
         "introspection_endpoint": url("/introspect"),
         "end_session_endpoint": url("/logout"),
+        "device_authorization_endpoint": url("/device_authorization"),
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": SIGNING_ALGS,
         "token_endpoint_auth_methods_supported": ALL_AUTH_METHODS,

@@ -10,6 +10,7 @@ import datetime as dt
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from authlib.oauth2.rfc6749 import TokenMixin
+from authlib.oauth2.rfc8628 import DeviceCredentialMixin
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -157,7 +158,7 @@ class UsedClientAssertion(Base):
     expires_at: Mapped[dt.datetime]
 
 
-class DeviceCode(Base):
+class DeviceCode(Base, DeviceCredentialMixin):
     """An RFC 8628 device authorization: what a kiosk polls with.
 
     The device code is stored as a SHA-256 digest; the user code (34 bits, the
@@ -186,6 +187,15 @@ class DeviceCode(Base):
 
     client: Mapped[Client] = relationship(lazy="joined")
     resident: Mapped[Resident | None] = relationship()
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_user_code(self) -> None:
+        return None  # only its HMAC is stored
 
     def is_expired(self, now: dt.datetime | None = None) -> bool:
         return self.expires_at <= (now or utcnow())

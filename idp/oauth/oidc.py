@@ -15,6 +15,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from authlib.oidc.core.grants import OpenIDToken
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import current_app
 from flask import session
@@ -45,12 +46,9 @@ def release(principal: Principal, scope: str, channel: str) -> dict:
     return claims
 
 
-class OpenIDCode(_OpenIDCode):
-    def exists_nonce(self, nonce, request) -> bool:
-        return bool(db.session.scalar(select(exists().where(
-            AuthorizationCode.client_id == request.payload.client_id,
-            AuthorizationCode.nonce == nonce,
-        ))))
+class IDTokenSigning:
+    """How our ID tokens are signed and what they carry; shared by the code
+    flow (``OpenIDCode``) and the device flow (``DeviceIDToken``)."""
 
     def get_client_algorithm(self, client) -> str:
         return client.id_token_signed_response_alg or _settings().id_token_default_alg
@@ -69,6 +67,19 @@ class OpenIDCode(_OpenIDCode):
 
     def generate_user_info(self, user: Principal, scope: str) -> UserInfo:
         return UserInfo(release(user, scope, "id_token"))
+
+
+class OpenIDCode(IDTokenSigning, _OpenIDCode):
+    def exists_nonce(self, nonce, request) -> bool:
+        return bool(db.session.scalar(select(exists().where(
+            AuthorizationCode.client_id == request.payload.client_id,
+            AuthorizationCode.nonce == nonce,
+        ))))
+
+
+class DeviceIDToken(IDTokenSigning, OpenIDToken):
+    """An ID token for a device-flow grant with ``openid``: the kiosk learns the
+    resident's pairwise `sub` for this company, nothing the resident did not approve."""
 
 
 class UserInfoEndpoint(_UserInfoEndpoint):

@@ -8,7 +8,7 @@ protector is module-level, as its first registered validator wins anyway.
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749 import scope_to_list
@@ -16,6 +16,9 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from flask import Flask
 from flask import Request
+from flask import Response
+from flask import abort
+from flask import json
 
 from idp import secrets
 from idp.clients.service import SCOPES
@@ -23,11 +26,14 @@ from idp.clients.service import active_client
 from idp.config import Settings
 from idp.oauth import tokens
 from idp.oauth.client_auth import PrivateKeyJWT
+from idp.oauth.device import DeviceAuthorizationEndpoint
+from idp.oauth.device import DeviceCodeGrant
 from idp.oauth.grants import AuthorizationCodeGrant
 from idp.oauth.grants import ClientCredentialsGrant
 from idp.oauth.grants import RefreshTokenGrant
 from idp.oauth.grants import S256CodeChallenge
 from idp.oauth.introspection import IntrospectionEndpoint
+from idp.oauth.oidc import DeviceIDToken
 from idp.oauth.oidc import EndSessionEndpoint
 from idp.oauth.oidc import IssuerResponseParameter
 from idp.oauth.oidc import OpenIDCode
@@ -38,6 +44,14 @@ from idp.oauth.revocation import RevocationEndpoint
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
         return tokens.by_access_token(token_string)
+
+
+class ResourceProtector(_ResourceProtector):
+    def raise_error_response(self, error):
+        """RFC 6750 §3 answers (401/403 with WWW-Authenticate) as a complete
+        response, so the app's error pages pass it through untouched."""
+        body = json.dumps(dict(error.get_body()))
+        abort(Response(body, status=error.status_code, headers=error.get_headers()))
 
 
 require_oauth = ResourceProtector()
@@ -100,6 +114,8 @@ def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(DeviceCodeGrant, [DeviceIDToken()])
+    server.register_endpoint(DeviceAuthorizationEndpoint)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))

@@ -67,6 +67,13 @@ def token():
     return _committed(_server().create_token_response())
 
 
+@bp.post("/device_authorization")
+@csrf.exempt
+def device_authorization():
+    """RFC 8628 device authorization: a kiosk asks for a device and a user code."""
+    return _committed(_server().create_endpoint_response("device_authorization"))
+
+
 @bp.post("/revoke")
 @csrf.exempt
 def revoke():

@@ -1,0 +1,35 @@
+"""``idp export``: data that leaves for the city, de-identified."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+from flask import current_app
+
+from idp.cli import in_app
+from idp.kiosk import export
+
+
+@click.group("export")
+def group() -> None:
+    """Exports for the city's database."""
+
+
+@group.command("city-stats")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day (Asia/Tokyo), YYYY-MM-DD.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day (Asia/Tokyo), inclusive.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--k", type=click.IntRange(min=2), default=None,
+              help="Smallest published group of residents (default: city_export_k).")
+@in_app
+def city_stats(start: dt.datetime, end: dt.datetime, fmt: str, k: int | None) -> None:
+    """Touches and k-anonymous resident counts per kiosk and hour."""
+    k = k or current_app.extensions["idp.settings"].city_export_k
+    stats = export.city_stats(start.date(), end.date(), k)
+    click.echo(json.dumps(stats, ensure_ascii=False) if fmt == "json"
+               else export.to_csv(stats), nl=fmt == "json")

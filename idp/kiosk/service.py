@@ -1,0 +1,185 @@
+"""Kiosks and their touch events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.clients import service as clients
+from idp.clients.models import Client
+from idp.db import utcnow
+from idp.extensions import db
+from idp.kiosk.models import Kiosk
+from idp.kiosk.models import TouchEvent
+
+KIOSK_GRANT_TYPES = [clients.DEVICE_CODE, "client_credentials"]
+KIOSK_SCOPES = ["openid", "touch_events"]
+# A kiosk's clock may lag; a touch cannot come from the future beyond this.
+FUTURE_SKEW = dt.timedelta(minutes=5)
+# Kiosks buffer while offline, but not forever.
+MAX_AGE = dt.timedelta(days=7)
+
+
+class TouchEventError(ValueError):
+    """A rejected batch; ``field`` names the offending member (JSON pointer-ish)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ValidEvent:
+    occurred_at: dt.datetime
+    target: str
+    event_id: str | None
+
+
+def create_kiosk(company_id: str, name: str, location: str,
+                 actor: str | None = None) -> tuple[Client, str, Kiosk]:
+    """A confidential device-flow client plus where its screen stands."""
+    location = (location or "").strip()
+    if not location or len(location) > 200:
+        raise clients.ClientError("location must be 1 to 200 characters")
+    client, secret = clients.register_client(
+        company_id, name, grant_types=list(KIOSK_GRANT_TYPES), scopes=list(KIOSK_SCOPES),
+        purpose="タッチ操作の履歴（いつ、どのコンテンツに触れたか）を記録し、"
+                "サービス改善と防災・政策のための統計（個人を特定しない形）に利用します。",
+        purpose_en="Logs your touches on this screen (when, and which content) to improve the "
+                   "service and, de-identified, for the city's disaster-support and policy "
+                   "statistics.",
+        actor=actor,
+    )
+    kiosk = Kiosk(client=client, location=location)
+    db.session.add(kiosk)
+    db.session.flush()
+    record(AuditTag.KIOSK_CREATE, actor=actor, client_id=client.id,
+           company_id=client.company_id, location=location)
+    return client, secret, kiosk
+
+
+def kiosk_for(client_id: str) -> Kiosk | None:
+    return db.session.get(Kiosk, client_id)
+
+
+def seen(client_id: str) -> None:
+    """Note that a kiosk talked to us (the admin console shows last-seen times)."""
+    db.session.execute(update(Kiosk).where(Kiosk.client_id == client_id)
+                       .values(last_seen_at=utcnow()))
+
+
+def validate_batch(payload: Any, now: dt.datetime | None = None) -> list[ValidEvent]:
+    """Check a whole batch before anything is stored; the first problem rejects it all."""
+    now = now or utcnow()
+    limit = current_app.extensions["idp.settings"].touch_events_max_batch
+    if not isinstance(payload, dict):
+        raise TouchEventError("", "the body must be a JSON object")
+    unknown = set(payload) - {"events"}
+    if unknown:
+        raise TouchEventError(sorted(unknown)[0], "unknown member")
+    events = payload.get("events")
+    if not isinstance(events, list):
+        raise TouchEventError("events", "must be an array")
+    if not events:
+        raise TouchEventError("events", "must not be empty")
+    if len(events) > limit:
+        raise TouchEventError("events", f"at most {limit} events per request")
+    valid: list[ValidEvent] = []
+    seen_ids: dict[str, int] = {}
+    for i, event in enumerate(events):
+        where = f"events[{i}]"
+        if not isinstance(event, dict):
+            raise TouchEventError(where, "must be an object")
+        extra = set(event) - {"occurred_at", "target", "event_id"}
+        if extra:
+            raise TouchEventError(f"{where}.{sorted(extra)[0]}", "unknown member")
+        occurred_at = _timestamp(event.get("occurred_at"), f"{where}.occurred_at")
+        if occurred_at > now + FUTURE_SKEW:
+            raise TouchEventError(f"{where}.occurred_at", "is in the future")
+        if occurred_at < now - MAX_AGE:
+            raise TouchEventError(f"{where}.occurred_at", "is older than 7 days")
+        target = event.get("target")
+        if not isinstance(target, str) or not target.strip() or len(target) > 200 \
+                or not target.isprintable():
+            raise TouchEventError(f"{where}.target", "must be a content id of 1 to 200 "
+                                                      "printable characters")
+        event_id = event.get("event_id")
+        if event_id is not None:
+            if not isinstance(event_id, str) or not event_id or len(event_id) > 100 \
+                    or not event_id.isprintable():
+                raise TouchEventError(f"{where}.event_id", "must be a string of 1 to 100 "
+                                                            "printable characters")
+            if event_id in seen_ids:
+                raise TouchEventError(f"{where}.event_id",
+                                      f"repeats events[{seen_ids[event_id]}].event_id")
+            seen_ids[event_id] = i
+        valid.append(ValidEvent(occurred_at, target.strip(), event_id))
+    return valid
+
+
+def _timestamp(value: Any, field: str) -> dt.datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise TouchEventError(field, "must be an ISO 8601 timestamp with a time zone")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise TouchEventError(field, "must be an ISO 8601 timestamp with a time zone") from None
+    if parsed.tzinfo is None:
+        raise TouchEventError(field, "must carry a time zone (e.g. Z or +09:00)")
+    return parsed.astimezone(dt.UTC)
+
+
+def store(client: Client, resident_id: str | None, events: list[ValidEvent]) -> tuple[int, int]:
+    """Store a validated batch; returns (stored, duplicates). Idempotent per event_id."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    rows = [{"client_id": client.id, "resident_id": resident_id, "occurred_at": e.occurred_at,
+             "target": e.target, "event_id": e.event_id, "received_at": now} for e in events]
+    with_id = [r for r in rows if r["event_id"] is not None]
+    without_id = [r for r in rows if r["event_id"] is None]
+    stored = 0
+    if with_id:
+        # RETURNING counts what was really inserted (rowcount is not reliable
+        # for multi-row ON CONFLICT inserts across drivers).
+        inserted = db.session.execute(
+            insert(TouchEvent).values(with_id)
+            .on_conflict_do_nothing(index_elements=["client_id", "event_id"])
+            .returning(TouchEvent.id)
+        ).all()
+        stored += len(inserted)
+    if without_id:
+        db.session.execute(insert(TouchEvent).values(without_id))
+        stored += len(without_id)
+    duplicates = len(rows) - stored
+    record(AuditTag.TOUCH_EVENTS, client_id=client.id, company_id=client.company_id,
+           resident_id=resident_id, stored=stored, duplicates=duplicates)
+    return stored, duplicates
+
+
+def events_for_resident(resident_id: str, limit: int = 100, offset: int = 0) -> list[dict]:
+    """A resident's touch events, newest first, with the kiosk and where it stands."""
+    rows = db.session.execute(
+        select(TouchEvent, Kiosk, Client)
+        .join(Client, Client.id == TouchEvent.client_id)
+        .outerjoin(Kiosk, Kiosk.client_id == TouchEvent.client_id)
+        .where(TouchEvent.resident_id == resident_id)
+        .order_by(TouchEvent.occurred_at.desc(), TouchEvent.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    return [{
+        "occurred_at": event.occurred_at.isoformat(),
+        "target": event.target,
+        "kiosk": client.name,
+        "company": client.company.name,
+        "location": kiosk.location if kiosk else None,
+    } for event, kiosk, client in rows]

@@ -1,0 +1,203 @@
+"""RFC 8628 device authorization grant: the kiosk side.
+
+``DeviceAuthorizationEndpoint`` hands a kiosk a device code (for polling) and
+a user code (for the resident's phone); ``DeviceCodeGrant`` answers the polls:
+
+- ``authorization_pending`` until the resident decides (§3.5);
+- ``slow_down`` when a kiosk polls faster than its interval, which then grows
+  by 5 seconds for the rest of the code's life (§3.5);
+- ``access_denied`` after a decline, ``expired_token`` after expiry;
+- tokens exactly once: the approved code is consumed with a conditional UPDATE,
+  so parallel polls cannot both win (fosite stores only signatures; so do we).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets as std_secrets
+
+from authlib.oauth2.rfc6749 import AccessDeniedError
+from authlib.oauth2.rfc6749 import InvalidGrantError
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749 import UnauthorizedClientError
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
+from authlib.oauth2.rfc8628 import AuthorizationPendingError
+from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthorizationEndpoint
+from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
+from authlib.oauth2.rfc8628 import ExpiredTokenError
+from authlib.oauth2.rfc8628 import SlowDownError
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp import secrets
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.db import utcnow
+from idp.extensions import db
+from idp.oauth.grants import ALL_AUTH_METHODS
+from idp.oauth.models import DeviceCode
+from idp.oauth.subjects import subject_for
+from idp.oauth.tokens import Principal
+
+# RFC 8628 §6.1: base-20 consonants, no vowels (no words), no look-alikes.
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+USER_CODE_LENGTH = 8
+SLOW_DOWN_STEP = 5
+
+
+def _settings():
+    return current_app.extensions["idp.settings"]
+
+
+def new_user_code() -> str:
+    code = "".join(std_secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
+    return format_user_code(code)
+
+
+def normalise_user_code(value: str | None) -> str | None:
+    """Upper-case, drop hyphens and spaces; None unless 8 letters of the alphabet remain."""
+    if not isinstance(value, str) or len(value) > 32:
+        return None
+    code = "".join(c for c in value.upper() if c not in "- \t")
+    if len(code) != USER_CODE_LENGTH or any(c not in USER_CODE_ALPHABET for c in code):
+        return None
+    return code
+
+
+def format_user_code(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+def user_code_digest(code: str) -> str:
+    """HMAC of a normalised user code under the server secret (34 bits need a key)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+def find_by_user_code(value: str | None) -> DeviceCode | None:
+    """The device authorization a user code names, if it is still pending and unexpired."""
+    code = normalise_user_code(value)
+    if code is None:
+        return None
+    row = db.session.scalar(
+        select(DeviceCode).where(DeviceCode.user_code_digest == user_code_digest(code))
+    )
+    if row is None or row.status != "pending" or row.is_expired():
+        return None
+    return row
+
+
+class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def authenticate_client(self, request):
+        client = super().authenticate_client(request)
+        if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
+            raise UnauthorizedClientError("The client is not registered for the device grant.")
+        scope = request.payload.scope
+        if scope and client.get_allowed_scope(scope) is None:
+            raise InvalidScopeError("The client is not registered for the requested scope.")
+        return client
+
+    def create_endpoint_response(self, request):
+        settings = _settings()
+        self.EXPIRES_IN = settings.device_code_ttl
+        self.INTERVAL = settings.device_poll_interval
+        return super().create_endpoint_response(request)
+
+    def generate_user_code(self) -> str:
+        return new_user_code()
+
+    def generate_device_code(self) -> str:
+        return secrets.token(32)
+
+    def get_verification_uri(self) -> str:
+        return _settings().endpoint("/device")
+
+    def save_device_credential(self, client_id, scope, data) -> None:
+        now = utcnow()
+        db.session.add(DeviceCode(
+            device_code_digest=secrets.digest(data["device_code"]),
+            user_code_digest=user_code_digest(normalise_user_code(data["user_code"])),
+            client_id=client_id,
+            scope=scope or "",
+            expires_at=now + dt.timedelta(seconds=data["expires_in"]),
+            interval=data["interval"],
+        ))
+        db.session.flush()
+
+
+class DeviceCodeGrant(_DeviceCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def validate_token_request(self):
+        """As Authlib's, but an unknown or foreign device code is ``invalid_grant``
+        (RFC 6749 §5.2), not ``invalid_request``/``unauthorized_client``."""
+        device_code = self.request.payload.data.get("device_code")
+        if not device_code:
+            raise InvalidRequestError("Missing 'device_code' in request.")
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("The client is not registered for the device grant.")
+        credential = self.query_device_credential(device_code)
+        if credential is None or credential.client_id != client.id:
+            raise InvalidGrantError("Invalid 'device_code'.")
+        self.request.client = client
+        self.request.user = self.validate_device_credential(credential)
+        self.request.credential = credential
+
+    def query_device_credential(self, device_code: str) -> DeviceCode | None:
+        return db.session.scalar(
+            select(DeviceCode).where(DeviceCode.device_code_digest == secrets.digest(device_code))
+        )
+
+    def validate_device_credential(self, credential: DeviceCode) -> Principal:
+        now = utcnow()
+        if credential.consumed_at is not None:
+            raise InvalidGrantError("The device code was already used.")
+        if credential.is_expired(now):
+            raise ExpiredTokenError()
+        if credential.status == "denied":
+            raise AccessDeniedError()
+        if credential.status == "approved":
+            return self._consume(credential, now)
+        too_soon = (credential.last_polled_at is not None and
+                    now - credential.last_polled_at < dt.timedelta(seconds=credential.interval))
+        credential.last_polled_at = now
+        if too_soon:
+            credential.interval += SLOW_DOWN_STEP
+            raise SlowDownError()
+        raise AuthorizationPendingError()
+
+    def _consume(self, credential: DeviceCode, now: dt.datetime) -> Principal:
+        won = db.session.execute(
+            update(DeviceCode)
+            .where(DeviceCode.id == credential.id, DeviceCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+        ).rowcount
+        if won != 1:
+            raise InvalidGrantError("The device code was already used.")
+        resident = credential.resident
+        client = credential.client
+        return Principal(resident, subject_for(resident.id, client.company_id), client)
+
+    def query_user_grant(self, user_code):  # pragma: no cover - decided in validate_*
+        raise NotImplementedError
+
+    def should_slow_down(self, credential):  # pragma: no cover - decided in validate_*
+        raise NotImplementedError
+
+
+def decide(row: DeviceCode, resident, approve: bool) -> None:
+    """Record the resident's decision on a pending device authorization."""
+    now = utcnow()
+    row.status = "approved" if approve else "denied"
+    row.resident_id = resident.id
+    row.decided_at = now
+    record(AuditTag.DEVICE_APPROVE if approve else AuditTag.DEVICE_DENY,
+           resident_id=resident.id, client_id=row.client_id,
+           company_id=row.client.company_id, scope=row.scope)
