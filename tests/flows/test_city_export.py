@@ -34,7 +34,7 @@ def kiosk_id(app):
 
 def residents(n, **profile):
     ids = []
-    for i in range(n):
+    for _ in range(n):
         defaults = dict(birth_year=1990, gender="female", locality="札幌市中央区")
         defaults.update(profile)
         row = accounts.create_resident(f"r{len(ids)}-{factories.token(4)}@example.jp",
