@@ -20,6 +20,8 @@ from idp.clients.models import Client
 from idp.config import ROOT
 from idp.extensions import db
 from idp.keys import service as keys
+from idp.kiosk import service as kiosks
+from idp.terms import service as terms
 
 STATE_FILE = ROOT / "var" / "demo.json"
 RP_PORT = 5001
@@ -51,13 +53,19 @@ def seed_demo() -> dict:
             actor="demo",
         )
         state = {"company_id": company.id, "client_id": client.id, "client_secret": secret}
+    if db.session.get(Client, state.get("kiosk_client_id", "")) is None:
+        kiosk_company = clients.create_company("C社", actor="demo")
+        kiosk, kiosk_secret, _ = kiosks.create_kiosk(
+            kiosk_company.id, "北2条広場サイネージ", "札幌駅前通 北2条西4丁目 交差点広場",
+            actor="demo")
+        state.update(kiosk_client_id=kiosk.id, kiosk_client_secret=kiosk_secret)
     if db.session.scalar(select(Resident).where(Resident.email == RESIDENT_EMAIL)) is None:
         accounts.create_resident(
             RESIDENT_EMAIL, RESIDENT_PASSWORD,
             accounts.Profile(family_name="札幌", given_name="花子", family_name_kana="サッポロ",
                              given_name_kana="ハナコ", birth_year=1990, gender="female",
                              postal_code="060-0042", locality="札幌市中央区"),
-            email_verified=True, actor="demo",
+            email_verified=True, actor="demo", terms_version=terms.current_version(),
         )
     keys.ensure_keys()
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +110,9 @@ def run(ctx: click.Context, port: int) -> None:
         f"  Demo app (A社 XXXサービス): http://127.0.0.1:{RP_PORT}/\n"
         f"  Resident:           {RESIDENT_EMAIL}\n"
         f"  Password:           {RESIDENT_PASSWORD}\n"
+        "  A signage kiosk (device flow), in another terminal:\n"
+        f"    .venv/bin/idp kiosks simulate --client-id {state['kiosk_client_id']} "
+        f"--client-secret {state['kiosk_client_secret']}\n"
         "  Stop with Ctrl-C.\n",
         err=True,
     )

@@ -57,8 +57,8 @@ def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events
     qr = qrcode.QRCode(border=1)
     qr.add_data(grant["verification_uri_complete"])
     qr.print_ascii(invert=True)
-    click.echo(f"\nScan the QR code, or open {grant['verification_uri']} and enter "
-               f"{grant['user_code']}\n")
+    click.echo(f"\nScan the QR code, or open {grant['verification_uri_complete']}\n"
+               f"(or open {grant['verification_uri']} and enter {grant['user_code']})\n")
     interval = grant["interval"]
     deadline = time.monotonic() + min(timeout, grant["expires_in"])
     while True:
@@ -83,8 +83,9 @@ def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events
         {"occurred_at": (now - dt.timedelta(seconds=10 * i)).isoformat(),
          "target": f"content-{i + 1}", "event_id": f"sim-{int(now.timestamp())}-{i}"}
         for i in range(events)]}
-    stored = http.post(f"{issuer}/api/touch-events", json=batch, auth=None, timeout=10,
-                       headers={"Authorization": f"Bearer {token['access_token']}"})
+    # Plain requests: the session would put its Basic credentials over the Bearer token.
+    stored = requests.post(f"{issuer}/api/touch-events", json=batch, timeout=10,
+                           headers={"Authorization": f"Bearer {token['access_token']}"})
     click.echo(stored.text.strip())
     if stored.status_code != 201:
         raise click.ClickException("posting touch events failed")
