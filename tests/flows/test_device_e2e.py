@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -83,3 +86,32 @@ def test_kiosk_gets_tokens_after_the_phone_approves(live):
         {"occurred_at": dt.datetime.now(dt.UTC).isoformat(), "target": "map"}]},
         headers={"Authorization": f"Bearer {token['access_token']}"})
     assert stored.status_code == 201 and stored.json()["stored"] == 1
+
+
+
+def test_kiosk_simulator_against_a_served_idp(live, migrated):
+    """Test `idp kiosks simulate` as a process: prints the URI, polls, posts events."""
+    base, client_id, secret = live
+    env = {**os.environ, "IDP_DATABASE_URL": migrated, "IDP_ENVIRONMENT": "test",
+           "IDP_ISSUER": base, "IDP_KIOSK_CLIENT_SECRET": secret}
+    kiosk = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "idp.cli", "kiosks", "simulate", "--client-id", client_id,
+         "--issuer", base, "--events", "2", "--timeout", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        complete = None
+        for line in kiosk.stdout:
+            lines.append(line)
+            match = re.search(r"(http://\S+/device\?user_code=[A-Z-]+)", line)
+            if match:
+                complete = match.group(1)
+                break
+        assert complete, "".join(lines)
+        phone_approves(base, complete)
+        rest = kiosk.stdout.read()
+        assert kiosk.wait(timeout=30) == 0, rest
+    finally:
+        if kiosk.poll() is None:
+            kiosk.kill()
+    assert '"stored":2' in rest.replace(" ", ""), rest
