@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 API_PATHS = frozenset({"/token", "/revoke", "/introspect", "/userinfo", "/jwks.json",
-                       "/device_authorization"})
+                       "/device_authorization", "/openapi.json"})
 API_PREFIXES = ("/.well-known/", "/api/")
 
 

@@ -13,6 +13,7 @@ from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
 from idp.oauth.discovery import metadata
+from idp.oauth.openapi import document as openapi_document
 
 bp = Blueprint("oauth", __name__)
 
@@ -38,6 +39,14 @@ def _committed(response):
 def discovery():
     """OpenID Provider / RFC 8414 authorization server metadata."""
     response = jsonify(metadata(current_app.extensions["idp.settings"]))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """OpenAPI description of the JSON APIs."""
+    response = jsonify(openapi_document(current_app.extensions["idp.settings"]))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

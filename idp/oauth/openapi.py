@@ -1,0 +1,158 @@
+"""OpenAPI 3.1 description of the JSON APIs, served at /openapi.json.
+
+Covers the touch-event API and the OAuth/OIDC endpoints that answer JSON, so
+member companies and kiosk vendors can generate clients and CI can fuzz them
+with schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.config import Settings
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "error_description": {"type": "string"},
+        "error_uri": {"type": "string"},
+        "field": {"type": "string"},
+    },
+}
+
+TOKEN = {
+    "type": "object",
+    "required": ["access_token", "token_type"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"type": "string", "enum": ["Bearer"]},
+        "expires_in": {"type": "integer"},
+        "refresh_token": {"type": "string"},
+        "id_token": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _form(properties: dict, required: list[str]) -> dict:
+    return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": properties, "required": required}}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(code): _json({"$ref": "#/components/schemas/Error"}, "OAuth error")
+            for code in codes}
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    basic = [{"clientBasic": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Machi ID JSON APIs", "version": "1.0.0",
+                 "description": "Touch events for signage kiosks and the OAuth 2.0 / OpenID "
+                                "Connect endpoints that answer JSON. See docs/endpoints.md."},
+        "servers": [{"url": settings.issuer}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "clientBasic": {"type": "http", "scheme": "basic",
+                                "description": "client_secret_basic"},
+            },
+            "schemas": {"Error": ERROR, "Token": TOKEN},
+        },
+        "paths": {
+            "/api/touch-events": {"post": {
+                "operationId": "storeTouchEvents",
+                "summary": "Log touch events (all or nothing; idempotent per event_id)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["events"], "additionalProperties": False,
+                    "properties": {"events": {
+                        "type": "array", "minItems": 1,
+                        "maxItems": settings.touch_events_max_batch,
+                        "items": {"type": "object", "required": ["occurred_at", "target"],
+                                  "additionalProperties": False,
+                                  "properties": {
+                                      "occurred_at": {"type": "string", "format": "date-time"},
+                                      "target": {"type": "string", "minLength": 1,
+                                                 "maxLength": 200},
+                                      "event_id": {"type": "string", "minLength": 1,
+                                                   "maxLength": 100}}}}}}}}},
+                "responses": {
+                    "201": _json({"type": "object", "required": ["stored", "duplicates"],
+                                  "properties": {"stored": {"type": "integer"},
+                                                 "duplicates": {"type": "integer"}}},
+                                 "Stored"),
+                    **_errors(400, 401, 403),
+                },
+            }},
+            "/token": {"post": {
+                "operationId": "token",
+                "summary": "Token endpoint (authorization_code, refresh_token, "
+                           "client_credentials, device_code)",
+                "security": basic,
+                "requestBody": _form({
+                    "grant_type": {"type": "string"}, "code": {"type": "string"},
+                    "redirect_uri": {"type": "string"}, "code_verifier": {"type": "string"},
+                    "refresh_token": {"type": "string"}, "scope": {"type": "string"},
+                    "device_code": {"type": "string"}, "client_id": {"type": "string"}},
+                    ["grant_type"]),
+                "responses": {"200": _json({"$ref": "#/components/schemas/Token"}, "Tokens"),
+                              **_errors(400, 401)},
+            }},
+            "/introspect": {"post": {
+                "operationId": "introspect",
+                "summary": "RFC 7662 token introspection",
+                "security": basic,
+                "requestBody": _form({"token": {"type": "string"},
+                                      "token_type_hint": {"type": "string"}}, ["token"]),
+                "responses": {"200": _json({"type": "object", "required": ["active"],
+                                            "properties": {"active": {"type": "boolean"}}},
+                                           "Introspection"), **_errors(400, 401)},
+            }},
+            "/revoke": {"post": {
+                "operationId": "revoke",
+                "summary": "RFC 7009 token revocation",
+                "security": basic,
+                "requestBody": _form({"token": {"type": "string"},
+                                      "token_type_hint": {"type": "string"}}, ["token"]),
+                "responses": {"200": _json({"type": "object"}, "Revoked (or unknown)"),
+                              **_errors(400, 401)},
+            }},
+            "/device_authorization": {"post": {
+                "operationId": "deviceAuthorization",
+                "summary": "RFC 8628 device authorization",
+                "security": basic,
+                "requestBody": _form({"scope": {"type": "string"},
+                                      "client_id": {"type": "string"}}, []),
+                "responses": {"200": _json({"type": "object", "required": [
+                    "device_code", "user_code", "verification_uri",
+                    "verification_uri_complete", "expires_in", "interval"]},
+                    "Codes"), **_errors(400, 401)},
+            }},
+            "/userinfo": {"get": {
+                "operationId": "userinfo",
+                "summary": "OIDC UserInfo: consented claims",
+                "security": [{"bearer": []}],
+                "responses": {"200": _json({"type": "object", "required": ["sub"]}, "Claims"),
+                              **_errors(401, 403)},
+            }},
+            "/.well-known/openid-configuration": {"get": {
+                "operationId": "discovery",
+                "summary": "OpenID Provider metadata",
+                "responses": {"200": _json({"type": "object", "required": ["issuer"]},
+                                           "Metadata")},
+            }},
+            "/jwks.json": {"get": {
+                "operationId": "jwks",
+                "summary": "Signing keys",
+                "responses": {"200": _json({"type": "object", "required": ["keys"]}, "JWKS")},
+            }},
+        },
+    }
