@@ -81,10 +81,11 @@ def _engine_options(settings: Settings) -> dict[str, Any]:
     if settings.sqlalchemy_url.startswith("sqlite"):
         # Writers wait for each other instead of failing with "database is locked".
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
 
 
 def _template_context(app: Flask, settings: Settings) -> None:
+    from flask import g
     from flask import request
     from flask_babel import get_locale
 
@@ -103,5 +104,6 @@ def _template_context(app: Flask, settings: Settings) -> None:
                                 else settings.consortium_name),
             "current_locale": locale,
             "locale_url": locale_url,
-            "current_resident": current_resident(),
+            "current_resident": (None if g.get("idp_database_unavailable")
+                                 else current_resident()),
         }

@@ -8,12 +8,18 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask import g
 from flask import jsonify
 from flask import render_template
 from flask import request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
+
+from idp.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +60,36 @@ def init_app(app: Flask) -> None:
         titles = {
             404: _("Page not found"),
             405: _("This action is not allowed here"),
+            429: _("Too many attempts"),
         }
+        message = (_("Please wait a little and try again.") if error.code == 429
+                   else _("Please check the address, or go back and try again."))
         return error_page(error.code or 500, titles.get(error.code, _("Something went wrong")),
-                          _("Please check the address, or go back and try again."))
+                          message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def database_unavailable(error: Exception):
+        """The database is down or unreachable: 503, and the pool heals itself
+        (pre-ping replaces dead connections once it is back)."""
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(error).__name__)
+        g.idp_database_unavailable = True
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection is gone; nothing to roll back
+            db.session.close()
+        if wants_json():
+            response = jsonify(error="temporarily_unavailable",
+                               error_description="The service is temporarily unavailable.")
+            response.status_code = 503
+        else:
+            body, _status = error_page(503, _("The service is temporarily unavailable"),
+                                       _("Please try again in a few minutes."))
+            response = app.make_response((body, 503))
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
