@@ -111,3 +111,31 @@ def test_parallel_consent_grants_leave_one_row(app, rp):
 def _isolated(fn, i):
     """Run outside the test's app context, as a separate request would."""
     return contextvars.Context().run(fn, i)
+
+
+def test_parallel_device_polls_after_approval_issue_tokens_once(app, client, migrated):
+    """Test that 20 parallel polls of an approved device code yield tokens exactly once."""
+    from idp.kiosk import service as kiosks
+    from tests.flows.test_device_flow import approve
+    from tests.flows.test_device_flow import authorize
+
+    factories.resident()
+    company = factories.company("C社")
+    kiosk_row, secret, _ = kiosks.create_kiosk(company, "K", "北2条広場")
+    kiosk = factories.RP(kiosk_row.id, secret, company, redirect_uri="")
+    db.session.commit()
+    body = authorize(client, kiosk)
+    assert approve(client, body["user_code"]).status_code == 200
+    db.session.rollback()
+    with serve(migrated) as base:
+        def poll(_):
+            return requests.post(base + "/token", timeout=60, auth=(kiosk.client_id, secret),
+                                 data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                                       "device_code": body["device_code"]})
+
+        responses = in_parallel(poll)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [400] * (PARALLEL - 1), statuses
+    assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Token)) == 1
