@@ -118,6 +118,11 @@ class Settings:
         metadata=_doc("Wrong user codes allowed per address and per browser before 429 "
                       "(RFC 8628 §5.1); a Flask-Limiter rate string."),
     )
+    token_rate_limit: str = field(
+        default="1200 per minute",
+        metadata=_doc("Token endpoint requests allowed per client (Flask-Limiter rate string); "
+                      "over it, 429 with Retry-After."),
+    )
     touch_events_max_batch: int = field(
         default=1000, metadata=_doc("Most touch events accepted in one API request.")
     )

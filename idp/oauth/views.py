@@ -10,10 +10,13 @@ from flask import request
 
 from idp.extensions import csrf
 from idp.extensions import db
+from idp.extensions import limiter
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
 from idp.oauth.discovery import metadata
 from idp.oauth.openapi import document as openapi_document
+from idp.oauth.ratelimit import client_key
+from idp.oauth.ratelimit import token_limit
 
 bp = Blueprint("oauth", __name__)
 
@@ -71,6 +74,7 @@ def authorize():
 
 @bp.post("/token")
 @csrf.exempt
+@limiter.limit(token_limit, key_func=client_key, error_message="too many token requests")
 def token():
     """Token endpoint: authorization_code, refresh_token, client_credentials."""
     return _committed(_server().create_token_response())

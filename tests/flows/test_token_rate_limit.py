@@ -1,0 +1,59 @@
+"""The token endpoint is rate-limited per client (a guessed secret still counts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import factories
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"token_rate_limit": "3 per minute"}
+
+
+@pytest.fixture
+def machines(app):
+    one = factories.rp(grant_types=["client_credentials"], scopes=["touch_events"])
+    two = factories.rp(one.company_id, grant_types=["client_credentials"],
+                       scopes=["touch_events"])
+    return one, two
+
+
+def cc(client, rp, secret=None):
+    return client.post("/token", data={"grant_type": "client_credentials"},
+                       auth=(rp.client_id, secret or rp.client_secret))
+
+
+def test_requests_over_the_limit_get_429_with_retry_after(client, machines):
+    """Test that the fourth request of a client within a minute is refused with 429."""
+    one, _ = machines
+    assert [cc(client, one).status_code for _ in range(3)] == [200, 200, 200]
+    refused = cc(client, one)
+    assert refused.status_code == 429
+    assert refused.is_json and refused.json["error"] == "too_many_requests"
+    assert int(refused.headers["Retry-After"]) > 0
+
+
+def test_wrong_secrets_count_too(client, machines):
+    """Test that guessing a client's secret uses up that client's allowance."""
+    one, _ = machines
+    assert [cc(client, one, "guess").status_code for _ in range(3)] == [401, 401, 401]
+    assert cc(client, one).status_code == 429
+
+
+def test_the_limit_is_per_client(client, machines):
+    """Test that one client's burst does not stop another client."""
+    one, two = machines
+    for _ in range(4):
+        cc(client, one)
+    assert cc(client, two).status_code == 200
+
+
+def test_client_id_in_the_form_counts_as_the_client(client, machines):
+    """Test that client_secret_post style requests are counted per client as well."""
+    one, _ = machines
+    for _ in range(3):
+        client.post("/token", data={"grant_type": "client_credentials",
+                                    "client_id": one.client_id, "client_secret": "x"})
+    assert cc(client, one).status_code == 429
