@@ -2,7 +2,7 @@
 """Developer entry point; needs only Python 3.11+.
 
     python3.11 dev.py demo    # virtualenv, install, migrate SQLite, seed the demo, serve :5000
-    python3.11 dev.py test    # virtualenv, install with test extras, run the test suite
+    python3.11 dev.py test    # virtualenv, install with test and browser extras, run the tests
 
 Extra arguments after `test` go to pytest (e.g. `python3.11 dev.py test -k pkce`).
 """
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     if argv[0] == "demo":
         ensure_venv("")
         os.execv(BIN / "idp", [str(BIN / "idp"), "demo", "run"])  # noqa: S606
-    ensure_venv("[test]")
+    ensure_venv("[test,browser]")  # browser: Playwright only; Chromium comes from apt
     return subprocess.call([str(BIN / "python"), "-m", "pytest", *argv[1:]], cwd=ROOT)  # noqa: S603
 
 

@@ -7,7 +7,8 @@ Flask client), the RFC 9207 ``iss`` check, userinfo, refresh token and RP-initia
 
     python -m demo.relying_party --issuer http://127.0.0.1:5000 --client-id ID --client-secret S
 
-Tokens stay on the server, in this process's memory; the browser cookie (``demo_rp_session``,
+Tokens stay on the server, in this process's memory; the browser cookie (``demo_rp_session_<port>``:
+cookies do not keep ports apart, so two demo apps on 127.0.0.1 must not share one name;
 signed with a per-process random key) holds only a random key into that store: Flask's cookie
 is signed, not encrypted, so tokens in it would be readable in the browser, and larger tokens
 can push it past the 4 KB cookie limit. Restarting this process signs everyone out.
@@ -24,6 +25,7 @@ import re
 import secrets
 from datetime import datetime
 from urllib.parse import urljoin
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -104,7 +106,8 @@ def claims_table(id_token_claims: dict | None, userinfo: dict | None) -> list[tu
 def create_app(issuer: str, client_id: str, client_secret: str, redirect_uri: str,
                title: str = DEFAULT_TITLE, scope: str = DEFAULT_SCOPE) -> Flask:
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=secrets.token_hex(32), SESSION_COOKIE_NAME="demo_rp_session",
+    cookie = f"demo_rp_session_{urlsplit(redirect_uri).port or 80}"  # one per demo app
+    app.config.update(SECRET_KEY=secrets.token_hex(32), SESSION_COOKIE_NAME=cookie,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True)
     home = urljoin(redirect_uri, "/")  # registered post-logout redirect, e.g. http://127.0.0.1:5001/
     store: dict[str, dict] = {}  # session key -> {claims, id_token, token, userinfo, ...}

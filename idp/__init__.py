@@ -41,11 +41,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX="machi-id",
     )
     app.extensions["idp.settings"] = settings
-    if settings.proxy_hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
+    from idp.proxy import wrap
 
-        n = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    app.wsgi_app = wrap(app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
 
     from idp import errors
     from idp import http
@@ -72,6 +70,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(interaction_bp)
     app.register_blueprint(device_bp)
     app.register_blueprint(kiosk_api_bp)
+    from idp.accounts.views import bp as account_bp
+    from idp.mail.views import bp as outbox_bp
+
+    app.register_blueprint(account_bp)
+    app.register_blueprint(outbox_bp)
+    from idp.admin.views import bp as admin_bp
+    from idp.oauth import backchannel
+
+    app.register_blueprint(admin_bp)
+    backchannel.init_app(app)
     build_authorization_server(app, settings)
     _template_context(app, settings)
     return app

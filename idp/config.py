@@ -7,6 +7,8 @@ issuer on a non-loopback host, the default secret key outside development).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 import logging
@@ -17,6 +19,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from idp.proxy import parse_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = ROOT / "config" / "defaults.toml"
@@ -76,6 +80,35 @@ class Settings:
         default="",
         metadata=_doc("Where the consortium terms of use are published (shown on consent)."),
     )
+    smtp_url: str = field(
+        default="",
+        metadata=_doc("Outgoing mail server: smtp://[user:password@]host[:port] (STARTTLS, "
+                      "required unless the host is loopback) or smtps://… (implicit TLS). "
+                      "Empty: mail is written to outbox_dir (development and test only)."),
+    )
+    mail_from: str = field(
+        default="",
+        metadata=_doc("From address of the mail sent to residents; empty means "
+                      "no-reply@<issuer host>."),
+    )
+    outbox_dir: str = field(
+        default="var/outbox",
+        metadata=_doc("Development outbox: without smtp_url every mail is written here as an "
+                      ".eml file and listed at /dev/outbox. Relative to the project root."),
+    )
+    email_link_ttl: int = field(
+        default=86400,
+        metadata=_doc("Lifetime of registration and email verification links, seconds."),
+    )
+    password_reset_ttl: int = field(
+        default=3600, metadata=_doc("Lifetime of a password reset link, seconds (at most 1 day).")
+    )
+    account_mail_limit: str = field(
+        default="5 per hour",
+        metadata=_doc("How often the forms that send mail (registration, password reset, "
+                      "verification) may be used per client address and per target address; "
+                      "a Flask-Limiter rate string."),
+    )
     authorization_code_ttl: int = field(
         default=300, metadata=_doc("Lifetime of an authorization code, seconds (RFC 6749 "
                                    "§4.1.2 recommends at most 600).")
@@ -118,6 +151,17 @@ class Settings:
         metadata=_doc("Wrong user codes allowed per address and per browser before 429 "
                       "(RFC 8628 §5.1); a Flask-Limiter rate string."),
     )
+    login_address_limit: str = field(
+        default="30 per minute",
+        metadata=_doc("Sign-in attempts allowed per client address (Flask-Limiter rate string); "
+                      "accounts are slowed separately by growing delays."),
+    )
+    key_encryption_key: str = field(
+        default="",
+        metadata=_doc("Fernet key (32 bytes, URL-safe base64) that encrypts signing keys at "
+                      "rest. Required in production; development derives one from "
+                      "secret_key."),
+    )
     token_rate_limit: str = field(
         default="1200 per minute",
         metadata=_doc("Token endpoint requests allowed per client (Flask-Limiter rate string); "
@@ -130,6 +174,43 @@ class Settings:
         default=10, metadata=_doc("Default k of the city export: cells with fewer residents "
                                   "are suppressed.")
     )
+    admin_session_idle: int = field(
+        default=900,
+        metadata=_doc("An admin console session ends after this many seconds without a "
+                      "request."),
+    )
+    admin_session_max: int = field(
+        default=28800,
+        metadata=_doc("An admin console session ends this many seconds after sign-in, "
+                      "whatever the activity."),
+    )
+    admin_reauth_window: int = field(
+        default=300,
+        metadata=_doc("Destructive admin actions (suspension, revocation, secret rotation, key "
+                      "rotation, terms publication …) need a password or TOTP check within "
+                      "this many seconds."),
+    )
+    admin_enrolment_ttl: int = field(
+        default=86400,
+        metadata=_doc("Lifetime of an admin's one-time enrolment link, seconds."),
+    )
+    admin_login_limit: str = field(
+        default="10 per 15 minutes",
+        metadata=_doc("Admin sign-in attempts allowed per client address; a Flask-Limiter rate "
+                      "string. Each admin account is also locked for 15 minutes after 5 "
+                      "failures."),
+    )
+    backchannel_logout_timeout: int = field(
+        default=5,
+        metadata=_doc("Seconds to wait for a client's back-channel logout endpoint "
+                      "(OIDC Back-Channel Logout 1.0) before the delivery counts as failed."),
+    )
+    proofing_trust_framework: str = field(
+        default="jp_machi_id_counter",
+        metadata=_doc("The trust_framework value of verified_claims (OpenID Connect for Identity "
+                      "Assurance 1.0): the consortium's counter procedure for identity "
+                      "proofing."),
+    )
     argon2_time_cost: int = field(default=3, metadata=_doc("argon2id iterations."))
     argon2_memory_cost: int = field(default=65536, metadata=_doc("argon2id memory, KiB."))
     argon2_parallelism: int = field(default=4, metadata=_doc("argon2id lanes."))
@@ -138,8 +219,22 @@ class Settings:
         metadata=_doc("Number of reverse proxies in front of the IdP whose X-Forwarded-For, "
                       "-Proto and -Host headers are trusted (0: trust none)."),
     )
+    trusted_proxies: str = field(
+        default="",
+        metadata=_doc("Comma-separated addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of "
+                      "the reverse proxies allowed to set X-Forwarded-For, -Proto and -Host. "
+                      "When set, those headers count only on requests coming directly from "
+                      "one of them (then proxy_hops, at least 1, are trusted) and are ignored "
+                      "from anywhere else. Empty: proxy_hops alone decides, by position."),
+    )
     gunicorn_workers: int = field(default=2, metadata=_doc("Worker processes of `idp serve`."))
     gunicorn_threads: int = field(default=4, metadata=_doc("Threads per worker of `idp serve`."))
+    gunicorn_keepalive: int = field(
+        default=5,
+        metadata=_doc("Seconds `idp serve` keeps an idle client connection open for its next "
+                      "request (gunicorn keepalive). Above the proxy's idle timeout to its "
+                      "upstreams, so the proxy, not the node, closes pooled connections."),
+    )
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 
     # ---- derived -------------------------------------------------------
@@ -238,12 +333,71 @@ class Settings:
             problems.append("touch_events_max_batch must be between 1 and 10000")
         if self.city_export_k < 2:
             problems.append("city_export_k must be at least 2")
+        problems.extend(self._mail_problems())
+        problems.extend(self._admin_problems())
+        if self.key_encryption_key:
+            try:
+                if len(base64.urlsafe_b64decode(self.key_encryption_key.encode())) != 32:
+                    raise ValueError
+            except (ValueError, binascii.Error):
+                problems.append("key_encryption_key must be a Fernet key (32 bytes, URL-safe "
+                                "base64)")
+        elif self.environment == "production":
+            problems.append("key_encryption_key must be set in production "
+                            "(IDP_KEY_ENCRYPTION_KEY)")
         if self.proxy_hops < 0:
             problems.append("proxy_hops must not be negative")
+        if self.gunicorn_workers < 1 or self.gunicorn_threads < 1 or \
+                not 0 <= self.gunicorn_keepalive <= 300:
+            problems.append("gunicorn_workers and gunicorn_threads must be at least 1, "
+                            "gunicorn_keepalive between 0 and 300 seconds")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            problems.append(f"trusted_proxies: {exc}")
         if self.key_publish_delay < 0:
             problems.append("key_publish_delay must not be negative")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
+
+    def _mail_problems(self) -> list[str]:
+        problems = []
+        if self.smtp_url:
+            parts = urlsplit(self.smtp_url)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                problems.append("smtp_url must be smtp://host[:port] or smtps://host[:port]")
+        elif self.environment == "production":
+            # Mail carries registration, verification and reset links: without
+            # a server it would be lost, so production refuses to start.
+            problems.append("smtp_url must be set in production")
+        if self.mail_from and "@" not in self.mail_from:
+            problems.append("mail_from must be an email address")
+        if self.email_link_ttl <= 0:
+            problems.append("email_link_ttl must be positive")
+        if not 0 < self.password_reset_ttl <= 86400:
+            problems.append("password_reset_ttl must be between 1 and 86400 seconds")
+        return problems
+
+    def _admin_problems(self) -> list[str]:
+        problems = []
+        if not 60 <= self.admin_session_idle <= self.admin_session_max:
+            problems.append("admin_session_idle must be at least 60 seconds and at most "
+                            "admin_session_max")
+        if not 0 < self.admin_session_max <= 86400:
+            problems.append("admin_session_max must be between 1 and 86400 seconds")
+        if not 30 <= self.admin_reauth_window <= 3600:
+            problems.append("admin_reauth_window must be between 30 and 3600 seconds")
+        if not 0 < self.admin_enrolment_ttl <= 7 * 86400:
+            problems.append("admin_enrolment_ttl must be between 1 second and 7 days")
+        if not 1 <= self.backchannel_logout_timeout <= 60:
+            problems.append("backchannel_logout_timeout must be between 1 and 60 seconds")
+        if not self.proofing_trust_framework.strip():
+            problems.append("proofing_trust_framework must not be empty")
+        return problems
+
+    @property
+    def mail_sender(self) -> str:
+        return self.mail_from or f"no-reply@{urlsplit(self.issuer).hostname}"
 
 
 def _is_loopback(host: str) -> bool:

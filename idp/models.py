@@ -1,11 +1,19 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from idp.accounts.models import BrowserSession
+from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
+from idp.accounts.models import UsedLink
+from idp.admin.models import Admin
+from idp.admin.models import AdminFormToken
+from idp.admin.models import AdminSession
+from idp.audit.models import AuditChainHead
 from idp.audit.models import AuditEvent
 from idp.clients.models import Client
 from idp.clients.models import Company
+from idp.clients.models import CompanyContract
 from idp.consent.models import Consent
+from idp.consent.models import ConsentReceipt
 from idp.db import Base
 from idp.keys.models import SigningKey
 from idp.kiosk.models import Kiosk
@@ -15,9 +23,13 @@ from idp.oauth.models import DeviceCode
 from idp.oauth.models import PairwiseSubject
 from idp.oauth.models import Token
 from idp.oauth.models import UsedClientAssertion
+from idp.proofing.models import IdentityProofing
+from idp.terms.models import TermsVersion
 
 __all__ = [
+    "Admin", "AdminFormToken", "AdminSession", "AuditChainHead", "CompanyContract",
+    "IdentityProofing",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
-    "DeviceCode", "Kiosk", "PairwiseSubject", "Resident", "SigningKey", "Token", "TouchEvent",
-    "UsedClientAssertion",
+    "ConsentReceipt", "DeviceCode", "Kiosk", "PairwiseSubject", "RecoveryCode", "Resident",
+    "SigningKey", "TermsVersion", "Token", "TouchEvent", "UsedClientAssertion", "UsedLink",
 ]

@@ -25,6 +25,7 @@ from idp.cli.db import alembic_config
 from idp.config import Settings
 from idp.extensions import db
 from idp.models import Base
+from tests import audit_guard
 
 PG_URL = os.environ.get("IDP_TEST_DATABASE_URL")
 
@@ -71,12 +72,14 @@ def settings_overrides():
 
 
 @pytest.fixture
-def app(migrated, settings_overrides):
-    app = create_app({**TEST_SETTINGS, "database_url": migrated, **settings_overrides})
+def app(migrated, settings_overrides, tmp_path):
+    app = create_app({**TEST_SETTINGS, "database_url": migrated,
+                      "outbox_dir": str(tmp_path / "outbox"), **settings_overrides})
     with app.app_context():
         yield app
         db.session.remove()
-        with db.engine.begin() as conn:
+        # The audit trail refuses DELETE (idp.audit.guard): lift the guard for the cleanup.
+        with db.engine.begin() as conn, audit_guard.lifted(conn):
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
         db.engine.dispose()

@@ -14,6 +14,7 @@ from idp.accounts import service as accounts
 from idp.clients import service as clients
 from idp.extensions import db
 from idp.secrets import token
+from idp.terms import service as terms
 
 REDIRECT_URI = "https://rp.example.jp/callback"
 PASSWORD = "correct horse battery"
@@ -50,13 +51,16 @@ def rp(company_id: str | None = None, *, public: bool = False, scopes=None, gran
     return RP(client.id, secret, company_id, (redirect_uris or [REDIRECT_URI])[0])
 
 
-def resident(email: str = "hanako@example.jp", password: str = PASSWORD, **profile):
+def resident(email: str = "hanako@example.jp", password: str = PASSWORD, *,
+             terms_accepted: bool = True, **profile):
+    """A verified resident who has accepted the terms in force (unless told otherwise)."""
     defaults = dict(family_name="札幌", given_name="花子", family_name_kana="サッポロ",
                     given_name_kana="ハナコ", birth_year=1990, gender="female",
                     postal_code="060-0042", locality="札幌市中央区")
     defaults.update(profile)
-    row = accounts.create_resident(email, password, accounts.Profile(**defaults),
-                                   email_verified=True)
+    row = accounts.create_resident(
+        email, password, accounts.Profile(**defaults), email_verified=True,
+        terms_version=terms.current_version() if terms_accepted else None)
     db.session.commit()
     return row
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 
@@ -9,7 +11,8 @@ from idp import create_app
 from tests.conftest import TEST_SETTINGS
 from tests.factories import csrf
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# CI runs the SQLite and PostgreSQL suites side by side: one Redis database each.
+REDIS_URL = "redis://127.0.0.1:6379/" + ("14" if os.environ.get("IDP_TEST_DATABASE_URL") else "15")
 
 
 def redis_available() -> bool:

@@ -1,4 +1,5 @@
-"""Resident (the consortium ID) and BrowserSession (a sign-in on one browser)."""
+"""Resident (the consortium ID), BrowserSession (a sign-in on one browser), the
+resident's TOTP recovery codes, and the single-use record of emailed links."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import enum
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
+from sqlalchemy import text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -42,8 +44,25 @@ class Resident(Base):
     gender: Mapped[str | None] = mapped_column(String(16))
     postal_code: Mapped[str | None] = mapped_column(String(8))
     locality: Mapped[str | None] = mapped_column(String(100))
+    # A new address waiting for its verification link; it replaces `email`
+    # only once the link is followed (idp.accounts.profile).
+    pending_email: Mapped[str | None] = mapped_column(String(254))
+    # The page language when the resident last chose one: mail is written in it.
+    locale: Mapped[str | None] = mapped_column(String(8))
+    # The consortium terms version the resident accepted, and when (idp.terms).
+    terms_version: Mapped[str | None] = mapped_column(String(40))
+    terms_accepted_at: Mapped[dt.datetime | None]
+    # RFC 6238 second factor: base32 secret, set only while enabled, and the
+    # last time step accepted, so a code cannot be replayed in its window.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None]
+    totp_last_counter: Mapped[int | None]
     created_at: Mapped[created_at]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def totp_enabled(self) -> bool:
+        return self.totp_secret is not None and self.totp_enabled_at is not None
 
     @property
     def display_id(self) -> str:
@@ -73,3 +92,36 @@ class BrowserSession(Base):
     expires_at: Mapped[dt.datetime]
     ended_at: Mapped[dt.datetime | None]
     created_at: Mapped[created_at]
+    # How the resident signed in (RFC 8176): ["pwd"], or ["pwd", "otp", "mfa"].
+    amr: Mapped[list[str]] = mapped_column(default=lambda: ["pwd"],
+                                           server_default=text("'[\"pwd\"]'"))
+
+
+class RecoveryCode(Base):
+    """A one-time TOTP recovery code; only its SHA-256 digest is kept (80 random bits)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[str] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[created_at]
+    used_at: Mapped[dt.datetime | None]
+
+
+class UsedLink(Base):
+    """An emailed link that has done its job: a second use finds its row.
+
+    Keyed by the SHA-256 of the purpose and the link's random nonce; no
+    resident id or address, so the table holds nothing personal. Rows are
+    purged once the link would have expired anyway.
+    """
+
+    __tablename__ = "used_links"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    used_at: Mapped[created_at]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -20,7 +20,9 @@ from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
 
-POSTAL_CODE = re.compile(r"^\d{3}-\d{4}$")
+POSTAL_CODE = re.compile(r"^[0-9]{3}-[0-9]{4}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 
 
@@ -56,39 +58,83 @@ def validate_profile(profile: Profile, now: dt.datetime | None = None) -> None:
         value = getattr(profile, name)
         if value is not None and (not value.strip() or len(value) > 100):
             raise ResidentError(f"{name} must be 1 to 100 characters")
+        if value is not None and not value.isprintable():
+            raise ResidentError(f"{name} must not contain control characters")
+
+
+def valid_email(email: str) -> bool:
+    # isprintable: no control characters (PostgreSQL refuses NUL in text).
+    return len(email) <= 254 and email.isprintable() and bool(EMAIL.match(email))
+
+
+def validate_password(password: str, email: str | None = None) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ResidentError(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ResidentError(f"password must be at most {MAX_PASSWORD} characters")
+    if email and password.strip().lower() == normalise_email(email):
+        raise ResidentError("password must not be the email address")
+
+
+def email_taken(email: str, except_id: str | None = None) -> bool:
+    query = select(Resident.id).where(Resident.email == normalise_email(email))
+    if except_id:
+        query = query.where(Resident.id != except_id)
+    return db.session.scalar(query) is not None
+
+
+def find_by_email(email: str) -> Resident | None:
+    email = normalise_email(email)
+    if not valid_email(email):
+        return None
+    return db.session.scalar(select(Resident).where(Resident.email == email))
 
 
 def create_resident(email: str, password: str, profile: Profile | None = None,
-                    email_verified: bool = False, actor: str | None = None) -> Resident:
+                    email_verified: bool = False, actor: str | None = None, *,
+                    terms_version: str | None = None, locale: str | None = None,
+                    channel: str | None = None) -> Resident:
+    """Issue a consortium ID. ``terms_version`` records the terms the resident
+    accepted (self-registration); without it they are asked at first sign-in."""
     email = normalise_email(email)
-    if not EMAIL.match(email):
+    if not valid_email(email):
         raise ResidentError("email is not a valid address")
-    if len(password) < 8:
-        raise ResidentError("password must be at least 8 characters")
+    validate_password(password)
     profile = profile or Profile()
     validate_profile(profile)
-    if db.session.scalar(select(Resident.id).where(Resident.email == email)):
+    if email_taken(email):
         raise ResidentError("email is already registered")
+    now = utcnow()
     resident = Resident(
         email=email,
         email_verified=email_verified,
         password_hash=passwords.hash_password(password),
+        terms_version=terms_version,
+        terms_accepted_at=now if terms_version else None,
+        locale=locale,
         **vars(profile),
     )
     db.session.add(resident)
     db.session.flush()
-    record(AuditTag.RESIDENT_CREATE, actor=actor, resident_id=resident.id)
+    record(AuditTag.RESIDENT_CREATE, actor=actor, resident_id=resident.id,
+           **({"channel": channel} if channel else {}))
+    if terms_version:
+        record(AuditTag.TERMS_ACCEPT, actor=actor, resident_id=resident.id,
+               version=terms_version)
     return resident
 
 
 def authenticate(email: str, password: str) -> Resident | None:
-    """The resident for these credentials, or None. Audited either way.
+    """The resident for these credentials, or None. Failures are audited here;
+    success is audited by ``start_session`` once the sign-in is complete (after
+    the second factor, when the resident has one).
 
     Unknown emails cost one argon2 verification too, so the answer's timing
     does not tell which accounts exist. A hash made with older parameters is
     upgraded on success.
     """
-    resident = db.session.scalar(select(Resident).where(Resident.email == normalise_email(email)))
+    email = normalise_email(email)
+    resident = find_by_email(email) if valid_email(email) else None
     if resident is None:
         passwords.burn_time(password)
         record(AuditTag.LOGIN_FAILURE, reason="unknown_account")
@@ -98,25 +144,38 @@ def authenticate(email: str, password: str) -> Resident | None:
         return None
     if passwords.needs_rehash(resident.password_hash):
         resident.password_hash = passwords.hash_password(password)
-    record(AuditTag.LOGIN_SUCCESS, resident_id=resident.id)
     return resident
+
+
+def check_password(resident: Resident, password: str) -> bool:
+    """Re-entered password of a signed-in resident (changes, deletion)."""
+    return bool(password) and len(password) <= MAX_PASSWORD and passwords.verify(
+        resident.password_hash, password)
 
 
 # ---- browser sessions -------------------------------------------------------
 
-def start_session(resident: Resident) -> tuple[str, BrowserSession]:
-    """A new session for this browser; returns the cookie value and the row."""
+def start_session(resident: Resident, amr: list[str] | None = None
+                  ) -> tuple[str, BrowserSession]:
+    """A new session for this browser; returns the cookie value and the row.
+
+    This is the moment the sign-in succeeds, so it is audited here, with the
+    methods used (RFC 8176 ``amr``).
+    """
     settings = current_app.extensions["idp.settings"]
     sid = secrets.token(32)
     now = utcnow()
+    amr = list(amr or ["pwd"])
     row = BrowserSession(
         sid_digest=secrets.digest(sid),
         resident_id=resident.id,
         auth_time=now,
         expires_at=now + dt.timedelta(seconds=settings.session_ttl),
+        amr=amr,
     )
     db.session.add(row)
     db.session.flush()
+    record(AuditTag.LOGIN_SUCCESS, resident_id=resident.id, amr=amr)
     return sid, row
 
 
@@ -140,9 +199,11 @@ def end_session(sid: str | None, **audit) -> BrowserSession | None:
     return row
 
 
-def end_all_sessions(resident_id: str) -> None:
-    db.session.execute(
-        update(BrowserSession)
-        .where(BrowserSession.resident_id == resident_id, BrowserSession.ended_at.is_(None))
-        .values(ended_at=utcnow())
-    )
+def end_all_sessions(resident_id: str, keep: int | None = None) -> int:
+    """End every live session of the resident (except the row ``keep``); returns how many."""
+    query = (update(BrowserSession)
+             .where(BrowserSession.resident_id == resident_id,
+                    BrowserSession.ended_at.is_(None)))
+    if keep is not None:
+        query = query.where(BrowserSession.id != keep)
+    return db.session.execute(query.values(ended_at=utcnow())).rowcount

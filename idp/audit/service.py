@@ -1,40 +1,154 @@
-"""record(): add an audit event to the caller's transaction."""
+"""record(): add an audit event to the caller's transaction.
+
+An event is chained when its transaction commits: ``record()`` keeps it with
+the session, and just before the commit (``before_commit``) every event of
+the transaction is appended to the hash chain in one go (``chain.append``),
+under the chain-head lock. The lock is therefore held only for the commit
+itself, never while a request goes on doing other work, so appenders queue
+briefly and cannot deadlock with row locks taken earlier in a transaction.
+The event commits or rolls back with the change it describes: a rollback
+(also of a savepoint the event was recorded in) discards it.
+"""
 
 from __future__ import annotations
 
+import json
+import secrets as std_secrets
 from typing import Any
 
+from flask import g
+from flask import has_app_context
 from flask import has_request_context
 from flask import request
+from sqlalchemy import event as sa_event
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import SessionTransaction
 
+from idp.audit import chain
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
+from idp.db import utcnow
 from idp.extensions import db
+
+PENDING = "idp.audit.pending"
 
 
 def record(
     tag: AuditTag,
     *,
     actor: str | None = None,
+    admin_id: str | None = None,
     resident_id: str | None = None,
     client_id: str | None = None,
     company_id: str | None = None,
+    anonymous: bool = False,
     **data: Any,
 ) -> AuditEvent:
-    """Add an event to the current session; it commits or rolls back with the change."""
+    """Add an event to the current transaction; it commits or rolls back with the change.
+
+    ``anonymous`` leaves out the request's IP address and user agent (the
+    record of an account deletion must not hold personal data). During an
+    admin console request the signed-in admin is recorded as well
+    (``g.audit_admin_id``, set by ``idp.admin.auth``), so every event an
+    admin's action causes names them.
+    """
     ip = user_agent = None
-    if has_request_context():
+    if has_request_context() and not anonymous:
         ip = request.remote_addr
         user_agent = (request.user_agent.string or "")[:300] or None
+    if admin_id is None and has_app_context() and g.get("audit_admin_id"):
+        admin_id = g.audit_admin_id
+        actor = actor or "admin"
     event = AuditEvent(
         tag=str(tag),
+        at=utcnow(),
         actor=actor,
+        admin_id=admin_id,
         resident_id=resident_id,
         client_id=client_id,
         company_id=company_id,
         ip=ip,
         user_agent=user_agent,
-        data=data,
+        # What is chained is exactly what the database gives back later.
+        data=json.loads(json.dumps(data, ensure_ascii=False)),
+        personal_salt=std_secrets.token_hex(16),
     )
-    db.session.add(event)
+    session = db.session()
+    if session.get_transaction() is None:
+        # Start the session's transaction (no database round trip yet), so
+        # a rollback before any query still discards this event.
+        session.begin()
+    session.info.setdefault(PENDING, []).append((_transaction(session), event))
     return event
+
+
+def pending_events() -> list[AuditEvent]:
+    """Events recorded in the current transaction and not yet committed."""
+    return [event for _, event in db.session().info.get(PENDING, [])]
+
+
+def _transaction(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
+    # Also called when a savepoint is released: chain only at the real commit.
+    if session.get_nested_transaction() is not None:
+        return
+    pending = session.info.pop(PENDING, None)
+    if pending:
+        chain.append(session, [event for _, event in pending])
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _discard_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    pending = session.info.get(PENDING)
+    if not pending:
+        return
+    if previous.parent is None:
+        session.info.pop(PENDING, None)
+        return
+
+    def inside(transaction: SessionTransaction | None) -> bool:
+        while transaction is not None:
+            if transaction is previous:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[PENDING] = [(t, e) for t, e in pending if not inside(t)]
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_on_close(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without a commit chaining the events
+    # (e.g. the session was closed): they never happened.
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(PENDING, None)
+
+
+def deidentify_resident(resident_id: str) -> int:
+    """Strip a deleted resident from the trail: resident id, IP address and user agent.
+
+    The one sanctioned change to written events (account deletion, see
+    docs/accounts.md): the rows stay, so the trail still counts what each
+    company received and when, but nothing in them points at a person any
+    more. The database triggers allow exactly this change (``idp.audit.guard``)
+    and the chain stays intact, because it covers these columns only through
+    ``personal_digest``; clearing ``personal_salt`` marks the row redacted.
+    A bulk UPDATE, so the ORM's append-only guard (which watches changes to
+    loaded rows) is not involved. Events of this transaction not yet
+    committed are scrubbed before they are chained. The deletion event that
+    calls this records how many stored rows were redacted; ``idp audit
+    verify`` checks that every redacted row is accounted for that way.
+    """
+    for event in pending_events():
+        if event.resident_id == resident_id:
+            event.resident_id = event.ip = event.user_agent = None
+    return db.session.execute(
+        update(AuditEvent).where(AuditEvent.resident_id == resident_id)
+        .values(resident_id=None, ip=None, user_agent=None, personal_salt=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount

@@ -37,24 +37,47 @@ def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
 def in_app(fn: Callable) -> Callable:
     """Run the command inside an app context; commit on success, roll back on error.
 
-    Domain errors (ValueError subclasses) become a clean message and exit 1.
+    Domain errors (ValueError subclasses) become a clean message and exit 1;
+    the refusal itself is audited (``cli:command:refused``), nothing else is
+    kept. After a commit, back-channel logout notices the command caused
+    (a revoked client, a suspended company) are delivered and audited.
     """
 
     @wraps(fn)
     @click.pass_obj
     def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         from idp.extensions import db
+        from idp.oauth import backchannel
 
         with ctx.app.app_context():
             try:
                 result = fn(*args, **kwargs)
                 db.session.commit()
-                return result
             except ValueError as exc:
                 db.session.rollback()
+                # The path without the program's name: "companies suspend".
+                path = click.get_current_context().command_path.split()[1:]
+                _audit_refusal(" ".join(path), exc)
                 raise click.ClickException(str(exc)) from exc
+            if backchannel.deliver_ready():
+                db.session.commit()
+            return result
 
     return wrapper
+
+
+def _audit_refusal(command: str, exc: Exception) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from idp.audit.service import record
+    from idp.audit.tags import AuditTag
+    from idp.extensions import db
+
+    try:
+        record(AuditTag.CLI_REFUSED, actor="cli", command=command[:100], reason=str(exc)[:300])
+        db.session.commit()
+    except SQLAlchemyError:  # e.g. a database not migrated yet: the message still goes out
+        db.session.rollback()
 
 
 @click.group()
@@ -65,6 +88,8 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
+    from idp.cli import admins
+    from idp.cli import audit
     from idp.cli import clients
     from idp.cli import companies
     from idp.cli import db
@@ -72,10 +97,13 @@ def _register() -> None:
     from idp.cli import export
     from idp.cli import keys
     from idp.cli import kiosks
+    from idp.cli import reports
     from idp.cli import serve
+    from idp.cli import terms
     from idp.cli import users
 
-    for module in (db, companies, clients, kiosks, users, keys, export, serve, demo):
+    for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
+                   export, serve, demo):
         main.add_command(module.group)
 
 

@@ -38,11 +38,15 @@ def group() -> None:
               help="The client's public JWKS (for private_key_jwt).")
 @click.option("--id-token-alg", default=None, type=click.Choice(service.ID_TOKEN_ALGS),
               help="ID token signing algorithm for this client.")
+@click.option("--backchannel-logout-uri", default=None,
+              help="Where OIDC back-channel logout tokens are POSTed.")
+@click.option("--verified-claims", is_flag=True,
+              help="The client may receive verified_claims (with the resident's consent).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @in_app
 def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, grant_types,
            scopes, purpose, purpose_en, policy_uri, tos_uri, token_endpoint_auth_method,
-           jwks_file, id_token_alg, as_json) -> None:
+           jwks_file, id_token_alg, backchannel_logout_uri, verified_claims, as_json) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
     jwks = json.load(jwks_file) if jwks_file else None
     client, secret = service.register_client(
@@ -56,6 +60,7 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
         policy_uri=policy_uri, tos_uri=tos_uri,
         token_endpoint_auth_method=token_endpoint_auth_method,
         jwks=jwks, id_token_signed_response_alg=id_token_alg,
+        backchannel_logout_uri=backchannel_logout_uri, verified_claims_allowed=verified_claims,
         actor="cli",
     )
     data = {"client_id": client.id}
@@ -76,3 +81,100 @@ def revoke(client_id: str, as_json: bool) -> None:
     client = service.revoke_client(client_id, actor="cli")
     emit(as_json, {"client_id": client.id, "revoked_at": client.revoked_at.isoformat()},
          f"client {client.id} revoked")
+
+
+def describe(client) -> dict:
+    settings = service.settings_of(client)
+    return {
+        "client_id": client.id,
+        "company_id": client.company_id,
+        "status": "revoked" if client.revoked_at else
+        ("active" if client.is_active else "suspended"),
+        "public": client.is_public,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        **vars(settings),
+        "created_at": client.created_at.isoformat(),
+        "revoked_at": client.revoked_at.isoformat() if client.revoked_at else None,
+    }
+
+
+@group.command("list")
+@click.option("--company", "company_id", default=None, help="Only this company's clients.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def list_clients(company_id: str | None, as_json: bool) -> None:
+    """Every client (of one company), with its state."""
+    rows = [describe(c) for c in service.list_clients(company_id)]
+    emit(as_json, {"clients": rows},
+         "\n".join(f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}"
+                   for r in rows) or "no clients")
+
+
+@group.command()
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def show(client_id: str, as_json: bool) -> None:
+    """One client's settings and state (never its secret, which is not stored)."""
+    data = describe(service.get_client(client_id))
+    emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@group.command()
+@click.argument("client_id")
+@click.option("--name", default=None, help="Service name shown on the consent screen.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              help="Replaces every redirect URI (repeatable).")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
+              help="Replaces every post-logout redirect URI (repeatable).")
+@click.option("--no-post-logout-redirect-uris", is_flag=True,
+              help="Remove every post-logout redirect URI.")
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(service.GRANT_TYPES), help="Replaces the grant types.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(service.SCOPES),
+              help="Replaces the scopes the client may request.")
+@click.option("--purpose", default=None, help="Purpose of use (Japanese).")
+@click.option("--purpose-en", default=None, help="Purpose of use (English).")
+@click.option("--policy-uri", default=None, help="Privacy policy URL ('' removes it).")
+@click.option("--tos-uri", default=None, help="Terms URL ('' removes it).")
+@click.option("--backchannel-logout-uri", default=None,
+              help="Back-channel logout URI ('' removes it).")
+@click.option("--verified-claims/--no-verified-claims", default=None,
+              help="Whether the client may receive verified_claims.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def update(client_id, name, redirect_uris, post_logout_redirect_uris,
+           no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, policy_uri,
+           tos_uri, backchannel_logout_uri, verified_claims, as_json) -> None:
+    """Change a client's settings; what is not given stays. Removing a scope revokes
+    the tokens that carry it; removing a redirect URI or grant expires pending codes."""
+    settings = service.settings_of(service.get_client(client_id))
+    given = {
+        "name": name, "purpose": purpose, "purpose_en": purpose_en, "policy_uri": policy_uri,
+        "tos_uri": tos_uri, "backchannel_logout_uri": backchannel_logout_uri,
+        "verified_claims_allowed": verified_claims,
+        "redirect_uris": list(redirect_uris) or None,
+        "post_logout_redirect_uris": [] if no_post_logout_redirect_uris
+        else (list(post_logout_redirect_uris) or None),
+        "grant_types": list(grant_types) or None, "scopes": list(scopes) or None,
+    }
+    for key, value in given.items():
+        if value is not None:
+            setattr(settings, key, value)
+    client, changes = service.update_client(client_id, settings, actor="cli")
+    emit(as_json, {"client_id": client.id, "changed": sorted(changes)},
+         f"client {client.id}: " + (", ".join(sorted(changes)) + " changed" if changes
+                                     else "nothing changed"))
+
+
+@group.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--revoke-tokens", is_flag=True,
+              help="Also revoke every token of the client (the old secret leaked).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def rotate_secret(client_id: str, revoke_tokens: bool, as_json: bool) -> None:
+    """A new client secret, printed once; the old one stops working at once."""
+    client, secret = service.rotate_secret(client_id, revoke_tokens=revoke_tokens, actor="cli")
+    emit(as_json, {"client_id": client.id, "client_secret": secret},
+         f"client_id: {client.id}\nclient_secret: {secret}\n(shown once; store it now)")

@@ -25,6 +25,8 @@ from idp.terms import service as terms
 
 STATE_FILE = ROOT / "var" / "demo.json"
 RP_PORT = 5001
+B_RP_PORT = 5002  # B社: a second company, so a newcomer sees pairwise subjects differ
+KIOSK_PORT = 5003  # C社's signage kiosk (demo/kiosk.py): a live QR and the touches it logs
 RESIDENT_EMAIL = "hanako@example.jp"
 RESIDENT_PASSWORD = "sapporo-demo-2026"  # noqa: S105 - printed demo credential
 
@@ -35,7 +37,7 @@ def group() -> None:
 
 
 def seed_demo() -> dict:
-    """Create (once) A社, its demo app and a resident; return what a newcomer needs."""
+    """Create (once) A社 and B社, their demo apps, a kiosk and a resident; return the state."""
     state = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
     client = db.session.get(Client, state.get("client_id", ""))
     if client is None:
@@ -53,6 +55,22 @@ def seed_demo() -> dict:
             actor="demo",
         )
         state = {"company_id": company.id, "client_id": client.id, "client_secret": secret}
+    if db.session.get(Client, state.get("b_client_id", "")) is None:
+        b_company = clients.create_company("B社", actor="demo")
+        b_client, b_secret = clients.register_client(
+            b_company.id, "YYYサービス",
+            redirect_uris=[f"http://127.0.0.1:{B_RP_PORT}/callback"],
+            post_logout_redirect_uris=[f"http://127.0.0.1:{B_RP_PORT}/"],
+            grant_types=["authorization_code", "refresh_token"],
+            scopes=["openid", "name", "birth_year", "gender", "email", "postal_code",
+                    "offline_access"],
+            purpose="YYYサービスでの予約の受付と、ご本人確認の連絡に利用します。",
+            purpose_en="To take your bookings on YYY service and contact you about them.",
+            policy_uri=f"http://127.0.0.1:{B_RP_PORT}/",
+            actor="demo",
+        )
+        state.update(b_company_id=b_company.id, b_client_id=b_client.id,
+                     b_client_secret=b_secret)
     if db.session.get(Client, state.get("kiosk_client_id", "")) is None:
         kiosk_company = clients.create_company("C社", actor="demo")
         kiosk, kiosk_secret, _ = kiosks.create_kiosk(
@@ -87,7 +105,7 @@ def seed(as_json: bool) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.pass_context
 def run(ctx: click.Context, port: int) -> None:
-    """Migrate, seed, start the demo app on :5001 and serve the IdP on :5000."""
+    """Migrate, seed, start the demo apps (:5001 A社, :5002 B社, kiosk :5003), serve the IdP."""
     from idp.cli.db import upgrade
     from idp.cli.serve import group as serve
 
@@ -97,20 +115,35 @@ def run(ctx: click.Context, port: int) -> None:
         state = seed_demo()
         db.session.commit()
     issuer = app.extensions["idp.settings"].issuer
-    rp = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "demo.relying_party", "--issuer", issuer,
-         "--client-id", state["client_id"], "--port", str(RP_PORT)],
-        env={**os.environ, "DEMO_RP_CLIENT_SECRET": state["client_secret"]},
-    )
+    rps = [
+        subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "demo.relying_party", "--issuer", issuer,
+             "--client-id", client_id, "--port", str(rp_port), "--title", title],
+            env={**os.environ, "DEMO_RP_CLIENT_SECRET": secret},
+        )
+        for client_id, secret, rp_port, title in (
+            (state["client_id"], state["client_secret"], RP_PORT, "A社 XXXサービス"),
+            (state["b_client_id"], state["b_client_secret"], B_RP_PORT, "B社 YYYサービス"),
+        )
+    ]
+    rps.append(subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "demo.kiosk", "--issuer", issuer,
+         "--client-id", state["kiosk_client_id"], "--port", str(KIOSK_PORT)],
+        env={**os.environ, "DEMO_KIOSK_CLIENT_SECRET": state["kiosk_client_secret"]},
+    ))
     time.sleep(0.5)
     click.echo(
         "\n"
         "  Machi ID is running.\n"
         f"  Identity provider:  {issuer}\n"
         f"  Demo app (A社 XXXサービス): http://127.0.0.1:{RP_PORT}/\n"
+        f"  Demo app (B社 YYYサービス): http://127.0.0.1:{B_RP_PORT}/\n"
+        "    sign in to both: each company gets a different 利用者ID (sub) for you.\n"
         f"  Resident:           {RESIDENT_EMAIL}\n"
         f"  Password:           {RESIDENT_PASSWORD}\n"
-        "  A signage kiosk (device flow), in another terminal:\n"
+        f"  Demo kiosk (C社 北2条広場サイネージ): http://127.0.0.1:{KIOSK_PORT}/\n"
+        "    scan its QR with a phone (or open the link), sign in, approve, touch.\n"
+        "  The same kiosk as a command-line simulator, in another terminal:\n"
         f"    .venv/bin/idp kiosks simulate --client-id {state['kiosk_client_id']} "
         f"--client-secret {state['kiosk_client_secret']}\n"
         "  Stop with Ctrl-C.\n",
@@ -119,4 +152,5 @@ def run(ctx: click.Context, port: int) -> None:
     try:
         ctx.invoke(serve, host="127.0.0.1", port=port, workers=2)
     finally:
-        rp.terminate()
+        for rp in rps:
+            rp.terminate()

@@ -39,3 +39,19 @@ def list_keys(as_json: bool) -> None:
     rows = service.describe()
     emit(as_json, {"keys": rows},
          "\n".join(f"{r['alg']} {r['kid']} {r['state']}" for r in rows) or "no keys yet")
+
+
+@group.command()
+@click.argument("kid")
+@click.option("--drop", is_flag=True,
+              help="The key is compromised: remove it from JWKS at once (its ID tokens stop "
+                   "verifying).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def retire(kid: str, drop: bool, as_json: bool) -> None:
+    """Stop signing with one key now; a replacement signs at once if none is left."""
+    replacement = service.retire(kid, drop=drop, actor="cli")
+    emit(as_json, {"kid": kid, "dropped": drop,
+                   "replacement": replacement.kid if replacement is not None else None},
+         f"key {kid} retired" + (" and removed from JWKS" if drop else "")
+         + (f"; {replacement.alg} {replacement.kid} signs now" if replacement else ""))

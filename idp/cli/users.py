@@ -41,3 +41,22 @@ def create(email, password, family_name, given_name, family_name_kana, given_nam
                                        actor="cli")
     emit(as_json, {"id": resident.id, "email": resident.email},
          f"created resident {resident.display_id} ({resident.email})")
+
+
+@group.command("reset-second-factor")
+@click.option("--email", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def reset_second_factor(email: str, as_json: bool) -> None:
+    """Turn off a resident's two-step verification (lost phone and recovery codes).
+
+    Check the resident's identity out of band first: this removes a factor.
+    """
+    from idp.accounts import totp
+
+    resident = service.find_by_email(email)
+    if resident is None:
+        raise service.ResidentError(f"no resident with email {email}")
+    totp.reset_by_operator(resident, actor="cli")
+    emit(as_json, {"id": resident.id, "totp_enabled": False},
+         f"two-step verification is off for {resident.display_id}")

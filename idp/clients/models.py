@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
@@ -46,10 +47,39 @@ class Company(Base):
     revoked_at: Mapped[dt.datetime | None]
 
     clients: Mapped[list[Client]] = relationship(back_populates="company")
+    # The data-use contract, newest first: a renewal is a new row, the old
+    # ones stay as the company's history.
+    contracts: Mapped[list[CompanyContract]] = relationship(
+        back_populates="company",
+        order_by="(CompanyContract.signed_on.desc(), CompanyContract.id.desc())")
 
     @property
     def is_active(self) -> bool:
         return self.status == CompanyStatus.ACTIVE
+
+    @property
+    def contract(self) -> CompanyContract | None:
+        """The contract in force: the one signed last."""
+        return self.contracts[0] if self.contracts else None
+
+
+class CompanyContract(Base):
+    """A data-use contract (利用契約) a member company signed: scope of use,
+    liability, usage reports and audits, breach notification (the seed's terms
+    for members). The consortium keeps the reference of the signed paper, not
+    the paper."""
+
+    __tablename__ = "company_contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(40))
+    signed_on: Mapped[dt.date]
+    recorded_at: Mapped[created_at]
+    recorded_by: Mapped[str | None] = mapped_column(String(100))
+
+    company: Mapped[Company] = relationship(back_populates="contracts")
 
 
 class Client(Base, ClientMixin):
@@ -71,6 +101,12 @@ class Client(Base, ClientMixin):
     tos_uri: Mapped[str | None] = mapped_column(String(500))
     jwks: Mapped[dict[str, Any] | None]
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    # OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    # Whether the consortium lets this client receive verified_claims
+    # (OpenID Connect for Identity Assurance 1.0), e.g. under its contract.
+    verified_claims_allowed: Mapped[bool] = mapped_column(default=False,
+                                                          server_default=false())
     created_at: Mapped[created_at]
     revoked_at: Mapped[dt.datetime | None]
 
@@ -98,6 +134,8 @@ class Client(Base, ClientMixin):
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
             "policy_uri": self.policy_uri,
             "tos_uri": self.tos_uri,
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+            "backchannel_logout_session_required": bool(self.backchannel_logout_uri),
         }
 
     # ---- ClientMixin ---------------------------------------------------

@@ -1,39 +1,56 @@
-"""Companies and clients: admission, registration, suspension and revocation."""
+"""Companies and clients: admission, contracts, registration, changes, suspension,
+reinstatement and revocation.
+
+Cutting a company or a client off is immediate and complete (``_cut_off``):
+every token is revoked, pending authorization and device codes expire, and
+clients that registered a back-channel logout URI are told about each live
+session once the change commits (``idp.oauth.backchannel``). Token checks also
+look at the client's and company's state, so nothing works in between.
+Reinstating a suspended company brings back client authentication and the
+residents' consents, never a token revoked by the suspension.
+
+Every refusal raises ``ClientError`` with a message for the operator; the
+caller rolls back, so a refused action changes nothing.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import datetime as dt
+import re
 
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
 from idp import secrets
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.clients import validation
 from idp.clients.models import Client
 from idp.clients.models import Company
+from idp.clients.models import CompanyContract
 from idp.clients.models import CompanyStatus
+from idp.clients.validation import AUTH_METHODS
+from idp.clients.validation import DEVICE_CODE
+from idp.clients.validation import GRANT_TYPES
+from idp.clients.validation import ID_TOKEN_ALGS
+from idp.clients.validation import SCOPES
+from idp.clients.validation import ClientError
+from idp.clients.validation import ClientSettings
 from idp.db import utcnow
 from idp.extensions import db
+from idp.kiosk.models import Kiosk
+from idp.oauth import backchannel
 from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import DeviceCode
 from idp.oauth.models import Token
 
-DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
-SCOPES = ("openid", "name", "birth_year", "gender", "email", "postal_code",
-          "offline_access", "touch_events")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-ID_TOKEN_ALGS = ("RS256", "ES256")
-
-
-class ClientError(ValueError):
-    """Invalid company or client data; the message says what is wrong."""
-
+# Re-exported: callers use service.ClientError, service.SCOPES …
+__all__ = ["AUTH_METHODS", "DEVICE_CODE", "GRANT_TYPES", "ID_TOKEN_ALGS", "SCOPES", "ClientError",
+           "ClientSettings"]
 
 def create_company(name: str, actor: str | None = None) -> Company:
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise ClientError("company name must be 1 to 200 characters")
+    name = validation.name(name, "company")
     company = Company(name=name)
     db.session.add(company)
     db.session.flush()
@@ -42,35 +59,129 @@ def create_company(name: str, actor: str | None = None) -> Company:
 
 
 def get_company(company_id: str) -> Company:
-    company = db.session.get(Company, company_id)
+    company = db.session.get(Company, company_id) if _plausible_id(company_id, 16) else None
     if company is None:
         raise ClientError(f"no company {company_id}")
     return company
+
+
+def _plausible_id(value, length: int) -> bool:
+    """A string that could be one of our ids: short, printable ASCII (PostgreSQL refuses
+    NUL in text, so junk must never reach a query)."""
+    return isinstance(value, str) and 0 < len(value) <= length and value.isascii() \
+        and value.isprintable()
+
+
+def find_client(client_id) -> Client | None:
+    """The client with this id, whatever its state; None for unknown ids and junk."""
+    return db.session.get(Client, client_id) if _plausible_id(client_id, 40) else None
+
+
+def list_companies() -> list[Company]:
+    return list(db.session.scalars(select(Company).order_by(Company.created_at, Company.id)))
+
+
+def update_company(company_id: str, name: str, actor: str | None = None) -> Company:
+    """Rename a company (residents see the new name on the consent screen at once)."""
+    company = get_company(company_id)
+    if company.status == CompanyStatus.REVOKED:
+        raise ClientError(f"company {company.id} is revoked and can no longer be changed")
+    name = validation.name(name, "company")
+    if name != company.name:
+        record(AuditTag.COMPANY_UPDATE, actor=actor, company_id=company.id,
+               previous={"name": company.name}, name=name)
+        company.name = name
+    return company
+
+
+CONTRACT_REFERENCE = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+CONTRACT_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
+
+
+def record_contract(company_id: str, reference: str, version: str, signed_on: dt.date,
+                    actor: str | None = None) -> CompanyContract:
+    """Record the data-use contract the company signed (a renewal adds a row)."""
+    company = get_company(company_id)
+    if company.status == CompanyStatus.REVOKED:
+        raise ClientError(f"company {company.id} is revoked and can no longer be changed")
+    reference = (reference or "").strip()
+    if not CONTRACT_REFERENCE.match(reference):
+        raise ClientError("contract reference must be 1 to 100 printable characters")
+    version = (version or "").strip()
+    if not CONTRACT_VERSION.match(version):
+        raise ClientError("contract version must be 1 to 40 letters, digits, '.', '_' or '-'")
+    if not isinstance(signed_on, dt.date) or isinstance(signed_on, dt.datetime):
+        raise ClientError("contract signing date must be a date")
+    if signed_on > utcnow().date() + dt.timedelta(days=1):
+        raise ClientError("contract signing date is in the future")
+    if any(c.reference == reference and c.version == version for c in company.contracts):
+        raise ClientError(f"contract {reference} version {version} is already recorded")
+    contract = CompanyContract(company=company, reference=reference, version=version,
+                               signed_on=signed_on, recorded_by=actor)
+    db.session.add(contract)
+    db.session.flush()
+    db.session.refresh(company, ["contracts"])
+    record(AuditTag.CONTRACT_RECORD, actor=actor, company_id=company.id, reference=reference,
+           version=version, signed_on=signed_on.isoformat())
+    return contract
 
 
 def suspend_company(company_id: str, actor: str | None = None) -> Company:
     """Cut the company off now: its clients stop authenticating and every token dies."""
     company = get_company(company_id)
     if company.status == CompanyStatus.REVOKED:
-        raise ClientError("company is revoked")
+        raise ClientError(f"company {company.id} is revoked")
     if company.status != CompanyStatus.SUSPENDED:
         company.status = CompanyStatus.SUSPENDED
         company.suspended_at = utcnow()
         for client in company.clients:
-            _cut_off(client.id)
+            if client.revoked_at is None:
+                _cut_off(client, "company_suspended")
         record(AuditTag.COMPANY_SUSPEND, actor=actor, company_id=company.id)
     return company
 
 
-def _validate_redirect_uri(uri: str) -> None:
-    parts = urlsplit(uri)
-    if parts.fragment:
-        raise ClientError(f"redirect URI must not have a fragment: {uri}")
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost"):
-        return
-    raise ClientError(f"redirect URI must be https (http only on loopback): {uri}")
+def reinstate_company(company_id: str, actor: str | None = None) -> Company:
+    """Lift a suspension: clients authenticate again and consents in force count again.
+
+    Tokens and codes the suspension revoked stay revoked; the company's
+    services ask residents to sign in again.
+    """
+    company = get_company(company_id)
+    if company.status == CompanyStatus.REVOKED:
+        raise ClientError(f"company {company.id} is revoked for good and cannot be reinstated")
+    if company.status != CompanyStatus.SUSPENDED:
+        raise ClientError(f"company {company.id} is not suspended")
+    suspended_at = company.suspended_at
+    company.status = CompanyStatus.ACTIVE
+    company.suspended_at = None
+    # Device authorizations started before the suspension must not be
+    # completed now: the kiosk starts again.
+    expired = _expire_device_codes(company)
+    record(AuditTag.COMPANY_REINSTATE, actor=actor, company_id=company.id,
+           suspended_at=suspended_at.isoformat() if suspended_at else None,
+           device_codes_expired=expired)
+    return company
+
+
+def revoke_company(company_id: str, actor: str | None = None) -> Company:
+    """Exclude the company for good (不適切な企業の排除): it is cut off like a
+    suspension, every client is revoked, and nothing can bring it back."""
+    company = get_company(company_id)
+    if company.status == CompanyStatus.REVOKED:
+        raise ClientError(f"company {company.id} is already revoked")
+    now = utcnow()
+    was = company.status
+    company.status = CompanyStatus.REVOKED
+    company.revoked_at = now
+    for client in company.clients:
+        if client.revoked_at is None:
+            # Already cut off if the company was suspended; the notices went then.
+            _cut_off(client, "company_revoked", notify=was == CompanyStatus.ACTIVE)
+            client.revoked_at = now
+    record(AuditTag.COMPANY_REVOKE, actor=actor, company_id=company.id, previous_status=was,
+           clients=sorted(c.id for c in company.clients))
+    return company
 
 
 def register_client(
@@ -89,6 +200,8 @@ def register_client(
     token_endpoint_auth_method: str | None = None,
     jwks: dict | None = None,
     id_token_signed_response_alg: str | None = None,
+    backchannel_logout_uri: str | None = None,
+    verified_claims_allowed: bool = False,
     actor: str | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (None for public clients).
@@ -98,24 +211,13 @@ def register_client(
     company = get_company(company_id)
     if not company.is_active:
         raise ClientError(f"company {company_id} is {company.status}")
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise ClientError("client name must be 1 to 200 characters")
-    grant_types = list(dict.fromkeys(grant_types or ["authorization_code"]))
-    for grant in grant_types:
-        if grant not in GRANT_TYPES:
-            raise ClientError(f"unsupported grant type: {grant}")
-    scopes = list(dict.fromkeys(scopes or ["openid"]))
-    for scope in scopes:
-        if scope not in SCOPES:
-            raise ClientError(f"unknown scope: {scope}")
-    redirect_uris = list(dict.fromkeys(redirect_uris or []))
-    for uri in redirect_uris + list(post_logout_redirect_uris or []):
-        _validate_redirect_uri(uri)
-    if "authorization_code" in grant_types and not redirect_uris:
-        raise ClientError("the authorization_code grant needs at least one --redirect-uri")
-    if public and "client_credentials" in grant_types:
-        raise ClientError("a public client cannot use client_credentials")
+    checked = validation.checked(ClientSettings(
+        name=name, redirect_uris=list(redirect_uris or []),
+        post_logout_redirect_uris=list(post_logout_redirect_uris or []),
+        grant_types=list(grant_types or []), scopes=list(scopes or []), purpose=purpose,
+        purpose_en=purpose_en, policy_uri=policy_uri, tos_uri=tos_uri,
+        backchannel_logout_uri=backchannel_logout_uri,
+        verified_claims_allowed=verified_claims_allowed), public)
     method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ClientError(f"unsupported token endpoint auth method: {method}")
@@ -129,70 +231,213 @@ def register_client(
     client = Client(
         id=secrets.random_id(20, "mc_"),
         company=company,
-        name=name,
         is_public=public,
         secret_digest=secrets.digest(secret) if secret else None,
         token_endpoint_auth_method=method,
-        redirect_uris=redirect_uris,
-        post_logout_redirect_uris=list(post_logout_redirect_uris or []),
-        grant_types=grant_types,
-        scopes=scopes,
-        purpose=purpose,
-        purpose_en=purpose_en,
-        policy_uri=policy_uri,
-        tos_uri=tos_uri,
         jwks=jwks,
         id_token_signed_response_alg=id_token_signed_response_alg,
+        **vars(checked),
     )
     db.session.add(client)
     db.session.flush()
     record(AuditTag.CLIENT_CREATE, actor=actor, client_id=client.id, company_id=company.id,
-           grant_types=grant_types, scopes=scopes)
+           grant_types=checked.grant_types, scopes=checked.scopes)
     return client, secret
 
 
 def get_client(client_id: str) -> Client:
-    client = db.session.get(Client, client_id)
+    client = db.session.get(Client, client_id) if _plausible_id(client_id, 40) else None
     if client is None:
         raise ClientError(f"no client {client_id}")
     return client
+
+
+def list_clients(company_id: str | None = None) -> list[Client]:
+    query = select(Client).order_by(Client.created_at, Client.id)
+    if company_id:
+        query = query.where(Client.company_id == company_id)
+    return list(db.session.scalars(query))
+
+
+def settings_of(client: Client) -> ClientSettings:
+    return ClientSettings(
+        name=client.name, redirect_uris=list(client.redirect_uris),
+        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+        grant_types=list(client.grant_types), scopes=list(client.scopes),
+        purpose=client.purpose, purpose_en=client.purpose_en, policy_uri=client.policy_uri,
+        tos_uri=client.tos_uri, backchannel_logout_uri=client.backchannel_logout_uri,
+        verified_claims_allowed=client.verified_claims_allowed)
+
+
+def _editable(client_id: str) -> Client:
+    client = get_client(client_id)
+    if client.revoked_at is not None:
+        raise ClientError(f"client {client.id} is revoked and can no longer be changed")
+    if client.company.status == CompanyStatus.REVOKED:
+        raise ClientError(f"company {client.company_id} is revoked")
+    return client
+
+
+def update_client(client_id: str, settings: ClientSettings,
+                  actor: str | None = None) -> tuple[Client, dict]:
+    """Change a client's settings; returns it and what changed ({field: [old, new]}).
+
+    Taking something away takes effect at once: tokens carrying a scope that
+    was removed are revoked, and pending codes for a removed scope or
+    redirect URI, or of a removed grant type, expire.
+    """
+    client = _editable(client_id)
+    before = settings_of(client)
+    after = validation.checked(settings, client.is_public)
+    changes = {key: [getattr(before, key), getattr(after, key)] for key in vars(after)
+               if getattr(before, key) != getattr(after, key)}
+    if not changes:
+        return client, {}
+    for key, (_old, new) in changes.items():
+        setattr(client, key, new)
+    removed_scopes = set(before.scopes) - set(after.scopes)
+    removed_uris = set(before.redirect_uris) - set(after.redirect_uris)
+    removed_grants = set(before.grant_types) - set(after.grant_types)
+    revoked = _narrow(client, removed_scopes, removed_uris, removed_grants)
+    record(AuditTag.CLIENT_UPDATE, actor=actor, client_id=client.id,
+           company_id=client.company_id, changes=changes, tokens_revoked=revoked)
+    return client, changes
+
+
+def _narrow(client: Client, scopes: set[str], uris: set[str], grants: set[str]) -> int:
+    """Withdraw what an edit took away; returns how many token rows were revoked."""
+    now = utcnow()
+    revoked = 0
+    if scopes:
+        live = db.session.scalars(select(Token).where(Token.client_id == client.id,
+                                                      Token.revoked_at.is_(None)))
+        for token in live:
+            if set(token.scope.split()) & scopes:
+                token.revoked_at = now
+                revoked += 1
+    codes = db.session.scalars(select(AuthorizationCode).where(
+        AuthorizationCode.client_id == client.id, AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now))
+    for code in codes:
+        if "authorization_code" in grants or code.redirect_uri in uris or \
+                set(code.scope.split()) & scopes:
+            code.expires_at = now
+    device_codes = db.session.scalars(select(DeviceCode).where(
+        DeviceCode.client_id == client.id, DeviceCode.consumed_at.is_(None),
+        DeviceCode.expires_at > now))
+    for code in device_codes:
+        if DEVICE_CODE in grants or set(code.scope.split()) & scopes:
+            code.expires_at = now
+    # A removed refresh_token grant needs nothing here: the token endpoint
+    # checks the client's grant types on every request.
+    return revoked
+
+
+def rotate_secret(client_id: str, revoke_tokens: bool = False,
+                  actor: str | None = None) -> tuple[Client, str]:
+    """A new client secret, shown once; the old one stops working at once.
+
+    ``revoke_tokens`` also revokes every token of the client (the old secret
+    leaked: whoever held it may have obtained tokens).
+    """
+    client = _editable(client_id)
+    if client.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise ClientError(f"client {client.id} authenticates with "
+                          f"{client.token_endpoint_auth_method} and has no secret")
+    secret = secrets.token(32)
+    client.secret_digest = secrets.digest(secret)
+    revoked = 0
+    if revoke_tokens:
+        revoked = db.session.execute(
+            update(Token).where(Token.client_id == client.id, Token.revoked_at.is_(None))
+            .values(revoked_at=utcnow())).rowcount
+    record(AuditTag.CLIENT_SECRET_ROTATE, actor=actor, client_id=client.id,
+           company_id=client.company_id, tokens_revoked=revoked)
+    return client, secret
+
+
+def update_kiosk(client_id: str, location: str, actor: str | None = None) -> Kiosk:
+    """Record where a kiosk's screen stands now."""
+    client = _editable(client_id)
+    kiosk = db.session.get(Kiosk, client.id)
+    if kiosk is None:
+        raise ClientError(f"client {client.id} is not a kiosk")
+    location = (location or "").strip()
+    if not location or len(location) > 200:
+        raise ClientError("location must be 1 to 200 characters")
+    if location != kiosk.location:
+        record(AuditTag.KIOSK_UPDATE, actor=actor, client_id=client.id,
+               company_id=client.company_id, previous={"location": kiosk.location},
+               location=location)
+        kiosk.location = location
+    return kiosk
+
+
+def kiosks() -> list[Kiosk]:
+    return list(db.session.scalars(select(Kiosk).order_by(Kiosk.created_at)))
 
 
 def revoke_client(client_id: str, actor: str | None = None) -> Client:
     """Revoke for good: authentication fails and every token and code dies now."""
     client = get_client(client_id)
     if client.revoked_at is None:
+        _cut_off(client, "client_revoked", notify=client.is_active)
         client.revoked_at = utcnow()
-        _cut_off(client.id)
         record(AuditTag.CLIENT_REVOKE, actor=actor, client_id=client.id,
                company_id=client.company_id)
     return client
 
 
-def _cut_off(client_id: str) -> None:
-    """Revoke the client's live tokens and expire its pending codes.
+def _cut_off(client: Client, reason: str, notify: bool = True) -> None:
+    """Revoke the client's live tokens and expire its pending authorization codes.
 
     Token checks also look at the client's state, so the cut-off holds even
-    before this runs; writing it down means no token comes back if the
-    company is later reinstated.
+    before this runs; writing it down means no token or code comes back if
+    the company is later reinstated. With ``notify``, clients with a
+    back-channel logout URI are told about every session still alive (sent
+    after the commit).
     """
+    if notify:
+        backchannel.queue(backchannel.notices_for_client(client, reason))
     now = utcnow()
     db.session.execute(
-        update(Token).where(Token.client_id == client_id, Token.revoked_at.is_(None))
+        update(Token).where(Token.client_id == client.id, Token.revoked_at.is_(None))
         .values(revoked_at=now)
     )
     db.session.execute(
         update(AuthorizationCode)
-        .where(AuthorizationCode.client_id == client_id, AuthorizationCode.used_at.is_(None))
+        .where(AuthorizationCode.client_id == client.id, AuthorizationCode.used_at.is_(None),
+               AuthorizationCode.expires_at > now)
         .values(expires_at=now)
     )
+    # Device codes are left as they are: a kiosk's poll fails at client
+    # authentication, and a resident who enters the code is told the service
+    # is no longer connected (idp.interaction.device). A reinstatement expires
+    # them (_expire_device_codes), so none outlives the cut-off.
+
+
+def _expire_device_codes(company: Company) -> int:
+    now = utcnow()
+    return db.session.execute(
+        update(DeviceCode)
+        .where(DeviceCode.client_id.in_([c.id for c in company.clients]),
+               DeviceCode.consumed_at.is_(None), DeviceCode.expires_at > now)
+        .values(expires_at=now)
+    ).rowcount
+
+
+def counts_by_company() -> dict[str, dict[str, int]]:
+    """{company_id: {"clients": n, "active_clients": m}} for the console's lists."""
+    rows = db.session.execute(
+        select(Client.company_id, func.count(), func.count(Client.revoked_at))
+        .group_by(Client.company_id)).all()
+    return {company_id: {"clients": total, "active_clients": total - revoked}
+            for company_id, total, revoked in rows}
 
 
 def active_client(client_id: str | None) -> Client | None:
     """The client if it exists and may act now, else None (Authlib's query_client)."""
-    if not client_id or not isinstance(client_id, str) or len(client_id) > 40:
-        return None
-    client = db.session.scalar(select(Client).where(Client.id == client_id))
+    client = find_client(client_id)
     if client is None or not client.is_active:
         return None
     return client

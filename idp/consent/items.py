@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from idp.oauth.claims import full_name
+from idp.proofing import service as proofing
 
 # Scopes a resident cannot untick: without `openid` there is no sign-in.
 REQUIRED_SCOPES = frozenset({"openid"})
@@ -50,6 +52,15 @@ ITEMS: dict[str, ConsentItem] = {
             "postal_code",
             _l("Address information"),
             _l("Your postal code and municipality only (no street address)."),
+        ),
+        # Not a scope: asked when a client requests verified_claims (OpenID
+        # Connect for Identity Assurance) and the consortium has checked the
+        # resident's identity (idp.oauth.assurance, idp.proofing).
+        ConsentItem(
+            "verified_claims",
+            _l("Verified identity information"),
+            _l("That the consortium has checked the items below against an official document, "
+               "with the document's kind and the date of the check (never its number)."),
         ),
         ConsentItem(
             "offline_access",
@@ -92,4 +103,25 @@ def display_values(resident: Any, scope: str) -> str | None:
         parts = [p for p in (resident.postal_code and f"〒{resident.postal_code}",
                              resident.locality) if p]
         return " ".join(parts) or None
+    if scope == "verified_claims":
+        return _verified_summary(resident)
     return None
+
+
+def _verified_summary(resident: Any) -> str | None:
+    """The verified values and how they were checked, e.g.
+    "札幌 花子, 1990 (My Number card, 2026-11-20)"."""
+    parts = []
+    for item in proofing.verified(resident):
+        values = []
+        for claim in item.claims:
+            if claim == "name":
+                values.append(full_name(resident.family_name, resident.given_name))
+            elif claim == "birthdate":
+                values.append(str(resident.birth_year))
+            else:
+                values.append(display_values(resident, "postal_code"))
+        parts.append(_("%(values)s (%(document)s, %(date)s)", values=", ".join(values),
+                       document=proofing.EVIDENCE_LABELS[item.evidence],
+                       date=item.verified_on.isoformat()))
+    return "; ".join(parts) or None

@@ -1,8 +1,10 @@
-"""Consent: one row per (resident, client), updated as the resident decides again."""
+"""Consent: one row per (resident, client), updated as the resident decides again;
+ConsentReceipt: the resident's copy of each decision, kept as issued."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
@@ -13,6 +15,7 @@ from sqlalchemy.orm import relationship
 
 from idp.clients.models import Client
 from idp.db import Base
+from idp.db import created_at
 
 
 class Consent(Base):
@@ -40,3 +43,24 @@ class Consent(Base):
             and self.expires_at > now
             and self.terms_version == terms_version
         )
+
+
+class ConsentReceipt(Base):
+    """A Kantara Consent Receipt v1.1 for one consent given or withdrawn.
+
+    ``document`` is the receipt exactly as issued (``idp.consent.receipts``);
+    it is never re-rendered, so a download later shows what was true then.
+    """
+
+    __tablename__ = "consent_receipts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # consentReceiptID (UUID)
+    resident_id: Mapped[str] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    event: Mapped[str] = mapped_column(String(16))  # "given" or "withdrawn"
+    issued_at: Mapped[created_at]
+    document: Mapped[dict[str, Any]]
+
+    client: Mapped[Client] = relationship(lazy="joined")

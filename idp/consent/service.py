@@ -23,11 +23,15 @@ from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
+from idp.consent import receipts
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
+from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import DeviceCode
 from idp.oauth.models import Token
+from idp.terms import service as terms
 
 
 class ConsentError(ValueError):
@@ -55,7 +59,7 @@ def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
     else:
         if consent.expires_at <= now:
             reasons.append("consent_expired")
-        if consent.terms_version != _settings().terms_version:
+        if consent.terms_version != terms.current_version():
             reasons.append("terms_changed")
         decided = set(consent.scopes) | set(consent.declined_scopes)
         if set(requested) - decided:
@@ -68,7 +72,7 @@ def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
 def scopes_in_force(resident_id: str, client_id: str) -> set[str]:
     """The scopes of a consent in force for this pair (empty set if none)."""
     consent = find(resident_id, client_id)
-    if consent is None or not consent.in_force(utcnow(), _settings().terms_version):
+    if consent is None or not consent.in_force(utcnow(), terms.current_version()):
         return set()
     return set(consent.scopes)
 
@@ -88,10 +92,11 @@ def grant(resident: Resident, client: Client, requested: list[str],
     declined = [s for s in requested if s not in granted_set]
     now = utcnow()
     settings = _settings()
+    terms_version = terms.current_version()
     values = dict(
         scopes=scopes,
         declined_scopes=declined,
-        terms_version=settings.terms_version,
+        terms_version=terms_version,
         granted_at=now,
         expires_at=now + dt.timedelta(days=settings.consent_ttl_days),
         withdrawn_at=None,
@@ -115,8 +120,9 @@ def grant(resident: Resident, client: Client, requested: list[str],
     db.session.flush()
     tag = AuditTag.CONSENT_CHANGE if previous is not None else AuditTag.CONSENT_GRANT
     record(tag, resident_id=resident.id, client_id=client.id, company_id=client.company_id,
-           scopes=scopes, declined=declined, terms_version=settings.terms_version,
+           scopes=scopes, declined=declined, terms_version=terms_version,
            **({"previous": previous} if previous is not None else {}))
+    receipts.issue(resident, consent, receipts.GIVEN)
     return consent
 
 
@@ -126,8 +132,13 @@ def record_denial(resident: Resident, client: Client, requested: list[str]) -> N
 
 
 def withdraw(resident_id: str, client_id: str) -> Consent:
-    """Withdraw consent for one service: its tokens for this resident die at once."""
-    consent = find(resident_id, client_id)
+    """Withdraw consent for one service: its tokens for this resident die at once,
+    and so do codes issued but not yet redeemed (a code carries the consent it was
+    issued under, so it must not outlive it; the same for device codes a kiosk has
+    not collected yet). A receipt records the withdrawal."""
+    plausible = isinstance(client_id, str) and 0 < len(client_id) <= 40 \
+        and client_id.isascii() and client_id.isprintable()
+    consent = find(resident_id, client_id) if plausible else None
     if consent is None or consent.withdrawn_at is not None:
         raise ConsentError("no consent in force for this service")
     now = utcnow()
@@ -138,6 +149,20 @@ def withdraw(resident_id: str, client_id: str) -> Consent:
                Token.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.resident_id == resident_id,
+               AuthorizationCode.client_id == client_id,
+               AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now)
+        .values(expires_at=now)
+    )
+    db.session.execute(
+        update(DeviceCode)
+        .where(DeviceCode.resident_id == resident_id, DeviceCode.client_id == client_id,
+               DeviceCode.consumed_at.is_(None), DeviceCode.expires_at > now)
+        .values(expires_at=now)
+    )
     record(AuditTag.CONSENT_CHANGE, resident_id=resident_id, client_id=client_id,
            company_id=consent.client.company_id, withdrawn=True)
+    receipts.issue(db.session.get(Resident, resident_id), consent, receipts.WITHDRAWN)
     return consent

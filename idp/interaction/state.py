@@ -33,14 +33,15 @@ def current_resident() -> Resident | None:
     return db.session.get(Resident, row.resident_id) if row else None
 
 
+# What a browser carries across sign-in: the requests it is in the middle of.
 KEPT_AT_SIGN_IN = ("interactions", "locale", "device_code_id", "device_user_code")
 
 
-def sign_in(resident: Resident) -> BrowserSession:
+def sign_in(resident: Resident, amr: list[str] | None = None) -> BrowserSession:
     """Start a new session: a fresh id, so a planted cookie never becomes signed in."""
     kept = {key: session[key] for key in KEPT_AT_SIGN_IN if key in session}
     session.clear()
-    sid, row = accounts.start_session(resident)
+    sid, row = accounts.start_session(resident, amr)
     session["sid"] = sid
     session.update(kept)
     session.permanent = True

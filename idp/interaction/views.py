@@ -20,6 +20,7 @@ from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
 from idp.accounts import service as accounts
+from idp.accounts import throttle
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
@@ -28,13 +29,24 @@ from idp.consent.items import items_for
 from idp.errors import error_page
 from idp.extensions import csrf
 from idp.extensions import db
+from idp.extensions import limiter
+from idp.interaction import signin
 from idp.interaction import state
 from idp.interaction.locale import LOCALES
 from idp.interaction.locale import from_ui_locales
 from idp.oauth import authorize as flow
 from idp.oauth.authorize import Pending
+from idp.terms import service as terms
 
 bp = Blueprint("interaction", __name__)
+
+
+def _login_address_limit() -> str:
+    return current_app.extensions["idp.settings"].login_address_limit
+
+
+def app_make_response(*args):
+    return current_app.make_response(args)
 
 MAX_FIELD = 1024
 
@@ -54,6 +66,7 @@ def resume(uid: str):
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_address_limit, methods=["POST"], error_message="too many sign-in attempts")
 def login():
     """Sign in with email and password; resumes the pending authorization request."""
     uid = request.values.get("interaction") or None
@@ -73,20 +86,27 @@ def login():
                                client=client, next_url=next_url)
     email = request.form.get("email", "")[:MAX_FIELD]
     password = request.form.get("password", "")[:MAX_FIELD]
+    wait = throttle.retry_after(email) if email else None
+    if wait is not None:
+        # Growing delays per account (idp.accounts.throttle): checked before the
+        # password, the same for addresses with and without an account.
+        response = app_make_response(render_template(
+            "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
+            error=_("Too many attempts. Please wait %(seconds)s seconds and try again.",
+                    seconds=wait)), 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     resident = accounts.authenticate(email, password) if email and password else None
     if resident is None:
+        if email:
+            throttle.failed(email)
         db.session.commit()  # keep the audit record of the failure
         return render_template(
             "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
             error=_("The email address or password is incorrect."),
         ), 401
-    row = state.sign_in(resident)
-    if uid:
-        state.mark_logged_in(uid, row)
-    db.session.commit()
-    if uid:
-        return redirect(url_for("interaction.resume", uid=uid))
-    return redirect(next_url or url_for("interaction.index"))
+    throttle.succeeded(email)
+    return signin.after_password(resident, uid, next_url)
 
 
 @bp.route("/consent/<uid>", methods=["GET", "POST"])
@@ -121,7 +141,7 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
         }
         for item in items_for(pending.requested)
     ]
-    settings = current_app.extensions["idp.settings"]
+    current_terms = terms.current()
     client = pending.client
     return render_template(
         "consent.html",
@@ -130,8 +150,8 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
         purpose=_purpose(client),
         items=items,
         interaction_id=uid,
-        terms_url=settings.terms_url,
-        terms_version=settings.terms_version,
+        terms_url=current_terms.url,
+        terms_version=current_terms.version,
         resident=pending.resident,
         form_action=url_for("interaction.consent", uid=uid),
     ), status

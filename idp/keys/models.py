@@ -7,6 +7,7 @@ import enum
 from typing import Any
 
 from sqlalchemy import String
+from sqlalchemy import Text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -26,7 +27,8 @@ class SigningKey(Base):
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     alg: Mapped[str] = mapped_column(String(10))
-    private_jwk: Mapped[dict[str, Any]]
+    # Fernet-encrypted private JWK (idp.keys.crypto); never stored in clear.
+    private_jwk_sealed: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]]
     created_at: Mapped[created_at]
     activates_at: Mapped[dt.datetime]

@@ -10,6 +10,7 @@ for the same reason).
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from typing import Any
 
 from flask import current_app
@@ -25,6 +26,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
+from idp.keys import crypto
 from idp.keys.models import KeyState
 from idp.keys.models import SigningKey
 
@@ -33,6 +35,20 @@ ALGORITHMS = ("RS256", "ES256")
 VERIFY_LEEWAY = dt.timedelta(minutes=5)
 
 _private_keys: dict[str, Any] = {}
+
+# The JWKS document is kept per app for a few seconds: every relying party and
+# resource server fetches it, and rebuilding it meant two queries per request.
+# Any key change made in this process (rotate, retire, the on-demand first
+# key) forgets it at once; another node sees the change within this time,
+# while relying parties cache the document for jwks_cache_max_age anyway and a
+# rotated-in key is published key_publish_delay before it signs.
+JWKS_CACHE_TTL = dt.timedelta(seconds=5)
+_jwks_documents: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forget_jwks_cache() -> None:
+    """Drop this process's JWKS documents (every key change calls it)."""
+    _jwks_documents.clear()
 
 
 def _settings():
@@ -51,7 +67,7 @@ def _generate(alg: str, activates_at: dt.datetime) -> SigningKey:
     return SigningKey(
         kid=kid,
         alg=alg,
-        private_jwk=key.as_dict(private=True, **params),
+        private_jwk_sealed=crypto.seal(key.as_dict(private=True, **params)),
         public_jwk=key.as_dict(private=False, **params),
         activates_at=activates_at,
     )
@@ -89,9 +105,51 @@ def rotate(immediately: bool = False, drop_old: bool = False,
         db.session.add(key)
         created.append(key)
     db.session.flush()
+    forget_jwks_cache()
     record(AuditTag.KEY_ROTATE, actor=actor, kids=[k.kid for k in created],
            activates_at=activates_at.isoformat(), immediately=immediately, drop_old=drop_old)
     return created
+
+
+class SigningKeyError(ValueError):
+    """A key operation was refused; the message says why."""
+
+
+def retire(kid: str, drop: bool = False, actor: str | None = None) -> SigningKey | None:
+    """Stop signing with one key now; returns the key that signs with its algorithm
+    instead (None when the retired key was not signing).
+
+    The retired key stays in JWKS until the ID tokens it signed have expired
+    (``id_token_ttl`` + leeway), unless ``drop`` (a compromised key): then it
+    leaves JWKS at once and its tokens stop verifying. A key that never signed
+    (still only published) leaves JWKS at once anyway. If no key of that
+    algorithm is left to sign, a new one is made that signs at once.
+    """
+    key = db.session.get(SigningKey, kid) if isinstance(kid, str) and len(kid) <= 64 else None
+    if key is None:
+        raise SigningKeyError(f"no signing key {kid}")
+    now = utcnow()
+    state = key.state(now)
+    if state == KeyState.EXPIRED:
+        raise SigningKeyError(f"key {kid} is already out of JWKS")
+    if state == KeyState.RETIRED and not drop:
+        raise SigningKeyError(f"key {kid} is already retired")
+    if state != KeyState.RETIRED:
+        key.retired_at = now
+    if drop or state == KeyState.PUBLISHED:
+        key.verify_until = now
+    else:
+        key.verify_until = now + dt.timedelta(seconds=_settings().id_token_ttl) + VERIFY_LEEWAY
+    db.session.flush()
+    forget_jwks_cache()
+    replacement = None
+    if state == KeyState.ACTIVE:
+        if has_request_context():
+            g.pop("idp_signing_keys", None)  # this request must not sign with it either
+        replacement = _signing_key_now(key.alg)
+    record(AuditTag.KEY_RETIRE, actor=actor, kid=kid, alg=key.alg, previous_state=str(state),
+           drop=drop, replacement=replacement.kid if replacement is not None else None)
+    return replacement
 
 
 def signing_key(alg: str) -> SigningKey:
@@ -138,6 +196,7 @@ def _signing_key_now(alg: str) -> SigningKey:
                 + VERIFY_LEEWAY
         db.session.add(key)
         db.session.flush()
+        forget_jwks_cache()
     return key
 
 
@@ -146,7 +205,7 @@ def private_key(key: SigningKey) -> Any:
     cached = _private_keys.get(key.kid)
     if cached is None:
         cls = RSAKey if key.alg == "RS256" else ECKey
-        cached = _private_keys[key.kid] = cls.import_key(key.private_jwk)
+        cached = _private_keys[key.kid] = cls.import_key(crypto.unseal(key.private_jwk_sealed))
     return cached
 
 
@@ -174,6 +233,22 @@ def jwks() -> dict[str, list[dict[str, Any]]]:
     return {"keys": [dict(k.public_jwk) for k in published()]}
 
 
+def jwks_document() -> dict[str, list[dict[str, Any]]]:
+    """The JWKS endpoint's document (the first keys made if there are none yet),
+    reused for up to ``JWKS_CACHE_TTL`` and never past a key's ``verify_until``."""
+    app = current_app._get_current_object()
+    now = utcnow()
+    cached = _jwks_documents.get(app)
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    ensure_keys()
+    rows = published(now)
+    expires = min([now + JWKS_CACHE_TTL] + [k.verify_until for k in rows if k.verify_until])
+    document = {"keys": [dict(k.public_jwk) for k in rows]}
+    _jwks_documents[app] = (expires, document)
+    return document
+
+
 def describe(now: dt.datetime | None = None) -> list[dict[str, Any]]:
     now = now or utcnow()
     rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at))
@@ -190,4 +265,5 @@ def describe(now: dt.datetime | None = None) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["KeyState", "describe", "jwks", "private_key", "published", "rotate", "signing_key"]
+__all__ = ["KeyState", "describe", "jwks", "jwks_document", "private_key", "published", "rotate",
+           "signing_key"]

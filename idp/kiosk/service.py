@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from idp.audit.service import record
@@ -71,10 +72,21 @@ def kiosk_for(client_id: str) -> Kiosk | None:
     return db.session.get(Kiosk, client_id)
 
 
+# last_seen_at is kept to the minute: a kiosk posting many batches a second
+# would otherwise make every one of them update (and lock until commit) the
+# same row, and they would queue on it.
+SEEN_RESOLUTION = dt.timedelta(minutes=1)
+
+
 def seen(client_id: str) -> None:
     """Note that a kiosk talked to us (the admin console shows last-seen times)."""
-    db.session.execute(update(Kiosk).where(Kiosk.client_id == client_id)
-                       .values(last_seen_at=utcnow()))
+    now = utcnow()
+    db.session.execute(
+        update(Kiosk)
+        .where(Kiosk.client_id == client_id,
+               or_(Kiosk.last_seen_at.is_(None), Kiosk.last_seen_at < now - SEEN_RESOLUTION))
+        .values(last_seen_at=now)
+    )
 
 
 def validate_batch(payload: Any, now: dt.datetime | None = None) -> list[ValidEvent]:
@@ -135,35 +147,66 @@ def _timestamp(value: Any, field: str) -> dt.datetime:
         raise TouchEventError(field, "must be an ISO 8601 timestamp with a time zone") from None
     if parsed.tzinfo is None:
         raise TouchEventError(field, "must carry a time zone (e.g. Z or +09:00)")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 (found by schemathesis)
+        raise TouchEventError(field, "is out of range") from None
 
 
 def store(client: Client, resident_id: str | None, events: list[ValidEvent]) -> tuple[int, int]:
-    """Store a validated batch; returns (stored, duplicates). Idempotent per event_id."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """Store a validated batch; returns (stored, duplicates). Idempotent per event_id.
+
+    RETURNING counts what was really inserted (rowcount is not reliable for
+    multi-row ON CONFLICT inserts across drivers); events without an id never
+    conflict (NULLs are distinct in the unique constraint).
+    """
     now = utcnow()
-    rows = [{"client_id": client.id, "resident_id": resident_id, "occurred_at": e.occurred_at,
-             "target": e.target, "event_id": e.event_id, "received_at": now} for e in events]
-    with_id = [r for r in rows if r["event_id"] is not None]
-    without_id = [r for r in rows if r["event_id"] is None]
-    stored = 0
-    if with_id:
-        # RETURNING counts what was really inserted (rowcount is not reliable
-        # for multi-row ON CONFLICT inserts across drivers).
-        inserted = db.session.execute(
-            insert(TouchEvent).values(with_id)
-            .on_conflict_do_nothing(index_elements=["client_id", "event_id"])
-            .returning(TouchEvent.id)
-        ).all()
-        stored += len(inserted)
-    if without_id:
-        db.session.execute(insert(TouchEvent).values(without_id))
-        stored += len(without_id)
-    duplicates = len(rows) - stored
+    if db.session.get_bind().dialect.name == "postgresql":
+        stored = _insert_unnest(client.id, resident_id, events, now)
+    else:
+        stored = _insert_many(client.id, resident_id, events, now)
+    duplicates = len(events) - stored
     record(AuditTag.TOUCH_EVENTS, client_id=client.id, company_id=client.company_id,
            resident_id=resident_id, stored=stored, duplicates=duplicates)
     return stored, duplicates
+
+
+# PostgreSQL: the batch travels as three arrays in one constant statement,
+# prepared once per connection. A multi-row VALUES list would be a new SQL text
+# of several hundred placeholders for every batch, which the driver re-parses
+# each time: that parsing was most of the request's CPU (docs/performance.md).
+_UNNEST = text(
+    "INSERT INTO touch_events (client_id, resident_id, occurred_at, target, event_id, "
+    "received_at) "
+    "SELECT :client_id, :resident_id, u.occurred_at, u.target, u.event_id, :received_at "
+    "FROM unnest(CAST(:occurred_at AS timestamptz[]), CAST(:target AS varchar[]), "
+    "CAST(:event_id AS varchar[])) AS u(occurred_at, target, event_id) "
+    "ON CONFLICT (client_id, event_id) DO NOTHING RETURNING id"
+)
+
+
+def _insert_unnest(client_id: str, resident_id: str | None, events: list[ValidEvent],
+                   now: dt.datetime) -> int:
+    return len(db.session.execute(_UNNEST, {
+        "client_id": client_id, "resident_id": resident_id, "received_at": now,
+        "occurred_at": [e.occurred_at for e in events],
+        "target": [e.target for e in events],
+        "event_id": [e.event_id for e in events],
+    }).all())
+
+
+def _insert_many(client_id: str, resident_id: str | None, events: list[ValidEvent],
+                 now: dt.datetime) -> int:
+    """SQLite (and any other backend): one cached statement, the rows as parameters."""
+    table = TouchEvent.__table__
+    rows = [{"client_id": client_id, "resident_id": resident_id, "occurred_at": e.occurred_at,
+             "target": e.target, "event_id": e.event_id, "received_at": now} for e in events]
+    return len(db.session.execute(
+        sqlite.insert(table)
+        .on_conflict_do_nothing(index_elements=["client_id", "event_id"])
+        .returning(table.c.id),
+        rows,
+    ).all())
 
 
 def events_for_resident(resident_id: str, limit: int = 100, offset: int = 0) -> list[dict]:

@@ -11,6 +11,9 @@
 3. ``check_login``             no session, ``prompt=login`` or ``max_age`` passed
                                → the login page (``login_required`` under
                                ``prompt=none``);
+3a. ``check_terms``            the resident has not accepted the consortium
+                               terms now in force → the terms page
+                               (``interaction_required`` under ``prompt=none``);
 4. ``check_consent``           ``idp.consent.service.reasons_to_ask`` → the consent
                                page (``consent_required`` under ``prompt=none``);
 5. issue the code              scopes = requested ∩ consented.
@@ -28,6 +31,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import InteractionRequiredError
 from flask import Request
 from flask import current_app
 from flask import g
@@ -38,6 +42,7 @@ from werkzeug.test import EnvironBuilder
 
 from idp.accounts.models import BrowserSession
 from idp.accounts.models import Resident
+from idp.clients import service as clients
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.db import utcnow
@@ -45,6 +50,8 @@ from idp.errors import error_page
 from idp.extensions import db
 from idp.interaction import state
 from idp.interaction.locale import from_ui_locales
+from idp.oauth import assurance
+from idp.terms import service as terms
 
 
 @dataclass
@@ -87,8 +94,7 @@ def invalid_request_page():
 
 
 def check_client_connected(client_id):
-    client = db.session.get(Client, client_id) if isinstance(client_id, str) and \
-        len(client_id) <= 40 else None
+    client = clients.find_client(client_id)
     if client is not None and not client.is_active:
         return error_page(
             403, _("This service is no longer connected"),
@@ -146,8 +152,18 @@ def authorize(source: Request, uid: str | None = None):
         if resident is None:
             uid = uid or state.save_interaction(source.query_string.decode(), g.ui_locale)
             return redirect(url_for("interaction.login", interaction=uid))
+        if terms.needs_acceptance(resident):
+            # Nothing is released before the resident has accepted the terms
+            # in force (check_terms); declining there signs them out.
+            if "none" in prompts:
+                raise InteractionRequiredError(redirect_uri=grant.redirect_uri,
+                                               state=args.get("state"))
+            uid = uid or state.save_interaction(source.query_string.decode(), g.ui_locale)
+            return redirect(url_for("account.terms", interaction=uid))
         client = grant.request.client
-        requested = scope_to_list(grant.request.scope or "")
+        # The scopes, plus "verified_claims" when asked for (idp.oauth.assurance).
+        requested = assurance.consent_items(scope_to_list(grant.request.scope or ""),
+                                            grant.request.payload.data, client, resident)
         if consent_service.reasons_to_ask(resident.id, client.id, requested,
                                           prompt_consent="consent" in prompts):
             if "none" in prompts:
@@ -199,6 +215,8 @@ def pending_consent(uid: str) -> Pending | object:
     resident = state.current_resident()
     if resident is None:
         return redirect(url_for("interaction.login", interaction=uid))
+    if terms.needs_acceptance(resident):  # new terms published while the page was open
+        return redirect(url_for("account.terms", interaction=uid))
     try:
         grant = _server().get_consent_grant(request=source, end_user=resident)
     except OAuth2Error as error:
@@ -207,7 +225,9 @@ def pending_consent(uid: str) -> Pending | object:
     except ValueError:
         return invalid_request_page()
     return Pending(grant, grant.request.client, resident,
-                   scope_to_list(grant.request.scope or ""))
+                   assurance.consent_items(scope_to_list(grant.request.scope or ""),
+                                           grant.request.payload.data, grant.request.client,
+                                           resident))
 
 
 def decide(uid: str, pending: Pending, allow: bool, granted: list[str]):
@@ -220,3 +240,22 @@ def decide(uid: str, pending: Pending, allow: bool, granted: list[str]):
     granted = [s for s in granted if s in pending.requested]
     consent_service.grant(pending.resident, pending.client, pending.requested, granted)
     return issue_code(pending.grant, pending.resident, state.browser_session())
+
+
+def refuse(uid: str):
+    """The resident declined to go on (the terms page): answer the client's pending
+    request with ``access_denied`` when it can be trusted; None when there is nothing
+    to answer (expired interaction, disconnected client, invalid request)."""
+    item = state.load_interaction(uid)
+    if item is None:
+        return None
+    source = rebuild(item["query"])
+    if check_client_connected(source.args.get("client_id")) is not None:
+        return None
+    try:
+        grant = _server().get_consent_grant(request=source, end_user=None)
+    except (OAuth2Error, ValueError):
+        return None
+    state.finish_interaction(uid)
+    return _server().create_authorization_response(request=grant.request, grant_user=None,
+                                                   grant=grant)

@@ -32,6 +32,7 @@ from authlib.oauth2.rfc8628 import SlowDownError
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import lazyload
 
 from idp import secrets
 from idp.audit.service import record
@@ -151,8 +152,12 @@ class DeviceCodeGrant(_DeviceCodeGrant):
         self.request.credential = credential
 
     def query_device_credential(self, device_code: str) -> DeviceCode | None:
+        # The client was loaded by authentication just before: no join for it
+        # here (credential.client, when needed, comes from the identity map).
         return db.session.scalar(
-            select(DeviceCode).where(DeviceCode.device_code_digest == secrets.digest(device_code))
+            select(DeviceCode)
+            .where(DeviceCode.device_code_digest == secrets.digest(device_code))
+            .options(lazyload(DeviceCode.client))
         )
 
     def validate_device_credential(self, credential: DeviceCode) -> Principal:
@@ -167,9 +172,14 @@ class DeviceCodeGrant(_DeviceCodeGrant):
             return self._consume(credential, now)
         too_soon = (credential.last_polled_at is not None and
                     now - credential.last_polled_at < dt.timedelta(seconds=credential.interval))
-        credential.last_polled_at = now
+        # One UPDATE statement, not a change tracked on the loaded row: this is
+        # the answer kiosks get most often, so it is kept as lean as possible.
+        table = DeviceCode.__table__
+        values = {"last_polled_at": now}
         if too_soon:
-            credential.interval += SLOW_DOWN_STEP
+            values["interval"] = table.c.interval + SLOW_DOWN_STEP
+        db.session.execute(update(table).where(table.c.id == credential.id).values(**values))
+        if too_soon:
             raise SlowDownError()
         raise AuthorizationPendingError()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from idp.clients.service import GRANT_TYPES
 from idp.clients.service import SCOPES
 from idp.config import Settings
+from idp.oauth import assurance
 from idp.oauth.claims import supported_claims
 from idp.oauth.grants import ALL_AUTH_METHODS
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
@@ -40,13 +43,30 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": supported_claims() + ["iss", "aud", "exp", "iat", "auth_time",
-                                                  "nonce", "at_hash", "amr"],
+                                                  "nonce", "at_hash", "amr", "sid",
+                                                  "verified_claims"],
         "claim_types_supported": ["normal"],
-        "claims_parameter_supported": False,
+        # Used for verified_claims only (idp.oauth.assurance); other members are ignored.
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["ja", "en"],
         "claims_locales_supported": ["ja", "ja-Kana-JP"],
         "authorization_response_iss_parameter_supported": True,
+        # OIDC Back-Channel Logout 1.0 §2.1
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        **assurance.metadata(settings),
     }
+
+
+@functools.lru_cache(maxsize=32)
+def document(settings: Settings) -> bytes:
+    """The metadata as served, encoded once per settings object.
+
+    Settings never change while an app runs, so neither does this document;
+    building and encoding it on every request was most of the endpoint's cost.
+    """
+    return json.dumps(metadata(settings), ensure_ascii=False, separators=(",", ":"),
+                      sort_keys=True).encode("utf-8") + b"\n"

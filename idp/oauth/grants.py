@@ -28,6 +28,7 @@ from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
 from idp.db import utcnow
 from idp.extensions import db
+from idp.oauth import assurance
 from idp.oauth import tokens
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.subjects import subject_for
@@ -83,6 +84,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         browser_session = getattr(request, "browser_session", None)
         now = utcnow()
         data = request.payload.data
+        claims = assurance.granted(data, request.client, consented) \
+            if "openid" in scope_to_list(scope) else None
         row = AuthorizationCode(
             code_digest=secrets.digest(code),
             client_id=request.client.id,
@@ -94,6 +97,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge_method=data.get("code_challenge_method"),
             auth_time=browser_session.auth_time if browser_session else now,
             session_id=browser_session.id if browser_session else None,
+            claims=claims,
             expires_at=now + dt.timedelta(seconds=settings.authorization_code_ttl),
         )
         db.session.add(row)
@@ -135,7 +139,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if resident is None:
             return None
         client = self.request.client
-        return Principal(resident, subject_for(resident.id, client.company_id), client)
+        return Principal(resident, subject_for(resident.id, client.company_id), client,
+                         claims=authorization_code.claims)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -157,8 +162,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if not row.refresh_usable(now):
             return None
-        if row.resident_id and not consent_service.scopes_in_force(row.resident_id, client.id):
-            return None
+        if row.resident_id:
+            # Kept for issue_token: the consent cannot change within this transaction.
+            self._consented = consent_service.scopes_in_force(row.resident_id, client.id)
+            if not self._consented:
+                return None
         if not tokens.claim_refresh(row):
             tokens.revoke_family(row.family_id, "refresh_reuse", resident_id=row.resident_id,
                                  client_id=client.id, company_id=client.company_id)
@@ -171,11 +179,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         resident = refresh_token.resident
         if resident is None:
             return None
-        return Principal(resident, refresh_token.subject, self.request.client)
+        return Principal(resident, refresh_token.subject, self.request.client,
+                         claims=refresh_token.claims)
 
     def issue_token(self, user, refresh_token):
         # Never more than the consent now in force allows (it may have narrowed).
-        consented = consent_service.scopes_in_force(user.id, self.request.client.id)
+        consented = getattr(self, "_consented", None)
+        if consented is None:
+            consented = consent_service.scopes_in_force(user.id, self.request.client.id)
         scope = self.request.payload.scope or refresh_token.get_scope()
         scope = " ".join(s for s in scope_to_list(scope) if s in consented)
         return self.generate_token(user=user, scope=scope, include_refresh_token=True)

@@ -7,17 +7,20 @@ SHA-256 digest (``idp.secrets``).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oauth2.rfc8628 import DeviceCredentialMixin
 from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
+from idp.accounts.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.clients.models import Client
 from idp.db import Base
@@ -40,6 +43,10 @@ class PairwiseSubject(Base):
 
 class AuthorizationCode(Base, AuthorizationCodeMixin):
     __tablename__ = "authorization_codes"
+    # Every authorization request checks that its nonce was never used by the
+    # client before (OpenIDCode.exists_nonce); without this index that check
+    # reads every code the client was ever issued.
+    __table_args__ = (Index("ix_authorization_codes_client_id_nonce", "client_id", "nonce"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code_digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -52,6 +59,9 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     auth_time: Mapped[dt.datetime]
     session_id: Mapped[int | None]
+    # The consented part of the OIDC `claims` request parameter (only its
+    # verified_claims members, per target: "id_token", "userinfo").
+    claims: Mapped[dict[str, Any] | None]
     created_at: Mapped[created_at]
     expires_at: Mapped[dt.datetime]
     # Set once, atomically, by the redemption that wins; a second redemption
@@ -59,6 +69,10 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     used_at: Mapped[dt.datetime | None]
 
     resident: Mapped[Resident] = relationship()
+    # session_id is recorded without a foreign key; read-only, for amr.
+    browser_session: Mapped[BrowserSession | None] = relationship(
+        primaryjoin="foreign(AuthorizationCode.session_id) == BrowserSession.id",
+        viewonly=True)
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -76,6 +90,9 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
         return None
 
     def get_amr(self) -> list[str]:
+        """How the resident signed in (RFC 8176): ["pwd"], or with TOTP ["pwd", "otp", "mfa"]."""
+        if self.browser_session is not None and self.browser_session.amr:
+            return list(self.browser_session.amr)
         return ["pwd"]
 
     def is_expired(self, now: dt.datetime | None = None) -> bool:
@@ -109,6 +126,8 @@ class Token(Base, TokenMixin):
     refresh_expires_at: Mapped[dt.datetime | None]
     refresh_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    # The code's consented `claims` request, carried over on rotation (UserInfo).
+    claims: Mapped[dict[str, Any] | None]
 
     client: Mapped[Client] = relationship(lazy="joined")
     resident: Mapped[Resident | None] = relationship()

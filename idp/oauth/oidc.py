@@ -2,7 +2,14 @@
 
 Claims come from ``claims.claims_for`` for the token's scopes only, with the
 company's pairwise `sub`; each release is audited (which claims, to whom,
-when) so the resident's usage history can show it.
+when) so the resident's usage history can show it. ``verified_claims``
+(OpenID Connect for Identity Assurance 1.0) are added when the client asked
+through the ``claims`` parameter and the resident consented
+(``idp.oauth.assurance``).
+
+ID tokens of a browser sign-in carry ``sid`` (OIDC Back-Channel Logout 1.0
+§2.1), the value logout tokens carry too; ending a session notifies the
+clients that registered a back-channel logout URI (``idp.oauth.backchannel``).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import time
 
 from authlib.integrations.flask_oauth2 import current_token
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfo
@@ -25,8 +33,11 @@ from sqlalchemy import select
 from idp.accounts import service as accounts
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.clients.models import Client
 from idp.extensions import db
 from idp.keys import service as keys
+from idp.oauth import assurance
+from idp.oauth import backchannel
 from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.models import AuthorizationCode
@@ -38,11 +49,21 @@ def _settings():
 
 
 def release(principal: Principal, scope: str, channel: str) -> dict:
-    """The claims for this client and scope, with an audit record of the release."""
+    """The claims for this client and scope, with an audit record of the release.
+
+    ``channel`` is ``id_token`` or ``userinfo``, the target of the ``claims``
+    request parameter whose verified_claims may be added.
+    """
     client = principal.client
     claims = claims_for(principal.resident, scope.split(), principal.sub)
+    names = released_claim_names(claims)
+    verified = assurance.release_for(principal, channel)
+    if verified is not None:
+        claims[assurance.VERIFIED_CLAIMS] = verified
+        items = verified if isinstance(verified, list) else [verified]
+        names += sorted({f"verified_claims.{name}" for item in items for name in item["claims"]})
     record(AuditTag.CLAIMS_RELEASE, resident_id=principal.resident.id, client_id=client.id,
-           company_id=client.company_id, claims=released_claim_names(claims), channel=channel)
+           company_id=client.company_id, claims=names, channel=channel)
     return claims
 
 
@@ -70,6 +91,22 @@ class IDTokenSigning:
 
 
 class OpenIDCode(IDTokenSigning, _OpenIDCode):
+    def validate_openid_authorization_request(self, grant, redirect_uri):
+        """Nonce (Authlib), then the ``claims`` parameter (OIDC Core §5.5)."""
+        super().validate_openid_authorization_request(grant, redirect_uri)
+        try:
+            assurance.parse(grant.request.payload.data.get("claims"))
+        except assurance.ClaimsRequestError as error:
+            raise InvalidRequestError(str(error), redirect_uri=redirect_uri) from None
+
+    def get_authorization_code_claims(self, authorization_code) -> dict:
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.session_id is not None:
+            client = db.session.get(Client, authorization_code.client_id)
+            claims["sid"] = backchannel.sid_for(authorization_code.session_id,
+                                                client.company_id)
+        return claims
+
     def exists_nonce(self, nonce, request) -> bool:
         return bool(db.session.scalar(select(exists().where(
             AuthorizationCode.client_id == request.payload.client_id,
@@ -96,7 +133,8 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         token = current_token._get_current_object()
         if user is None or token.subject is None:
             raise InvalidTokenError("The token does not belong to a resident.")
-        return UserInfo(release(Principal(user, token.subject, token.client), scope, "userinfo"))
+        return UserInfo(release(Principal(user, token.subject, token.client, claims=token.claims),
+                                scope, "userinfo"))
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
@@ -110,6 +148,10 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         client = end_session_request.client
         audit = {"client_id": client.id, "company_id": client.company_id,
                  "rp_initiated": True} if client is not None else {}
+        row = accounts.load_session(session.get("sid"))
+        if row is not None:
+            # Every client this session signed in to, told once the logout commits.
+            backchannel.queue(backchannel.notices_for_session(row))
         accounts.end_session(session.get("sid"), **audit)
         session.pop("sid", None)
 

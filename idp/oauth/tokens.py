@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -30,6 +31,8 @@ class Principal:
     resident: Resident
     sub: str
     client: Client
+    # The consented verified_claims requests, by target (idp.oauth.assurance).
+    claims: dict | None = None
 
     @property
     def id(self) -> str:
@@ -100,8 +103,13 @@ def presented(value: str, hint: str | None) -> PresentedToken | None:
     return None
 
 
-def save(token: dict, request) -> Token:
-    """Store an issued token (digests only) with its family and origin."""
+def save(token: dict, request) -> int:
+    """Store an issued token (digests only) with its family and origin; returns its id.
+
+    A plain INSERT … RETURNING id rather than an ORM object and a flush: the
+    row is not read again in the request, and the unit of work cost as much
+    CPU as the rest of a client_credentials request (docs/performance.md).
+    """
     settings = _settings()
     now = utcnow()
     client = request.client
@@ -109,28 +117,32 @@ def save(token: dict, request) -> Token:
     previous: Token | None = request.refresh_token
     code = request.authorization_code
     refresh = token.get("refresh_token")
-    row = Token(
-        client_id=client.id,
-        resident_id=principal.resident.id if principal else None,
-        subject=principal.sub if principal else None,
-        grant_type=request.payload.grant_type,
-        scope=token.get("scope", ""),
-        access_token_digest=secrets.digest(token["access_token"]),
-        refresh_token_digest=secrets.digest(refresh) if refresh else None,
-        family_id=previous.family_id if previous else secrets.token(24),
-        code_id=code.id if code is not None else (previous.code_id if previous else None),
-        issued_at=now,
-        access_expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
-        refresh_expires_at=(now + dt.timedelta(seconds=settings.refresh_token_ttl)
-                            if refresh else None),
-    )
-    db.session.add(row)
-    db.session.flush()
+    values = {
+        "client_id": client.id,
+        "resident_id": principal.resident.id if principal else None,
+        "subject": principal.sub if principal else None,
+        "grant_type": request.payload.grant_type,
+        "scope": token.get("scope", ""),
+        "access_token_digest": secrets.digest(token["access_token"]),
+        "refresh_token_digest": secrets.digest(refresh) if refresh else None,
+        "family_id": previous.family_id if previous else secrets.token(24),
+        "code_id": code.id if code is not None else (previous.code_id if previous else None),
+        "issued_at": now,
+        "claims": principal.claims if principal else None,
+        "access_expires_at": now + dt.timedelta(seconds=int(token["expires_in"])),
+        "refresh_expires_at": (now + dt.timedelta(seconds=settings.refresh_token_ttl)
+                               if refresh else None),
+        "refresh_used_at": None,
+        "revoked_at": None,
+    }
+    table = Token.__table__
+    token_id = db.session.execute(insert(table).returning(table.c.id), values).scalar_one()
     tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
-    record(tag, resident_id=row.resident_id, client_id=client.id, company_id=client.company_id,
-           grant_type=row.grant_type, scope=row.scope, token_id=row.id, family=row.family_id,
+    record(tag, resident_id=values["resident_id"], client_id=client.id,
+           company_id=client.company_id, grant_type=values["grant_type"],
+           scope=values["scope"], token_id=token_id, family=values["family_id"],
            refresh_token=bool(refresh))
-    return row
+    return token_id
 
 
 def claim_refresh(row: Token) -> bool:

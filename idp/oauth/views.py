@@ -13,7 +13,7 @@ from idp.extensions import db
 from idp.extensions import limiter
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
-from idp.oauth.discovery import metadata
+from idp.oauth.discovery import document as discovery_document
 from idp.oauth.openapi import document as openapi_document
 from idp.oauth.ratelimit import client_key
 from idp.oauth.ratelimit import token_limit
@@ -41,7 +41,8 @@ def _committed(response):
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery():
     """OpenID Provider / RFC 8414 authorization server metadata."""
-    response = jsonify(metadata(current_app.extensions["idp.settings"]))
+    body = discovery_document(current_app.extensions["idp.settings"])
+    response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -57,8 +58,7 @@ def openapi():
 @bp.get("/jwks.json")
 def jwks():
     """Public signing keys: pending, active and retired-but-still-verifying."""
-    keys.ensure_keys()
-    document = keys.jwks()
+    document = keys.jwks_document()
     db.session.commit()  # the very first keys may have been made just now
     response = jsonify(document)
     max_age = current_app.extensions["idp.settings"].jwks_cache_max_age

@@ -142,6 +142,8 @@ def test_withdrawn_consent_stops_resident_logging(client, resident_token, kiosk)
     ({"events": [{"occurred_at": "2026-11-22T10:00:00", "target": "a"}]},
      "events[0].occurred_at"),
     ({"events": [{"occurred_at": 1700000000, "target": "a"}]}, "events[0].occurred_at"),
+    ({"events": [{"occurred_at": "0001-01-01T00:00:00+14:00", "target": "a"}]},
+     "events[0].occurred_at"),
     ({"events": [{"occurred_at": "FUTURE", "target": "a"}]}, "events[0].occurred_at"),
     ({"events": [{"occurred_at": "OLD", "target": "a"}]}, "events[0].occurred_at"),
     ({"events": [{"occurred_at": "NOW", "target": ""}]}, "events[0].target"),

@@ -11,6 +11,8 @@ from idp.config import DEFAULT_SECRET_KEY
 from idp.config import Settings
 from idp.config import SettingsError
 
+SMTP_URL = "smtps://machi:secret@mail.example.jp"
+KEK = "ZmFrZS1rZXktZW5jcnlwdGlvbi1rZXktZm9yLXRlc3Q="  # a test Fernet key
 STRONG_KEY = "k" * 32
 
 
@@ -147,9 +149,38 @@ def test_production_refuses_loopback_http_issuer():
 def test_production_accepts_https_issuer_and_strong_key():
     """Test that production loads with an https issuer and a 32+ character key."""
     settings = Settings.load({"environment": "production", "issuer": "https://idp.example.jp",
-                              "secret_key": STRONG_KEY}, environ={})
+                              "secret_key": STRONG_KEY, "smtp_url": SMTP_URL, "key_encryption_key": KEK}, environ={})
     assert settings.is_production
     assert settings.secure_cookies is True
+
+
+def test_production_refuses_to_start_without_a_mail_server():
+    """Test that production without smtp_url raises SettingsError (mail is never dropped)."""
+    with pytest.raises(SettingsError, match="smtp_url must be set in production"):
+        Settings.load({"environment": "production", "issuer": "https://idp.example.jp",
+                       "secret_key": STRONG_KEY}, environ={})
+
+
+@pytest.mark.parametrize("url", ["http://mail.example.jp", "smtp://", "mail.example.jp:25"])
+def test_smtp_url_must_be_smtp_or_smtps(url):
+    """Test that an smtp_url that is not smtp:// or smtps:// with a host is refused."""
+    with pytest.raises(SettingsError, match="smtp_url must be"):
+        Settings.load({"smtp_url": url}, environ={})
+
+
+@pytest.mark.parametrize(("name", "value"), [("email_link_ttl", 0), ("password_reset_ttl", 0),
+                                             ("password_reset_ttl", 86401),
+                                             ("mail_from", "not-an-address")])
+def test_mail_settings_are_validated(name, value):
+    """Test that link lifetimes and the sender address are checked at start-up."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.load({name: value}, environ={})
+
+
+def test_mail_sender_defaults_to_the_issuer_host():
+    """Test that an empty mail_from becomes no-reply@<issuer host>."""
+    settings = Settings.load({"issuer": "https://id.example.jp"}, environ={})
+    assert settings.mail_sender == "no-reply@id.example.jp"
 
 
 def test_unknown_environment_is_refused():
@@ -168,7 +199,8 @@ def test_production_app_sets_secure_cookie_and_hsts(migrated):
     """Test that a production app with an https issuer marks cookies Secure and sends HSTS."""
     app = create_app({"environment": "production", "issuer": "https://idp.example.jp",
                       "secret_key": STRONG_KEY, "database_url": migrated,
-                      "log_level": "WARNING"})
+                      "smtp_url": SMTP_URL, "log_level": "WARNING",
+                      "key_encryption_key": KEK})
     assert app.config["SESSION_COOKIE_SECURE"] is True
     response = app.test_client().get("/.well-known/openid-configuration",
                                      base_url="https://idp.example.jp")

@@ -1,0 +1,501 @@
+"""Machi ID benchmark: one command, its own servers and data, wrk as the load.
+
+    .venv/bin/python bench/run.py                       # everything, ~10 min
+    .venv/bin/python bench/run.py --only token_client_credentials --backends postgres
+    .venv/bin/python bench/run.py --soak 300 --backends postgres   # + 5-minute RSS run
+
+For each backend (PostgreSQL with Redis; SQLite with in-process limits) it
+creates a database (PostgreSQL: CREATE DATABASE, dropped at the end; SQLite:
+a temp file), migrates it, seeds it (bench/seed.py), starts ``idp serve`` with
+production settings, and drives every scenario with wrk at each connection
+level. The same run measures bench/hello.py — a bare Flask app under the same
+gunicorn settings — and reports every figure also as a fraction of it.
+
+The issuer is ``https://127.0.0.1:PORT`` while the server listens on plain
+http: the benchmark plays the TLS-terminating proxy. ``IDP_PROXY_HOPS=1`` and
+every request carries ``X-Forwarded-Proto: https``, so Authlib sees the https
+scheme, exactly as behind nginx. Rate limits are raised through settings
+(``IDP_TOKEN_RATE_LIMIT``), not by changing code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import servers  # noqa: E402
+from bench.seed import Pools  # noqa: E402
+from bench.seed import seed  # noqa: E402
+
+ROOT = servers.ROOT
+WRK_DIR = ROOT / "bench" / "wrk"
+RESULTS = ROOT / "bench" / "results"
+REDIS_DB_URL = "redis://127.0.0.1:6379/13"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    unit: str = ""                 # "flows" or "events": units/s reported besides req/s
+    one_connection_per_thread: bool = False
+    soak: bool = False             # part of the --soak rotation (needs no finite pool)
+
+
+SCENARIOS = [
+    Scenario("discovery", soak=True),
+    Scenario("jwks", soak=True),
+    Scenario("token_client_credentials", soak=True),
+    Scenario("token_refresh"),
+    Scenario("introspection", soak=True),
+    Scenario("userinfo", soak=True),
+    Scenario("device_authorization", soak=True),
+    Scenario("device_polling", soak=True),
+    Scenario("code_flow", unit="flows", one_connection_per_thread=True, soak=True),
+    Scenario("touch_events", unit="events", soak=True),
+    Scenario("password_login"),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+# ---- wrk -------------------------------------------------------------------------
+
+def wrk(url: str, script: str, connections: int, duration: float, data: Path,
+        threads: int, server: servers.Server | None = None, database: str = "") -> dict:
+    """Run wrk once; the scenario script prints one BENCH_JSON line (common.lua)."""
+    if threads > connections:
+        threads = connections
+    env = {**os.environ, "BENCH_DATA": str(data), "BENCH_WRK": str(WRK_DIR),
+           "BENCH_THREADS": str(threads), "BENCH_RUN_ID": secrets.token_hex(6)}
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
+            "--timeout", "30s", "-s", str(WRK_DIR / f"{script}.lua"), url]
+    before = servers.cpu_snapshot()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True,
+                          timeout=duration + 120, check=False)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = servers.cpu_snapshot()
+    own = {server.process.pid, *server.workers()} if server else set()
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            result = json.loads(line.removeprefix("BENCH_JSON "))
+            result["cpu_s"] = servers.cpu_used(before, after, own, database)
+            # wrk has exited by now: its CPU time is in our children's usage.
+            result["cpu_s"]["wrk"] = (children_after.ru_utime + children_after.ru_stime
+                                      - children_before.ru_utime - children_before.ru_stime)
+            return result
+    raise RuntimeError(f"wrk gave no result ({' '.join(argv)}):\n{done.stdout}\n{done.stderr}")
+
+
+def summarise(raw: dict, scenario: Scenario, connections: int, server: servers.Server) -> dict:
+    seconds = raw["duration_us"] / 1e6
+    rps = raw["requests"] / seconds
+    units = raw["units"] / seconds if scenario.unit else None
+    return {
+        "scenario": scenario.name,
+        "connections": connections,
+        "requests_per_s": round(rps, 1),
+        "unit": scenario.unit or None,
+        "units_per_s": round(units, 1) if units is not None else None,
+        "p50_ms": round(raw["latency_us"]["p50"] / 1000, 2),
+        "p99_ms": round(raw["latency_us"]["p99"] / 1000, 2),
+        "errors": raw["unexpected"] + raw["socket_errors"],
+        "unexpected_status": raw["unexpected"],
+        "socket_errors": raw["socket_errors"],
+        "statuses": raw["statuses"],
+        "notes": raw["notes"],
+        "worker_rss_mb": server.worker_rss_mb(),
+        # CPU per request (ms) of the server's workers, PostgreSQL, Redis and wrk:
+        # the cost of a request independent of how busy the machine was.
+        "cpu_ms_per_request": {k: round(1000 * v / max(raw["requests"], 1), 3)
+                               for k, v in raw["cpu_s"].items() if k != "foreign"},
+        # Cores' worth of CPU other processes on the machine used meanwhile.
+        "foreign_cpu_cores": round(raw["cpu_s"]["foreign"] / seconds, 2),
+        "requests": raw["requests"],
+        "seconds": round(seconds, 2),
+    }
+
+
+# ---- settings and servers -------------------------------------------------------------
+
+def server_env(args, port: int, database_url: str, redis_url: str, secret: str) -> dict:
+    env = {
+        "IDP_ENVIRONMENT": "production",
+        "IDP_KEY_ENCRYPTION_KEY": "ZmFrZS1rZXktZW5jcnlwdGlvbi1rZXktZm9yLXRlc3Q=",
+        "IDP_ISSUER": f"https://127.0.0.1:{port}",
+        "IDP_SECRET_KEY": secret,
+        "IDP_DATABASE_URL": database_url,
+        "IDP_REDIS_URL": redis_url,
+        "IDP_PROXY_HOPS": "1",
+        # Production refuses to start without a mail server; no scenario sends mail.
+        "IDP_SMTP_URL": "smtp://127.0.0.1:25",
+        # Generous limits for the load generator, through settings only.
+        "IDP_TOKEN_RATE_LIMIT": "10000000 per minute",
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+    if args.workers:
+        env["IDP_GUNICORN_WORKERS"] = str(args.workers)
+    if args.threads:
+        env["IDP_GUNICORN_THREADS"] = str(args.threads)
+    if args.keepalive is not None:
+        env["IDP_GUNICORN_KEEPALIVE"] = str(args.keepalive)
+    return servers.clean_environ(env)
+
+
+def settings_of(env: dict[str, str]) -> dict:
+    from idp.config import Settings
+
+    names = {f.upper(): f for f in Settings.__dataclass_fields__}
+    return {names[k[4:]]: v for k, v in env.items() if k.startswith("IDP_") and k[4:] in names}
+
+
+def login_form(url: str, values: dict[str, str]) -> None:
+    """Fetch the sign-in form once; its cookie and CSRF token are replayed by wrk."""
+    response = requests.get(url + "/login", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+    response.raise_for_status()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', response.text).group(1)
+    name = "machi_id_session"
+    values["login_cookie"] = f"{name}={response.cookies[name]}"
+    values["login_csrf"] = token
+
+
+def write_values(data: Path, values: dict[str, str]) -> None:
+    (data / "values.txt").write_text("".join(f"{k}\t{v}\n" for k, v in values.items()))
+
+
+def argon2_verify_seconds(app, email: str, password: str, rounds: int = 5) -> float:
+    """Median time of one argon2id verification of the seeded resident's hash."""
+    from sqlalchemy import select
+
+    from idp.accounts import passwords
+    from idp.accounts.models import Resident
+    from idp.extensions import db
+
+    with app.app_context():
+        stored = db.session.scalar(select(Resident.password_hash).where(Resident.email == email))
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            assert passwords.verify(stored, password)
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+# ---- one backend ------------------------------------------------------------------
+
+class Pool:
+    """A seeded pool each wrk run takes a fresh slice of: a refresh token is used
+    once (rotation), and a device code polled again within its interval answers
+    slow_down and grows its interval (RFC 8628 §3.5)."""
+
+    def __init__(self, data: Path, name: str) -> None:
+        self.path = data / f"{name}.txt"
+        self.items = self.path.read_text().split()
+        self.next = 0
+
+    def take(self, count: int) -> None:
+        chunk = self.items[self.next:self.next + count]
+        if not chunk:  # used up: start again (the report shows the reuse as errors)
+            self.next, chunk = 0, self.items[:count]
+        self.next += len(chunk)
+        self.path.write_text("\n".join(chunk) + "\n")
+
+
+POOLED = {"token_refresh": "refresh_tokens", "device_polling": "device_codes"}
+
+
+def run_backend(args, backend: str, database_url: str, redis_url: str, work: Path,
+                hello: dict, report: dict) -> None:
+    from alembic import command
+
+    from idp import create_app
+    from idp.cli.db import alembic_config
+
+    port = servers.free_port()
+    secret = secrets.token_urlsafe(36)
+    env = server_env(args, port, database_url, redis_url, secret)
+    settings = settings_of(env)
+    app = create_app(settings)
+    command.upgrade(alembic_config(app.extensions["idp.settings"].sqlalchemy_url), "head")
+    levels = args.connections
+    per_run = args.refresh_rate_max * args.duration
+    needed = math.ceil(per_run * len(levels) + args.refresh_rate_max * args.warmup)
+    pools = Pools(refresh_tokens=needed, device_codes=needed, kiosks=args.kiosks)
+    data = work / backend
+    print(f"[{backend}] seeding ({pools.refresh_tokens} refresh tokens, "
+          f"{pools.device_codes} device codes)", flush=True)
+    values = seed(app, data, pools)
+    report["argon2_verify_s"] = report.get("argon2_verify_s") or round(
+        argon2_verify_seconds(app, values["email"], values["password"]), 4)
+    with app.app_context():
+        from idp.extensions import db
+
+        db.engine.dispose()
+    pooled = {scenario: Pool(data, name) for scenario, name in POOLED.items()}
+    server = servers.start_idp(env, port, work / f"{backend}-server.log")
+    try:
+        login_form(server.url, values)
+        write_values(data, values)
+        report["gunicorn"] = gunicorn_report(env)
+        for scenario in selected(args):
+            threads_for = (lambda c: c) if scenario.one_connection_per_thread else (
+                lambda c: min(args.wrk_threads, c))
+            if args.warmup:
+                if scenario.name in pooled:
+                    pooled[scenario.name].take(int(args.refresh_rate_max * args.warmup))
+                wrk(server.url, scenario.name, levels[0], args.warmup, data,
+                    threads_for(levels[0]))
+            for connections in levels:
+                if scenario.name in pooled:
+                    pooled[scenario.name].take(int(per_run))
+                raw = wrk(server.url, scenario.name, connections, args.duration, data,
+                          threads_for(connections), server, database_url.rsplit("/", 1)[-1])
+                row = summarise(raw, scenario, connections, server)
+                row["backend"] = backend
+                base = hello.get(connections)
+                rate = row["units_per_s"] if scenario.unit == "flows" else row["requests_per_s"]
+                row["fraction_of_hello"] = round(rate / base, 3) if base else None
+                report["rows"].append(row)
+                print(format_row(row), flush=True)
+            if args.profile and scenario.name in args.profile:
+                profile(args, server, scenario, levels[-1], data, threads_for(levels[-1]),
+                        backend)
+        if args.soak and backend == args.backends[0]:
+            report["soak"] = soak(args, server, data)
+    finally:
+        server.stop()
+
+
+def gunicorn_report(env: dict[str, str]) -> dict:
+    from idp.cli.serve import gunicorn_options
+    from idp.config import Settings
+
+    options = gunicorn_options(Settings.load(settings_of(env), environ={}), "127.0.0.1", 0)
+    return {k: v for k, v in options.items() if k in ("workers", "threads", "worker_class",
+                                                      "keepalive", "accesslog")}
+
+
+def selected(args) -> list[Scenario]:
+    return [s for s in SCENARIOS if not args.only or s.name in args.only]
+
+
+# ---- soak and profiles ------------------------------------------------------------
+
+def soak(args, server: servers.Server, data: Path) -> dict:
+    """Rotate the pool-free scenarios at the highest connection level for ``--soak``
+    seconds, sampling the workers' RSS every 5 s."""
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((round(time.monotonic() - start, 1), server.worker_rss_mb()))
+            stop.wait(5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rotation = [s for s in SCENARIOS if s.soak]
+    requests_done = errors = 0
+    i = 0
+    connections = args.connections[-1]
+    while time.monotonic() - start < args.soak:
+        scenario = rotation[i % len(rotation)]
+        left = args.soak - (time.monotonic() - start)
+        threads = connections if scenario.one_connection_per_thread else args.wrk_threads
+        raw = wrk(server.url, scenario.name, connections, max(1, min(30, left)), data, threads)
+        requests_done += raw["requests"]
+        errors += raw["unexpected"] + raw["socket_errors"]
+        i += 1
+    stop.set()
+    sampler.join()
+    rss = [mb for _, mb in samples]
+    result = {"seconds": args.soak, "connections": connections, "requests": requests_done,
+              "errors": errors, "rss_first_mb": rss[0], "rss_last_mb": rss[-1],
+              "rss_max_mb": max(rss), "samples": samples}
+    print(f"soak: {requests_done} requests, {errors} errors, worker RSS "
+          f"{rss[0]} → {rss[-1]} MB (max {max(rss)})", flush=True)
+    return result
+
+
+def profile(args, server: servers.Server, scenario: Scenario, connections: int, data: Path,
+            threads: int, backend: str) -> None:
+    """py-spy samples every worker during an extra (unreported) run of the scenario."""
+    out = RESULTS / "profiles"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    spies = []
+    for pid in server.workers():
+        path = out / f"{stamp}-{backend}-{scenario.name}-{pid}.txt"
+        spies.append(subprocess.Popen(
+            [str(servers.VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+             "--duration", str(int(args.duration)), "--rate", "250", "--gil",
+             "--output", str(path), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(0.5)
+    wrk(server.url, scenario.name, connections, args.duration, data, threads)
+    for spy in spies:
+        spy.wait(timeout=60)
+    print(f"profiles in {out}/{stamp}-{backend}-{scenario.name}-*.txt", flush=True)
+
+
+# ---- report --------------------------------------------------------------------
+
+HEADER = (f"{'backend':<9} {'scenario':<25} {'conns':>5} {'req/s':>8} {'units/s':>10} "
+          f"{'×hello':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'RSS MB':>7} "
+          f"{'app ms':>7} {'db ms':>6} {'noise':>6}")
+
+
+def format_row(row: dict) -> str:
+    units = f"{row['units_per_s']:.0f} {row['unit'][:6]}" if row.get("unit") else ""
+    fraction = row.get("fraction_of_hello")
+    cpu = row.get("cpu_ms_per_request", {})
+    return (f"{row['backend']:<9} {row['scenario']:<25} {row['connections']:>5} "
+            f"{row['requests_per_s']:>8.0f} {units:>10} "
+            f"{(f'{fraction:.2f}' if fraction is not None else '-'):>7} "
+            f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>6} "
+            f"{row['worker_rss_mb']:>7.0f} {cpu.get('server', 0):>7.2f} "
+            f"{cpu.get('postgres', 0) + cpu.get('redis', 0):>6.2f} "
+            f"{row.get('foreign_cpu_cores', 0):>6.2f}")
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 1024 / 1024, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "wrk": " ".join(wrk_version[:2])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2, help="unreported seconds first")
+    parser.add_argument("--connections", default="16,64",
+                        type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--backends", default="postgres,sqlite", type=lambda s: s.split(","))
+    parser.add_argument("--only", default=None, type=lambda s: s.split(","),
+                        help=f"scenarios: {','.join(BY_NAME)}")
+    parser.add_argument("--soak", type=float, default=0,
+                        help="then rotate scenarios this many seconds watching worker RSS")
+    parser.add_argument("--profile", default=None, type=lambda s: s.split(","),
+                        help="scenarios to sample with py-spy in an extra run")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a superuser connection; the benchmark creates and drops its own database")
+    parser.add_argument("--redis-url", default=REDIS_DB_URL,
+                        help="a Redis database the benchmark may flush")
+    parser.add_argument("--workers", type=int, help="IDP_GUNICORN_WORKERS for this run")
+    parser.add_argument("--threads", type=int, help="IDP_GUNICORN_THREADS for this run")
+    parser.add_argument("--keepalive", type=int, help="IDP_GUNICORN_KEEPALIVE for this run")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--refresh-rate-max", type=int, default=3000,
+                        help="refresh tokens and device codes seeded per second of measurement")
+    parser.add_argument("--kiosks", type=int, default=32,
+                        help="kiosks posting touch events (each batch from the next one)")
+    parser.add_argument("--no-hello", action="store_true")
+    args = parser.parse_args(argv)
+    unknown = set(args.only or []) | set(args.profile or [])
+    unknown -= set(BY_NAME)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if not shutil.which("wrk"):
+        parser.error("wrk is missing: apt-get install -y wrk")
+
+    report = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "command": " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
+              "machine": machine(), "duration_s": args.duration, "rows": [], "hello": {}}
+    print(f"machine: {report['machine']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="machi-bench-") as tmp:
+        work = Path(tmp)
+        hello = {} if args.no_hello else measure_hello(args, work, report)
+        for backend in args.backends:
+            if backend == "postgres":
+                import redis
+
+                redis.Redis.from_url(args.redis_url).flushdb()
+                with servers.postgres_database(args.postgres_url) as url:
+                    run_backend(args, backend, url, args.redis_url, work, hello, report)
+                redis.Redis.from_url(args.redis_url).flushdb()
+            elif backend == "sqlite":
+                url = f"sqlite:///{work / 'bench.sqlite3'}"
+                run_backend(args, backend, url, "", work, hello, report)
+            else:
+                parser.error(f"unknown backend {backend}")
+    print_table(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+    return 0
+
+
+def measure_hello(args, work: Path, report: dict) -> dict[int, float]:
+    port = servers.free_port()
+    env = server_env(args, port, "sqlite://", "", "x" * 40)
+    server = servers.start_hello(env, port, work / "hello.log")
+    ceiling = {}
+    try:
+        scenario = Scenario("hello")
+        if args.warmup:
+            wrk(server.url, "hello", args.connections[0], args.warmup, work, args.wrk_threads)
+        for connections in args.connections:
+            raw = wrk(server.url, "hello", connections, args.duration, work,
+                      min(args.wrk_threads, connections), server)
+            row = summarise(raw, scenario, connections, server)
+            row["backend"] = "-"
+            row["fraction_of_hello"] = 1.0
+            report["hello"][str(connections)] = row
+            ceiling[connections] = row["requests_per_s"]
+            print(format_row(row), flush=True)
+    finally:
+        server.stop()
+    return ceiling
+
+
+LEGEND = """
+req/s: requests per second; units/s: completed code flows or stored touch events per second
+×hello: req/s (code flow: flows/s) as a fraction of bench/hello.py at the same connections
+errors: unexpected statuses + socket errors; RSS: largest worker resident set (MB)
+app ms / db ms: CPU per request of the server's workers / of PostgreSQL and Redis
+noise: cores' worth of CPU other processes on the machine used during the measurement"""
+
+
+def print_table(report: dict) -> None:
+    print(LEGEND)
+    print("\n" + HEADER)
+    for row in report["hello"].values():
+        print(format_row(row))
+    for row in report["rows"]:
+        print(format_row(row))
+    if report.get("argon2_verify_s"):
+        cores = report["machine"]["cores"]
+        ceiling = cores / report["argon2_verify_s"]
+        print(f"\nargon2id verify {report['argon2_verify_s'] * 1000:.0f} ms → login ceiling "
+              f"{ceiling:.1f}/s on {cores} cores")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

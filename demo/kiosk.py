@@ -1,0 +1,202 @@
+"""Demo signage kiosk: "北2条広場サイネージ" (C社), a public screen that signs in with Machi ID.
+
+Like ``demo.relying_party`` this is a *demo client*, not part of the identity provider: its own
+process (port 5003 by default) that talks to the IdP over the public protocol only — the device
+authorization grant (RFC 8628) and ``POST /api/touch-events``. It works without JavaScript: while
+waiting, the page reloads itself every few seconds (``<meta http-equiv=refresh>``) and each
+reload polls the token endpoint once, never faster than the IdP's ``interval``.
+
+    python -m demo.kiosk --issuer http://127.0.0.1:5000 --client-id ID --client-secret S
+
+One screen, one resident at a time; the state lives in this process's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+
+import requests
+from flask import Flask
+from flask import abort
+from flask import redirect
+from flask import render_template_string
+from flask import request
+from flask import url_for
+from markupsafe import Markup
+from werkzeug.serving import run_simple
+
+GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEFAULT_TITLE = "北2条広場サイネージ"
+CONTENTS = ("観光マップ", "イベント情報", "バス時刻表", "防災情報")
+
+
+def create_app(issuer: str, client_id: str, client_secret: str,
+               title: str = DEFAULT_TITLE) -> Flask:
+    app = Flask(__name__)
+    issuer = issuer.rstrip("/")
+    auth = (client_id, client_secret)
+    csrf = secrets.token_urlsafe(24)
+    lock = threading.Lock()
+    state: dict = {}
+
+    def start(message: str | None = None) -> None:
+        r = requests.post(f"{issuer}/device_authorization", auth=auth, timeout=10,
+                          data={"scope": "openid touch_events"})
+        r.raise_for_status()
+        grant = r.json()
+        qr = requests.get(f"{issuer}/device/qr/{grant['user_code']}.svg", timeout=10)
+        svg = qr.text[qr.text.find("<svg"):] if qr.ok and "<svg" in qr.text else ""
+        state.clear()
+        state.update(grant=grant, svg=svg, interval=grant.get("interval", 5), polled=0.0,
+                     expires=time.monotonic() + grant.get("expires_in", 600), token=None,
+                     events=[], message=message)
+
+    def poll() -> None:
+        if time.monotonic() - state["polled"] < state["interval"]:
+            return
+        state["polled"] = time.monotonic()
+        r = requests.post(f"{issuer}/token", auth=auth, timeout=10, data={
+            "grant_type": GRANT, "device_code": state["grant"]["device_code"]})
+        if r.ok:
+            state["token"] = r.json()
+            return
+        error = r.json().get("error", f"HTTP {r.status_code}")
+        if error == "slow_down":
+            state["interval"] += 5
+        elif error in ("access_denied", "expired_token"):
+            state["message"] = error
+            state["grant"] = None
+
+    def check_csrf():
+        if not hmac.compare_digest(request.form.get("csrf", ""), csrf):
+            abort(400)
+
+    @app.get("/")
+    def index():
+        with lock:
+            try:
+                if not state.get("token"):
+                    if not state.get("grant") or time.monotonic() > state["expires"]:
+                        start(state.get("message"))
+                    else:
+                        poll()
+                        if state["grant"] is None:  # declined or expired: a fresh QR
+                            start(state["message"])
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                return render_template_string(PAGE, title=title, error=str(exc), state={},
+                                              csrf=csrf, contents=CONTENTS, svg=""), 502
+            svg = Markup(state["svg"])  # noqa: S704 - the IdP's own QR code (SVG)
+            return render_template_string(PAGE, title=title, state=state, csrf=csrf,
+                                          contents=CONTENTS, svg=svg, error=None)
+
+    @app.post("/touch")
+    def touch():
+        check_csrf()
+        target = request.form.get("target", "")
+        with lock:
+            token = state.get("token")
+            if not token or target not in CONTENTS:
+                return redirect(url_for("index"))
+            now = dt.datetime.now(dt.UTC)
+            try:
+                r = requests.post(f"{issuer}/api/touch-events", timeout=10, json={
+                    "events": [{"occurred_at": now.isoformat(), "target": target}]},
+                    headers={"Authorization": f"Bearer {token['access_token']}"})
+                result = f"HTTP {r.status_code}" + ("" if r.ok else f" {r.text[:200]}")
+            except requests.RequestException as exc:
+                result = f"{type(exc).__name__}: {exc}"
+            state["events"].insert(0, {"at": now.astimezone().strftime("%H:%M:%S"),
+                                       "target": target, "result": result})
+        return redirect(url_for("index"))
+
+    @app.post("/reset")
+    def reset():
+        check_csrf()
+        with lock:
+            state.clear()
+        return redirect(url_for("index"))
+
+    return app
+
+
+PAGE = """<!doctype html>
+<html lang="ja"><head><meta charset="utf-8"><title>{{ title }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{% if state and not state.token -%}
+<meta http-equiv="refresh" content="{{ state.interval }}">{% endif %}
+<style>
+body{font-family:system-ui,"Hiragino Sans","Noto Sans JP",sans-serif;max-width:60rem;
+  margin:2rem auto;padding:0 1rem;color:#1f2933;line-height:1.6}
+header{border-bottom:3px solid #0b6e4f;margin-bottom:1.5rem} h1{margin:.2rem 0}
+.en{color:#52606d;font-size:.9em;display:block} .btn .en{color:#fff}
+.box{border:1px solid #cbd2d9;border-radius:8px;padding:1rem;margin:1rem 0}
+.error{border-color:#c0392b;background:#fdecea} .ok{background:#e8f5e9}
+.qr{width:min(22rem,90vw)} .qr svg{width:100%;height:auto}
+.code{font-size:2rem;letter-spacing:.2em;font-weight:700}
+.btn{display:inline-block;background:#0b6e4f;color:#fff;border:0;border-radius:6px;
+  padding:1rem 1.4rem;font-size:1.2rem;cursor:pointer;margin:.3rem .4rem .3rem 0}
+.btn.sub{background:#52606d;font-size:1rem;padding:.6rem 1rem} form{display:inline}
+:focus-visible{outline:3px solid #005a9c;outline-offset:2px}
+table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #e4e7eb;padding:.35rem;text-align:left}
+</style></head><body>
+<header><h1>{{ title }}</h1>
+<span class="en">Demo signage kiosk (C社) — device flow with Machi ID</span></header><main>
+{% if error %}<div class="box error">IdP に接続できません / The IdP is unreachable:
+<code>{{ error }}</code></div>
+{% elif not state.token %}
+{% if state.message %}<div class="box error">前回のログインは完了しませんでした /
+The last sign-in did not complete: <code>{{ state.message }}</code></div>{% endif %}
+<div class="box"><p>スマートフォンで QR コードを読み取り、コンソーシアムIDでログインしてください。
+<span class="en">Scan the QR code with your phone and sign in with your consortium ID.</span></p>
+<div class="qr" role="img"
+ aria-label="QR: {{ state.grant.verification_uri_complete }}">{{ svg }}</div>
+<p>または <a href="{{ state.grant.verification_uri }}">{{ state.grant.verification_uri }}</a>
+を開き、
+コードを入力 / or open it and enter the code:</p>
+<p class="code" id="user-code">{{ state.grant.user_code }}</p>
+<p class="en">This page checks for your approval every {{ state.interval }} s.</p></div>
+{% else %}
+<div class="box ok"><p>ログインしました。見たい情報をタッチしてください。
+<span class="en">Signed in. Touch what you want to see: each touch is logged to the resident's
+usage history at Machi ID.</span></p>
+{% for c in contents %}<form method="post" action="{{ url_for('touch') }}"><input type="hidden"
+ name="csrf" value="{{ csrf }}"><input type="hidden" name="target" value="{{ c }}"><button
+ class="btn">{{ c }}</button></form>{% endfor %}</div>
+<h2>記録したタッチ<span class="en">Touch events logged</span></h2>
+{% if state.events %}<table><tr><th>時刻 / Time</th><th>コンテンツ / Content</th>
+<th>結果 / Result</th></tr>{% for e in state.events %}<tr><td>{{ e.at }}</td>
+<td>{{ e.target }}</td><td>{{ e.result }}</td></tr>{% endfor %}</table>
+{% else %}<p>まだありません / None yet.</p>{% endif %}
+<form method="post" action="{{ url_for('reset') }}"><input type="hidden" name="csrf"
+ value="{{ csrf }}"><button class="btn sub">終了して次の方へ / Finish (next person)</button></form>
+{% endif %}
+</main></body></html>"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Demo signage kiosk for Machi ID (not the IdP).")
+    p.add_argument("--issuer", required=True, help="IdP issuer, e.g. http://127.0.0.1:5000")
+    p.add_argument("--client-id", required=True)
+    p.add_argument("--client-secret", default=os.environ.get("DEMO_KIOSK_CLIENT_SECRET"),
+                   help="or set DEMO_KIOSK_CLIENT_SECRET")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5003)
+    p.add_argument("--title", default=DEFAULT_TITLE)
+    args = p.parse_args(argv)
+    if not args.client_secret:
+        p.error("--client-secret (or DEMO_KIOSK_CLIENT_SECRET) is required")
+    logging.basicConfig(level=logging.INFO)
+    app = create_app(args.issuer, args.client_id, args.client_secret, args.title)
+    run_simple(args.host, args.port, app, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

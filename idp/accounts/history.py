@@ -1,0 +1,231 @@
+"""The usage record (利用実績): what happened with the resident's ID, newest first.
+
+Two sources, merged in one ordered query so pagination is exact:
+
+- the audit trail rows about the resident: every release of data to a company
+  (``oauth:claims:release``: which company, which service, which items, when),
+  every sign-in (and failed attempt on the account), consents given, changed,
+  declined or withdrawn, terms accepted, and changes to the account;
+- touch events that kiosks recorded against the resident (which kiosk, where,
+  which content, when).
+
+Filtering by company keeps the rows whose company is that company (for touch
+events, the company of the kiosk).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from dataclasses import field
+
+from flask_babel import gettext as _
+from sqlalchemy import func
+from sqlalchemy import literal
+from sqlalchemy import select
+from sqlalchemy import union_all
+
+from idp.audit.models import AuditEvent
+from idp.audit.tags import AuditTag
+from idp.clients.models import Client
+from idp.clients.models import Company
+from idp.consent.items import ITEMS
+from idp.extensions import db
+from idp.kiosk.models import Kiosk
+from idp.kiosk.models import TouchEvent
+
+PAGE_SIZE = 30
+MAX_PAGE = 10_000
+
+# Tags a resident sees in their history; the rest of the trail is operational.
+SHOWN = (
+    AuditTag.CLAIMS_RELEASE, AuditTag.LOGIN_SUCCESS, AuditTag.LOGIN_FAILURE,
+    AuditTag.TOTP_FAILURE, AuditTag.CONSENT_GRANT, AuditTag.CONSENT_CHANGE,
+    AuditTag.CONSENT_DENY, AuditTag.TERMS_ACCEPT, AuditTag.RESIDENT_CREATE,
+    AuditTag.PROFILE_CHANGE, AuditTag.EMAIL_CHANGE, AuditTag.EMAIL_VERIFY,
+    AuditTag.PASSWORD_CHANGE, AuditTag.PASSWORD_RESET, AuditTag.TOTP_ENABLE,
+    AuditTag.TOTP_DISABLE, AuditTag.RECOVERY_CODE_USE, AuditTag.DATA_EXPORT,
+    AuditTag.DEVICE_APPROVE,
+)
+
+# Released claim → the consent item it belongs to.
+CLAIM_ITEMS = {
+    "name": "name", "family_name": "name", "given_name": "name",
+    "family_name#ja-Kana-JP": "name", "given_name#ja-Kana-JP": "name",
+    "birthdate": "birth_year", "gender": "gender", "email": "email",
+    "email_verified": "email", "address": "postal_code",
+}
+
+
+@dataclass
+class Entry:
+    kind: str
+    at: dt.datetime
+    title: str
+    company: str | None = None
+    service: str | None = None
+    items: list[str] = field(default_factory=list)
+    note: str | None = None
+    location: str | None = None
+
+
+@dataclass
+class Page:
+    entries: list[Entry]
+    page: int
+    pages: int
+    total: int
+    company: str | None
+    companies: list[tuple[str, str]]  # (id, name) for the filter
+
+
+def _sources(resident_id: str, company_id: str | None):
+    audit = (select(literal("audit").label("source"), AuditEvent.id.label("row_id"),
+                    AuditEvent.at.label("at"))
+             .where(AuditEvent.resident_id == resident_id,
+                    AuditEvent.tag.in_([str(t) for t in SHOWN])))
+    touch = (select(literal("touch").label("source"), TouchEvent.id.label("row_id"),
+                    TouchEvent.occurred_at.label("at"))
+             .where(TouchEvent.resident_id == resident_id))
+    if company_id:
+        audit = audit.where(AuditEvent.company_id == company_id)
+        touch = (touch.join(Client, Client.id == TouchEvent.client_id)
+                 .where(Client.company_id == company_id))
+    return union_all(audit, touch).subquery()
+
+
+def companies(resident_id: str) -> list[tuple[str, str]]:
+    """The companies that appear in the resident's history, for the filter."""
+    from_audit = select(AuditEvent.company_id).where(
+        AuditEvent.resident_id == resident_id, AuditEvent.company_id.is_not(None),
+        AuditEvent.tag.in_([str(t) for t in SHOWN]))
+    from_touch = (select(Client.company_id).join(TouchEvent, TouchEvent.client_id == Client.id)
+                  .where(TouchEvent.resident_id == resident_id))
+    ids = set(db.session.scalars(from_audit.distinct())) | set(
+        db.session.scalars(from_touch.distinct()))
+    if not ids:
+        return []
+    rows = db.session.execute(select(Company.id, Company.name).where(Company.id.in_(ids)))
+    return sorted(((r.id, r.name) for r in rows), key=lambda r: (r[1], r[0]))
+
+
+def history(resident_id: str, page: int = 1, company_id: str | None = None) -> Page:
+    choices = companies(resident_id)
+    if company_id not in {c[0] for c in choices}:
+        company_id = None
+    source = _sources(resident_id, company_id)
+    total = db.session.scalar(select(func.count()).select_from(source)) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, page), pages, MAX_PAGE)
+    rows = db.session.execute(
+        select(source.c.source, source.c.row_id)
+        .order_by(source.c.at.desc(), source.c.source, source.c.row_id.desc())
+        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    audit_ids = [r.row_id for r in rows if r.source == "audit"]
+    touch_ids = [r.row_id for r in rows if r.source == "touch"]
+    audits = {e.id: e for e in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.id.in_(audit_ids)))} if audit_ids else {}
+    touches: dict[int, _TouchRow] = {}
+    if touch_ids:
+        for event, client, kiosk in db.session.execute(
+                select(TouchEvent, Client, Kiosk)
+                .join(Client, Client.id == TouchEvent.client_id)
+                .outerjoin(Kiosk, Kiosk.client_id == TouchEvent.client_id)
+                .where(TouchEvent.id.in_(touch_ids))):
+            touches[event.id] = _TouchRow(event, client, kiosk)
+    names = _names({e.client_id for e in audits.values() if e.client_id},
+                   {e.company_id for e in audits.values() if e.company_id})
+    entries = []
+    for row in rows:
+        if row.source == "audit":
+            entries.append(_audit_entry(audits[row.row_id], names))
+        else:
+            entries.append(_touch_entry(touches[row.row_id]))
+    return Page(entries, page, pages, total, company_id, choices)
+
+
+@dataclass
+class _TouchRow:
+    event: TouchEvent
+    client: Client
+    kiosk: Kiosk | None
+
+
+def _names(client_ids: set[str], company_ids: set[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    if client_ids:
+        names.update((row.id, row.name) for row in db.session.execute(
+            select(Client.id, Client.name).where(Client.id.in_(client_ids))))
+    if company_ids:
+        names.update((row.id, row.name) for row in db.session.execute(
+            select(Company.id, Company.name).where(Company.id.in_(company_ids))))
+    return names
+
+
+def released_items(claims: list[str]) -> list[str]:
+    """Claim names → the consent items' labels, in the order of the consent screen."""
+    scopes = {CLAIM_ITEMS[c] for c in claims if c in CLAIM_ITEMS}
+    return [str(item.label) for scope, item in ITEMS.items() if scope in scopes]
+
+
+def scope_labels(scopes: list[str]) -> list[str]:
+    return [str(item.label) for scope, item in ITEMS.items() if scope in (scopes or [])]
+
+
+def _audit_entry(event: AuditEvent, names: dict[str, str]) -> Entry:
+    data = event.data or {}
+    company = names.get(event.company_id or "")
+    service = names.get(event.client_id or "")
+    base = dict(at=event.at, company=company, service=service)
+    tag = event.tag
+    if tag == AuditTag.CLAIMS_RELEASE:
+        channel = data.get("channel")
+        note = _("With the ID token at sign-in") if channel == "id_token" else (
+            _("Fetched by the service (UserInfo)") if channel == "userinfo" else None)
+        return Entry("release", title=_("Information provided to a service"),
+                     items=released_items(data.get("claims") or []), note=note, **base)
+    if tag == AuditTag.LOGIN_SUCCESS:
+        second = "otp" in (data.get("amr") or [])
+        return Entry("sign_in", title=_("Signed in to Machi ID"),
+                     note=_("With password and authentication app") if second else None,
+                     location=event.ip, **base)
+    if tag == AuditTag.LOGIN_FAILURE:
+        return Entry("security", title=_("Failed sign-in (wrong password)"),
+                     location=event.ip, **base)
+    if tag == AuditTag.TOTP_FAILURE:
+        return Entry("security", title=_("Failed sign-in (wrong authentication code)"),
+                     location=event.ip, **base)
+    if tag == AuditTag.CONSENT_GRANT:
+        return Entry("consent", title=_("Consent given"),
+                     items=scope_labels(data.get("scopes")), **base)
+    if tag == AuditTag.CONSENT_CHANGE and data.get("withdrawn"):
+        return Entry("withdrawal", title=_("Consent withdrawn"), **base)
+    if tag == AuditTag.CONSENT_CHANGE:
+        return Entry("consent", title=_("Consent renewed or changed"),
+                     items=scope_labels(data.get("scopes")), **base)
+    if tag == AuditTag.CONSENT_DENY:
+        return Entry("consent", title=_("Consent declined"), **base)
+    if tag == AuditTag.DEVICE_APPROVE:
+        return Entry("sign_in", title=_("Sign-in on a kiosk approved"), **base)
+    titles = {
+        AuditTag.TERMS_ACCEPT: _("Terms of use accepted (version %(version)s)",
+                                 version=data.get("version", "")),
+        AuditTag.RESIDENT_CREATE: _("Consortium ID issued"),
+        AuditTag.PROFILE_CHANGE: _("Registered information changed"),
+        AuditTag.EMAIL_CHANGE: _("Email address changed"),
+        AuditTag.EMAIL_VERIFY: _("Email address verified"),
+        AuditTag.PASSWORD_CHANGE: _("Password changed"),
+        AuditTag.PASSWORD_RESET: _("Password reset by email"),
+        AuditTag.TOTP_ENABLE: _("Two-step verification turned on"),
+        AuditTag.TOTP_DISABLE: _("Two-step verification turned off"),
+        AuditTag.RECOVERY_CODE_USE: _("Recovery code used to sign in"),
+        AuditTag.DATA_EXPORT: _("Data downloaded"),
+    }
+    return Entry("account", title=titles.get(tag, tag), **base)
+
+
+def _touch_entry(row: _TouchRow) -> Entry:
+    return Entry("touch", at=row.event.occurred_at, title=_("Touched digital signage"),
+                 company=row.client.company.name, service=row.client.name,
+                 location=row.kiosk.location if row.kiosk else None, note=row.event.target)

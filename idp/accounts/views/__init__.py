@@ -1,0 +1,91 @@
+"""The resident's own pages (blueprint ``account``).
+
+- ``entry``    registration, email verification, password reset, the second
+               sign-in step and the terms of use: reachable without a session;
+- ``settings`` ``/account``: profile, email address, password, two-step
+               verification, deletion;
+- ``data``     ``/account/consents`` (withdrawal, receipts), ``/account/history``,
+               ``/account/export``.
+
+Every form posts with CSRF (the app's ``CSRFProtect``); state changes only on
+POST. Views parse, call one service, commit, then send mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint
+from flask import current_app
+from flask import g
+from flask import redirect
+from flask import request
+from flask import url_for
+from flask_babel import gettext as _
+
+from idp.accounts.service import normalise_email
+from idp.errors import error_page
+from idp.extensions import limiter
+from idp.interaction import state
+from idp.mail import service as mail
+
+bp = Blueprint("account", __name__)
+# Residents read times in Japan time, whatever the page language.
+TIMEZONE = ZoneInfo("Asia/Tokyo")
+
+
+@bp.app_template_filter("local_time")
+def local_time(value: dt.datetime | None) -> str:
+    return value.astimezone(TIMEZONE).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def resident_required(view):
+    """Signed-in residents only; others go to the login page and come back."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        resident = state.current_resident()
+        if resident is None:
+            target = request.full_path.rstrip("?") if request.method == "GET" else request.path
+            return redirect(url_for("interaction.login", next=target), 303)
+        g.resident = resident
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def send(messages) -> object | None:
+    """Send after the commit; a page explaining the failure if the mail server refused."""
+    try:
+        mail.send_all([m for m in messages if m is not None])
+    except mail.MailError:
+        return error_page(503, _("The email could not be sent"),
+                          _("Please try again in a few minutes. If it keeps failing, contact "
+                            "the consortium's help desk."))
+    return None
+
+
+def _mail_limit() -> str:
+    return current_app.extensions["idp.settings"].account_mail_limit
+
+
+def _target_address() -> str:
+    return "mail-target:" + normalise_email(request.form.get("email", "")[:254])
+
+
+def _resident_key() -> str:
+    resident = state.current_resident()
+    return "mail-resident:" + (resident.id if resident else str(request.remote_addr))
+
+
+# Forms that send mail: per client address and per address mailed (or per
+# resident), so neither one browser nor many can flood a mailbox.
+limit_by_address = limiter.limit(_mail_limit, methods=["POST"])
+limit_by_target = limiter.limit(_mail_limit, methods=["POST"], key_func=_target_address)
+limit_by_resident = limiter.limit(_mail_limit, methods=["POST"], key_func=_resident_key)
+
+from idp.accounts.views import data  # noqa: E402,F401  (routes register on bp)
+from idp.accounts.views import entry  # noqa: E402,F401
+from idp.accounts.views import settings  # noqa: E402,F401

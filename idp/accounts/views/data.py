@@ -1,0 +1,130 @@
+"""The resident's data: consents (各サービスでのデータ利用) and their receipts,
+the usage history, and the export."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response
+from flask import abort
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from idp.accounts import history as history_service
+from idp.accounts.export import export as export_data
+from idp.accounts.views import bp
+from idp.accounts.views import resident_required
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.consent import receipts
+from idp.consent import service as consent_service
+from idp.consent.items import items_for
+from idp.consent.models import Consent
+from idp.db import utcnow
+from idp.extensions import db
+from idp.terms import service as terms_service
+
+
+def _consents(resident_id: str) -> tuple[list[dict], list[dict]]:
+    """(current, withdrawn) consents, each with its items, state and receipts."""
+    now = utcnow()
+    version = terms_service.current_version()
+    by_client: dict[str, list] = {}
+    for receipt in receipts.for_resident(resident_id):
+        by_client.setdefault(receipt.client_id, []).append(receipt)
+    current, withdrawn = [], []
+    rows = db.session.scalars(select(Consent).where(Consent.resident_id == resident_id)
+                              .order_by(Consent.granted_at.desc()))
+    for consent in rows:
+        client = consent.client
+        if consent.withdrawn_at is not None:
+            status = "withdrawn"
+        elif not client.is_active:
+            status = "disconnected"
+        elif consent.expires_at <= now:
+            status = "expired"
+        elif consent.terms_version != version:
+            status = "terms_changed"
+        else:
+            status = "in_force"
+        entry = {"consent": consent, "client": client, "company": client.company,
+                 "items": [str(i.label) for i in items_for(consent.scopes)],
+                 "status": status, "receipts": by_client.get(client.id, [])}
+        (withdrawn if status == "withdrawn" else current).append(entry)
+    return current, withdrawn
+
+
+def _render_consents(status: int = 200):
+    current, withdrawn = _consents(g.resident.id)
+    return render_template("account/consents.html", current=current,
+                           withdrawn=withdrawn), status
+
+
+@bp.route("/account/consents", methods=["GET", "POST"])
+@resident_required
+def consents():
+    """Each service the resident consented to, with a withdraw form per service.
+
+    Contract: the withdraw form posts the client's id in an input named ``client_id``.
+    """
+    if request.method == "GET":
+        return _render_consents()
+    client_id = request.form.get("client_id", "")[:64]
+    try:
+        consent = consent_service.withdraw(g.resident.id, client_id)
+    except consent_service.ConsentError:
+        db.session.rollback()
+        flash(_("There is no consent to withdraw for this service. Nothing was changed."),
+              "error")
+        return _render_consents(400)
+    name = consent.client.name
+    db.session.commit()
+    flash(_("Your consent for %(service)s has been withdrawn. The service can no longer "
+            "receive your information, and will ask for your consent again if you use it.",
+            service=name), "success")
+    return redirect(url_for("account.consents"), 303)
+
+
+@bp.get("/account/consents/receipts/<receipt_id>.json")
+@resident_required
+def receipt(receipt_id: str):
+    """One consent receipt (Kantara Consent Receipt v1.1), as a JSON download."""
+    row = receipts.find(g.resident.id, receipt_id)
+    if row is None:
+        abort(404)
+    return _json_download(row.document, f"consent-receipt-{row.id}.json")
+
+
+@bp.get("/account/history")
+@resident_required
+def history():
+    """The usage record: releases, sign-ins, consents, touch events. Newest first."""
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and len(page) < 7 else 1
+    result = history_service.history(g.resident.id, page,
+                                     request.args.get("company") or None)
+    return render_template("account/history.html", result=result)
+
+
+@bp.get("/account/export")
+@resident_required
+def export():
+    """Everything held about the resident, as a JSON download (data portability)."""
+    resident = g.resident
+    data = export_data(resident)
+    record(AuditTag.DATA_EXPORT, resident_id=resident.id)
+    db.session.commit()
+    return _json_download(data, f"machi-id-{resident.id}-{utcnow():%Y%m%d}.json")
+
+
+def _json_download(data: dict, filename: str) -> Response:
+    body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False)
+    response = Response(body + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,303 @@
+"""Pages reachable without a session: registration, email links, password reset,
+the second sign-in step and the terms of use."""
+
+from __future__ import annotations
+
+from flask import abort
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from idp.accounts import forms
+from idp.accounts import links
+from idp.accounts import profile as profile_service
+from idp.accounts import recovery
+from idp.accounts import registration
+from idp.accounts import totp
+from idp.accounts.service import ResidentError
+from idp.accounts.views import bp
+from idp.accounts.views import limit_by_address
+from idp.accounts.views import limit_by_target
+from idp.accounts.views import send
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.clients.models import Client
+from idp.extensions import db
+from idp.interaction import signin
+from idp.interaction import state
+from idp.interaction.views import safe_next
+from idp.oauth import authorize as flow
+from idp.terms import service as terms_service
+
+CLAUSES = ("agree_provision", "agree_collection", "agree_terms")
+
+
+def _locale() -> str:
+    return str(get_locale())
+
+
+def _interaction() -> str | None:
+    uid = request.values.get("interaction") or None
+    return uid if uid and state.load_interaction(uid) is not None else None
+
+
+def link_problem(reason: str, purpose: str):
+    return render_template("account/link_problem.html", reason=reason, purpose=purpose), 400
+
+
+# ---- registration -------------------------------------------------------------
+
+@bp.route("/register", methods=["GET", "POST"])
+@limit_by_address
+@limit_by_target
+def register():
+    """Step 1: the address. The same answer whether or not it is registered."""
+    if state.current_resident() is not None:
+        return redirect(url_for("account.overview"))
+    uid = _interaction()
+    if request.method == "GET":
+        return render_template("account/register.html", email="", errors={}, interaction_id=uid)
+    email, errors = forms.parse_email(request.form)
+    if errors:
+        return render_template("account/register.html", email=forms.value(request.form, "email"),
+                               errors=errors, interaction_id=uid), 400
+    message = registration.request_registration(email, _locale(), uid)
+    db.session.commit()
+    return send([message]) or render_template(
+        "account/mail_sent.html", email=email, kind="register",
+        hours=links.ttl(links.REGISTER) // 3600)
+
+
+def _terms_context() -> dict:
+    current = terms_service.current()
+    return {"terms": current, "summary": _terms_summary(current)}
+
+
+def _terms_summary(current) -> str:
+    return current.summary_en if _locale() == "en" and current.summary_en else current.summary
+
+
+def _terms_changed() -> str:
+    return _("The terms of use were updated while you were filling in the form. Please read "
+             "them and agree again.")
+
+
+def _registration_form(context: dict, errors: dict, agreed: set[str]):
+    agreed = agreed - ({"agree_terms"} if "agree_terms" in errors else set())
+    return render_template("account/register_complete.html",
+                           values=forms.typed_values(request.form), errors=errors,
+                           agreed=agreed, **context), 400
+
+
+@bp.route("/register/complete", methods=["GET", "POST"])
+def register_complete():
+    """Step 2: password, profile and the terms; issues the consortium ID."""
+    token = request.values.get("token", "")
+    try:
+        invitation = registration.read_invitation(token)
+    except links.LinkError as error:
+        return link_problem(error.reason, links.REGISTER)
+    context = dict(token=token, email=invitation.email, **_terms_context())
+    if request.method == "GET":
+        return render_template("account/register_complete.html", values={}, errors={},
+                               agreed=set(), **context)
+    profile, errors = forms.parse_profile(request.form)
+    password, password_errors = forms.parse_new_password(request.form, invitation.email,
+                                                         "password", "password_confirm")
+    errors.update(password_errors)
+    agreed = {name for name in CLAUSES if request.form.get(name) == "yes"}
+    for name in CLAUSES:
+        if name not in agreed:
+            errors[name] = _("You need to agree to this to get a consortium ID.")
+    version = request.form.get("terms_version", "")
+    if not errors and version != context["terms"].version:
+        errors["agree_terms"] = _terms_changed()
+    if errors:
+        return _registration_form(context, errors, agreed)
+    try:
+        resident = registration.complete_registration(invitation, password, profile, version,
+                                                      _locale())
+    except links.LinkError as error:
+        return link_problem(error.reason, links.REGISTER)
+    except registration.RegistrationError:  # new terms took effect this very moment
+        db.session.rollback()
+        return _registration_form(context, {"agree_terms": _terms_changed()}, agreed)
+    except (ResidentError, IntegrityError):
+        # The address was registered meanwhile (a second tab used the same link, or a
+        # parallel request won the unique index).
+        db.session.rollback()
+        return link_problem("used", links.REGISTER)
+    row = state.sign_in(resident)
+    if invitation.interaction and state.load_interaction(invitation.interaction):
+        state.mark_logged_in(invitation.interaction, row)
+    db.session.commit()
+    send([registration.welcome(resident)])  # the ID exists either way; the page shows it
+    return redirect(url_for("account.register_done", interaction=invitation.interaction))
+
+
+@bp.get("/register/done")
+def register_done():
+    """The new consortium ID, shown once registration succeeded."""
+    resident = state.current_resident()
+    if resident is None:
+        return redirect(url_for("interaction.login"))
+    uid = _interaction()
+    client = None
+    if uid:
+        item = state.load_interaction(uid)
+        client = db.session.get(Client, flow.rebuild(item["query"]).args.get("client_id"))
+    return render_template("account/register_done.html", resident=resident,
+                           interaction_id=uid, client=client)
+
+
+# ---- email verification -----------------------------------------------------
+
+@bp.route("/verify-email", methods=["GET", "POST"])
+def verify_email():
+    """Confirm an address from the mailed link (a button, so scanners cannot use it up)."""
+    token = request.values.get("token", "")
+    try:
+        resident, payload = profile_service.read_verification(token)
+    except links.LinkError as error:
+        return link_problem(error.reason, links.VERIFY_EMAIL)
+    if request.method == "GET":
+        return render_template("account/verify_email.html", token=token, address=payload["e"])
+    try:
+        messages = profile_service.verify_email(resident, payload)
+    except links.LinkError as error:
+        return link_problem(error.reason, links.VERIFY_EMAIL)
+    except profile_service.ProfileError:
+        return render_template("account/notice.html", title=_("This address cannot be used"),
+                               message=_("Another consortium ID uses this address now. Your "
+                                         "address was not changed."), status="error"), 409
+    db.session.commit()
+    return send(messages) or render_template(
+        "account/notice.html", title=_("Your email address is verified"),
+        message=_("%(address)s is now the verified address of your consortium ID.",
+                  address=payload["e"]),
+        link=(url_for("account.overview"), _("Go to your account")))
+
+
+# ---- password reset -------------------------------------------------------------
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+@limit_by_address
+@limit_by_target
+def reset_request():
+    """Ask for a reset link. The same answer whether or not the address is registered."""
+    if request.method == "GET":
+        return render_template("account/reset_request.html", email="", errors={})
+    email, errors = forms.parse_email(request.form)
+    if errors:
+        return render_template("account/reset_request.html",
+                               email=forms.value(request.form, "email"), errors=errors), 400
+    message = recovery.request_reset(email, _locale())
+    db.session.commit()
+    return send([message]) or render_template(
+        "account/mail_sent.html", email=email, kind="reset",
+        minutes=links.ttl(links.RESET_PASSWORD) // 60)
+
+
+@bp.route("/password/reset/confirm", methods=["GET", "POST"])
+def reset_confirm():
+    """Choose a new password from the mailed link."""
+    token = request.values.get("token", "")
+    try:
+        resident, payload = recovery.read_reset(token)
+    except links.LinkError as error:
+        return link_problem(error.reason, links.RESET_PASSWORD)
+    if request.method == "GET":
+        return render_template("account/reset_confirm.html", token=token, errors={})
+    password, errors = forms.parse_new_password(request.form, resident.email)
+    if errors:
+        return render_template("account/reset_confirm.html", token=token, errors=errors), 400
+    try:
+        message = recovery.reset_password(resident, payload, password)
+    except links.LinkError as error:
+        return link_problem(error.reason, links.RESET_PASSWORD)
+    db.session.commit()
+    return send([message]) or render_template(
+        "account/notice.html", title=_("Your password has been changed"),
+        message=_("You have been signed out everywhere, and services you use will need you to "
+                  "sign in again. Sign in with your new password."),
+        link=(url_for("interaction.login"), _("Sign in")))
+
+
+# ---- second sign-in step ------------------------------------------------------------
+
+@bp.route("/login/second-factor", methods=["GET", "POST"])
+def second_factor():
+    """The code from the authentication app, or a recovery code."""
+    waiting = signin.pending()
+    if waiting is None:
+        return redirect(url_for("interaction.login"))
+    resident, item = waiting
+    if request.method == "GET":
+        return render_template("account/second_factor.html", error=None)
+    if request.form.get("action") == "cancel":
+        signin.cancel()
+        return redirect(url_for("interaction.login", interaction=item.get("i") or None,
+                                next=item.get("n") or None))
+    try:
+        method = totp.verify_sign_in(resident, forms.value(request.form, "code"))
+    except totp.TotpError as error:
+        db.session.commit()  # keep the failure's audit record: it counts towards the limit
+        messages = {
+            "locked": _("Too many wrong codes. Wait 15 minutes and try again."),
+            "replayed": _("This code has already been used. Wait for the next code."),
+        }
+        return render_template(
+            "account/second_factor.html",
+            error=messages.get(error.reason, _("The code is not correct."))), (
+            429 if error.reason == "locked" else 401)
+    amr = signin.AMR_TOTP if method == "otp" else ["pwd", "mfa"]
+    return signin.complete(resident, item.get("i"), safe_next(item.get("n")), amr)
+
+
+# ---- terms of use ----------------------------------------------------------------
+
+@bp.route("/terms", methods=["GET", "POST"])
+def terms():
+    """The consortium's terms in force; accept or decline them when asked to."""
+    resident = state.current_resident()
+    uid = _interaction()
+    next_url = safe_next(request.values.get("next"))
+    if uid:
+        g.ui_locale = state.load_interaction(uid).get("locale")
+    asked = resident is not None and terms_service.needs_acceptance(resident)
+    context = dict(interaction_id=uid, next_url=next_url, asked=asked, error=None,
+                   **_terms_context())
+    if request.method == "GET":
+        return render_template("account/terms.html", **context)
+    if resident is None:
+        return redirect(url_for("interaction.login", interaction=uid, next=next_url), 303)
+    decision = request.form.get("decision")
+    if decision == "decline":
+        record(AuditTag.TERMS_DECLINE, resident_id=resident.id,
+               version=context["terms"].version)
+        response = flow.refuse(uid) if uid else None
+        state.sign_out()
+        db.session.commit()
+        return response or render_template(
+            "account/notice.html", title=_("You have signed out"),
+            message=_("You cannot use your consortium ID without agreeing to the current terms "
+                      "of use. You can sign in again at any time to agree to them, or to "
+                      "download or delete your data."),
+            link=("/", _("Go to the Machi ID home page")))
+    if decision != "accept":
+        abort(400)
+    try:
+        terms_service.accept(resident, request.form.get("version", ""))
+    except terms_service.TermsError:
+        context["error"] = _("The terms of use were updated while this page was open. Please "
+                             "read the current version.")
+        return render_template("account/terms.html", **context), 409
+    db.session.commit()
+    if uid:
+        return redirect(url_for("interaction.resume", uid=uid))
+    return redirect(next_url or url_for("account.overview"))

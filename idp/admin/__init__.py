@@ -1,0 +1,1 @@
+"""Consortium administration: admin accounts, the console under /admin, reports."""

@@ -1,0 +1,195 @@
+"""The admin console (blueprint ``admin``, under ``/admin``).
+
+- ``session``    sign-in (password and TOTP), sign-out, re-authentication, enrolment;
+- ``dashboard``  counts and charts;
+- ``companies``  admission, contracts, suspension, reinstatement, revocation;
+- ``clients``    clients and kiosks: registration, settings, secret rotation, revocation;
+- ``system``     consortium terms of use, signing keys, admin accounts;
+- ``records``    the audit trail (filters, CSV, chain verification), usage reports,
+                 identity proofing.
+
+Rules every view follows:
+
+- only a live admin session gets in (``admin_required``); its own cookie,
+  ``machi_id_admin``: HttpOnly, SameSite=Strict, path ``/admin``, Secure
+  under https, separate from the residents' session;
+- every POST passes the app's CSRF check and, for actions, consumes a form
+  token that works once (``action``), so a forged or replayed post changes
+  nothing and is audited (``admin:form:rejected``);
+- destructive actions also need a recent password or TOTP check
+  (``action(fresh=True)`` → ``/admin/reauth``);
+- a refused action (unknown company, revoked client …) rolls back, is audited
+  (``admin:action:refused``) and answered with the reason, never a 500;
+- every event written during the request names the admin
+  (``g.audit_admin_id``, ``idp.audit.service.record``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint
+from flask import current_app
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import request
+from flask import url_for
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+from idp.admin import auth
+from idp.admin import stats
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.errors import error_page
+from idp.extensions import db
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+COOKIE = "machi_id_admin"
+
+
+def settings():
+    return current_app.extensions["idp.settings"]
+
+
+@bp.before_request
+def load_admin():
+    g.admin_session = auth.load_session(request.cookies.get(COOKIE))
+    g.admin = g.admin_session.admin if g.admin_session is not None else None
+    if g.admin is not None:
+        g.audit_admin_id = g.admin.id
+
+
+@bp.app_template_filter("admin_time")
+def admin_time(value) -> str:
+    """A timestamp in Japan time, to the second (the console's clock)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return value.astimezone(stats.TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bp.app_template_filter("audit_data")
+def audit_data(value) -> str:
+    """An event's details as readable JSON (escaped by the template like any text)."""
+    return json.dumps(value or {}, ensure_ascii=False, sort_keys=True)
+
+
+@bp.context_processor
+def admin_context():
+    def form_token() -> str:
+        return auth.new_form_token(g.admin_session) if g.get("admin_session") else ""
+
+    return {"admin": g.get("admin"), "form_token": form_token,
+            "return_to": request.full_path.rstrip("?") if request.method == "GET"
+            else request.path}
+
+
+@bp.after_request
+def keep_form_tokens(response):
+    """Form tokens made while rendering the page are rows: keep them.
+
+    Views end their own transaction (``done`` commits, ``refused`` rolls
+    back) before rendering, so only the tokens are left to commit. A failed
+    request (5xx) commits nothing.
+    """
+    if g.get("admin_session") is not None and response.status_code < 500:
+        db.session.commit()
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(error: CSRFError):
+    """A post without a valid CSRF token (forged, or a page left open too long)."""
+    db.session.rollback()
+    record(AuditTag.ADMIN_FORM_REJECTED, reason="csrf", path=request.path[:200])
+    db.session.commit()
+    return error_page(400, _("The form has expired"),
+                      _("Please go back, reload the page and try again."))
+
+
+def safe_return(target: str | None, default: str) -> str:
+    """A console path to go back to; anything else gives ``default``."""
+    if not target or len(target) > 2000:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/admin") or "\\" in target \
+            or any(ord(c) < 0x20 for c in target):
+        return default
+    return target
+
+
+def admin_required(view):
+    """Signed-in admins only; others go to the sign-in page and come back."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        row = g.get("admin_session")
+        if row is None:
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("admin.login", next=target), 303)
+        auth.touch(row)
+        db.session.commit()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def action(fresh: bool = False, once: bool = True):
+    """A state-changing POST: a one-time form token, and with ``fresh`` a recent
+    password or TOTP check. Nothing happens when either is missing."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            row = g.admin_session
+            back = safe_return(request.form.get("return_to"), url_for("admin.dashboard"))
+            if fresh and not auth.fresh(row):
+                flash(_("Please confirm it is you before this action."), "info")
+                return redirect(url_for("admin.reauth", next=back), 303)
+            if once:
+                problem = auth.consume_form_token(row, request.form.get("form_token"))
+                if problem is not None:
+                    db.session.rollback()
+                    record(AuditTag.ADMIN_FORM_REJECTED, reason=problem,
+                           path=request.path[:200])
+                    db.session.commit()
+                    if problem == "replayed":
+                        return error_page(409, _("This form was already sent"),
+                                          _("Nothing was changed again. Reload the page to see "
+                                            "the current state."))
+                    return error_page(400, _("The form has expired"),
+                                      _("Please go back, reload the page and try again."))
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def refused(what: str, error: Exception, back: str, **ids):
+    """Roll the action back, audit the refusal and say why."""
+    db.session.rollback()
+    record(AuditTag.ADMIN_REFUSED, action=what, reason=str(error)[:300], **ids)
+    db.session.commit()
+    flash(_("Not done: %(reason)s", reason=str(error)), "error")
+    return redirect(back, 303)
+
+
+def done(message: str, back: str):
+    """Commit the action (and send any back-channel logouts after it), then go back."""
+    db.session.commit()
+    flash(message, "success")
+    return redirect(back, 303)
+
+
+from idp.admin.views import clients  # noqa: E402,F401  (routes register on bp)
+from idp.admin.views import companies  # noqa: E402,F401
+from idp.admin.views import dashboard  # noqa: E402,F401
+from idp.admin.views import records  # noqa: E402,F401
+from idp.admin.views import session  # noqa: E402,F401
+from idp.admin.views import system  # noqa: E402,F401

@@ -1,0 +1,124 @@
+"""Sign-in (password and TOTP), sign-out, re-authentication and enrolment."""
+
+from __future__ import annotations
+
+import pyotp
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import gettext as _
+
+from idp.accounts import totp
+from idp.admin import auth
+from idp.admin import service
+from idp.admin.views import COOKIE
+from idp.admin.views import admin_required
+from idp.admin.views import bp
+from idp.admin.views import safe_return
+from idp.admin.views import settings
+from idp.extensions import db
+from idp.extensions import limiter
+
+
+def _login_limit() -> str:
+    return settings().admin_login_limit
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], error_message="too many sign-in attempts")
+def login():
+    """Sign in with email, password and the code of the authenticator app."""
+    next_url = safe_return(request.values.get("next"), url_for("admin.dashboard"))
+    if request.method == "GET":
+        if g.get("admin_session") is not None:
+            return redirect(next_url, 303)
+        return render_template("admin/login.html", email="", error=None, next_url=next_url)
+    email = request.form.get("email", "")
+    try:
+        admin = auth.sign_in(email, request.form.get("password", ""),
+                             request.form.get("code", ""))
+    except auth.AuthError as error:
+        db.session.commit()  # keep the audit record of the failure
+        message = _("Enter the 6-digit code from your authenticator app.") \
+            if error.reason == "missing_code" else \
+            _("The sign-in failed. Check the email address, the password and the code. After "
+              "several failures the account is locked for 15 minutes.")
+        return render_template("admin/login.html", email=email[:254], error=message,
+                               next_url=next_url), 400 if error.reason == "missing_code" else 401
+    if g.get("admin_session") is not None:
+        auth.end_session(g.admin_session)  # one browser, one console session
+    sid = auth.start_session(admin)
+    db.session.commit()
+    response = redirect(next_url, 303)
+    response.set_cookie(COOKIE, sid, httponly=True, secure=settings().secure_cookies,
+                        samesite="Strict", path="/admin")
+    return response
+
+
+@bp.post("/logout")
+@admin_required
+def logout():
+    """End the console session (the resident's session, if any, is not touched)."""
+    auth.end_session(g.admin_session)
+    db.session.commit()
+    g.admin_session = None
+    response = redirect(url_for("admin.login"), 303)
+    response.delete_cookie(COOKIE, path="/admin", samesite="Strict",
+                           secure=settings().secure_cookies, httponly=True)
+    return response
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@admin_required
+def reauth():
+    """Confirm it is you (password or a new code) before a destructive action."""
+    next_url = safe_return(request.values.get("next"), url_for("admin.dashboard"))
+    if request.method == "GET":
+        return render_template("admin/reauth.html", error=None, next_url=next_url)
+    try:
+        auth.reauthenticate(g.admin_session, request.form.get("password", ""),
+                            request.form.get("code", ""))
+    except auth.AuthError as error:
+        db.session.commit()
+        message = {
+            "replayed_code": _("This code was already used. Wait for the next code."),
+            "missing_credentials": _("Enter your password or a code."),
+            "locked": _("Too many failures: try again in 15 minutes."),
+        }.get(error.reason, _("That was not correct."))
+        return render_template("admin/reauth.html", error=message, next_url=next_url), 401
+    db.session.commit()
+    flash(_("Confirmed. You can go on for the next %(minutes)s minutes.",
+            minutes=max(1, settings().admin_reauth_window // 60)), "success")
+    return redirect(next_url, 303)
+
+
+@bp.route("/enrol", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], error_message="too many attempts")
+def enrol():
+    """Finish an invitation: choose a password and set up the authenticator app."""
+    token = request.values.get("token", "")
+    admin = service.by_enrolment_token(token)
+    if admin is None:
+        return render_template("admin/enrol_invalid.html"), 404
+    error = None
+    if request.method == "POST":
+        try:
+            if request.form.get("password", "") != request.form.get("password_repeat", ""):
+                raise service.AdminError(_("the two passwords differ"))
+            service.enrol(token, request.form.get("password", ""),
+                          request.form.get("code", ""))
+        except service.AdminError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash(_("Your account is ready. Sign in with your password and a code."), "success")
+            return redirect(url_for("admin.login"), 303)
+    uri = pyotp.TOTP(admin.totp_secret, interval=totp.STEP).provisioning_uri(
+        name=admin.email, issuer_name="Machi ID admin")
+    return render_template("admin/enrol.html", admin=admin, token=token, error=error,
+                           qr=totp.qr_data_uri(uri), secret=totp.group(admin.totp_secret),
+                           min_password=service.MIN_PASSWORD), 400 if error else 200

@@ -1,0 +1,70 @@
+"""``idp admins``: consortium administrators of the console under /admin."""
+
+from __future__ import annotations
+
+import click
+
+from idp.admin import service
+from idp.cli import emit
+from idp.cli import in_app
+
+
+@click.group("admins")
+def group() -> None:
+    """Admin accounts (password + TOTP; enrolled through a one-time link)."""
+
+
+def _link(admin, token: str) -> dict:
+    return {"id": admin.id, "email": admin.email, "status": admin.status,
+            "enrolment_url": service.enrolment_url(token),
+            "expires_at": admin.enrolment_expires_at.isoformat()}
+
+
+@group.command()
+@click.option("--email", required=True, help="The admin's email address (their sign-in name).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def create(email: str, as_json: bool) -> None:
+    """Invite an admin: prints the one-time enrolment link (shown once)."""
+    admin, token = service.create_admin(email, actor="cli")
+    data = _link(admin, token)
+    emit(as_json, data, f"admin {admin.id} ({admin.email}) invited\n"
+                        f"enrolment link (shown once, valid until {data['expires_at']}):\n"
+                        f"{data['enrolment_url']}")
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def list_admins(as_json: bool) -> None:
+    """Every admin with their state (invited, active, disabled)."""
+    rows = [{"id": a.id, "email": a.email, "status": a.status,
+             "created_at": a.created_at.isoformat(),
+             "last_login_at": a.last_login_at.isoformat() if a.last_login_at else None}
+            for a in service.list_admins()]
+    emit(as_json, {"admins": rows},
+         "\n".join(f"{r['id']} {r['status']:<8} {r['email']}" for r in rows) or "no admins")
+
+
+@group.command()
+@click.argument("admin")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def reset(admin: str, as_json: bool) -> None:
+    """Lost phone or password: new secret and a new enrolment link; sessions end."""
+    row, token = service.reset_admin(admin, actor="cli")
+    data = _link(row, token)
+    emit(as_json, data, f"admin {row.id} ({row.email}) reset\n"
+                        f"enrolment link (shown once, valid until {data['expires_at']}):\n"
+                        f"{data['enrolment_url']}")
+
+
+@group.command()
+@click.argument("admin")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def disable(admin: str, as_json: bool) -> None:
+    """No more sign-ins for this admin (id or email); their sessions end at once."""
+    row = service.disable_admin(admin, actor="cli")
+    emit(as_json, {"id": row.id, "email": row.email, "status": row.status},
+         f"admin {row.id} ({row.email}) is disabled")

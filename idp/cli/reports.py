@@ -1,0 +1,37 @@
+"""``idp report``: usage reports for the member companies' data-use contracts."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from idp.admin import reports
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.cli import in_app
+
+
+@click.group("report")
+def group() -> None:
+    """Reports."""
+
+
+@group.command()
+@click.option("--company", "company_id", required=True, help="The company's id.")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day (Japan time), YYYY-MM-DD.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day (Japan time), inclusive.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@in_app
+def usage(company_id: str, start, end, fmt: str) -> None:
+    """Residents who consented, claims released, tokens and kiosk touches (利用状況報告)."""
+    report = reports.usage(company_id, start.date(), end.date())
+    record(AuditTag.REPORT_USAGE, actor="cli", company_id=report["company"]["id"], format=fmt,
+           period=report["period"])
+    if fmt == "json":
+        click.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        click.echo(reports.to_csv(report), nl=False)

@@ -1,0 +1,1 @@
+"""Mail to residents: SMTP in production, a local outbox in development."""

@@ -1,0 +1,219 @@
+"""OpenID Connect for Identity Assurance 1.0: ``verified_claims`` on request and consent.
+
+A client asks through the ``claims`` request parameter (OIDC Core §5.5)::
+
+    claims={"userinfo": {"verified_claims": {"verification": {"trust_framework": null},
+                                             "claims": {"given_name": null,
+                                                        "birthdate": null}}}}
+
+and, in the ``id_token`` member, for the ID token. The release needs, in order:
+
+1. the client is allowed verified claims (``Client.verified_claims_allowed``,
+   set by the consortium); otherwise the request is ignored, as OIDC lets an
+   OP ignore claims it will not give;
+2. the resident has claims a counter check still proves (``idp.proofing``);
+   otherwise there is nothing to consent to, and nothing is sent;
+3. the resident ticked "Verified identity information" on the consent screen
+   (consent item ``verified_claims``); the code and tokens then carry the
+   request (``AuthorizationCode.claims``, ``Token.claims``);
+4. at release time the consent is still in force with that item.
+
+Only requested claims are sent, and only verified ones; ``verification``
+always has ``trust_framework`` and, when asked for, ``time``,
+``verification_process`` and ``evidence``. Other members of the ``claims``
+parameter are ignored (claims come from scopes here).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app
+
+from idp.consent import service as consent_service
+from idp.oauth.claims import full_name
+from idp.proofing import service as proofing
+
+VERIFIED_CLAIMS = "verified_claims"
+TARGETS = ("id_token", "userinfo")
+MAX_PARAMETER = 4096
+# claim name in verified_claims.claims → the proofing claim that covers it
+CLAIM_SOURCES = {
+    "given_name": "name",
+    "family_name": "name",
+    "name": "name",
+    "birthdate": "birthdate",
+    "address": "address",
+}
+EVIDENCE_TYPES = ["document"]
+CHECK_METHODS = ["vpip"]  # physical document, checked in person at a counter
+
+
+class ClaimsRequestError(ValueError):
+    """The ``claims`` parameter is not valid JSON of the expected shape."""
+
+
+def parse(raw: Any) -> dict[str, list[dict]] | None:
+    """The ``verified_claims`` requests of a ``claims`` parameter, by target.
+
+    None when nothing asks for verified claims. Raises ClaimsRequestError for
+    a parameter that is not a JSON object of objects, or a verified_claims
+    request without a non-empty ``claims`` object (IDA §5.1).
+    """
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_PARAMETER:
+        raise ClaimsRequestError("'claims' must be a JSON object of at most 4096 characters")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ClaimsRequestError("'claims' is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ClaimsRequestError("'claims' must be a JSON object")
+    found: dict[str, list[dict]] = {}
+    for target in TARGETS:
+        member = value.get(target)
+        if member is None:
+            continue
+        if not isinstance(member, dict):
+            raise ClaimsRequestError(f"'claims.{target}' must be an object")
+        requested = member.get(VERIFIED_CLAIMS)
+        if requested is None:
+            continue
+        items = requested if isinstance(requested, list) else [requested]
+        if not items:
+            raise ClaimsRequestError("'verified_claims' must not be empty")
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("claims"), dict) \
+                    or not item["claims"]:
+                raise ClaimsRequestError("each 'verified_claims' request needs a non-empty "
+                                         "'claims' object")
+            if not isinstance(item.get("verification", {}), dict):
+                raise ClaimsRequestError("'verification' must be an object")
+        found[target] = items
+    return found or None
+
+
+def _settings():
+    return current_app.extensions["idp.settings"]
+
+
+def asks(request_data: dict, client, resident) -> bool:
+    """Whether this authorization request makes "verified identity information" a
+    consent item (rules 1 and 2 above). Assumes a parameter already validated."""
+    if not client.verified_claims_allowed or resident is None:
+        return False
+    try:
+        wanted = parse(request_data.get("claims"))
+    except ClaimsRequestError:
+        return False
+    return bool(wanted) and bool(proofing.verified(resident))
+
+
+def consent_items(scopes: list[str], request_data: dict, client, resident) -> list[str]:
+    """What the consent screen asks about: the scopes, plus ``verified_claims``."""
+    items = list(scopes)
+    if "openid" in items and asks(request_data, client, resident):
+        items.append(VERIFIED_CLAIMS)
+    return items
+
+
+def granted(request_data: dict, client, consented: set[str]) -> dict | None:
+    """The part of the request the code may carry: only with the item consented to."""
+    if not client.verified_claims_allowed or VERIFIED_CLAIMS not in consented:
+        return None
+    try:
+        return parse(request_data.get("claims"))
+    except ClaimsRequestError:
+        return None
+
+
+def _framework_ok(verification: dict, framework: str) -> bool:
+    constraint = verification.get("trust_framework")
+    if isinstance(constraint, dict):
+        if "value" in constraint and constraint["value"] != framework:
+            return False
+        if isinstance(constraint.get("values"), list) and framework not in constraint["values"]:
+            return False
+    return True
+
+
+def _claims(resident, covered: tuple[str, ...], wanted: dict) -> dict[str, Any]:
+    values = proofing.claim_values(resident)
+    out: dict[str, Any] = {}
+    for name in wanted:
+        source = CLAIM_SOURCES.get(name)
+        if source is None or source not in covered:
+            continue
+        value = values[source]
+        if name in ("given_name", "family_name"):
+            out[name] = value[name]
+        elif name == "name":
+            out[name] = full_name(value["family_name"], value["given_name"])
+        else:
+            out[name] = value
+    return out
+
+
+def _verification(item: proofing.Verified, wanted: dict) -> dict[str, Any]:
+    settings = _settings()
+    verification: dict[str, Any] = {"trust_framework": settings.proofing_trust_framework}
+    day = item.verified_on.isoformat()
+    if "time" in wanted:
+        verification["time"] = day
+    if "verification_process" in wanted:
+        verification["verification_process"] = f"machi-id-proofing-{item.proofing.id}"
+    if "evidence" in wanted:
+        verification["evidence"] = [{
+            "type": "document",
+            "check_details": [{"check_method": "vpip",
+                               "organization": settings.consortium_name_en,
+                               "time": day}],
+            "document_details": {"type": proofing.EVIDENCE[item.evidence],
+                                 "issuer": {"country_code": "JPN"}},
+        }]
+    return verification
+
+
+def build(resident, requests: list[dict]) -> dict | list | None:
+    """The ``verified_claims`` value for these requests, from the proofing in force."""
+    framework = _settings().proofing_trust_framework
+    released = []
+    for item in proofing.verified(resident):
+        for request in requests:
+            verification = request.get("verification") or {}
+            if not _framework_ok(verification, framework):
+                continue
+            claims = _claims(resident, item.claims, request["claims"])
+            if claims:
+                released.append({"verification": _verification(item, verification),
+                                 "claims": claims})
+                break
+    if not released:
+        return None
+    return released[0] if len(released) == 1 else released
+
+
+def release_for(principal, target: str) -> dict | list | None:
+    """verified_claims for the ID token or UserInfo, if every rule above holds now."""
+    requests = (principal.claims or {}).get(target)
+    client = principal.client
+    if not requests or not client.verified_claims_allowed:
+        return None
+    consented = consent_service.scopes_in_force(principal.resident.id, client.id)
+    if VERIFIED_CLAIMS not in consented:
+        return None
+    return build(principal.resident, requests)
+
+
+def metadata(settings) -> dict[str, Any]:
+    """Discovery members (IDA §8)."""
+    return {
+        "verified_claims_supported": True,
+        "trust_frameworks_supported": [settings.proofing_trust_framework],
+        "evidence_supported": EVIDENCE_TYPES,
+        "documents_supported": sorted(set(proofing.EVIDENCE.values())),
+        "documents_check_methods_supported": CHECK_METHODS,
+        "claims_in_verified_claims_supported": sorted(CLAIM_SOURCES),
+    }

@@ -1,0 +1,1 @@
+"""Identity proofing: a resident's identity checked against an official document."""

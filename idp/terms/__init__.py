@@ -1,0 +1,1 @@
+"""The consortium's terms of use: published versions and residents' acceptance."""

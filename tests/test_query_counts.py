@@ -1,0 +1,144 @@
+"""The hot paths use as few SQL statements as they need (docs/performance.md).
+
+Statements are counted with SQLAlchemy's ``before_cursor_execute`` engine
+event around one request, after a first request has warmed up whatever is
+created on first use (signing keys, pairwise subjects). Transaction control
+(BEGIN, COMMIT, SQLite's BEGIN IMMEDIATE) is not counted. The audit trail's
+statements (``audit_*`` tables, another module's business) are counted apart
+and only bounded.
+
+No slow hash either: the token, introspection and userinfo endpoints never
+call argon2 (client secrets and tokens are high-entropy, compared by digest).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from unittest import mock
+
+import pytest
+from sqlalchemy import event
+
+from idp.accounts import passwords
+from idp.clients import service as clients
+from idp.extensions import db
+from idp.kiosk import service as kiosks
+from tests import factories
+
+AUDIT = re.compile(r"\baudit_\w+")
+CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+# One audit event per request at most: its chain append (lock the head, move
+# it, insert the event) is the audit module's own cost.
+AUDIT_BOUND = 3
+
+
+class Statements:
+    def __init__(self):
+        self.protocol: list[str] = []
+        self.audit: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        if CONTROL.match(statement):
+            return
+        (self.audit if AUDIT.search(statement) else self.protocol).append(
+            " ".join(statement.split())[:120])
+
+
+def refuse_slow_hash(*args, **kwargs):
+    raise AssertionError("argon2 on a protocol hot path")
+
+
+@contextmanager
+def counted():
+    """Count the statements of the requests made inside; argon2 must not be reached."""
+    statements = Statements()
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", statements)
+    try:
+        with mock.patch.object(passwords, "verify", refuse_slow_hash), \
+                mock.patch.object(passwords, "hash_password", refuse_slow_hash):
+            yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", statements)
+
+
+@pytest.fixture
+def company():
+    return factories.company()
+
+
+@pytest.fixture
+def backend(company):
+    """The company's backend: client_credentials, and introspection of its RP's tokens."""
+    client, secret = clients.register_client(
+        company, "バックエンド", scopes=["touch_events"], grant_types=["client_credentials"],
+        purpose="テスト")
+    db.session.commit()
+    return client.id, secret
+
+
+@pytest.fixture
+def access_token(client, company):
+    factories.resident()
+    rp = factories.rp(company)
+    return factories.tokens(client, rp, scope="openid name email")["access_token"]
+
+
+def test_token_client_credentials(client, backend):
+    """Test that client_credentials is one client lookup and one token insert."""
+    data = {"grant_type": "client_credentials", "scope": "touch_events"}
+    assert client.post("/token", data=data, auth=backend).status_code == 200
+    with counted() as statements:
+        assert client.post("/token", data=data, auth=backend).status_code == 200
+    assert len(statements.protocol) == 2, statements.protocol
+    assert statements.protocol[0].startswith("SELECT clients.")
+    assert statements.protocol[1].startswith("INSERT INTO tokens")
+    assert len(statements.audit) <= AUDIT_BOUND, statements.audit
+
+
+def test_introspection(client, backend, access_token):
+    """Test that introspection is the caller's lookup and the token's, and writes nothing."""
+    data = {"token": access_token, "token_type_hint": "access_token"}
+    with counted() as statements:
+        response = client.post("/introspect", data=data, auth=backend)
+    assert response.json["active"] is True
+    assert len(statements.protocol) == 2, statements.protocol
+    assert statements.audit == []
+
+
+def test_userinfo(client, access_token):
+    """Test that userinfo is the token lookup (with its client) and the resident."""
+    bearer = {"Authorization": f"Bearer {access_token}"}
+    assert client.get("/userinfo", headers=bearer).status_code == 200
+    with counted() as statements:
+        assert client.get("/userinfo", headers=bearer).status_code == 200
+    assert len(statements.protocol) == 2, statements.protocol
+    assert statements.protocol[0].startswith("SELECT tokens.")
+    assert len(statements.audit) <= AUDIT_BOUND, statements.audit
+
+
+def test_device_polling_while_pending(client, company):
+    """Test that a pending poll is the kiosk's lookup, the code's, and one UPDATE."""
+    kiosk, secret, _ = kiosks.create_kiosk(company, "キオスク", "北1条西2丁目")
+    kiosk_id = kiosk.id
+    db.session.commit()
+    started = client.post("/device_authorization", data={"scope": "openid touch_events"},
+                          auth=(kiosk_id, secret)).json
+    data = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": started["device_code"]}
+    with counted() as statements:
+        response = client.post("/token", data=data, auth=(kiosk_id, secret))
+    assert response.json["error"] == "authorization_pending"
+    assert len(statements.protocol) == 3, statements.protocol
+    assert statements.protocol[2].startswith("UPDATE device_codes")
+    assert statements.audit == []
+
+
+def test_discovery_and_jwks_need_no_query_once_warm(client):
+    """Test that discovery never queries and JWKS is served from its short cache."""
+    assert client.get("/jwks.json").status_code == 200
+    with counted() as statements:
+        assert client.get("/.well-known/openid-configuration").status_code == 200
+        assert client.get("/jwks.json").status_code == 200
+    assert statements.protocol == [] and statements.audit == []
