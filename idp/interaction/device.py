@@ -35,6 +35,7 @@ from idp.extensions import limiter
 from idp.interaction import state
 from idp.kiosk.service import kiosk_for
 from idp.oauth import device as device_flow
+from idp.terms import service as terms
 
 bp = Blueprint("device", __name__)
 
@@ -100,6 +101,9 @@ def confirm():
     resident = state.current_resident()
     if resident is None:
         return redirect(url_for("interaction.login", next=url_for("device.confirm")))
+    if terms.needs_acceptance(resident):
+        # A new consortium terms version must be accepted before any authorization.
+        return redirect(url_for("account.terms", next=url_for("device.confirm")))
     if request.method == "POST":
         decision = request.form.get("decision")
         if decision in ("allow", "deny"):

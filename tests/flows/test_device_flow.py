@@ -367,3 +367,19 @@ def test_qr_code_of_expired_code_is_404(client, kiosk):
         body = authorize(client, kiosk)
         frozen.tick(dt.timedelta(seconds=601))
         assert client.get(f"/device/qr/{body['user_code']}.svg").status_code == 404
+
+
+def test_new_terms_must_be_accepted_before_a_device_approval(client, kiosk):
+    """Test that a signed-in resident is sent to the new terms before the kiosk consent."""
+    from idp.terms import service as terms
+
+    Browser(client).login()
+    terms.publish_terms("2027-01", "https://example.jp/terms")
+    db.session.commit()
+    body = authorize(client, kiosk)
+    page = client.get("/device")
+    response = client.post("/device", data={"user_code": body["user_code"],
+                                            "csrf_token": csrf(page.text)})
+    response = client.get(response.headers["Location"])
+    assert response.status_code == 302 and "/terms" in response.headers["Location"]
+    assert poll(client, kiosk, body["device_code"]).json["error"] == "authorization_pending"
