@@ -82,42 +82,57 @@ def event_digest(prev_digest: str, event: Any) -> str:
 
 # ---- appending ---------------------------------------------------------------
 
-def _lock_head(session: Session) -> AuditChainHead:
-    """The head row, locked until the transaction ends (created on an empty database).
+HEAD = AuditChainHead.__table__
+EVENTS = AuditEvent.__table__
+# What append() writes of an event (the id is the database's).
+EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """The head's (seq, digest), its row locked until the transaction ends (created on
+    an empty database).
 
     PostgreSQL: ``SELECT … FOR UPDATE`` makes concurrent appenders queue here.
     SQLite: every transaction already holds the write lock (``BEGIN IMMEDIATE``,
     ``idp.db``), so they queue before they get this far.
     """
-    query = (select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
-             .execution_options(populate_existing=True))
-    head = session.scalar(query)
+    query = select(HEAD.c.seq, HEAD.c.digest).where(HEAD.c.id == HEAD_ID).with_for_update()
+    head = session.execute(query).first()
     if head is not None:
-        return head
+        return head.seq, head.digest
     # A fresh database (or one whose head row was lost): start from the last
     # event, if any, so appending goes on; verify() reports a head that does
     # not match the events.
     last = session.execute(
-        select(AuditEvent.seq, AuditEvent.digest).order_by(AuditEvent.seq.desc()).limit(1)
+        select(EVENTS.c.seq, EVENTS.c.digest).order_by(EVENTS.c.seq.desc()).limit(1)
     ).first()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(AuditChainHead)
+        insert(HEAD)
         .values(id=HEAD_ID, seq=last.seq if last else 0, digest=last.digest if last else GENESIS,
                 updated_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    return session.scalar(query)
+    head = session.execute(query).one()
+    return head.seq, head.digest
 
 
 def append(session: Session, events: Iterable[AuditEvent]) -> None:
-    """Chain ``events`` onto the head, in order, and add them to the session."""
+    """Chain ``events`` onto the head, in order, and write them.
+
+    Three statements whatever the number of events: lock the head, insert the
+    events (one executemany), move the head. Core statements, not the unit of
+    work: this runs on every audited request (a token, a claims release), and
+    the ORM flush cost more CPU than the rest of the append (docs/performance.md).
+    The events stay transient objects carrying their ``seq`` and digests; load
+    the row by ``seq`` to see it as stored.
+    """
     events = list(events)
     if not events:
         return
-    head = _lock_head(session)
-    seq, digest = head.seq, head.digest
+    seq, digest = _lock_head(session)
+    rows = []
     for event in events:
         seq += 1
         event.seq = seq
@@ -125,9 +140,10 @@ def append(session: Session, events: Iterable[AuditEvent]) -> None:
                                                 event.ip, event.user_agent)
         event.prev_digest = digest
         event.digest = digest = event_digest(digest, event)
-        session.add(event)
-    head.seq, head.digest, head.updated_at = seq, digest, utcnow()
-    session.flush()
+        rows.append({name: getattr(event, name) for name in EVENT_COLUMNS})
+    session.execute(EVENTS.insert(), rows)
+    session.execute(HEAD.update().where(HEAD.c.id == HEAD_ID)
+                    .values(seq=seq, digest=digest, updated_at=utcnow()))
 
 
 # ---- verification --------------------------------------------------------------

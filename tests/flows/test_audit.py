@@ -134,10 +134,15 @@ def test_successful_login_stores_no_password(client):
         assert factories.PASSWORD.lower() not in as_text(event)
 
 
+def stored(event: AuditEvent) -> AuditEvent:
+    """Commit ``event`` and load it as the database holds it (record() keeps no ORM row)."""
+    db.session.commit()
+    return db.session.scalar(db.select(AuditEvent).where(AuditEvent.seq == event.seq))
+
+
 def test_orm_refuses_to_update_an_event(app):
     """Test that changing a stored AuditEvent raises AppendOnlyError on flush."""
-    event = record(AuditTag.COMPANY_CREATE, company_id="co_TEST", name="A社")
-    db.session.commit()
+    event = stored(record(AuditTag.COMPANY_CREATE, company_id="co_TEST", name="A社"))
     event.tag = "company:delete"
     with pytest.raises(AppendOnlyError):
         db.session.flush()
@@ -147,8 +152,7 @@ def test_orm_refuses_to_update_an_event(app):
 
 def test_orm_refuses_to_update_event_data(app):
     """Test that replacing a stored AuditEvent's data raises AppendOnlyError on flush."""
-    event = record(AuditTag.COMPANY_CREATE, company_id="co_TEST", name="A社")
-    db.session.commit()
+    event = stored(record(AuditTag.COMPANY_CREATE, company_id="co_TEST", name="A社"))
     event.data = {"name": "B社"}
     with pytest.raises(AppendOnlyError):
         db.session.flush()
@@ -158,8 +162,7 @@ def test_orm_refuses_to_update_event_data(app):
 
 def test_orm_refuses_to_delete_an_event(app):
     """Test that deleting a stored AuditEvent raises AppendOnlyError on flush."""
-    event = record(AuditTag.COMPANY_CREATE, company_id="co_TEST", name="A社")
-    db.session.commit()
+    event = stored(record(AuditTag.COMPANY_CREATE, company_id="co_TEST", name="A社"))
     event_id = event.id
     db.session.delete(event)
     with pytest.raises(AppendOnlyError):

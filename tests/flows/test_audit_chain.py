@@ -49,7 +49,9 @@ def write_events(n: int = 5) -> list[AuditEvent]:
     written = [record(AuditTag.COMPANY_CREATE, actor="test", company_id=f"co_{i:012d}",
                       name=f"会社{i}") for i in range(n)]
     db.session.commit()
-    return written
+    # As stored (record() hands back the event it chained, not an ORM row).
+    return list(db.session.scalars(select(AuditEvent).where(
+        AuditEvent.seq.in_([e.seq for e in written])).order_by(AuditEvent.seq)))
 
 
 def verify(**kwargs) -> chain.Verification:
