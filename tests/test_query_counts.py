@@ -42,7 +42,7 @@ class Statements:
         if CONTROL.match(statement):
             return
         (self.audit if AUDIT.search(statement) else self.protocol).append(
-            " ".join(statement.split())[:120])
+            " ".join(statement.split()))
 
 
 def refuse_slow_hash(*args, **kwargs):
@@ -108,14 +108,20 @@ def test_introspection(client, backend, access_token):
 
 
 def test_userinfo(client, access_token):
-    """Test that userinfo is the token lookup (with its client) and the resident."""
+    """Test that userinfo is one query (the token with its client and resident) once the
+    release is recorded: a repeated call with the same token writes nothing."""
     bearer = {"Authorization": f"Bearer {access_token}"}
-    assert client.get("/userinfo", headers=bearer).status_code == 200
+    with counted() as first:
+        assert client.get("/userinfo", headers=bearer).status_code == 200
+    assert [s.split()[0] for s in first.protocol] == ["SELECT", "UPDATE"], first.protocol
+    assert first.protocol[1].startswith("UPDATE tokens SET released_claims")
+    assert len(first.audit) == AUDIT_BOUND, first.audit
     with counted() as statements:
         assert client.get("/userinfo", headers=bearer).status_code == 200
-    assert len(statements.protocol) == 2, statements.protocol
+    assert len(statements.protocol) == 1, statements.protocol
     assert statements.protocol[0].startswith("SELECT tokens.")
-    assert len(statements.audit) <= AUDIT_BOUND, statements.audit
+    assert "residents" in statements.protocol[0] and "clients" in statements.protocol[0]
+    assert statements.audit == []
 
 
 def test_device_polling_while_pending(client, company):

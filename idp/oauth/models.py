@@ -128,6 +128,9 @@ class Token(Base, TokenMixin):
     revoked_at: Mapped[dt.datetime | None]
     # The code's consented `claims` request, carried over on rotation (UserInfo).
     claims: Mapped[dict[str, Any] | None]
+    # Digest of the claim names last released through UserInfo with this
+    # token: the release is audited when it changes, not on every call.
+    released_claims: Mapped[str | None] = mapped_column(String(64))
 
     client: Mapped[Client] = relationship(lazy="joined")
     resident: Mapped[Resident | None] = relationship()

@@ -14,6 +14,7 @@ clients that registered a back-channel logout URI (``idp.oauth.backchannel``).
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from authlib.integrations.flask_oauth2 import current_token
@@ -41,6 +42,7 @@ from idp.oauth import backchannel
 from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import Token
 from idp.oauth.tokens import Principal
 
 
@@ -48,11 +50,16 @@ def _settings():
     return current_app.extensions["idp.settings"]
 
 
-def release(principal: Principal, scope: str, channel: str) -> dict:
+def release(principal: Principal, scope: str, channel: str, token: Token | None = None) -> dict:
     """The claims for this client and scope, with an audit record of the release.
 
     ``channel`` is ``id_token`` or ``userinfo``, the target of the ``claims``
-    request parameter whose verified_claims may be added.
+    request parameter whose verified_claims may be added. With ``token`` (a
+    UserInfo call) the release is recorded once per token and set of claim
+    names: a relying party calling UserInfo on every request of its user
+    releases the same items each time, and the resident's history and the
+    audit trail show when a company received which items, not how often it
+    asked again (docs/consent.md).
     """
     client = principal.client
     claims = claims_for(principal.resident, scope.split(), principal.sub)
@@ -62,6 +69,11 @@ def release(principal: Principal, scope: str, channel: str) -> dict:
         claims[assurance.VERIFIED_CLAIMS] = verified
         items = verified if isinstance(verified, list) else [verified]
         names += sorted({f"verified_claims.{name}" for item in items for name in item["claims"]})
+    if token is not None:
+        released = hashlib.sha256(f"{channel}\n{','.join(names)}".encode()).hexdigest()
+        if token.released_claims == released:
+            return claims
+        token.released_claims = released
     record(AuditTag.CLAIMS_RELEASE, resident_id=principal.resident.id, client_id=client.id,
            company_id=client.company_id, claims=names, channel=channel)
     return claims
@@ -134,7 +146,7 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         if user is None or token.subject is None:
             raise InvalidTokenError("The token does not belong to a resident.")
         return UserInfo(release(Principal(user, token.subject, token.client, claims=token.claims),
-                                scope, "userinfo"))
+                                scope, "userinfo", token))
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):

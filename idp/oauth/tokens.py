@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import joinedload
 
 from idp import secrets
 from idp.accounts.models import Resident
@@ -84,6 +85,17 @@ def by_access_token(value: str) -> Token | None:
     )
 
 
+def bearer(value: str) -> Token | None:
+    """The access token a resource request presents, with its client and resident in
+    the same query (UserInfo reads all three; the client's state decides revocation)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return db.session.scalar(
+        select(Token).options(joinedload(Token.resident))
+        .where(Token.access_token_digest == secrets.digest(value))
+    )
+
+
 def by_refresh_token(value: str) -> Token | None:
     if not isinstance(value, str) or not value:
         return None
@@ -134,6 +146,7 @@ def save(token: dict, request) -> int:
                                if refresh else None),
         "refresh_used_at": None,
         "revoked_at": None,
+        "released_claims": None,
     }
     table = Token.__table__
     token_id = db.session.execute(insert(table).returning(table.c.id), values).scalar_one()

@@ -122,13 +122,17 @@ def test_profile_change_shows_on_next_call(client):
     assert body["email"] == "sakura@example.jp"
 
 
-def test_each_call_is_audited(client):
-    """Test that each userinfo call writes an oauth:claims:release event with claims, client and company."""
+def test_release_is_audited_once_per_token(client):
+    """Test that userinfo writes an oauth:claims:release event (claims, client, company) for
+    each token's first release, and not again when the same token releases the same items."""
     rp = factories.rp()
     resident = factories.resident()
     issued = tokens_for(client, rp, scope="openid email")
     userinfo(client, issued["access_token"])
     userinfo(client, issued["access_token"], method="POST")
+    assert len(releases()) == 1
+    again = tokens_for(client, rp, scope="openid email")
+    assert userinfo(client, again["access_token"]).status_code == 200
     events = releases()
     assert len(events) == 2
     for event in events:
