@@ -74,13 +74,19 @@ def kiosk_for(client_id: str) -> Kiosk | None:
 
 # last_seen_at is kept to the minute: a kiosk posting many batches a second
 # would otherwise make every one of them update (and lock until commit) the
-# same row, and they would queue on it.
+# same row, and they would queue on it. Each process also remembers when it
+# last wrote a kiosk's time, and skips the statement within that minute.
 SEEN_RESOLUTION = dt.timedelta(minutes=1)
+_seen_written: dict[str, dt.datetime] = {}
 
 
 def seen(client_id: str) -> None:
-    """Note that a kiosk talked to us (the admin console shows last-seen times)."""
+    """Note that a kiosk talked to us (the admin console shows last-seen times, to the minute)."""
     now = utcnow()
+    written = _seen_written.get(client_id)
+    if written is not None and written <= now < written + SEEN_RESOLUTION:
+        return
+    _seen_written[client_id] = now
     db.session.execute(
         update(Kiosk)
         .where(Kiosk.client_id == client_id,
