@@ -2,20 +2,41 @@
 the gunicorn settings of ``idp serve`` (``idp.cli.serve.gunicorn_options``,
 read from the same IDP_* environment). bench/run.py starts it with
 ``python bench/hello.py PORT``.
+
+``/db`` (when ``BENCH_HELLO_DB`` names a PostgreSQL database) adds the least a
+request can do that consults the database: check a connection out of
+SQLAlchemy's pool (with the IdP's engine options), run ``SELECT 1`` in a
+transaction, give it back. Every protocol endpoint of the IdP must do at least
+that, since a revoked client or token is refused on the next request on every
+node; its rate is the ceiling of such endpoints on this machine.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from flask import Flask
+from sqlalchemy import create_engine
+from sqlalchemy import text
 
 app = Flask(__name__)
+engine = None
+if os.environ.get("BENCH_HELLO_DB"):
+    # The options idp.create_app gives a PostgreSQL engine.
+    engine = create_engine(os.environ["BENCH_HELLO_DB"], pool_pre_ping=True,
+                           connect_args={"connect_timeout": 5})
 
 
 @app.get("/")
 def hello():
     return "hello"
+
+
+@app.get("/db")
+def hello_db():
+    with engine.begin() as conn:
+        return f"hello {conn.execute(text('SELECT 1')).scalar_one()}"
 
 
 if __name__ == "__main__":

@@ -45,7 +45,10 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 @dataclass
 class Pools:
-    access_tokens: int = 5000
+    # Residents' access tokens for userinfo and introspection, each used many times
+    # as a relying party does during a token's life: UserInfo records a token's
+    # first release in the audit trail, later calls only read (docs/performance.md).
+    access_tokens: int = 1000
     refresh_tokens: int = 60000
     device_codes: int = 25000
     kiosks: int = 32

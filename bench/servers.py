@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -170,6 +171,26 @@ def cpu_used(before: dict, after: dict, own: set[int], database: str = "") -> di
         else:
             used["foreign"] += delta
     return used
+
+
+def renice(pids, value: int) -> None:
+    """Set the scheduling priority of processes the measurement runs on."""
+    for pid in pids:
+        with suppress(OSError):  # the process may have exited meanwhile
+            os.setpriority(os.PRIO_PROCESS, pid, value)
+
+
+def database_backends(database: str) -> list[int]:
+    """PostgreSQL backends serving ``database`` (their process title names it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres:") and f" {database} " in title:
+            pids.append(int(cmdline.parent.name))
+    return pids
 
 
 def start_idp(env: dict[str, str], port: int, log: Path) -> Server:
