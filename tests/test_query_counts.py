@@ -4,8 +4,8 @@ Statements are counted with SQLAlchemy's ``before_cursor_execute`` engine
 event around one request, after a first request has warmed up whatever is
 created on first use (signing keys, pairwise subjects). Transaction control
 (BEGIN, COMMIT, SQLite's BEGIN IMMEDIATE) is not counted. The audit trail's
-statements (``audit_*`` tables, another module's business) are counted apart
-and only bounded.
+statements (``audit_*`` tables, another module's business) are counted apart:
+one audit event's append is one statement on PostgreSQL, three on SQLite.
 
 No slow hash either: the token, introspection and userinfo endpoints never
 call argon2 (client secrets and tokens are high-entropy, compared by digest).
@@ -28,9 +28,11 @@ from tests import factories
 
 AUDIT = re.compile(r"\baudit_\w+")
 CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
-# One audit event per request at most: its chain append (lock the head, move
-# it, insert the event) is the audit module's own cost.
-AUDIT_BOUND = 3
+
+def audit_append() -> int:
+    """Statements of one audit event's chain append (idp.audit.chain.append):
+    PostgreSQL does it in one; SQLite locks the head, inserts, moves the head."""
+    return 1 if db.engine.dialect.name == "postgresql" else 3
 
 
 class Statements:
@@ -94,7 +96,7 @@ def test_token_client_credentials(client, backend):
     assert len(statements.protocol) == 2, statements.protocol
     assert statements.protocol[0].startswith("SELECT clients.")
     assert statements.protocol[1].startswith("INSERT INTO tokens")
-    assert len(statements.audit) <= AUDIT_BOUND, statements.audit
+    assert len(statements.audit) == audit_append(), statements.audit
 
 
 def test_introspection(client, backend, access_token):
@@ -115,7 +117,7 @@ def test_userinfo(client, access_token):
         assert client.get("/userinfo", headers=bearer).status_code == 200
     assert [s.split()[0] for s in first.protocol] == ["SELECT", "UPDATE"], first.protocol
     assert first.protocol[1].startswith("UPDATE tokens SET released_claims")
-    assert len(first.audit) == AUDIT_BOUND, first.audit
+    assert len(first.audit) == audit_append(), first.audit
     with counted() as statements:
         assert client.get("/userinfo", headers=bearer).status_code == 200
     assert len(statements.protocol) == 1, statements.protocol

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -63,9 +65,8 @@ def personal_digest(salt: str | None, resident_id: str | None, ip: str | None,
                              "user_agent": user_agent}))
 
 
-def event_digest(prev_digest: str, event: Any) -> str:
-    """``event``: an AuditEvent or a row with the same columns."""
-    body = canonical({
+def _body(event: Any) -> str:
+    return canonical({
         "v": FORMAT,
         "seq": event.seq,
         "tag": event.tag,
@@ -76,8 +77,12 @@ def event_digest(prev_digest: str, event: Any) -> str:
         "company_id": event.company_id,
         "data": event.data,
         "personal_digest": event.personal_digest,
-    })
-    return sha256(prev_digest.encode("ascii") + b"\n" + body)
+    }).decode("utf-8")
+
+
+def event_digest(prev_digest: str, event: Any) -> str:
+    """``event``: an AuditEvent or a row with the same columns."""
+    return sha256(prev_digest.encode("ascii") + b"\n" + _body(event).encode("utf-8"))
 
 
 # ---- appending ---------------------------------------------------------------
@@ -121,29 +126,92 @@ def _lock_head(session: Session) -> tuple[int, str]:
 def append(session: Session, events: Iterable[AuditEvent]) -> None:
     """Chain ``events`` onto the head, in order, and write them.
 
-    Three statements whatever the number of events: lock the head, insert the
-    events (one executemany), move the head. Core statements, not the unit of
-    work: this runs on every audited request (a token, a claims release), and
-    the ORM flush cost more CPU than the rest of the append (docs/performance.md).
-    The events stay transient objects carrying their ``seq`` and digests; load
-    the row by ``seq`` to see it as stored.
+    Core statements, not the unit of work: this runs on every audited request
+    (a token, a claims release, a touch-event batch), and the ORM flush cost
+    more CPU than the rest of the append (docs/performance.md). On PostgreSQL
+    a single event (the hot paths' case) is one statement (``_append_one``);
+    otherwise three, whatever the number of events: lock the head, insert the
+    events (one executemany), move the head. The events stay transient
+    objects carrying their ``seq`` and digests; load the row by ``seq`` to see
+    it as stored.
     """
     events = list(events)
     if not events:
+        return
+    for event in events:
+        event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
+                                                event.ip, event.user_agent)
+    if (len(events) == 1 and session.get_bind().dialect.name == "postgresql"
+            and _append_one(session, events[0])):
         return
     seq, digest = _lock_head(session)
     rows = []
     for event in events:
         seq += 1
         event.seq = seq
-        event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
-                                                event.ip, event.user_agent)
         event.prev_digest = digest
         event.digest = digest = event_digest(digest, event)
         rows.append({name: getattr(event, name) for name in EVENT_COLUMNS})
     session.execute(EVENTS.insert(), rows)
     session.execute(HEAD.update().where(HEAD.c.id == HEAD_ID)
                     .values(seq=seq, digest=digest, updated_at=utcnow()))
+
+
+# The digest input of an event is ``prev "\\n" body``, and ``seq`` is the only
+# part of the body that depends on the head. The body is made in Python (the
+# same canonical() as verify) with a placeholder for seq, and PostgreSQL puts
+# the head's next seq in, hashes (sha256(), built in since PostgreSQL 11),
+# inserts the event and moves the head, all in one statement: the head row is
+# locked from this statement to the commit, one round trip instead of three.
+# Top-level keys are sorted, so '"seq":…,"tag":' is the last occurrence.
+SEQ_SENTINEL = -7_340_032_991
+SEQ_MARK = f',"seq":{SEQ_SENTINEL},"tag":'
+ONE_COLUMNS = tuple(n for n in EVENT_COLUMNS if n not in ("seq", "prev_digest", "digest"))
+# The column list comes from the table definition, never from input.
+_APPEND_ONE_SQL = f"""
+    WITH old AS (
+        SELECT seq, digest FROM audit_chain_head WHERE id = :head_id FOR UPDATE
+    ), new AS (
+        SELECT old.seq + 1 AS seq, old.digest AS prev_digest,
+               encode(sha256(convert_to(old.digest || chr(10) || :body_prefix || ',"seq":'
+                                        || (old.seq + 1)::text || ',"tag":' || :body_suffix,
+                                        'UTF8')), 'hex') AS digest
+        FROM old
+    ), ins AS (
+        INSERT INTO audit_events ({", ".join(ONE_COLUMNS)}, seq, prev_digest, digest)
+        SELECT {", ".join(f"CAST(:{n} AS {EVENTS.c[n].type.compile(postgresql.dialect())})"
+                          for n in ONE_COLUMNS)},
+               new.seq, new.prev_digest, new.digest
+        FROM new
+        RETURNING seq, prev_digest, digest
+    )
+    UPDATE audit_chain_head SET seq = ins.seq, digest = ins.digest,
+                                updated_at = CAST(:now AS TIMESTAMP WITH TIME ZONE)
+    FROM ins WHERE audit_chain_head.id = :head_id
+    RETURNING ins.seq, ins.prev_digest, ins.digest
+"""  # noqa: S608
+_APPEND_ONE = text(_APPEND_ONE_SQL).bindparams(
+    *(bindparam(n, type_=EVENTS.c[n].type) for n in ONE_COLUMNS),
+    bindparam("now", type_=HEAD.c.updated_at.type))
+
+
+def _append_one(session: Session, event: AuditEvent) -> bool:
+    """PostgreSQL: chain and write one event in one statement. False if there is no head
+    row yet (the first event of a database), for the general path to create it."""
+    event.seq = SEQ_SENTINEL
+    prefix, found, suffix = _body(event).rpartition(SEQ_MARK)
+    if not found:  # cannot happen with canonical(); the general path is always right
+        event.seq = None
+        return False
+    row = session.execute(_APPEND_ONE, {
+        **{n: getattr(event, n) for n in ONE_COLUMNS},
+        "body_prefix": prefix, "body_suffix": suffix, "head_id": HEAD_ID, "now": utcnow(),
+    }).first()
+    if row is None:
+        event.seq = None
+        return False
+    event.seq, event.prev_digest, event.digest = row.seq, row.prev_digest, row.digest
+    return True
 
 
 # ---- verification --------------------------------------------------------------

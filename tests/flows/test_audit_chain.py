@@ -315,6 +315,45 @@ def test_parallel_appends_never_fork_the_chain(app, migrated):
     assert verify().ok
 
 
+def test_parallel_single_event_appends_never_fork_the_chain(app, migrated):
+    """Test that 20 transactions of one event each (the hot paths' case, one statement on
+    PostgreSQL) committing at once leave one verified chain without gaps or forks."""
+    write_events(1)
+    db.session.rollback()
+    n = 20
+    barrier = threading.Barrier(n)
+    worker_app = create_app({**TEST_SETTINGS, "database_url": migrated})
+
+    def append(i: int) -> None:
+        with worker_app.app_context():
+            record(AuditTag.TOKEN_ISSUE, client_id=f"mc_{i:020d}", data={"seq": -1, "i": i})
+            barrier.wait()
+            db.session.commit()
+
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            list(pool.map(append, range(n)))
+    finally:
+        with worker_app.app_context():
+            db.engine.dispose()
+    rows = list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+    assert [r.seq for r in rows] == list(range(1, n + 2))
+    assert [r.prev_digest for r in rows[1:]] == [r.digest for r in rows[:-1]]
+    assert verify().ok
+
+
+def test_single_event_digest_matches_python(app):
+    """Test that an event appended alone (PostgreSQL hashes it in SQL) carries the digest
+    verify() computes, also with non-ASCII data and a nested "seq" key in its data."""
+    write_events(1)
+    event = record(AuditTag.COMPANY_CREATE, actor="test", name="札幌の会社 \"seq\"",
+                   nested={"seq": -7340032991, "tag": "x"})
+    db.session.commit()
+    stored = db.session.scalar(select(AuditEvent).where(AuditEvent.seq == event.seq))
+    assert stored.digest == chain.event_digest(stored.prev_digest, stored) == event.digest
+    assert verify().ok
+
+
 # ---- the migration chains an existing trail ----------------------------------------------------------
 
 @pytest.fixture
