@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
@@ -82,6 +84,44 @@ class CompanyContract(Base):
     company: Mapped[Company] = relationship(back_populates="contracts")
 
 
+class ClientMetadata(Mapping[str, Any]):
+    """A client's RFC 7591 metadata, read from its columns when asked for.
+
+    Authlib asks UserInfo's client for one member (``userinfo_signed_response_alg``)
+    on every call; building the whole dict read every column of a client that
+    token lookups load only in part (``idp.oauth.tokens.CLIENT_STATE``).
+    """
+
+    MEMBERS: dict[str, Any] = {
+        "client_name": lambda c: c.name,
+        "redirect_uris": lambda c: list(c.redirect_uris),
+        "post_logout_redirect_uris": lambda c: list(c.post_logout_redirect_uris),
+        "grant_types": lambda c: list(c.grant_types),
+        "scope": lambda c: " ".join(c.scopes),
+        "token_endpoint_auth_method": lambda c: c.token_endpoint_auth_method,
+        "policy_uri": lambda c: c.policy_uri,
+        "tos_uri": lambda c: c.tos_uri,
+        "backchannel_logout_uri": lambda c: c.backchannel_logout_uri,
+        "backchannel_logout_session_required": lambda c: bool(c.backchannel_logout_uri),
+    }
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            member = self.MEMBERS[name]
+        except KeyError:
+            raise KeyError(name) from None
+        return member(self._client)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.MEMBERS)
+
+    def __len__(self) -> int:
+        return len(self.MEMBERS)
+
+
 class Client(Base, ClientMixin):
     __tablename__ = "clients"
 
@@ -123,20 +163,9 @@ class Client(Base, ClientMixin):
         return self.revoked_at is None and self.company.is_active
 
     @property
-    def client_metadata(self) -> dict[str, Any]:
-        """RFC 7591 metadata, as Authlib's endpoints read it."""
-        return {
-            "client_name": self.name,
-            "redirect_uris": list(self.redirect_uris),
-            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
-            "grant_types": list(self.grant_types),
-            "scope": " ".join(self.scopes),
-            "token_endpoint_auth_method": self.token_endpoint_auth_method,
-            "policy_uri": self.policy_uri,
-            "tos_uri": self.tos_uri,
-            "backchannel_logout_uri": self.backchannel_logout_uri,
-            "backchannel_logout_session_required": bool(self.backchannel_logout_uri),
-        }
+    def client_metadata(self) -> ClientMetadata:
+        """RFC 7591 metadata, as Authlib's endpoints read it (``.get(name)``)."""
+        return ClientMetadata(self)
 
     # ---- ClientMixin ---------------------------------------------------
     def get_client_id(self) -> str:

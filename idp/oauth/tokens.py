@@ -20,6 +20,7 @@ from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
+from idp.clients.models import Company
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.models import Token
@@ -77,11 +78,25 @@ def _settings():
     return current_app.extensions["idp.settings"]
 
 
+# A presented token comes with its client as the protocol checks need it: who
+# it is, its company, and whether both are still active (a revoked client or a
+# suspended company cuts the token off on this very request). The rest of the
+# client (redirect URIs, texts, keys) loads on first use, if ever: the wide
+# row cost more to read than the token itself (docs/performance.md).
+CLIENT_STATE = (
+    joinedload(Token.client)
+    .load_only(Client.id, Client.company_id, Client.is_public, Client.revoked_at,
+               Client.verified_claims_allowed)
+    .joinedload(Client.company).load_only(Company.id, Company.status)
+)
+
+
 def by_access_token(value: str) -> Token | None:
     if not isinstance(value, str) or not value:
         return None
     return db.session.scalar(
-        select(Token).where(Token.access_token_digest == secrets.digest(value))
+        select(Token).options(CLIENT_STATE)
+        .where(Token.access_token_digest == secrets.digest(value))
     )
 
 
@@ -91,7 +106,7 @@ def bearer(value: str) -> Token | None:
     if not isinstance(value, str) or not value:
         return None
     return db.session.scalar(
-        select(Token).options(joinedload(Token.resident))
+        select(Token).options(CLIENT_STATE, joinedload(Token.resident))
         .where(Token.access_token_digest == secrets.digest(value))
     )
 
@@ -100,7 +115,8 @@ def by_refresh_token(value: str) -> Token | None:
     if not isinstance(value, str) or not value:
         return None
     return db.session.scalar(
-        select(Token).where(Token.refresh_token_digest == secrets.digest(value))
+        select(Token).options(CLIENT_STATE, joinedload(Token.resident))
+        .where(Token.refresh_token_digest == secrets.digest(value))
     )
 
 
