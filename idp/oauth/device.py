@@ -18,10 +18,12 @@ import hashlib
 import hmac
 import secrets as std_secrets
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import AccessDeniedError
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749 import UnauthorizedClientError
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from authlib.oauth2.rfc8628 import AuthorizationPendingError
@@ -32,6 +34,8 @@ from authlib.oauth2.rfc8628 import SlowDownError
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import lazyload
 
 from idp import secrets
@@ -48,10 +52,19 @@ from idp.oauth.tokens import Principal
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
 SLOW_DOWN_STEP = 5
+USER_CODE_ATTEMPTS = 5
 
 
 def _settings():
     return current_app.extensions["idp.settings"]
+
+
+class TemporarilyUnavailable(OAuth2Error):
+    """RFC 6749's ``temporarily_unavailable``, answered with 503 (never seen unless
+    five user codes drawn in a row all collide)."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
 
 
 def new_user_code() -> str:
@@ -120,16 +133,35 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         return _settings().endpoint("/device")
 
     def save_device_credential(self, client_id, scope, data) -> None:
+        """Store the codes as digests. User codes are unique among all stored codes, and
+        20^8 of them collide now and then once millions are stored (the birthday bound):
+        on a collision a new user code is drawn, and the response (``data``) carries it.
+        ``INSERT … ON CONFLICT DO NOTHING RETURNING`` tells without a savepoint."""
         now = utcnow()
-        db.session.add(DeviceCode(
-            device_code_digest=secrets.digest(data["device_code"]),
-            user_code_digest=user_code_digest(normalise_user_code(data["user_code"])),
-            client_id=client_id,
-            scope=scope or "",
-            expires_at=now + dt.timedelta(seconds=data["expires_in"]),
-            interval=data["interval"],
-        ))
-        db.session.flush()
+        dialect = db.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        row = {
+            "device_code_digest": secrets.digest(data["device_code"]),
+            "client_id": client_id,
+            "scope": scope or "",
+            "created_at": now,
+            "expires_at": now + dt.timedelta(seconds=data["expires_in"]),
+            "interval": data["interval"],
+            "status": "pending",
+        }
+        for _ in range(USER_CODE_ATTEMPTS):
+            row["user_code_digest"] = user_code_digest(normalise_user_code(data["user_code"]))
+            stored = db.session.execute(
+                insert(DeviceCode).values(row)
+                .on_conflict_do_nothing(index_elements=["user_code_digest"])
+                .returning(DeviceCode.id)
+            ).first()
+            if stored is not None:
+                return
+            data["user_code"] = self.generate_user_code()
+            data["verification_uri_complete"] = add_params_to_uri(
+                data["verification_uri"], [("user_code", data["user_code"])])
+        raise TemporarilyUnavailable("No free user code could be drawn; try again.")
 
 
 class DeviceCodeGrant(_DeviceCodeGrant):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import func
 from sqlalchemy import select
 
 from idp.audit.models import AuditEvent
@@ -14,6 +15,7 @@ from idp.clients import service as clients
 from idp.consent.models import Consent
 from idp.extensions import db
 from idp.kiosk import service as kiosks
+from idp.oauth import device
 from idp.oauth.device import USER_CODE_ALPHABET
 from idp.oauth.models import DeviceCode
 from tests import factories
@@ -84,6 +86,32 @@ def test_codes_are_stored_only_as_digests(client, kiosk):
     stored = repr(vars(row))
     assert body["device_code"] not in stored
     assert body["user_code"] not in stored and body["user_code"].replace("-", "") not in stored
+
+
+def test_a_colliding_user_code_is_drawn_again(client, kiosk, monkeypatch):
+    """Test that a user code already stored is never handed out twice: the endpoint draws
+    another, and the response and the stored row carry the new one."""
+    first = authorize(client, kiosk)
+    drawn = iter([first["user_code"], first["user_code"], "BCDF-GHJK"])
+    monkeypatch.setattr(device.DeviceAuthorizationEndpoint, "generate_user_code",
+                        lambda self: next(drawn))
+    body = authorize(client, kiosk)
+    assert body["user_code"] == "BCDF-GHJK"
+    assert body["verification_uri_complete"].endswith("?user_code=BCDF-GHJK")
+    assert device.find_by_user_code("BCDF-GHJK") is not None
+    assert db.session.scalar(select(func.count()).select_from(DeviceCode)) == 2
+
+
+def test_no_free_user_code_is_a_503_and_stores_nothing(client, kiosk, monkeypatch):
+    """Test that when every drawn user code collides the kiosk gets temporarily_unavailable."""
+    first = authorize(client, kiosk)
+    monkeypatch.setattr(device.DeviceAuthorizationEndpoint, "generate_user_code",
+                        lambda self: first["user_code"])
+    response = client.post("/device_authorization", data={"scope": "openid touch_events"},
+                           auth=(kiosk.client_id, kiosk.client_secret))
+    assert response.status_code == 503
+    assert response.json["error"] == "temporarily_unavailable"
+    assert db.session.scalar(select(func.count()).select_from(DeviceCode)) == 1
 
 
 def test_discovery_advertises_the_device_endpoint(client):
