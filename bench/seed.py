@@ -122,12 +122,19 @@ def seed(app: Flask, out: Path, pools: Pools) -> dict[str, str]:
         for chunk in _chunks(rows):
             db.session.execute(insert(Token), chunk)
         codes = []
+        # User codes are unique among live codes; tens of thousands drawn at once
+        # from 20^8 would collide now and then (the birthday bound), so redraw.
+        user_codes: set[str] = set()
         for _ in range(pools.device_codes):
             value = secrets.token(32)
             device.append(value)
+            user_code = normalise_user_code(new_user_code())
+            while user_code in user_codes:
+                user_code = normalise_user_code(new_user_code())
+            user_codes.add(user_code)
             codes.append({
                 "device_code_digest": secrets.digest(value),
-                "user_code_digest": user_code_digest(normalise_user_code(new_user_code())),
+                "user_code_digest": user_code_digest(user_code),
                 "client_id": kiosk.id, "scope": "openid touch_events", "created_at": now,
                 "expires_at": now + dt.timedelta(hours=6), "interval": 5, "status": "pending",
             })
