@@ -6,6 +6,7 @@ Exceptions are logged with their stack; their text never reaches the client.
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask
 from flask import g
@@ -20,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from idp.extensions import db
+from idp.extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,15 @@ def error_page(status: int, title: str, message: str, detail: str | None = None)
                            detail=detail), status
 
 
+def retry_after() -> str:
+    """Seconds until the rate limit that refused this request lets it through again
+    (RFC 6585 §4); at least 1."""
+    limit = limiter.current_limit
+    if limit is None:
+        return "60"
+    return str(max(1, int(limit.reset_at - time.time())))
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -56,16 +67,21 @@ def init_app(app: Flask) -> None:
         if wants_json():
             error_code = "invalid_request" if error.code == 400 else (
                 error.name.lower().replace(" ", "_"))
-            return jsonify(error=error_code, error_description=error.description), error.code
-        titles = {
-            404: _("Page not found"),
-            405: _("This action is not allowed here"),
-            429: _("Too many attempts"),
-        }
-        message = (_("Please wait a little and try again.") if error.code == 429
-                   else _("Please check the address, or go back and try again."))
-        return error_page(error.code or 500, titles.get(error.code, _("Something went wrong")),
-                          message)
+            response = jsonify(error=error_code, error_description=error.description)
+            response.status_code = error.code
+        else:
+            titles = {
+                404: _("Page not found"),
+                405: _("This action is not allowed here"),
+                429: _("Too many attempts"),
+            }
+            message = (_("Please wait a little and try again.") if error.code == 429
+                       else _("Please check the address, or go back and try again."))
+            response = app.make_response(error_page(
+                error.code or 500, titles.get(error.code, _("Something went wrong")), message))
+        if error.code == 429 and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = retry_after()
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

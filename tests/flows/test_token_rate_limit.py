@@ -32,7 +32,17 @@ def test_requests_over_the_limit_get_429_with_retry_after(client, machines):
     refused = cc(client, one)
     assert refused.status_code == 429
     assert refused.is_json and refused.json["error"] == "too_many_requests"
-    assert int(refused.headers["Retry-After"]) > 0
+    assert 0 < int(refused.headers["Retry-After"]) <= 60  # the window is a minute
+
+
+def test_answers_within_the_limit_carry_no_rate_limit_headers(client, machines):
+    """Test that a 200 carries neither X-RateLimit-* nor Retry-After (reading the window for
+    them would cost a second storage round trip on every request)."""
+    one, _ = machines
+    response = cc(client, one)
+    assert response.status_code == 200
+    assert not [h for h, _ in response.headers if h.lower().startswith(("x-ratelimit",
+                                                                        "retry-after"))]
 
 
 def test_wrong_secrets_count_too(client, machines):
