@@ -13,6 +13,8 @@ from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import TypeDecorator
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import mapped_column
@@ -31,6 +33,13 @@ NAMING_CONVENTION = {
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def dialect_insert(session: Any, table: Any) -> Any:
+    """``INSERT`` for the session's backend, with ``on_conflict_do_nothing`` (PostgreSQL and
+    SQLite both have ``ON CONFLICT``; the generic construct does not offer it)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 class UTCDateTime(TypeDecorator):

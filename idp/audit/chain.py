@@ -31,11 +31,11 @@ from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditChainHead
 from idp.audit.models import AuditEvent
+from idp.db import dialect_insert
 from idp.db import utcnow
 
 GENESIS = "0" * 64
@@ -111,10 +111,8 @@ def _lock_head(session: Session) -> tuple[int, str]:
     last = session.execute(
         select(EVENTS.c.seq, EVENTS.c.digest).order_by(EVENTS.c.seq.desc()).limit(1)
     ).first()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(HEAD)
+        dialect_insert(session, HEAD)
         .values(id=HEAD_ID, seq=last.seq if last else 0, digest=last.digest if last else GENESIS,
                 updated_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])

@@ -34,13 +34,12 @@ from authlib.oauth2.rfc8628 import SlowDownError
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import lazyload
 
 from idp import secrets
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.db import dialect_insert
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.grants import ALL_AUTH_METHODS
@@ -138,8 +137,6 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         on a collision a new user code is drawn, and the response (``data``) carries it.
         ``INSERT … ON CONFLICT DO NOTHING RETURNING`` tells without a savepoint."""
         now = utcnow()
-        dialect = db.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         row = {
             "device_code_digest": secrets.digest(data["device_code"]),
             "client_id": client_id,
@@ -152,7 +149,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         for _ in range(USER_CODE_ATTEMPTS):
             row["user_code_digest"] = user_code_digest(normalise_user_code(data["user_code"]))
             stored = db.session.execute(
-                insert(DeviceCode).values(row)
+                dialect_insert(db.session, DeviceCode).values(row)
                 .on_conflict_do_nothing(index_elements=["user_code_digest"])
                 .returning(DeviceCode.id)
             ).first()

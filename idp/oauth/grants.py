@@ -148,7 +148,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str):
-        row = tokens.by_refresh_token(refresh_token)
+        row = tokens.by_refresh_token(refresh_token, resident=True)
         client = self.request.client
         if row is None or not row.check_client(client):
             return None

@@ -43,7 +43,7 @@ from idp.oauth.revocation import RevocationEndpoint
 
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
-        return tokens.bearer(token_string)
+        return tokens.by_access_token(token_string, resident=True)
 
 
 class ResourceProtector(_ResourceProtector):

@@ -8,10 +8,9 @@ identifies nobody anywhere else (the seed 004's ID-translation idea).
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from idp import secrets
+from idp.db import dialect_insert
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.models import PairwiseSubject
@@ -29,10 +28,8 @@ def subject_for(resident_id: str, company_id: str) -> str:
     sub = db.session.scalar(query)
     if sub is not None:
         return sub
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
-        insert(PairwiseSubject)
+        dialect_insert(db.session, PairwiseSubject)
         .values(resident_id=resident_id, company_id=company_id, sub=secrets.token(24),
                 created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["resident_id", "company_id"])

@@ -91,33 +91,23 @@ CLIENT_STATE = (
 )
 
 
-def by_access_token(value: str) -> Token | None:
+def _by_digest(column, value: str, resident: bool) -> Token | None:
+    """The token whose ``column`` holds the digest of ``value``, with its client's state,
+    and its resident in the same query when the caller reads it (UserInfo, touch events,
+    refresh rotation)."""
     if not isinstance(value, str) or not value:
         return None
+    options = [CLIENT_STATE, joinedload(Token.resident)] if resident else [CLIENT_STATE]
     return db.session.scalar(
-        select(Token).options(CLIENT_STATE)
-        .where(Token.access_token_digest == secrets.digest(value))
-    )
+        select(Token).options(*options).where(column == secrets.digest(value)))
 
 
-def bearer(value: str) -> Token | None:
-    """The access token a resource request presents, with its client and resident in
-    the same query (UserInfo reads all three; the client's state decides revocation)."""
-    if not isinstance(value, str) or not value:
-        return None
-    return db.session.scalar(
-        select(Token).options(CLIENT_STATE, joinedload(Token.resident))
-        .where(Token.access_token_digest == secrets.digest(value))
-    )
+def by_access_token(value: str, *, resident: bool = False) -> Token | None:
+    return _by_digest(Token.access_token_digest, value, resident)
 
 
-def by_refresh_token(value: str) -> Token | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return db.session.scalar(
-        select(Token).options(CLIENT_STATE, joinedload(Token.resident))
-        .where(Token.refresh_token_digest == secrets.digest(value))
-    )
+def by_refresh_token(value: str, *, resident: bool = False) -> Token | None:
+    return _by_digest(Token.refresh_token_digest, value, resident)
 
 
 def presented(value: str, hint: str | None) -> PresentedToken | None:
