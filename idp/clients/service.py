@@ -58,8 +58,13 @@ def create_company(name: str, actor: str | None = None) -> Company:
     return company
 
 
+def find_company(company_id) -> Company | None:
+    """The company with this id, whatever its state; None for unknown ids and junk."""
+    return db.session.get(Company, company_id) if _plausible_id(company_id, 16) else None
+
+
 def get_company(company_id: str) -> Company:
-    company = db.session.get(Company, company_id) if _plausible_id(company_id, 16) else None
+    company = find_company(company_id)
     if company is None:
         raise ClientError(f"no company {company_id}")
     return company
@@ -246,7 +251,7 @@ def register_client(
 
 
 def get_client(client_id: str) -> Client:
-    client = db.session.get(Client, client_id) if _plausible_id(client_id, 40) else None
+    client = find_client(client_id)
     if client is None:
         raise ClientError(f"no client {client_id}")
     return client

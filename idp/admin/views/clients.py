@@ -118,18 +118,11 @@ def clients_refusal(what: str, error: Exception, **ids) -> None:
     db.session.commit()
 
 
-def _client_or_none(client_id: str):
-    try:
-        return clients.get_client(client_id)
-    except clients.ClientError:
-        return None
-
-
 @bp.get("/clients/<client_id>")
 @admin_required
 def client(client_id: str):
     """One client: settings (editable unless revoked), secret rotation, revocation."""
-    row = _client_or_none(client_id)
+    row = clients.find_client(client_id)
     if row is None:
         return render_template("admin/not_found.html", what=client_id), 404
     return render_template("admin/client.html", client=row,

@@ -47,18 +47,11 @@ def company_create():
                 url_for("admin.company", company_id=company.id))
 
 
-def _company_or_404(company_id: str):
-    try:
-        return clients.get_company(company_id)
-    except clients.ClientError:
-        return None
-
-
 @bp.get("/companies/<company_id>")
 @admin_required
 def company(company_id: str):
     """One company: its contract history, clients and kiosks, and the actions."""
-    row = _company_or_404(company_id)
+    row = clients.find_company(company_id)
     if row is None:
         return render_template("admin/not_found.html", what=company_id), 404
     kiosk_ids = {k.client_id for k in clients.kiosks()}
