@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import pyotp
+from freezegun import freeze_time
 from sqlalchemy import select
 
 from idp.admin import service as admins
@@ -38,8 +39,11 @@ def enrolled_admin(email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> 
     """An admin who followed the enrolment link (through the service, at the current step)."""
     admin, token = admins.create_admin(email, actor="test")
     secret = admin.totp_secret
-    # Enrol with the code of the previous step, so the current one stays free to sign in.
-    admins.enrol(token, password, pyotp.TOTP(secret).at(time.time() - 30))
+    # Enrol one step in the past, so the current step's code stays free to sign in. The
+    # clock is frozen there: a code made at "now - 30 s" and checked a moment later falls
+    # out of the drift window when a 30-second boundary passes in between.
+    with freeze_time(dt.datetime.fromtimestamp(time.time() - 30, dt.UTC)):
+        admins.enrol(token, password, pyotp.TOTP(secret).now())
     db.session.commit()
     return EnrolledAdmin(admin.id, email, password, secret)
 
