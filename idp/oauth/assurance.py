@@ -20,8 +20,10 @@ and, in the ``id_token`` member, for the ID token. The release needs, in order:
 
 Only requested claims are sent, and only verified ones; ``verification``
 always has ``trust_framework`` and, when asked for, ``time``,
-``verification_process`` and ``evidence``. Other members of the ``claims``
-parameter are ignored (claims come from scopes here).
+``verification_process`` and ``evidence``. ``verification_process`` names the
+proofing record as the receiving company sees it (``subjects.per_company_id``):
+stable for that company, unrelated to what any other company receives. Other
+members of the ``claims`` parameter are ignored (claims come from scopes here).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from flask import current_app
 
 from idp.consent import service as consent_service
 from idp.oauth.claims import full_name
+from idp.oauth.subjects import per_company_id
 from idp.proofing import service as proofing
 
 VERIFIED_CLAIMS = "verified_claims"
@@ -156,14 +159,15 @@ def _claims(resident, covered: tuple[str, ...], wanted: dict) -> dict[str, Any]:
     return out
 
 
-def _verification(item: proofing.Verified, wanted: dict) -> dict[str, Any]:
+def _verification(item: proofing.Verified, wanted: dict, company_id: str) -> dict[str, Any]:
     settings = _settings()
     verification: dict[str, Any] = {"trust_framework": settings.proofing_trust_framework}
     day = item.verified_on.isoformat()
     if "time" in wanted:
         verification["time"] = day
     if "verification_process" in wanted:
-        verification["verification_process"] = f"machi-id-proofing-{item.proofing.id}"
+        verification["verification_process"] = per_company_id(company_id, "proofing",
+                                                              item.proofing.id)
     if "evidence" in wanted:
         verification["evidence"] = [{
             "type": "document",
@@ -176,8 +180,9 @@ def _verification(item: proofing.Verified, wanted: dict) -> dict[str, Any]:
     return verification
 
 
-def build(resident, requests: list[dict]) -> dict | list | None:
-    """The ``verified_claims`` value for these requests, from the proofing in force."""
+def build(resident, requests: list[dict], company_id: str) -> dict | list | None:
+    """The ``verified_claims`` value for these requests, from the proofing in force,
+    as the company ``company_id`` receives it."""
     framework = _settings().proofing_trust_framework
     released = []
     for item in proofing.verified(resident):
@@ -187,7 +192,7 @@ def build(resident, requests: list[dict]) -> dict | list | None:
                 continue
             claims = _claims(resident, item.claims, request["claims"])
             if claims:
-                released.append({"verification": _verification(item, verification),
+                released.append({"verification": _verification(item, verification, company_id),
                                  "claims": claims})
                 break
     if not released:
@@ -204,7 +209,7 @@ def release_for(principal, target: str) -> dict | list | None:
     consented = consent_service.scopes_in_force(principal.resident.id, client.id)
     if VERIFIED_CLAIMS not in consented:
         return None
-    return build(principal.resident, requests)
+    return build(principal.resident, requests, client.company_id)
 
 
 def metadata(settings) -> dict[str, Any]:

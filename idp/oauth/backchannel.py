@@ -25,9 +25,6 @@ the token.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +50,7 @@ from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.models import Token
+from idp.oauth.subjects import per_company_id
 from idp.oauth.subjects import subject_for
 
 log = logging.getLogger(__name__)
@@ -83,11 +81,9 @@ def sid_for(session_id: int, company_id: str) -> str:
 
     Derived with the server secret, and different per company like the
     pairwise ``sub``: two companies cannot tell they share a session, and the
-    row number of the session is not revealed.
+    row number of the session is not revealed (``subjects.per_company_id``).
     """
-    key = current_app.config["SECRET_KEY"].encode("utf-8")
-    mac = hmac.new(key, f"sid:{company_id}:{session_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+    return per_company_id(company_id, "sid", session_id)
 
 
 # ---- who must be told --------------------------------------------------------

@@ -1,12 +1,24 @@
-"""Pairwise subject identifiers (OIDC Core §8.1), one per (resident, company).
+"""Pairwise identifiers (OIDC Core §8.1): what a company may know us by.
 
-The `sub` is random and stored, created at the first release to a company,
-and never derived from the consortium ID or anything else: a leaked `sub`
-identifies nobody anywhere else (the seed 004's ID-translation idea).
+The `sub` is random and stored, one per (resident, company), created at the
+first release to a company, and never derived from the consortium ID or
+anything else: a leaked `sub` identifies nobody anywhere else (the seed 004's
+ID-translation idea).
+
+Every other identifier a company receives (a browser session's ``sid``, a
+proofing record's ``verification_process``) comes from ``per_company_id``:
+the same thing gets a different value at each company, so two companies
+cannot join their records on it, and no row number (how many sessions or
+proofings exist) shows through. Never release a row's own id.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
+from flask import current_app
 from sqlalchemy import select
 
 from idp import secrets
@@ -35,3 +47,19 @@ def subject_for(resident_id: str, company_id: str) -> str:
         .on_conflict_do_nothing(index_elements=["resident_id", "company_id"])
     )
     return db.session.scalar(query)
+
+
+def per_company_id(company_id: str, kind: str, value: int | str) -> str:
+    """The identifier one company sees for the ``kind`` row ``value``.
+
+    HMAC-SHA-256 under the server secret (``secret_key``) over the kind, the
+    company (the pairwise sector) and the row: stable for the company (its
+    clients all see the same value, as they see the same `sub`), unrelated
+    between companies, and not reversible to the row without the secret.
+    Changing ``secret_key`` changes every such value.
+    """
+    if ":" in kind or ":" in company_id:
+        raise ValueError("kind and company_id must not contain ':'")
+    key = current_app.config["SECRET_KEY"].encode("utf-8")
+    mac = hmac.new(key, f"{kind}:{company_id}:{value}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode("ascii")

@@ -12,6 +12,7 @@ from idp.accounts.models import Resident
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
+from idp.oauth.subjects import per_company_id
 from idp.proofing import service as proofing
 from tests import factories
 from tests.factories import Browser
@@ -226,6 +227,26 @@ def test_only_requested_claims_and_elements_are_released(client, proofed, rp):
     verified = jwt_claims(body["id_token"])["verified_claims"]
     assert verified == {"verification": {"trust_framework": "jp_machi_id_counter"},
                         "claims": {"birthdate": "1990"}}
+
+
+def test_verification_process_is_per_company(client, proofed, rp):
+    """Test that verification_process names the proofing record as each company sees it:
+    the same for two clients of one company, different at another company, and never
+    the record's own (sequential) id."""
+    request = {"verification": {"trust_framework": None, "verification_process": None},
+               "claims": {"given_name": None}}
+    sibling = factories.rp(rp.company_id, verified_claims_allowed=True)
+    other = factories.rp(factories.company("B社"), verified_claims_allowed=True)
+    seen = {}
+    for name, client_rp in (("rp", rp), ("sibling", sibling), ("other", other)):
+        body, _ = flow(client, client_rp, claims_param(userinfo_request=request))
+        verification = userinfo(client, body["access_token"]).json["verified_claims"][
+            "verification"]
+        seen[name] = verification["verification_process"]
+    (record,) = proofing.proofings(proofed.id)
+    assert seen["rp"] == seen["sibling"] != seen["other"]
+    assert seen["rp"] == per_company_id(rp.company_id, "proofing", record.id)
+    assert all(len(value) == 24 and "proofing" not in value for value in seen.values())
 
 
 def test_declining_the_item_releases_nothing_verified(client, proofed, rp):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 from sqlalchemy import func
 from sqlalchemy import select
 
 from idp.extensions import db
 from idp.oauth.models import PairwiseSubject
+from idp.oauth.subjects import per_company_id
 from idp.oauth.subjects import subject_for
 from tests import factories
 from tests.flows.helpers import ResidentBrowser
@@ -126,3 +131,15 @@ def test_subject_for_keeps_existing_row(app):
                                    sub="preexisting-sub-value"))
     db.session.commit()
     assert subject_for(resident.id, company_id) == "preexisting-sub-value"
+
+
+def test_per_company_ids_are_keyed_per_company_and_kind(app):
+    """Test that per_company_id gives one company the same value each time, another company
+    and another kind of row a different one, and is the HMAC the sid has always been
+    (sids in ID tokens already issued still match their logout tokens)."""
+    first = per_company_id("co_A", "sid", 7)
+    assert first == per_company_id("co_A", "sid", 7)
+    assert len({first, per_company_id("co_B", "sid", 7), per_company_id("co_A", "proofing", 7),
+                per_company_id("co_A", "sid", 8)}) == 4
+    mac = hmac.new(app.config["SECRET_KEY"].encode(), b"sid:co_A:7", hashlib.sha256).digest()
+    assert first == base64.urlsafe_b64encode(mac[:18]).decode()
