@@ -9,7 +9,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
+
+# The marker in AuthorizationCode.claims of a request whose ID token must carry auth_time.
+AUTH_TIME = "auth_time"
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "openid": ("sub",),
@@ -61,3 +66,25 @@ def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[st
 def released_claim_names(claims: dict[str, Any]) -> list[str]:
     return sorted(k for k in claims if k != "sub")
 
+
+
+def auth_time_requested(params: Mapping[str, Any]) -> bool:
+    """Whether an authorization request needs ``auth_time`` in its ID token.
+
+    OIDC Core §2: REQUIRED when ``max_age`` was sent or ``auth_time`` was asked
+    for in the ``id_token`` member of the ``claims`` parameter, OPTIONAL
+    otherwise. We leave it out otherwise: the sign-in time of a browser session
+    is the same at every company that session signs in to, hours apart, so two
+    companies could join their records on it (docs/security.md, unlinkability).
+    """
+    if params.get("max_age") not in (None, ""):
+        return True
+    raw = params.get("claims")
+    if not isinstance(raw, str) or not raw:
+        return False
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return False
+    member = value.get("id_token") if isinstance(value, dict) else None
+    return isinstance(member, dict) and AUTH_TIME in member

@@ -30,6 +30,8 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth import assurance
 from idp.oauth import tokens
+from idp.oauth.claims import AUTH_TIME
+from idp.oauth.claims import auth_time_requested
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.subjects import subject_for
 from idp.oauth.tokens import Principal
@@ -86,6 +88,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         data = request.payload.data
         claims = assurance.granted(data, request.client, consented) \
             if "openid" in scope_to_list(scope) else None
+        if "openid" in scope_to_list(scope) and auth_time_requested(data):
+            # Only then does the ID token carry auth_time (OIDC Core §2; claims.py).
+            claims = {**(claims or {}), AUTH_TIME: True}
         row = AuthorizationCode(
             code_digest=secrets.digest(code),
             client_id=request.client.id,

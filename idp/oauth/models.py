@@ -60,7 +60,8 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[dt.datetime]
     session_id: Mapped[int | None]
     # The consented part of the OIDC `claims` request parameter (only its
-    # verified_claims members, per target: "id_token", "userinfo").
+    # verified_claims members, per target: "id_token", "userinfo"), and
+    # "auth_time": true when the ID token must carry auth_time (claims.AUTH_TIME).
     claims: Mapped[dict[str, Any] | None]
     created_at: Mapped[created_at]
     expires_at: Mapped[dt.datetime]

@@ -39,6 +39,7 @@ from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import assurance
 from idp.oauth import backchannel
+from idp.oauth.claims import AUTH_TIME
 from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.models import AuthorizationCode
@@ -98,6 +99,13 @@ class IDTokenSigning:
         return {"iss": _settings().issuer, "aud": client.id, "iat": now,
                 "exp": now + _settings().id_token_ttl}
 
+    def get_compatible_claims(self, request) -> dict:
+        """Authlib's base claims, without the ``auth_time`` it defaults to "now": the
+        code flow adds the real one when the request needs it (``OpenIDCode``)."""
+        claims = super().get_compatible_claims(request)
+        claims.pop("auth_time", None)
+        return claims
+
     def generate_user_info(self, user: Principal, scope: str) -> UserInfo:
         return UserInfo(release(user, scope, "id_token"))
 
@@ -113,6 +121,10 @@ class OpenIDCode(IDTokenSigning, _OpenIDCode):
 
     def get_authorization_code_claims(self, authorization_code) -> dict:
         claims = super().get_authorization_code_claims(authorization_code)
+        if not (authorization_code.claims or {}).get(AUTH_TIME):
+            # Only when the request needs it (claims.auth_time_requested): a
+            # session's sign-in time is the same at every company it signs in to.
+            claims.pop("auth_time", None)
         if authorization_code.session_id is not None:
             client = db.session.get(Client, authorization_code.client_id)
             claims["sid"] = backchannel.sid_for(authorization_code.session_id,

@@ -27,12 +27,13 @@ LEEWAY = dt.timedelta(minutes=5)
 _nonces = itertools.count()
 
 
-def id_token_response(client, rp) -> dict:
+def id_token_response(client, rp, **params) -> dict:
     """Run a code flow (signing in and consenting if asked) and redeem the code."""
     verifier, challenge = factories.pkce_pair()
     nonce = f"nonce-{next(_nonces)}"
     result = factories.Browser(client).code_flow(rp, code_challenge=challenge,
-                                                 code_challenge_method="S256", nonce=nonce)
+                                                 code_challenge_method="S256", nonce=nonce,
+                                                 **params)
     assert "code" in result, result
     response = client.post("/token", data={
         "grant_type": "authorization_code", "code": result["code"],
@@ -112,8 +113,8 @@ def test_first_id_token_publishes_its_key(client, rp):
 
 def test_id_token_verifies_against_jwks_with_required_claims(client, rp):
     """Test that the ID token verifies with JWKS and has iss, aud, exp, iat, auth_time,
-    nonce, at_hash and sub."""
-    tokens = id_token_response(client, rp)
+    nonce, at_hash and sub (auth_time because max_age was sent, OIDC Core §2)."""
+    tokens = id_token_response(client, rp, max_age="3600")
     jwks = client.get("/jwks.json").json
     decoded = jwt.decode(tokens["id_token"], KeySet.import_key_set(jwks))
     claims = decoded.claims

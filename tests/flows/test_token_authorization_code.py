@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from idp.extensions import db
 from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
+from tests.flows.helpers import jwt_claims
 
 
 @pytest.fixture
@@ -62,8 +64,29 @@ def test_id_token_is_signed_and_carries_consented_claims(client, rp):
     assert claims["nonce"] == "abc"
     assert claims["email"] == "hanako@example.jp" and claims["email_verified"] is True
     assert "name" not in claims and "birthdate" not in claims
-    assert claims["exp"] > claims["iat"] and claims["auth_time"] <= claims["iat"]
+    assert claims["exp"] > claims["iat"] and "auth_time" not in claims
     assert claims["at_hash"]
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({}, False),
+    ({"max_age": "600"}, True),
+    ({"claims": json.dumps({"id_token": {"auth_time": {"essential": True}}})}, True),
+    ({"claims": json.dumps({"userinfo": {"auth_time": None}})}, False),
+])
+def test_auth_time_only_when_the_request_needs_it(client, rp, params, expected):
+    """Test that the ID token carries auth_time (the session's sign-in time) only when
+    max_age was sent or the claims parameter asks for it (OIDC Core §2): the same
+    sign-in time at two companies would let them match the resident."""
+    with freeze_time("2026-05-01 09:00:00") as clock:
+        Browser(client).login()
+        clock.tick(dt.timedelta(minutes=7))
+        code, verifier = code_and_verifier(client, rp, scope="openid", **params)
+        claims = jwt_claims(factories.exchange(client, rp, code, verifier).json["id_token"])
+    assert ("auth_time" in claims) is expected
+    if expected:
+        signed_in = int(dt.datetime(2026, 5, 1, 9, tzinfo=dt.UTC).timestamp())
+        assert claims["auth_time"] == signed_in == claims["iat"] - 420
 
 
 def test_no_refresh_token_without_offline_access(client, rp):
