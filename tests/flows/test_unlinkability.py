@@ -324,6 +324,7 @@ class Journey:
         self.issued[company.name] = {**self.issued[company.name], **answer.json}
         self.step()
         answer = userinfo(self.client, answer.json["access_token"])
+        assert answer.status_code == 200, answer.text
         company.seen.response(answer, "userinfo after refresh")
         self.rotated = old
 
