@@ -36,13 +36,8 @@ class Consent(Base):
     withdrawn_at: Mapped[dt.datetime | None]
 
     client: Mapped[Client] = relationship(lazy="joined")
-
-    def in_force(self, now: dt.datetime, terms_version: str) -> bool:
-        return (
-            self.withdrawn_at is None
-            and self.expires_at > now
-            and self.terms_version == terms_version
-        )
+    # Whether it is in force (not withdrawn, not expired, under the terms in force)
+    # is decided in one place: idp.consent.service._in_force.
 
 
 class ConsentReceipt(Base):

@@ -14,6 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import with_expression
 
 from idp import secrets
 from idp.accounts.models import Resident
@@ -21,6 +22,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
+from idp.consent import service as consent_service
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.models import Token
@@ -35,10 +37,19 @@ class Principal:
     client: Client
     # The consented verified_claims requests, by target (idp.oauth.assurance).
     claims: dict | None = None
+    # The items of the consent in force now, once read (with the token, or by the grant).
+    consented: set[str] | None = None
 
     @property
     def id(self) -> str:
         return self.resident.id
+
+    def consent_in_force(self) -> set[str]:
+        """What the resident's consent to this client covers at this moment; nothing
+        is released beyond it, whatever a code or token was issued with."""
+        if self.consented is None:
+            self.consented = consent_service.scopes_in_force(self.resident.id, self.client.id)
+        return self.consented
 
 
 @dataclass
@@ -93,11 +104,15 @@ CLIENT_STATE = (
 
 def _by_digest(column, value: str, resident: bool) -> Token | None:
     """The token whose ``column`` holds the digest of ``value``, with its client's state,
-    and its resident in the same query when the caller reads it (UserInfo, touch events,
-    refresh rotation)."""
+    the consent in force behind it (``Token.consent_scopes``: every use of a token
+    follows the consent as it is now), and its resident in the same query when the
+    caller reads it (UserInfo, touch events, refresh rotation)."""
     if not isinstance(value, str) or not value:
         return None
-    options = [CLIENT_STATE, joinedload(Token.resident)] if resident else [CLIENT_STATE]
+    options = [CLIENT_STATE, with_expression(
+        Token.consent_scopes, consent_service.in_force_sql(Token.resident_id, Token.client_id))]
+    if resident:
+        options.append(joinedload(Token.resident))
     return db.session.scalar(
         select(Token).options(*options).where(column == secrets.digest(value)))
 
