@@ -6,7 +6,8 @@ Named, ordered checks decide whether the resident must be asked
 1. ``no_consent``       nothing given yet for this client, or it was withdrawn;
 2. ``consent_expired``  given longer ago than ``consent_ttl_days``;
 3. ``terms_changed``    given under another consortium terms version;
-4. ``new_scopes``       the client asks for an item never decided on;
+4. ``new_scopes``       the client asks for an item never decided on (or a part of
+                        one: a verified claim name not asked for before);
 5. ``prompt_consent``   the client sent ``prompt=consent``.
 """
 
@@ -25,6 +26,7 @@ from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.consent import receipts
 from idp.consent.items import REQUIRED_SCOPES
+from idp.consent.items import item_of
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
@@ -134,9 +136,10 @@ def grant(resident: Resident, client: Client, requested: list[str],
     unknown = set(granted) - set(requested)
     if unknown:
         raise ConsentError(f"cannot grant items that were not requested: {sorted(unknown)}")
-    granted_set = set(granted) | (set(requested) & REQUIRED_SCOPES)
-    scopes = [s for s in requested if s in granted_set]
-    declined = [s for s in requested if s not in granted_set]
+    chosen = set(granted) | (set(requested) & REQUIRED_SCOPES)
+    # The parts of an item (the verified claim names asked for) go with its box.
+    scopes = [s for s in requested if item_of(s) in chosen]
+    declined = [s for s in requested if item_of(s) not in chosen]
     now = utcnow()
     settings = _settings()
     terms_version = terms.current_version()
