@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -134,6 +135,19 @@ def presented(value: str, hint: str | None) -> PresentedToken | None:
         if row is not None:
             return PresentedToken(row, kind)
     return None
+
+
+def granted_at(row: Token) -> dt.datetime | None:
+    """When the grant behind a resident's token first turned into tokens (a code
+    redeemed, a device code collected after the resident approved): the issuance of
+    the first token of its family, which rotation keeps. None for a token without a
+    resident. What the token records about the resident cannot predate it."""
+    if row.resident_id is None:
+        return None
+    if row.grant_type != "refresh_token":
+        return row.issued_at  # the family's first token
+    return db.session.scalar(
+        select(func.min(Token.issued_at)).where(Token.family_id == row.family_id))
 
 
 def save(token: dict, request) -> int:
