@@ -36,8 +36,15 @@ class Consent(Base):
     withdrawn_at: Mapped[dt.datetime | None]
 
     client: Mapped[Client] = relationship(lazy="joined")
-    # Whether it is in force (not withdrawn, not expired, under the terms in force)
-    # is decided in one place: idp.consent.service._in_force.
+
+    def in_force(self, now: dt.datetime, terms_version: str) -> bool:
+        # The same rule as idp.consent.service._in_force (its SQL form, which token
+        # lookups use); tests/flows/test_consent_in_force.py checks they agree.
+        return (
+            self.withdrawn_at is None
+            and self.expires_at > now
+            and self.terms_version == terms_version
+        )
 
 
 class ConsentReceipt(Base):

@@ -98,6 +98,12 @@ def in_force_sql(resident_id, client_id):
             .scalar_subquery())
 
 
+def covered(scopes, consented: set[str]) -> list[str]:
+    """The scopes (in their order) that consented items cover. The one place that maps a
+    scope onto consent items: codes, issued tokens and every use of a token go through it."""
+    return [s for s in scopes if s in consented]
+
+
 def consented_for(token: Token) -> set[str] | None:
     """The items of the consent in force now behind a token: None for a token without
     a resident (client_credentials: no consent is involved), an empty set once the
@@ -123,7 +129,7 @@ def scopes_in_force_for(token: Token) -> list[str]:
     consented = consented_for(token)
     if consented is None:
         return scopes
-    return [s for s in scopes if s in consented]
+    return covered(scopes, consented)
 
 
 def grant(resident: Resident, client: Client, requested: list[str],

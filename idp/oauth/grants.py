@@ -65,7 +65,7 @@ class WithinConsent:
     def generate_token(self, user=None, scope=None, **kwargs):
         if user is not None:
             consented = user.consent_in_force()
-            scope = " ".join(s for s in scope_to_list(scope or "") if s in consented)
+            scope = " ".join(consent_service.covered(scope_to_list(scope or ""), consented))
         return super().generate_token(user=user, scope=scope, **kwargs)
 
 
@@ -93,7 +93,7 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         settings = current_app.extensions["idp.settings"]
         resident = request.user
         consented = consent_service.scopes_in_force(resident.id, request.client.id)
-        scope = " ".join(s for s in scope_to_list(request.scope or "") if s in consented)
+        scope = " ".join(consent_service.covered(scope_to_list(request.scope or ""), consented))
         browser_session = getattr(request, "browser_session", None)
         now = utcnow()
         data = request.payload.data

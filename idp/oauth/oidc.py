@@ -66,7 +66,7 @@ def release(principal: Principal, scope: str, channel: str, token: Token | None 
     # The token's (or code's) scopes within the consent in force now: a consent
     # narrowed, withdrawn or expired since issuance releases no more than it says.
     consented = principal.consent_in_force()
-    scopes = [s for s in scope.split() if s in consented]
+    scopes = consent_service.covered(scope.split(), consented)
     claims = claims_for(principal.resident, scopes, principal.sub)
     names = released_claim_names(claims)
     verified = assurance.release_for(principal, channel)

@@ -12,7 +12,12 @@ import datetime as dt
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import select
 
+from idp.accounts.models import Resident
+from idp.clients.models import Client
+from idp.consent import service as consent_service
+from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.terms import service as terms
@@ -163,3 +168,23 @@ def test_a_kiosk_token_without_resident_keeps_its_scope(client):
                         auth=(kiosk_id, secret)).json["access_token"]
     body = client.post("/introspect", data={"token": token}, auth=(kiosk_id, secret)).json
     assert body["active"] is True and body["scope"] == "touch_events"
+
+
+@pytest.mark.parametrize("state", ["in_force", "withdrawn", "expired", "old_terms"])
+def test_the_sql_rule_and_the_model_rule_agree(app, rp, state):
+    """Test that Consent.in_force and the SQL form token lookups use decide alike."""
+    resident = db.session.scalar(select(Resident))
+    client_row = db.session.get(Client, rp.client_id)
+    consent = consent_service.grant(resident, client_row, ["openid", "email"],
+                                    ["openid", "email"])
+    now = utcnow()
+    if state == "withdrawn":
+        consent.withdrawn_at = now
+    elif state == "expired":
+        consent.expires_at = now - dt.timedelta(seconds=1)
+    elif state == "old_terms":
+        consent.terms_version = "1999-01"
+    db.session.commit()
+    in_sql = bool(consent_service.scopes_in_force(resident.id, rp.client_id))
+    assert in_sql == consent.in_force(utcnow(), terms.current_version()) \
+        == (state == "in_force")
