@@ -106,12 +106,14 @@ def test_introspection(client, backend, access_token):
         response = client.post("/introspect", data=data, auth=backend)
     assert response.json["active"] is True
     assert len(statements.protocol) == 2, statements.protocol
+    assert "consents" in statements.protocol[1]  # the consent in force rides along
     assert statements.audit == []
 
 
 def test_userinfo(client, access_token):
-    """Test that userinfo is one query (the token with its client and resident) once the
-    release is recorded: a repeated call with the same token writes nothing."""
+    """Test that userinfo is one query (the token with its client, its resident and the
+    consent in force) once the release is recorded: a repeated call with the same token
+    writes nothing."""
     bearer = {"Authorization": f"Bearer {access_token}"}
     with counted() as first:
         assert client.get("/userinfo", headers=bearer).status_code == 200
@@ -121,8 +123,8 @@ def test_userinfo(client, access_token):
     with counted() as statements:
         assert client.get("/userinfo", headers=bearer).status_code == 200
     assert len(statements.protocol) == 1, statements.protocol
-    assert statements.protocol[0].startswith("SELECT tokens.")
-    assert "residents" in statements.protocol[0] and "clients" in statements.protocol[0]
+    assert " FROM tokens " in statements.protocol[0]
+    assert all(table in statements.protocol[0] for table in ("residents", "clients", "consents"))
     assert statements.audit == []
 
 

@@ -77,10 +77,12 @@ def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events
         if error:
             raise click.ClickException(f"{error}: {token.get('error_description', '')}")
         break
+    approved = dt.datetime.now(dt.UTC)
     click.echo(f"approved: scope {token['scope']!r}", err=True)
+    # Touches by the resident happen after the approval (the API refuses earlier ones).
     now = dt.datetime.now(dt.UTC)
     batch = {"events": [
-        {"occurred_at": (now - dt.timedelta(seconds=10 * i)).isoformat(),
+        {"occurred_at": (approved + (now - approved) * i / max(events, 1)).isoformat(),
          "target": f"content-{i + 1}", "event_id": f"sim-{int(now.timestamp())}-{i}"}
         for i in range(events)]}
     # Plain requests: the session would put its Basic credentials over the Bearer token.

@@ -77,6 +77,19 @@ ITEMS: dict[str, ConsentItem] = {
 }
 
 
+def part_of(item: str, part: str) -> str:
+    """A part of a consent item, recorded with it: ``verified_claims.birthdate`` is the
+    verified birth date asked for under "Verified identity information". A part is
+    given or declined with its item's box and never shown on its own; a request for a
+    part not decided on before is asked again (``consent.service.reasons_to_ask``)."""
+    return f"{item}.{part}"
+
+
+def item_of(entry: str) -> str:
+    """The item a recorded entry belongs to (itself for an item)."""
+    return entry.partition(".")[0]
+
+
 GENDER_LABELS = {"female": _l("Female"), "male": _l("Male"), "other": _l("Other")}
 
 

@@ -38,6 +38,8 @@ class Consent(Base):
     client: Mapped[Client] = relationship(lazy="joined")
 
     def in_force(self, now: dt.datetime, terms_version: str) -> bool:
+        # The same rule as idp.consent.service._in_force (its SQL form, which token
+        # lookups use); tests/flows/test_consent_in_force.py checks they agree.
         return (
             self.withdrawn_at is None
             and self.expires_at > now

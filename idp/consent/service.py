@@ -6,7 +6,8 @@ Named, ordered checks decide whether the resident must be asked
 1. ``no_consent``       nothing given yet for this client, or it was withdrawn;
 2. ``consent_expired``  given longer ago than ``consent_ttl_days``;
 3. ``terms_changed``    given under another consortium terms version;
-4. ``new_scopes``       the client asks for an item never decided on;
+4. ``new_scopes``       the client asks for an item never decided on (or a part of
+                        one: a verified claim name not asked for before);
 5. ``prompt_consent``   the client sent ``prompt=consent``.
 """
 
@@ -25,6 +26,7 @@ from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.consent import receipts
 from idp.consent.items import REQUIRED_SCOPES
+from idp.consent.items import item_of
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
@@ -69,12 +71,65 @@ def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
     return reasons
 
 
+def _in_force(resident_id, client_id, now: dt.datetime) -> tuple:
+    """The conditions of "the consent in force" for a (resident, client) pair: not
+    withdrawn, not expired, given under the terms now in force. One definition, in SQL,
+    so it can also ride along with a token's own lookup (``in_force_sql``)."""
+    return (
+        Consent.resident_id == resident_id,
+        Consent.client_id == client_id,
+        Consent.withdrawn_at.is_(None),
+        Consent.expires_at > now,
+        Consent.terms_version == terms.current_version_sql(now),
+    )
+
+
 def scopes_in_force(resident_id: str, client_id: str) -> set[str]:
-    """The scopes of a consent in force for this pair (empty set if none)."""
-    consent = find(resident_id, client_id)
-    if consent is None or not consent.in_force(utcnow(), terms.current_version()):
-        return set()
-    return set(consent.scopes)
+    """The items of the consent in force for this pair (empty set if none)."""
+    scopes = db.session.scalar(
+        select(Consent.scopes).where(*_in_force(resident_id, client_id, utcnow())))
+    return set(scopes or ())
+
+
+def in_force_sql(resident_id, client_id):
+    """``scopes_in_force`` as a scalar subquery (NULL when no consent is in force), for
+    columns of an enclosing query: ``idp.oauth.tokens`` reads it with every token."""
+    return (select(Consent.scopes).where(*_in_force(resident_id, client_id, utcnow()))
+            .scalar_subquery())
+
+
+def covered(scopes, consented: set[str]) -> list[str]:
+    """The scopes (in their order) that consented items cover. The one place that maps a
+    scope onto consent items: codes, issued tokens and every use of a token go through it."""
+    return [s for s in scopes if s in consented]
+
+
+def consented_for(token: Token) -> set[str] | None:
+    """The items of the consent in force now behind a token: None for a token without
+    a resident (client_credentials: no consent is involved), an empty set once the
+    consent was withdrawn, has expired or was given under other terms."""
+    if token.resident_id is None:
+        return None
+    if "consent_scopes" in vars(token):  # read with the token (idp.oauth.tokens)
+        return set(token.consent_scopes or ())
+    return scopes_in_force(token.resident_id, token.client_id)
+
+
+def scopes_in_force_for(token: Token) -> list[str]:
+    """The token's scopes that the consent in force now still covers.
+
+    A consent may narrow, be withdrawn or expire after a token was issued; what the
+    token releases (UserInfo, verified claims, touch events) and what introspection
+    reports follow the consent at the moment of use, not at issuance, and so does a
+    refresh (RFC 6749 §6: never more than the original grant). Empty for a resident
+    token whose consent is no longer in force; a token without a resident keeps its
+    scopes (no resident, no consent).
+    """
+    scopes = token.scope.split()
+    consented = consented_for(token)
+    if consented is None:
+        return scopes
+    return covered(scopes, consented)
 
 
 def grant(resident: Resident, client: Client, requested: list[str],
@@ -87,9 +142,10 @@ def grant(resident: Resident, client: Client, requested: list[str],
     unknown = set(granted) - set(requested)
     if unknown:
         raise ConsentError(f"cannot grant items that were not requested: {sorted(unknown)}")
-    granted_set = set(granted) | (set(requested) & REQUIRED_SCOPES)
-    scopes = [s for s in requested if s in granted_set]
-    declined = [s for s in requested if s not in granted_set]
+    chosen = set(granted) | (set(requested) & REQUIRED_SCOPES)
+    # The parts of an item (the verified claim names asked for) go with its box.
+    scopes = [s for s in requested if item_of(s) in chosen]
+    declined = [s for s in requested if item_of(s) not in chosen]
     now = utcnow()
     settings = _settings()
     terms_version = terms.current_version()

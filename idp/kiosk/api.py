@@ -10,6 +10,7 @@ from flask import request
 from idp.extensions import csrf
 from idp.extensions import db
 from idp.kiosk import service
+from idp.oauth import tokens
 from idp.oauth.server import require_oauth
 
 bp = Blueprint("kiosk_api", __name__)
@@ -27,7 +28,7 @@ def touch_events():
                        error_description="The body must be JSON (Content-Type: "
                                          "application/json)."), 400
     try:
-        events = service.validate_batch(payload)
+        events = service.validate_batch(payload, not_before=tokens.granted_at(token))
     except service.TouchEventError as exc:
         return jsonify(error="invalid_request", field=exc.field,
                        error_description=f"{exc.field}: {exc}" if exc.field else str(exc)), 400

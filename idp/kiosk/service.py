@@ -95,8 +95,14 @@ def seen(client_id: str) -> None:
     )
 
 
-def validate_batch(payload: Any, now: dt.datetime | None = None) -> list[ValidEvent]:
-    """Check a whole batch before anything is stored; the first problem rejects it all."""
+def validate_batch(payload: Any, now: dt.datetime | None = None,
+                   not_before: dt.datetime | None = None) -> list[ValidEvent]:
+    """Check a whole batch before anything is stored; the first problem rejects it all.
+
+    ``not_before`` is the grant of a resident's token (``oauth.tokens.granted_at``):
+    a touch dated before the resident approved the kiosk was anonymous when it
+    happened and must not be attached to them afterwards.
+    """
     now = now or utcnow()
     limit = current_app.extensions["idp.settings"].touch_events_max_batch
     if not isinstance(payload, dict):
@@ -125,6 +131,10 @@ def validate_batch(payload: Any, now: dt.datetime | None = None) -> list[ValidEv
             raise TouchEventError(f"{where}.occurred_at", "is in the future")
         if occurred_at < now - MAX_AGE:
             raise TouchEventError(f"{where}.occurred_at", "is older than 7 days")
+        if not_before is not None and occurred_at < not_before:
+            raise TouchEventError(f"{where}.occurred_at", "is before the resident approved "
+                                                          "this token; send earlier touches "
+                                                          "anonymously")
         target = event.get("target")
         if not isinstance(target, str) or not target.strip() or len(target) > 200 \
                 or not target.isprintable():

@@ -14,9 +14,12 @@ and, in the ``id_token`` member, for the ID token. The release needs, in order:
 2. the resident has claims a counter check still proves (``idp.proofing``);
    otherwise there is nothing to consent to, and nothing is sent;
 3. the resident ticked "Verified identity information" on the consent screen
-   (consent item ``verified_claims``); the code and tokens then carry the
-   request (``AuthorizationCode.claims``, ``Token.claims``);
-4. at release time the consent is still in force with that item.
+   (consent item ``verified_claims``) for these claim names: the consent records
+   each name asked for as a part of the item (``verified_claims.birthdate``), so
+   a later request for another name asks again (``consent_required`` under
+   ``prompt=none``); the code and tokens then carry the request, cut down to the
+   consented names (``AuthorizationCode.claims``, ``Token.claims``);
+4. at release time the consent in force still has the item and the names.
 
 Only requested claims are sent, and only verified ones; ``verification``
 always has ``trust_framework`` and, when asked for, ``time``,
@@ -33,7 +36,7 @@ from typing import Any
 
 from flask import current_app
 
-from idp.consent import service as consent_service
+from idp.consent.items import part_of
 from idp.oauth.claims import full_name
 from idp.oauth.subjects import per_company_id
 from idp.proofing import service as proofing
@@ -114,22 +117,47 @@ def asks(request_data: dict, client, resident) -> bool:
     return bool(wanted) and bool(proofing.verified(resident))
 
 
+def claim_parts(wanted: dict[str, list[dict]]) -> list[str]:
+    """The consent parts for the claim names a request asks for (those we can verify),
+    whatever the target: ``verified_claims.given_name`` …"""
+    return sorted({part_of(VERIFIED_CLAIMS, name) for items in wanted.values()
+                   for item in items for name in item["claims"] if name in CLAIM_SOURCES})
+
+
 def consent_items(scopes: list[str], request_data: dict, client, resident) -> list[str]:
-    """What the consent screen asks about: the scopes, plus ``verified_claims``."""
+    """What the consent screen asks about: the scopes, plus ``verified_claims`` with the
+    claim names asked for (recorded with the item, not shown as boxes of their own)."""
     items = list(scopes)
     if "openid" in items and asks(request_data, client, resident):
         items.append(VERIFIED_CLAIMS)
+        items += claim_parts(parse(request_data.get("claims")))
     return items
 
 
+def within_consent(wanted: dict[str, list[dict]],
+                   consented: set[str]) -> dict[str, list[dict]] | None:
+    """The requests cut down to the claim names the consent covers; None if nothing is left."""
+    if VERIFIED_CLAIMS not in consented:
+        return None
+    kept: dict[str, list[dict]] = {}
+    for target, items in wanted.items():
+        for item in items:
+            claims = {name: value for name, value in item["claims"].items()
+                      if part_of(VERIFIED_CLAIMS, name) in consented}
+            if claims:
+                kept.setdefault(target, []).append({**item, "claims": claims})
+    return kept or None
+
+
 def granted(request_data: dict, client, consented: set[str]) -> dict | None:
-    """The part of the request the code may carry: only with the item consented to."""
-    if not client.verified_claims_allowed or VERIFIED_CLAIMS not in consented:
+    """The part of the request the code may carry: only the claim names consented to."""
+    if not client.verified_claims_allowed:
         return None
     try:
-        return parse(request_data.get("claims"))
+        wanted = parse(request_data.get("claims"))
     except ClaimsRequestError:
         return None
+    return within_consent(wanted, consented) if wanted else None
 
 
 def _framework_ok(verification: dict, framework: str) -> bool:
@@ -203,13 +231,13 @@ def build(resident, requests: list[dict], company_id: str) -> dict | list | None
 def release_for(principal, target: str) -> dict | list | None:
     """verified_claims for the ID token or UserInfo, if every rule above holds now."""
     requests = (principal.claims or {}).get(target)
-    client = principal.client
-    if not requests or not client.verified_claims_allowed:
+    if not requests or not principal.client.verified_claims_allowed:
         return None
-    consented = consent_service.scopes_in_force(principal.resident.id, client.id)
-    if VERIFIED_CLAIMS not in consented:
+    # The consent in force now: it may have been narrowed since the token was issued.
+    requests = within_consent({target: requests}, principal.consent_in_force())
+    if requests is None:
         return None
-    return build(principal.resident, requests, client.company_id)
+    return build(principal.resident, requests[target], principal.client.company_id)
 
 
 def metadata(settings) -> dict[str, Any]:

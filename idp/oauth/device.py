@@ -43,6 +43,7 @@ from idp.db import dialect_insert
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.grants import ALL_AUTH_METHODS
+from idp.oauth.grants import WithinConsent
 from idp.oauth.models import DeviceCode
 from idp.oauth.subjects import subject_for
 from idp.oauth.tokens import Principal
@@ -161,7 +162,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         raise TemporarilyUnavailable("No free user code could be drawn; try again.")
 
 
-class DeviceCodeGrant(_DeviceCodeGrant):
+class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
     def validate_token_request(self):

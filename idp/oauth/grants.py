@@ -58,7 +58,20 @@ class S256CodeChallenge(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class WithinConsent:
+    """Tokens for a resident carry only the scopes the consent in force covers when
+    they are issued: at code redemption, at the device poll and at refresh (RFC 6749
+    §6), whatever the code, device code or refresh token was issued with. Every later
+    use is checked against the consent again (``consent.service.scopes_in_force_for``)."""
+
+    def generate_token(self, user=None, scope=None, **kwargs):
+        if user is not None:
+            consented = user.consent_in_force()
+            scope = " ".join(consent_service.covered(scope_to_list(scope or ""), consented))
+        return super().generate_token(user=user, scope=scope, **kwargs)
+
+
+class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
 
     @staticmethod
@@ -82,7 +95,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         settings = current_app.extensions["idp.settings"]
         resident = request.user
         consented = consent_service.scopes_in_force(resident.id, request.client.id)
-        scope = " ".join(s for s in scope_to_list(request.scope or "") if s in consented)
+        scope = " ".join(consent_service.covered(scope_to_list(request.scope or ""), consented))
         browser_session = getattr(request, "browser_session", None)
         now = utcnow()
         data = request.payload.data
@@ -144,11 +157,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if resident is None:
             return None
         client = self.request.client
-        return Principal(resident, subject_for(resident.id, client.company_id), client,
-                         claims=authorization_code.claims)
+        principal = Principal(resident, subject_for(resident.id, client.company_id), client,
+                              claims=authorization_code.claims)
+        if not principal.consent_in_force():
+            # Expired, or given under terms since replaced, after the code was issued:
+            # the code must not outlive its consent (a withdrawal expires codes at once).
+            return None
+        return principal
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(WithinConsent, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -167,11 +185,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if not row.refresh_usable(now):
             return None
-        if row.resident_id:
-            # Kept for issue_token: the consent cannot change within this transaction.
-            self._consented = consent_service.scopes_in_force(row.resident_id, client.id)
-            if not self._consented:
-                return None
+        # Read with the token; kept for generate_token (the consent cannot change
+        # within this transaction). None: no resident, no consent involved.
+        self._consented = consent_service.consented_for(row)
+        if self._consented is not None and not self._consented:
+            return None  # withdrawn, expired or under replaced terms: invalid_grant
         if not tokens.claim_refresh(row):
             tokens.revoke_family(row.family_id, "refresh_reuse", resident_id=row.resident_id,
                                  client_id=client.id, company_id=client.company_id)
@@ -185,16 +203,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if resident is None:
             return None
         return Principal(resident, refresh_token.subject, self.request.client,
-                         claims=refresh_token.claims)
-
-    def issue_token(self, user, refresh_token):
-        # Never more than the consent now in force allows (it may have narrowed).
-        consented = getattr(self, "_consented", None)
-        if consented is None:
-            consented = consent_service.scopes_in_force(user.id, self.request.client.id)
-        scope = self.request.payload.scope or refresh_token.get_scope()
-        scope = " ".join(s for s in scope_to_list(scope) if s in consented)
-        return self.generate_token(user=user, scope=scope, include_refresh_token=True)
+                         claims=refresh_token.claims, consented=self._consented)
 
     def revoke_old_credential(self, refresh_token) -> None:
         """Already done: the old refresh token was marked used when it was claimed."""

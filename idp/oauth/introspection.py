@@ -2,7 +2,9 @@
 
 A client may introspect tokens issued to any client of its own company (a
 company's resource servers serve all its apps); any other token answers
-``{"active": false}``, exactly as an unknown one does.
+``{"active": false}``, exactly as an unknown one does. ``scope`` is what the
+token may do now: its scopes within the resident's consent in force, and a
+resident token whose consent is gone is ``{"active": false}``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from flask import current_app
 
+from idp.consent import service as consent_service
 from idp.oauth import tokens
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
 
@@ -25,10 +28,14 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     def introspect_token(self, token) -> dict:
         row = token.row
+        # What the token may still do: its scopes within the consent in force now.
+        scopes = consent_service.scopes_in_force_for(row)
+        if row.resident_id is not None and not scopes:
+            return {"active": False}  # consent withdrawn, expired or under replaced terms
         payload = {
             "active": True,
             "client_id": row.client_id,
-            "scope": row.scope,
+            "scope": " ".join(scopes),
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "exp": int(token.expires_at.timestamp()),
             "iat": int(row.issued_at.timestamp()),

@@ -18,6 +18,7 @@ from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import query_expression
 from sqlalchemy.orm import relationship
 
 from idp.accounts.models import BrowserSession
@@ -132,6 +133,10 @@ class Token(Base, TokenMixin):
     # Digest of the claim names last released through UserInfo with this
     # token: the release is audited when it changes, not on every call.
     released_claims: Mapped[str | None] = mapped_column(String(64))
+    # Not a column: the items of the resident's consent in force, read in the same
+    # query as the token (idp.oauth.tokens); what the token may still release is its
+    # scope within them (idp.consent.service.scopes_in_force_for).
+    consent_scopes: Mapped[list[str] | None] = query_expression()
 
     client: Mapped[Client] = relationship(lazy="joined")
     resident: Mapped[Resident | None] = relationship()

@@ -1,11 +1,11 @@
 """OpenID Connect: ID tokens (code flow), userinfo, RP-initiated logout, RFC 9207.
 
-Claims come from ``claims.claims_for`` for the token's scopes only, with the
-company's pairwise `sub`; each release is audited (which claims, to whom,
-when) so the resident's usage history can show it. ``verified_claims``
-(OpenID Connect for Identity Assurance 1.0) are added when the client asked
-through the ``claims`` parameter and the resident consented
-(``idp.oauth.assurance``).
+Claims come from ``claims.claims_for`` for the token's scopes only, within the
+consent in force at the moment of release, with the company's pairwise `sub`;
+each release is audited (which claims, to whom, when) so the resident's usage
+history can show it. ``verified_claims`` (OpenID Connect for Identity Assurance
+1.0) are added when the client asked through the ``claims`` parameter and the
+resident consented (``idp.oauth.assurance``).
 
 ID tokens of a browser sign-in carry ``sid`` (OIDC Back-Channel Logout 1.0
 §2.1), the value logout tokens carry too; ending a session notifies the
@@ -35,6 +35,7 @@ from idp.accounts import service as accounts
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
+from idp.consent import service as consent_service
 from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import assurance
@@ -63,7 +64,11 @@ def release(principal: Principal, scope: str, channel: str, token: Token | None 
     asked again (docs/consent.md).
     """
     client = principal.client
-    claims = claims_for(principal.resident, scope.split(), principal.sub)
+    # The token's (or code's) scopes within the consent in force now: a consent
+    # narrowed, withdrawn or expired since issuance releases no more than it says.
+    consented = principal.consent_in_force()
+    scopes = consent_service.covered(scope.split(), consented)
+    claims = claims_for(principal.resident, scopes, principal.sub)
     names = released_claim_names(claims)
     verified = assurance.release_for(principal, channel)
     if verified is not None:
@@ -157,8 +162,11 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         token = current_token._get_current_object()
         if user is None or token.subject is None:
             raise InvalidTokenError("The token does not belong to a resident.")
-        return UserInfo(release(Principal(user, token.subject, token.client, claims=token.claims),
-                                scope, "userinfo", token))
+        # The consent in force was read with the token (the resource protector has
+        # already refused a token whose consent is gone).
+        principal = Principal(user, token.subject, token.client, claims=token.claims,
+                              consented=consent_service.consented_for(token))
+        return UserInfo(release(principal, scope, "userinfo", token))
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):

@@ -14,6 +14,8 @@ from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
+from authlib.oauth2.rfc6750 import InsufficientScopeError
+from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import Flask
 from flask import Request
 from flask import Response
@@ -24,6 +26,7 @@ from idp import secrets
 from idp.clients.service import SCOPES
 from idp.clients.service import active_client
 from idp.config import Settings
+from idp.consent import service as consent_service
 from idp.oauth import tokens
 from idp.oauth.client_auth import PrivateKeyJWT
 from idp.oauth.device import DeviceAuthorizationEndpoint
@@ -44,6 +47,18 @@ from idp.oauth.revocation import RevocationEndpoint
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
         return tokens.by_access_token(token_string, resident=True)
+
+    def validate_token(self, token, scopes, request):
+        """Authlib's checks (present, unexpired, unrevoked), then the scopes against the
+        consent in force now rather than at issuance: a resident token whose consent was
+        withdrawn or has expired is invalid (401), one narrowed since covers only what
+        is left (RFC 6750 §3.1 ``insufficient_scope`` for the rest)."""
+        super().validate_token(token, None, request)
+        in_force = consent_service.scopes_in_force_for(token)
+        if token.resident_id is not None and not in_force:
+            raise InvalidTokenError(realm=self.realm, extra_attributes=self.extra_attributes)
+        if self.scope_insufficient(" ".join(in_force), scopes):
+            raise InsufficientScopeError()
 
 
 class ResourceProtector(_ResourceProtector):

@@ -10,10 +10,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import with_expression
 
 from idp import secrets
 from idp.accounts.models import Resident
@@ -21,6 +23,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
+from idp.consent import service as consent_service
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.models import Token
@@ -35,10 +38,19 @@ class Principal:
     client: Client
     # The consented verified_claims requests, by target (idp.oauth.assurance).
     claims: dict | None = None
+    # The items of the consent in force now, once read (with the token, or by the grant).
+    consented: set[str] | None = None
 
     @property
     def id(self) -> str:
         return self.resident.id
+
+    def consent_in_force(self) -> set[str]:
+        """What the resident's consent to this client covers at this moment; nothing
+        is released beyond it, whatever a code or token was issued with."""
+        if self.consented is None:
+            self.consented = consent_service.scopes_in_force(self.resident.id, self.client.id)
+        return self.consented
 
 
 @dataclass
@@ -93,11 +105,15 @@ CLIENT_STATE = (
 
 def _by_digest(column, value: str, resident: bool) -> Token | None:
     """The token whose ``column`` holds the digest of ``value``, with its client's state,
-    and its resident in the same query when the caller reads it (UserInfo, touch events,
-    refresh rotation)."""
+    the consent in force behind it (``Token.consent_scopes``: every use of a token
+    follows the consent as it is now), and its resident in the same query when the
+    caller reads it (UserInfo, touch events, refresh rotation)."""
     if not isinstance(value, str) or not value:
         return None
-    options = [CLIENT_STATE, joinedload(Token.resident)] if resident else [CLIENT_STATE]
+    options = [CLIENT_STATE, with_expression(
+        Token.consent_scopes, consent_service.in_force_sql(Token.resident_id, Token.client_id))]
+    if resident:
+        options.append(joinedload(Token.resident))
     return db.session.scalar(
         select(Token).options(*options).where(column == secrets.digest(value)))
 
@@ -119,6 +135,19 @@ def presented(value: str, hint: str | None) -> PresentedToken | None:
         if row is not None:
             return PresentedToken(row, kind)
     return None
+
+
+def granted_at(row: Token) -> dt.datetime | None:
+    """When the grant behind a resident's token first turned into tokens (a code
+    redeemed, a device code collected after the resident approved): the issuance of
+    the first token of its family, which rotation keeps. None for a token without a
+    resident. What the token records about the resident cannot predate it."""
+    if row.resident_id is None:
+        return None
+    if row.grant_type != "refresh_token":
+        return row.issued_at  # the family's first token
+    return db.session.scalar(
+        select(func.min(Token.issued_at)).where(Token.family_id == row.family_id))
 
 
 def save(token: dict, request) -> int:

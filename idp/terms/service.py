@@ -19,6 +19,9 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import String
+from sqlalchemy import func
+from sqlalchemy import literal
 from sqlalchemy import select
 
 from idp.accounts.models import Resident
@@ -50,13 +53,18 @@ def _settings():
     return current_app.extensions["idp.settings"]
 
 
-def current(now: dt.datetime | None = None) -> Terms:
-    row = db.session.scalar(
-        select(TermsVersion)
+def _newest(*columns, now: dt.datetime | None = None):
+    """The newest published version whose ``effective_at`` has come (a SELECT of ``columns``)."""
+    return (
+        select(*columns)
         .where(TermsVersion.effective_at <= (now or utcnow()))
         .order_by(TermsVersion.effective_at.desc(), TermsVersion.published_at.desc())
         .limit(1)
     )
+
+
+def current(now: dt.datetime | None = None) -> Terms:
+    row = db.session.scalar(_newest(TermsVersion, now=now))
     if row is None:
         settings = _settings()
         return Terms(version=settings.terms_version, url=settings.terms_url)
@@ -66,6 +74,13 @@ def current(now: dt.datetime | None = None) -> Terms:
 
 def current_version() -> str:
     return current().version
+
+
+def current_version_sql(now: dt.datetime | None = None):
+    """``current_version()`` as an SQL expression, for a query that checks a consent
+    against the terms in force without a statement of its own."""
+    return func.coalesce(_newest(TermsVersion.version, now=now).scalar_subquery(),
+                         literal(_settings().terms_version, String(40)))
 
 
 def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en: str = "",

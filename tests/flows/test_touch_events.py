@@ -62,8 +62,8 @@ def stored():
 def test_resident_events_are_logged_against_the_resident(client, resident_token):
     """Test that a device-flow token logs events with the resident who approved."""
     response = post(client, resident_token, {"events": [
-        {"occurred_at": now_iso(5), "target": "map-north", "event_id": "e1"},
-        {"occurred_at": now_iso(1), "target": "events-today", "event_id": "e2"}]})
+        {"occurred_at": now_iso(), "target": "map-north", "event_id": "e1"},
+        {"occurred_at": now_iso(), "target": "events-today", "event_id": "e2"}]})
     assert response.status_code == 201 and response.json == {"stored": 2, "duplicates": 0}
     resident = db.session.scalar(select(Resident))
     rows = db.session.scalars(select(TouchEvent)).all()
@@ -208,9 +208,10 @@ def test_non_json_body_is_400(client, anonymous_token):
 
 def test_events_for_resident_lists_kiosk_and_location(client, resident_token):
     """Test that a resident's events can be listed with kiosk and location, newest first."""
+    # A resident's touches come after the token's grant (a second later is still "new").
     post(client, resident_token, {"events": [
-        {"occurred_at": now_iso(60), "target": "old"},
-        {"occurred_at": now_iso(1), "target": "new"}]})
+        {"occurred_at": now_iso(), "target": "old"},
+        {"occurred_at": now_iso(-1), "target": "new"}]})
     resident = db.session.scalar(select(Resident))
     listed = kiosks.events_for_resident(resident.id)
     assert [e["target"] for e in listed] == ["new", "old"]
