@@ -72,6 +72,15 @@ class Settings:
                       "counts alone, so it is only right for a single process on a single "
                       "node."),
     )
+    redis_timeout_ms: int = field(
+        default=250,
+        metadata=_doc("Connect and read timeout of each Redis call, milliseconds (no retries)."),
+    )
+    redis_cooldown: int = field(
+        default=30,
+        metadata=_doc("Seconds rate limits count in each process's memory after Redis failed, "
+                      "before one call tries Redis again (circuit breaker)."),
+    )
     consortium_name: str = field(
         default="札幌都心版データプラットフォーム民間推進体制",
         metadata=_doc("The consortium's name as residents see it (Japanese)."),
@@ -421,6 +430,10 @@ class Settings:
             elif self.gunicorn_workers != 1:
                 problems.append("memory_rate_limits needs gunicorn_workers = 1 (each worker "
                                 "would count rate limits on its own)")
+        if not 1 <= self.redis_timeout_ms <= 5000:
+            problems.append("redis_timeout_ms must be between 1 and 5000")
+        if not 1 <= self.redis_cooldown <= 3600:
+            problems.append("redis_cooldown must be between 1 and 3600 seconds")
         return problems
 
     @property

@@ -187,7 +187,8 @@ def test_memory_rate_limits_is_an_opt_out_for_one_process_only():
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
-    ("redis_url", "http://127.0.0.1:6379", "redis_url must be redis://")])
+    ("redis_url", "http://127.0.0.1:6379", "redis_url must be redis://"),
+    ("redis_timeout_ms", 0, "redis_timeout_ms"), ("redis_cooldown", 0, "redis_cooldown")])
 def test_redis_settings_are_validated(name, value, message):
     """Test that a redis_url that is not a Redis URL, and timeouts out of range, are refused."""
     with pytest.raises(SettingsError, match=message):
