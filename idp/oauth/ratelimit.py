@@ -26,6 +26,7 @@ from typing import Any
 import limits
 from flask import current_app
 from flask import g
+from flask import has_request_context
 from flask import request
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
@@ -44,7 +45,7 @@ def counted(query_client: Callable[[str], Any]) -> Callable[[str], Any]:
 
     def query(client_id: str) -> Any:
         client = query_client(client_id)
-        if request.endpoint == LIMITED_VIEW:
+        if has_request_context() and request.endpoint == LIMITED_VIEW:
             count("client:" + client.client_id if client is not None
                   else "address:" + (get_remote_address() or "unknown"))
         return client

@@ -96,16 +96,21 @@ def test_a_client_assertion_counts_against_the_client_it_names(client, machines)
                       grant_types=["client_credentials"], scopes=["touch_events"],
                       jwks={"keys": [key.as_dict(private=False, kid="k1", alg="RS256")]})
     forged = RSAKey.generate_key(2048, private=True)
-    for _ in range(3):
+
+    def assertion_request():
         now = int(time.time())
         claims = {"iss": rp.client_id, "sub": rp.client_id, "aud": "http://localhost/token",
                   "iat": now, "exp": now + 60, "jti": factories.token(8)}
-        answer = client.post("/token", data={
+        return client.post("/token", data={
             "grant_type": "client_credentials",
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             "client_assertion": jwt.encode({"alg": "RS256", "kid": "k1"}, claims, forged)})
+
+    for _ in range(3):
+        answer = assertion_request()
         assert (answer.status_code, answer.json["error"]) == (400, "invalid_client")
     assert client.post("/token", data={"grant_type": "client_credentials", "client_id":
                                        rp.client_id, "client_secret": "x"}).status_code == 429
+    assert assertion_request().status_code == 429
     one, _ = machines
     assert cc(client, one).status_code == 200
