@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask import url_for
 
+from idp import limiter_storage
 from idp.config import ROOT
 from idp.config import Settings
 
@@ -37,7 +38,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=3600,
         WTF_CSRF_SSL_STRICT=False,
         TESTING=settings.environment == "test",
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_STORAGE_URI=(limiter_storage.storage_uri(settings.redis_url)
+                               if settings.redis_url else "memory://"),
+        RATELIMIT_STORAGE_OPTIONS=(limiter_storage.storage_options(
+            settings.redis_timeout_ms, settings.redis_cooldown) if settings.redis_url else {}),
         RATELIMIT_KEY_PREFIX="machi-id",
     )
     app.extensions["idp.settings"] = settings

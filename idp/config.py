@@ -27,6 +27,7 @@ DEFAULTS_FILE = ROOT / "config" / "defaults.toml"
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production
 ENVIRONMENTS = ("development", "test", "production")
 ID_TOKEN_ALGS = ("RS256", "ES256")
+REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 
 
 class SettingsError(ValueError):
@@ -61,7 +62,24 @@ class Settings:
     )
     redis_url: str = field(
         default="",
-        metadata=_doc("Optional Redis URL for shared state between nodes (rate limits)."),
+        metadata=_doc("Redis URL for shared state between workers and nodes (rate limits). "
+                      "Required in production unless memory_rate_limits is set."),
+    )
+    memory_rate_limits: bool = field(
+        default=False,
+        metadata=_doc("Production without redis_url: count rate limits in the memory of the "
+                      "one process that serves (gunicorn_workers must be 1). Each process "
+                      "counts alone, so it is only right for a single process on a single "
+                      "node."),
+    )
+    redis_timeout_ms: int = field(
+        default=250,
+        metadata=_doc("Connect and read timeout of each Redis call, milliseconds (no retries)."),
+    )
+    redis_cooldown: int = field(
+        default=30,
+        metadata=_doc("Seconds rate limits count in each process's memory after Redis failed, "
+                      "before one call tries Redis again (circuit breaker)."),
     )
     consortium_name: str = field(
         default="札幌都心版データプラットフォーム民間推進体制",
@@ -345,6 +363,7 @@ class Settings:
         elif self.environment == "production":
             problems.append("key_encryption_key must be set in production "
                             "(IDP_KEY_ENCRYPTION_KEY)")
+        problems.extend(self._redis_problems())
         if self.proxy_hops < 0:
             problems.append("proxy_hops must not be negative")
         if self.gunicorn_workers < 1 or self.gunicorn_threads < 1 or \
@@ -393,6 +412,28 @@ class Settings:
             problems.append("backchannel_logout_timeout must be between 1 and 60 seconds")
         if not self.proofing_trust_framework.strip():
             problems.append("proofing_trust_framework must not be empty")
+        return problems
+
+    def _redis_problems(self) -> list[str]:
+        problems = []
+        if self.redis_url:
+            if urlsplit(self.redis_url).scheme not in REDIS_SCHEMES:
+                problems.append("redis_url must be redis://, rediss:// or redis+unix://")
+        elif self.environment == "production":
+            # Without a shared store each worker keeps its own counts: two workers
+            # let twice the guessed passwords, user codes and client secrets through.
+            if not self.memory_rate_limits:
+                problems.append(
+                    "redis_url must be set in production (IDP_REDIS_URL): without it every "
+                    "worker process counts rate limits on its own; for a single-process node "
+                    "set IDP_MEMORY_RATE_LIMITS=true and IDP_GUNICORN_WORKERS=1")
+            elif self.gunicorn_workers != 1:
+                problems.append("memory_rate_limits needs gunicorn_workers = 1 (each worker "
+                                "would count rate limits on its own)")
+        if not 1 <= self.redis_timeout_ms <= 5000:
+            problems.append("redis_timeout_ms must be between 1 and 5000")
+        if not 1 <= self.redis_cooldown <= 3600:
+            problems.append("redis_cooldown must be between 1 and 3600 seconds")
         return problems
 
     @property

@@ -80,7 +80,9 @@ def init_app(app: Flask) -> None:
             response = app.make_response(error_page(
                 error.code or 500, titles.get(error.code, _("Something went wrong")), message))
         if error.code == 429 and "Retry-After" not in response.headers:
-            response.headers["Retry-After"] = retry_after()
+            # A limit counted outside flask-limiter's decorators says its own wait.
+            own = getattr(error, "retry_after", None)
+            response.headers["Retry-After"] = str(own) if isinstance(own, int) else retry_after()
         return response
 
     @app.errorhandler(OperationalError)

@@ -8,7 +8,8 @@ for good, and the counting is the same for addresses that have no account,
 so a 429 tells nobody whether an account exists.
 
 Counts live in the rate limiter's storage: Redis when ``IDP_REDIS_URL`` is
-set (shared by every worker and node), memory otherwise.
+set (shared by every worker and node; this process's memory while Redis is
+unreachable, idp.limiter_storage), memory otherwise.
 """
 
 from __future__ import annotations

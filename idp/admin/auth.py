@@ -2,7 +2,8 @@
 
 Sign-in checks, in order (the first that fails decides; all are audited as
 ``admin:login:failure`` with the reason, and the page says only that the
-sign-in failed):
+sign-in failed: one status and one message for every reason, so a right
+password without its code cannot be told from a wrong one):
 
 1. ``locked``          5 failures for the account in the last 15 minutes;
 2. ``unknown_admin``   no such email (one argon2 verification is spent anyway);

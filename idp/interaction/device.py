@@ -133,12 +133,18 @@ def confirm():
 
 @bp.get("/device/qr/<code>.<any(svg, png):fmt>")
 def qr(code: str, fmt: str):
-    """The verification_uri_complete of a pending code, as a QR image for the screen."""
-    row = device_flow.find_by_user_code(code)
-    if row is None:
+    """The QR image of ``/device?user_code=<code>`` (verification_uri_complete).
+
+    A pure function of the code's spelling: any well-formed code gets its image,
+    pending or not, and the database is never read. Answering 404 for codes that
+    are not pending made this an unthrottled oracle for live user codes, around
+    the attempt limits of /device (RFC 8628 §5.1). The image tells nobody more
+    than the URL it encodes, which anyone can write down.
+    """
+    normalised = device_flow.normalise_user_code(code)
+    if normalised is None:
         abort(404)
-    target = url_for("device.enter_code", user_code=device_flow.format_user_code(
-        device_flow.normalise_user_code(code)))
+    target = url_for("device.enter_code", user_code=device_flow.format_user_code(normalised))
     uri = current_app.extensions["idp.settings"].endpoint(target)
     if fmt == "svg":
         image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, border=2)
@@ -149,4 +155,5 @@ def qr(code: str, fmt: str):
         buffer = io.BytesIO()
         image.save(buffer)
         body, mimetype = buffer.getvalue(), "image/png"
-    return Response(body, mimetype=mimetype, headers={"Cache-Control": "no-store"})
+    # The same code always gives the same image: caches may keep it.
+    return Response(body, mimetype=mimetype, headers={"Cache-Control": "public, max-age=86400"})

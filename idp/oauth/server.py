@@ -27,6 +27,7 @@ from idp.clients.service import SCOPES
 from idp.clients.service import active_client
 from idp.config import Settings
 from idp.consent import service as consent_service
+from idp.oauth import ratelimit
 from idp.oauth import tokens
 from idp.oauth.client_auth import PrivateKeyJWT
 from idp.oauth.device import DeviceAuthorizationEndpoint
@@ -122,7 +123,8 @@ def describe(text: str, limit: int = 200) -> str:
 
 def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
     server = OAuthServer()
-    server.init_app(app, query_client=active_client, save_token=tokens.save)
+    # Token requests count against the client authentication looks up (idp.oauth.ratelimit).
+    server.init_app(app, query_client=ratelimit.counted(active_client), save_token=tokens.save)
     server.register_token_generator("default", TokenGenerator(settings))
     server.scopes_supported = list(SCOPES)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())

@@ -10,13 +10,10 @@ from flask import request
 
 from idp.extensions import csrf
 from idp.extensions import db
-from idp.extensions import limiter
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
 from idp.oauth.discovery import document as discovery_document
 from idp.oauth.openapi import document as openapi_document
-from idp.oauth.ratelimit import client_key
-from idp.oauth.ratelimit import token_limit
 
 bp = Blueprint("oauth", __name__)
 
@@ -74,9 +71,10 @@ def authorize():
 
 @bp.post("/token")
 @csrf.exempt
-@limiter.limit(token_limit, key_func=client_key, error_message="too many token requests")
 def token():
-    """Token endpoint: authorization_code, refresh_token, client_credentials."""
+    """Token endpoint: authorization_code, refresh_token, client_credentials.
+
+    Rate-limited per client inside client authentication (idp.oauth.ratelimit)."""
     return _committed(_server().create_token_response())
 
 

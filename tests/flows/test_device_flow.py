@@ -7,6 +7,7 @@ import re
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -365,36 +366,66 @@ def test_revoked_kiosk_code_shows_no_longer_connected(client, kiosk):
 
 
 def test_qr_code_svg_and_png(client, kiosk):
-    """Test that the QR endpoints render a pending code and 404 unknown ones."""
+    """Test that the QR endpoints render a code as SVG or PNG and 404 malformed ones."""
     body = authorize(client, kiosk)
     svg = client.get(f"/device/qr/{body['user_code']}.svg")
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
     assert svg.data.startswith(b"<svg")
     png = client.get(f"/device/qr/{body['user_code']}.png")
     assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert client.get("/device/qr/BCDF-GHJK.svg").status_code == 404
     assert client.get("/device/qr/not-a-code.png").status_code == 404
+    assert client.get("/device/qr/BCDF-GHJ.svg").status_code == 404
     assert client.get(f"/device/qr/{body['user_code']}.gif").status_code == 404
+
+
+def qr_svg(uri: str) -> bytes:
+    import qrcode
+    import qrcode.image.svg
+
+    return qrcode.make(uri, border=2, image_factory=qrcode.image.svg.SvgPathImage).to_string()
 
 
 def test_qr_code_encodes_verification_uri_complete(client, kiosk):
     """Test that the QR image is exactly the code for verification_uri_complete."""
-    import qrcode
-    import qrcode.image.svg
-
     body = authorize(client, kiosk)
-    expected = qrcode.make(body["verification_uri_complete"], border=2,
-                           image_factory=qrcode.image.svg.SvgPathImage).to_string()
     lower = body["user_code"].lower().replace("-", "")
-    assert client.get(f"/device/qr/{lower}.svg").data == expected
+    assert client.get(f"/device/qr/{lower}.svg").data == qr_svg(body["verification_uri_complete"])
 
 
-def test_qr_code_of_expired_code_is_404(client, kiosk):
-    """Test that an expired code's QR is gone."""
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_qr_code_tells_nothing_about_which_codes_are_pending(client, kiosk, fmt):
+    """Test that a pending code and a well-formed code nobody holds get the same kind of
+    answer, each the image of its own URL, without a database read: the QR endpoint is no
+    oracle for live user codes around the /device attempt limit (RFC 8628 §5.1)."""
+    pending = authorize(client, kiosk)["user_code"]
+    unknown = next(c for c in ("BCDF-GHJK", "ZXWV-TSRQ") if c != pending)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        answers = [client.get(f"/device/qr/{code}.{fmt}") for code in (pending, unknown)]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert statements == []
+
+    def shape(answer):
+        return (answer.status_code, answer.mimetype, answer.headers["Cache-Control"],
+                sorted(answer.headers.keys()))
+
+    assert shape(answers[0]) == shape(answers[1])
+    assert answers[0].status_code == 200
+    if fmt == "svg":
+        assert answers[1].data == qr_svg(f"http://localhost/device?user_code={unknown}")
+
+
+def test_qr_code_of_expired_code_is_still_its_image(client, kiosk):
+    """Test that an expired code's QR is answered as any other code's (nothing to learn)."""
     with freeze_time(dt.datetime.now(dt.UTC)) as frozen:
         body = authorize(client, kiosk)
+        fresh = client.get(f"/device/qr/{body['user_code']}.svg")
         frozen.tick(dt.timedelta(seconds=601))
-        assert client.get(f"/device/qr/{body['user_code']}.svg").status_code == 404
+        expired = client.get(f"/device/qr/{body['user_code']}.svg")
+    assert (expired.status_code, expired.data) == (200, fresh.data)
 
 
 def test_new_terms_must_be_accepted_before_a_device_approval(client, kiosk):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from tests import factories
 
@@ -67,3 +71,46 @@ def test_client_id_in_the_form_counts_as_the_client(client, machines):
         client.post("/token", data={"grant_type": "client_credentials",
                                     "client_id": one.client_id, "client_secret": "x"})
     assert cc(client, one).status_code == 429
+
+
+def test_a_percent_encoded_client_id_counts_as_the_same_client(client, machines):
+    """Test that ``mc%5F…`` and ``mc_…`` in Basic credentials share one bucket: the id is
+    form-urlencoded there (RFC 6749 §2.3.1), and the limit keys on the id client
+    authentication decodes, not on the raw username."""
+    one, _ = machines
+    encoded = one.client_id.replace("_", "%5F")
+    assert encoded != one.client_id
+    answers = [client.post("/token", data={"grant_type": "client_credentials"},
+                           auth=(encoded, one.client_secret)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert cc(client, one).status_code == 429
+    assert client.post("/token", data={"grant_type": "client_credentials"},
+                       auth=(one.client_id.replace("_", "%5f"), "guess")).status_code == 429
+
+
+def test_a_client_assertion_counts_against_the_client_it_names(client, machines):
+    """Test that private_key_jwt requests without a client_id field count against the client
+    the assertion names (its ``sub``, which authentication looks up), not the address."""
+    key = RSAKey.generate_key(2048, private=True)
+    rp = factories.rp(token_endpoint_auth_method="private_key_jwt",
+                      grant_types=["client_credentials"], scopes=["touch_events"],
+                      jwks={"keys": [key.as_dict(private=False, kid="k1", alg="RS256")]})
+    forged = RSAKey.generate_key(2048, private=True)
+
+    def assertion_request():
+        now = int(time.time())
+        claims = {"iss": rp.client_id, "sub": rp.client_id, "aud": "http://localhost/token",
+                  "iat": now, "exp": now + 60, "jti": factories.token(8)}
+        return client.post("/token", data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": jwt.encode({"alg": "RS256", "kid": "k1"}, claims, forged)})
+
+    for _ in range(3):
+        answer = assertion_request()
+        assert (answer.status_code, answer.json["error"]) == (400, "invalid_client")
+    assert client.post("/token", data={"grant_type": "client_credentials", "client_id":
+                                       rp.client_id, "client_secret": "x"}).status_code == 429
+    assert assertion_request().status_code == 429
+    one, _ = machines
+    assert cc(client, one).status_code == 200

@@ -14,6 +14,10 @@ from idp.config import SettingsError
 SMTP_URL = "smtps://machi:secret@mail.example.jp"
 KEK = "ZmFrZS1rZXktZW5jcnlwdGlvbi1rZXktZm9yLXRlc3Q="  # a test Fernet key
 STRONG_KEY = "k" * 32
+# Nothing listens there: start-up and discovery must not need Redis.
+REDIS_URL = "redis://127.0.0.1:1/0"
+PRODUCTION = {"environment": "production", "issuer": "https://idp.example.jp",
+              "secret_key": STRONG_KEY, "smtp_url": SMTP_URL, "key_encryption_key": KEK}
 
 
 def test_defaults_load():
@@ -149,7 +153,8 @@ def test_production_refuses_loopback_http_issuer():
 def test_production_accepts_https_issuer_and_strong_key():
     """Test that production loads with an https issuer and a 32+ character key."""
     settings = Settings.load({"environment": "production", "issuer": "https://idp.example.jp",
-                              "secret_key": STRONG_KEY, "smtp_url": SMTP_URL, "key_encryption_key": KEK}, environ={})
+                              "secret_key": STRONG_KEY, "smtp_url": SMTP_URL, "key_encryption_key": KEK,
+                              "redis_url": REDIS_URL}, environ={})
     assert settings.is_production
     assert settings.secure_cookies is True
 
@@ -159,6 +164,44 @@ def test_production_refuses_to_start_without_a_mail_server():
     with pytest.raises(SettingsError, match="smtp_url must be set in production"):
         Settings.load({"environment": "production", "issuer": "https://idp.example.jp",
                        "secret_key": STRONG_KEY}, environ={})
+
+
+def test_production_refuses_to_start_without_redis():
+    """Test that production without redis_url raises SettingsError saying why and what to set:
+    each worker would count rate limits alone (two workers, twice the guesses)."""
+    with pytest.raises(SettingsError, match="redis_url must be set in production") as error:
+        Settings.load(PRODUCTION, environ={})
+    assert "IDP_REDIS_URL" in str(error.value) and "IDP_MEMORY_RATE_LIMITS" in str(error.value)
+    assert Settings.load({**PRODUCTION, "redis_url": REDIS_URL}, environ={}).redis_url
+
+
+def test_memory_rate_limits_is_an_opt_out_for_one_process_only():
+    """Test that production without Redis starts only with memory_rate_limits and a single
+    worker, and that development and test need neither."""
+    settings = Settings.load({**PRODUCTION, "memory_rate_limits": "true", "gunicorn_workers": 1},
+                             environ={})
+    assert settings.memory_rate_limits is True and settings.redis_url == ""
+    with pytest.raises(SettingsError, match="memory_rate_limits needs gunicorn_workers = 1"):
+        Settings.load({**PRODUCTION, "memory_rate_limits": True}, environ={})
+    assert Settings.load({"environment": "test"}, environ={}).redis_url == ""
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("redis_url", "http://127.0.0.1:6379", "redis_url must be redis://"),
+    ("redis_timeout_ms", 0, "redis_timeout_ms"), ("redis_cooldown", 0, "redis_cooldown")])
+def test_redis_settings_are_validated(name, value, message):
+    """Test that a redis_url that is not a Redis URL, and timeouts out of range, are refused."""
+    with pytest.raises(SettingsError, match=message):
+        Settings.load({name: value}, environ={})
+
+
+def test_cli_refuses_production_without_redis():
+    """Test that `idp` in production without IDP_REDIS_URL exits with the message, no traceback."""
+    env = {f"IDP_{k.upper()}": v for k, v in PRODUCTION.items()}
+    result = CliRunner().invoke(main, ["keys", "list"], env={**env, "IDP_LOG_LEVEL": "WARNING"})
+    assert result.exit_code != 0
+    assert "redis_url must be set in production" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("url", ["http://mail.example.jp", "smtp://", "mail.example.jp:25"])
@@ -200,7 +243,7 @@ def test_production_app_sets_secure_cookie_and_hsts(migrated):
     app = create_app({"environment": "production", "issuer": "https://idp.example.jp",
                       "secret_key": STRONG_KEY, "database_url": migrated,
                       "smtp_url": SMTP_URL, "log_level": "WARNING",
-                      "key_encryption_key": KEK})
+                      "key_encryption_key": KEK, "redis_url": REDIS_URL})
     assert app.config["SESSION_COOKIE_SECURE"] is True
     response = app.test_client().get("/.well-known/openid-configuration",
                                      base_url="https://idp.example.jp")

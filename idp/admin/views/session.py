@@ -40,14 +40,16 @@ def login():
     try:
         admin = auth.sign_in(email, request.form.get("password", ""),
                              request.form.get("code", ""))
-    except auth.AuthError as error:
-        db.session.commit()  # keep the audit record of the failure
-        message = _("Enter the 6-digit code from your authenticator app.") \
-            if error.reason == "missing_code" else \
-            _("The sign-in failed. Check the email address, the password and the code. After "
-              "several failures the account is locked for 15 minutes.")
+    except auth.AuthError:
+        db.session.commit()  # keep the audit record of the failure (its reason says which)
+        # One answer for every failure, whatever the reason: a different one for
+        # "right password, no code" confirmed a guessed password and left the
+        # second factor as the only barrier (OWASP Authentication Cheat Sheet,
+        # "Authentication and Error Messages": one generic message for any failure).
+        message = _("The sign-in failed. Check the email address, the password and the "
+                    "code. After several failures the account is locked for 15 minutes.")
         return render_template("admin/login.html", email=email[:254], error=message,
-                               next_url=next_url), 400 if error.reason == "missing_code" else 401
+                               next_url=next_url), 401
     if g.get("admin_session") is not None:
         auth.end_session(g.admin_session)  # one browser, one console session
     sid = auth.start_session(admin)
