@@ -37,6 +37,7 @@ from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.extensions import db
 from idp.keys import service as keys
+from idp.oauth import access
 from idp.oauth import assurance
 from idp.oauth import backchannel
 from idp.oauth.claims import claims_for
@@ -162,9 +163,9 @@ class EndSessionEndpoint(_EndSessionEndpoint):
                  "rp_initiated": True} if client is not None else {}
         row = accounts.load_session(session.get("sid"))
         if row is not None:
-            # Every client this session signed in to, told once the logout commits.
-            backchannel.queue(backchannel.notices_for_session(row))
-        accounts.end_session(session.get("sid"), **audit)
+            # Every client this session signed in to is told once the logout commits.
+            access.end_sessions(row.resident_id, "logout", session=row)
+            record(AuditTag.LOGOUT, resident_id=row.resident_id, **audit)
         session.pop("sid", None)
 
 

@@ -18,8 +18,8 @@ from joserfc.jwk import KeySet
 
 from idp.clients import service as clients
 from idp.extensions import db
-from idp.oauth import backchannel
 from tests import factories
+from tests.conftest import flush_outbox
 from tests.flows.admin_helpers import AdminBrowser
 from tests.flows.admin_helpers import enrolled_admin
 from tests.flows.admin_helpers import events
@@ -168,7 +168,7 @@ def test_failed_delivery_is_audited_and_changes_nothing_else(client, rp, relying
     relying_party.status = 500
     clients.revoke_client(rp.client_id, actor="test")
     db.session.commit()
-    results = backchannel.deliver_ready()
+    results = flush_outbox()
     db.session.commit()
     assert results == [{"client_id": rp.client_id, "result": "failed", "status": 500}]
     (delivery,) = events("oauth:backchannel_logout:delivery")
@@ -183,7 +183,7 @@ def test_unreachable_endpoint_is_audited_as_failed(client, app):
     tokens_for(client, rp, "openid")
     clients.revoke_client(rp.client_id, actor="test")
     db.session.commit()
-    (result,) = backchannel.deliver_ready()
+    (result,) = flush_outbox()
     db.session.commit()
     assert result["result"] == "failed" and result["error"] == "ConnectionError"
 
@@ -193,7 +193,7 @@ def test_nothing_is_sent_for_a_rolled_back_change(client, rp, relying_party):
     tokens_for(client, rp, "openid")
     clients.revoke_client(rp.client_id, actor="test")
     db.session.rollback()
-    assert backchannel.deliver_ready() == []
+    assert flush_outbox() == []
     assert relying_party.received == []
 
 
@@ -204,7 +204,7 @@ def test_clients_without_a_uri_are_not_contacted(client, relying_party):
     tokens_for(client, rp, "openid")
     clients.revoke_client(rp.client_id, actor="test")
     db.session.commit()
-    assert backchannel.deliver_ready() == []
+    assert flush_outbox() == []
     assert events("oauth:backchannel_logout:delivery") == []
 
 
