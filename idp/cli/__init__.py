@@ -104,9 +104,10 @@ def _register() -> None:
     from idp.cli import serve
     from idp.cli import terms
     from idp.cli import users
+    from idp.cli import worker
 
     for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
-                   export, serve, demo):
+                   export, serve, demo, worker):
         main.add_command(module.group)
 
 

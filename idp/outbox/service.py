@@ -333,24 +333,21 @@ class Outbox:
                     self._idle.set()
 
 
-def deliver_in_new_context(app: Flask) -> int:
+def deliver_in_new_context(app: Flask) -> list[dict[str, Any]]:
     """Deliver everything due, in an app context of its own: no request, no ``g``, no
-    session shared with the caller. Returns how many messages were attempted."""
+    session shared with the caller. Returns the outcomes (see ``deliver_due``)."""
 
-    def run() -> int:
-        attempted = 0
+    def run() -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
         with app.app_context():
             try:
-                while True:
-                    results = deliver_due()
-                    attempted += len(results)
-                    if not results:
-                        break
+                while batch := deliver_due():
+                    results.extend(batch)
             except Exception:  # a delivery failure must not kill the thread or the answer
                 log.exception("outbox delivery failed")
             finally:
                 db.session.remove()
-        return attempted
+        return results
 
     return contextvars.Context().run(run)
 
