@@ -81,8 +81,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(outbox_bp)
     from idp.admin.views import bp as admin_bp
     from idp.oauth import backchannel
+    from idp.outbox import service as outbox
 
     app.register_blueprint(admin_bp)
+    outbox.init_app(app)
     backchannel.init_app(app)
     build_authorization_server(app, settings)
     _template_context(app, settings)

@@ -254,6 +254,22 @@ class Settings:
                       "upstreams, so the proxy, not the node, closes pooled connections."),
     )
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
+    outbox_delivery: str = field(
+        default="thread",
+        metadata=_doc("Who delivers queued messages (back-channel logout tokens) after their "
+                      "change commits: thread (a thread of the app, woken after each request "
+                      "that queued one; run `idp worker` as well for retries), worker (only "
+                      "`idp worker`), or inline (at the end of the request, tests only)."),
+    )
+    outbox_max_attempts: int = field(
+        default=8,
+        metadata=_doc("Attempts before a queued message becomes a dead letter (1 to 50)."),
+    )
+    outbox_backoff: int = field(
+        default=30,
+        metadata=_doc("Seconds before the first retry of a failed delivery; each further "
+                      "retry waits twice as long, at most 6 hours (1 to 3600)."),
+    )
 
     # ---- derived -------------------------------------------------------
     @property
@@ -376,6 +392,11 @@ class Settings:
             problems.append(f"trusted_proxies: {exc}")
         if self.key_publish_delay < 0:
             problems.append("key_publish_delay must not be negative")
+        if self.outbox_delivery not in ("thread", "worker", "inline"):
+            problems.append("outbox_delivery must be thread, worker or inline")
+        if not 1 <= self.outbox_max_attempts <= 50 or not 1 <= self.outbox_backoff <= 3600:
+            problems.append("outbox_max_attempts must be between 1 and 50, outbox_backoff "
+                            "between 1 and 3600 seconds")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
 

@@ -23,6 +23,7 @@ from idp.oauth.models import DeviceCode
 from idp.oauth.models import PairwiseSubject
 from idp.oauth.models import Token
 from idp.oauth.models import UsedClientAssertion
+from idp.outbox.models import OutboxMessage
 from idp.proofing.models import IdentityProofing
 from idp.terms.models import TermsVersion
 
@@ -30,6 +31,7 @@ __all__ = [
     "Admin", "AdminFormToken", "AdminSession", "AuditChainHead", "CompanyContract",
     "IdentityProofing",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
-    "ConsentReceipt", "DeviceCode", "Kiosk", "PairwiseSubject", "RecoveryCode", "Resident",
+    "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",
+    "Resident",
     "SigningKey", "TermsVersion", "Token", "TouchEvent", "UsedClientAssertion", "UsedLink",
 ]

@@ -37,6 +37,11 @@ TEST_SETTINGS = {
     "argon2_parallelism": 1,
     "key_publish_delay": 3600,
     "log_level": "WARNING",
+    # Queued messages (back-channel logout tokens) are delivered at the end of
+    # the request that queued them, after its transaction has ended, so a test
+    # sees them delivered when the request returns. Messages queued outside a
+    # request (a service called from the test) wait for ``flush_outbox()``.
+    "outbox_delivery": "inline",
 }
 
 
@@ -122,6 +127,18 @@ def csrf_token(html: str) -> str:
 @pytest.fixture
 def is_postgres():
     return bool(PG_URL)
+
+
+def flush_outbox() -> list[dict]:
+    """Deliver every due outbox message now (``idp.outbox.service.deliver_due``), as
+    ``idp worker --once`` would: the test's transaction ends first."""
+    from idp.outbox import service as outbox
+
+    db.session.commit()
+    results = []
+    while batch := outbox.deliver_due():
+        results.extend(batch)
+    return results
 
 
 def count(model) -> int:

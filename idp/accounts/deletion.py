@@ -2,6 +2,9 @@
 
 After the password is re-entered, in one transaction:
 
+- every service the resident was signed in to that registered a back-channel
+  logout URI gets a logout token (``idp.oauth.access``; the queued messages
+  keep no resident id);
 - every token of the resident is deleted (introspection answers
   ``active: false`` and UserInfo ``invalid_token`` at once), with their
   authorization codes and device codes;
@@ -42,10 +45,7 @@ from idp.extensions import db
 from idp.kiosk.models import TouchEvent
 from idp.mail.service import Message
 from idp.mail.service import compose
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import PairwiseSubject
-from idp.oauth.models import Token
+from idp.oauth import access
 
 
 def delete_resident(resident: Resident, password: str) -> Message:
@@ -58,14 +58,11 @@ def delete_resident(resident: Resident, password: str) -> Message:
     consents_in_force = db.session.scalar(
         select(func.count()).select_from(Consent)
         .where(Consent.resident_id == rid, Consent.withdrawn_at.is_(None))) or 0
-    counts = {
-        "consents_withdrawn": consents_in_force,
-        "tokens_revoked": _delete(Token, Token.resident_id == rid),
-    }
-    _delete(AuthorizationCode, AuthorizationCode.resident_id == rid)
-    _delete(DeviceCode, DeviceCode.resident_id == rid)
-    counts["pairwise_subjects_removed"] = _delete(PairwiseSubject,
-                                                  PairwiseSubject.resident_id == rid)
+    # Every service the resident was signed in to is told (back-channel logout)
+    # before the rows that say so go; the messages do not keep the resident's id.
+    access.end_sessions(rid, "account_deleted")
+    access.revoke_grants(resident=rid, reason="account_deleted")
+    counts = {"consents_withdrawn": consents_in_force, **access.forget_resident(rid)}
     _delete(ConsentReceipt, ConsentReceipt.resident_id == rid)
     _delete(Consent, Consent.resident_id == rid)
     _delete(RecoveryCode, RecoveryCode.resident_id == rid)

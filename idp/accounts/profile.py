@@ -4,7 +4,8 @@
   (never the values). Companies see them on their next UserInfo call or ID
   token, because claims are read from the resident's row at release.
 - A password change needs the current password; it ends the resident's other
-  browser sessions (this one stays signed in) and mails a notice.
+  browser sessions (this one stays signed in; services they signed in to get
+  a back-channel logout token) and mails a notice.
 - An email change needs the current password and goes through verification:
   the new address is kept as ``pending_email`` and a link is sent to it; only
   when the link is followed does it replace ``email`` (``email_verified``
@@ -33,6 +34,7 @@ from idp.audit.tags import AuditTag
 from idp.extensions import db
 from idp.mail.service import Message
 from idp.mail.service import compose
+from idp.oauth import access
 
 
 class ProfileError(ValueError):
@@ -61,8 +63,8 @@ def change_password(resident: Resident, current: str, new: str,
         raise ProfileError("bad_password")
     accounts.validate_password(new, resident.email)
     resident.password_hash = passwords.hash_password(new)
-    ended = accounts.end_all_sessions(resident.id,
-                                      keep=session_row.id if session_row else None)
+    ended = access.end_sessions(resident, "password_change",
+                                keep_session=session_row.id if session_row else None)
     record(AuditTag.PASSWORD_CHANGE, resident_id=resident.id, sessions_ended=ended)
     return compose("password_changed", resident.email, resident.locale,
                    reset_url=url_for("account.reset_request", _external=True))

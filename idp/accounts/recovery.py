@@ -9,14 +9,14 @@ by any route (another reset link, the account page).
 
 A reset ends every browser session of the resident, revokes every access and
 refresh token, and expires unredeemed authorization codes: whoever knew the
-old password is out everywhere at once. A second factor (TOTP) stays on: the
+old password is out everywhere at once, and every service with a back-channel
+logout URI is told. A second factor (TOTP) stays on: the
 reset does not sign anyone in.
 """
 
 from __future__ import annotations
 
 from flask import url_for
-from sqlalchemy import update
 
 from idp import secrets
 from idp.accounts import links
@@ -25,13 +25,10 @@ from idp.accounts import service as accounts
 from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
-from idp.db import utcnow
 from idp.extensions import db
 from idp.mail.service import Message
 from idp.mail.service import compose
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import Token
+from idp.oauth import access
 
 
 def fingerprint(password_hash: str) -> str:
@@ -73,23 +70,12 @@ def reset_password(resident: Resident, payload: dict, new_password: str) -> Mess
                    reset_url=url_for("account.reset_request", _external=True))
 
 
-def revoke_everything(resident_id: str, keep_session: int | None = None) -> dict[str, int]:
+def revoke_everything(resident_id: str, keep_session: int | None = None,
+                      reason: str = "password_reset") -> dict[str, int]:
     """End the resident's sessions (but ``keep_session``), revoke all their tokens
     and expire their unredeemed codes, including device codes a kiosk has not
-    collected yet. Returns counts for the audit record."""
-    now = utcnow()
-    sessions = accounts.end_all_sessions(resident_id, keep=keep_session)
-    tokens = db.session.execute(
-        update(Token).where(Token.resident_id == resident_id, Token.revoked_at.is_(None))
-        .values(revoked_at=now)).rowcount
-    db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.resident_id == resident_id,
-               AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now)
-        .values(expires_at=now))
-    db.session.execute(
-        update(DeviceCode)
-        .where(DeviceCode.resident_id == resident_id, DeviceCode.consumed_at.is_(None),
-               DeviceCode.expires_at > now)
-        .values(expires_at=now))
-    return {"sessions_ended": sessions, "tokens_revoked": tokens}
+    collected yet; every client with a back-channel logout URI is told
+    (``idp.oauth.access``). Returns counts for the audit record."""
+    sessions = access.end_sessions(resident_id, reason, keep_session=keep_session)
+    cut = access.revoke_grants(resident=resident_id, reason=reason)
+    return {"sessions_ended": sessions, **cut}

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy import update
 
 from idp import secrets
 from idp.accounts import passwords
@@ -197,13 +196,3 @@ def end_session(sid: str | None, **audit) -> BrowserSession | None:
         row.ended_at = utcnow()
         record(AuditTag.LOGOUT, resident_id=row.resident_id, **audit)
     return row
-
-
-def end_all_sessions(resident_id: str, keep: int | None = None) -> int:
-    """End every live session of the resident (except the row ``keep``); returns how many."""
-    query = (update(BrowserSession)
-             .where(BrowserSession.resident_id == resident_id,
-                    BrowserSession.ended_at.is_(None)))
-    if keep is not None:
-        query = query.where(BrowserSession.id != keep)
-    return db.session.execute(query.values(ended_at=utcnow())).rowcount

@@ -39,15 +39,18 @@ def in_app(fn: Callable) -> Callable:
 
     Domain errors (ValueError subclasses) become a clean message and exit 1;
     the refusal itself is audited (``cli:command:refused``), nothing else is
-    kept. After a commit, back-channel logout notices the command caused
-    (a revoked client, a suspended company) are delivered and audited.
+    kept. After the commit, messages the command queued (back-channel logout
+    tokens of a revoked client, a suspended company) are delivered and audited
+    (``idp.outbox``); what fails is retried by ``idp worker``.
     """
 
     @wraps(fn)
     @click.pass_obj
     def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        from flask import g
+
         from idp.extensions import db
-        from idp.oauth import backchannel
+        from idp.outbox import service as outbox
 
         with ctx.app.app_context():
             try:
@@ -59,8 +62,8 @@ def in_app(fn: Callable) -> Callable:
                 path = click.get_current_context().command_path.split()[1:]
                 _audit_refusal(" ".join(path), exc)
                 raise click.ClickException(str(exc)) from exc
-            if backchannel.deliver_ready():
-                db.session.commit()
+            if g.pop("idp_outbox_enqueued", False):
+                outbox.deliver_in_new_context(ctx.app)
             return result
 
     return wrapper
@@ -101,9 +104,10 @@ def _register() -> None:
     from idp.cli import serve
     from idp.cli import terms
     from idp.cli import users
+    from idp.cli import worker
 
     for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
-                   export, serve, demo):
+                   export, serve, demo, worker):
         main.add_command(module.group)
 
 

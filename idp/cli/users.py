@@ -60,3 +60,21 @@ def reset_second_factor(email: str, as_json: bool) -> None:
     totp.reset_by_operator(resident, actor="cli")
     emit(as_json, {"id": resident.id, "totp_enabled": False},
          f"two-step verification is off for {resident.display_id}")
+
+
+@group.command("sign-out")
+@click.option("--email", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def sign_out(email: str, as_json: bool) -> None:
+    """End every browser session and revoke every token of a resident (a lost phone, a
+    shared computer); services with a back-channel logout URI are told."""
+    from idp.oauth import access
+
+    resident = service.find_by_email(email)
+    if resident is None:
+        raise service.ResidentError(f"no resident with email {email}")
+    counts = access.sign_out_everywhere(resident, "admin", actor="cli")
+    emit(as_json, {"id": resident.id, **counts},
+         f"{resident.display_id}: {counts['sessions_ended']} session(s) ended, "
+         f"{counts['tokens_revoked']} token(s) revoked")

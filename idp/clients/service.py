@@ -1,11 +1,11 @@
 """Companies and clients: admission, contracts, registration, changes, suspension,
 reinstatement and revocation.
 
-Cutting a company or a client off is immediate and complete (``_cut_off``):
-every token is revoked, pending authorization and device codes expire, and
-clients that registered a back-channel logout URI are told about each live
-session once the change commits (``idp.oauth.backchannel``). Token checks also
-look at the client's and company's state, so nothing works in between.
+Cutting a company or a client off is immediate and complete
+(``idp.oauth.access.revoke_grants``): every token is revoked, pending
+authorization codes expire, and clients that registered a back-channel logout
+URI are told about each live session once the change commits. Token checks
+also look at the client's and company's state, so nothing works in between.
 Reinstating a suspended company brings back client authentication and the
 residents' consents, never a token revoked by the suspension.
 
@@ -40,7 +40,7 @@ from idp.clients.validation import ClientSettings
 from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
-from idp.oauth import backchannel
+from idp.oauth import access
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.models import DeviceCode
 from idp.oauth.models import Token
@@ -139,9 +139,7 @@ def suspend_company(company_id: str, actor: str | None = None) -> Company:
     if company.status != CompanyStatus.SUSPENDED:
         company.status = CompanyStatus.SUSPENDED
         company.suspended_at = utcnow()
-        for client in company.clients:
-            if client.revoked_at is None:
-                _cut_off(client, "company_suspended")
+        access.revoke_grants(company=company, reason="company_suspended")
         record(AuditTag.COMPANY_SUSPEND, actor=actor, company_id=company.id)
     return company
 
@@ -179,10 +177,11 @@ def revoke_company(company_id: str, actor: str | None = None) -> Company:
     was = company.status
     company.status = CompanyStatus.REVOKED
     company.revoked_at = now
+    # Already cut off if the company was suspended; the notices went then.
+    access.revoke_grants(company=company, reason="company_revoked",
+                         notify=was == CompanyStatus.ACTIVE)
     for client in company.clients:
         if client.revoked_at is None:
-            # Already cut off if the company was suspended; the notices went then.
-            _cut_off(client, "company_revoked", notify=was == CompanyStatus.ACTIVE)
             client.revoked_at = now
     record(AuditTag.COMPANY_REVOKE, actor=actor, company_id=company.id, previous_status=was,
            clients=sorted(c.id for c in company.clients))
@@ -386,39 +385,11 @@ def revoke_client(client_id: str, actor: str | None = None) -> Client:
     """Revoke for good: authentication fails and every token and code dies now."""
     client = get_client(client_id)
     if client.revoked_at is None:
-        _cut_off(client, "client_revoked", notify=client.is_active)
+        access.revoke_grants(client=client, reason="client_revoked", notify=client.is_active)
         client.revoked_at = utcnow()
         record(AuditTag.CLIENT_REVOKE, actor=actor, client_id=client.id,
                company_id=client.company_id)
     return client
-
-
-def _cut_off(client: Client, reason: str, notify: bool = True) -> None:
-    """Revoke the client's live tokens and expire its pending authorization codes.
-
-    Token checks also look at the client's state, so the cut-off holds even
-    before this runs; writing it down means no token or code comes back if
-    the company is later reinstated. With ``notify``, clients with a
-    back-channel logout URI are told about every session still alive (sent
-    after the commit).
-    """
-    if notify:
-        backchannel.queue(backchannel.notices_for_client(client, reason))
-    now = utcnow()
-    db.session.execute(
-        update(Token).where(Token.client_id == client.id, Token.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.client_id == client.id, AuthorizationCode.used_at.is_(None),
-               AuthorizationCode.expires_at > now)
-        .values(expires_at=now)
-    )
-    # Device codes are left as they are: a kiosk's poll fails at client
-    # authentication, and a resident who enters the code is told the service
-    # is no longer connected (idp.interaction.device). A reinstatement expires
-    # them (_expire_device_codes), so none outlives the cut-off.
 
 
 def _expire_device_codes(company: Company) -> int:

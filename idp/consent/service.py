@@ -17,7 +17,6 @@ import datetime as dt
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from idp.accounts.models import Resident
@@ -30,9 +29,7 @@ from idp.consent.items import item_of
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import Token
+from idp.oauth import access
 from idp.terms import service as terms
 
 
@@ -191,33 +188,17 @@ def withdraw(resident_id: str, client_id: str) -> Consent:
     """Withdraw consent for one service: its tokens for this resident die at once,
     and so do codes issued but not yet redeemed (a code carries the consent it was
     issued under, so it must not outlive it; the same for device codes a kiosk has
-    not collected yet). A receipt records the withdrawal."""
+    not collected yet), through ``idp.oauth.access.revoke_grants``. A receipt
+    records the withdrawal."""
     plausible = isinstance(client_id, str) and 0 < len(client_id) <= 40 \
         and client_id.isascii() and client_id.isprintable()
     consent = find(resident_id, client_id) if plausible else None
     if consent is None or consent.withdrawn_at is not None:
         raise ConsentError("no consent in force for this service")
-    now = utcnow()
-    consent.withdrawn_at = now
-    db.session.execute(
-        update(Token)
-        .where(Token.resident_id == resident_id, Token.client_id == client_id,
-               Token.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.resident_id == resident_id,
-               AuthorizationCode.client_id == client_id,
-               AuthorizationCode.used_at.is_(None), AuthorizationCode.expires_at > now)
-        .values(expires_at=now)
-    )
-    db.session.execute(
-        update(DeviceCode)
-        .where(DeviceCode.resident_id == resident_id, DeviceCode.client_id == client_id,
-               DeviceCode.consumed_at.is_(None), DeviceCode.expires_at > now)
-        .values(expires_at=now)
-    )
+    consent.withdrawn_at = utcnow()
+    # The service's sessions for this resident end too: it is told by a logout
+    # token when it registered a back-channel logout URI.
+    access.revoke_grants(resident=resident_id, client=consent.client, reason="consent_withdrawn")
     record(AuditTag.CONSENT_CHANGE, resident_id=resident_id, client_id=client_id,
            company_id=consent.client.company_id, withdrawn=True)
     receipts.issue(db.session.get(Resident, resident_id), consent, receipts.WITHDRAWN)

@@ -178,10 +178,12 @@ def logout():
     if end.needs_confirmation:
         if request.method == "GET":
             hidden = {k: v for k, v in request.args.items()
-                      if k in ("client_id", "post_logout_redirect_uri", "state", "ui_locales")}
+                      if k in ("client_id", "post_logout_redirect_uri", "state", "ui_locales",
+                               "id_token_hint")}
             return render_template("logout_confirm.html", client=end.client, hidden=hidden,
-                                   form_action=url_for("interaction.logout"))
-        # Without an id_token_hint only our own form may end the session.
+                                   form_action=url_for("interaction.logout"),
+                                   other_session=end.other_session)
+        # Without an id_token_hint of this session only our own form may end it.
         try:
             validate_csrf(request.form.get("csrf_token"))
         except (ValidationError, CSRFError):

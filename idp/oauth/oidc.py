@@ -14,8 +14,11 @@ clients that registered a back-channel logout URI (``idp.oauth.backchannel``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import time
+from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -26,6 +29,7 @@ from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants import OpenIDToken
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from authlib.oidc.rpinitiated import EndSessionRequest
 from flask import current_app
 from flask import session
 from sqlalchemy import exists
@@ -38,6 +42,7 @@ from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.extensions import db
 from idp.keys import service as keys
+from idp.oauth import access
 from idp.oauth import assurance
 from idp.oauth import backchannel
 from idp.oauth.claims import AUTH_TIME
@@ -45,6 +50,7 @@ from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.models import AuthorizationCode
 from idp.oauth.models import Token
+from idp.oauth.subjects import existing_subject
 from idp.oauth.tokens import Principal
 
 
@@ -169,7 +175,48 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return UserInfo(release(principal, scope, "userinfo", token))
 
 
+@dataclass
+class EndSession(EndSessionRequest):
+    """A validated logout request that also knows whether its ``id_token_hint`` names
+    the session of this browser."""
+
+    other_session: bool = False
+
+    @property
+    def needs_confirmation(self) -> bool:
+        # RP-Initiated Logout 1.0 §2/§3 and §6: without a hint, or with the hint of
+        # another session or another resident, the resident confirms first; a
+        # stranger's ID token must not sign this browser out unasked.
+        return self.id_token_claims is None or self.other_session
+
+
 class EndSessionEndpoint(_EndSessionEndpoint):
+    def validate_request(self, request) -> EndSession:
+        end = super().validate_request(request)
+        values = {f.name: getattr(end, f.name) for f in dataclasses.fields(end)}
+        return EndSession(**values, other_session=self._for_another_session(end))
+
+    @staticmethod
+    def _for_another_session(end: EndSessionRequest) -> bool:
+        """True when this browser has a session and the hint is not from it: its ``sid``
+        is not this session's for the client's company, or its ``sub`` is not this
+        resident's pairwise ``sub`` there. Without a session here there is nothing
+        to end, so nothing to confirm."""
+        if end.id_token_claims is None:
+            return False
+        row = accounts.load_session(session.get("sid"))
+        if row is None:
+            return False
+        client = end.client
+        if client is None:
+            return True
+        sid, sub = end.id_token_claims.get("sid"), end.id_token_claims.get("sub")
+        if not isinstance(sid, str) or not isinstance(sub, str):
+            return True
+        ours = backchannel.sid_for(row.id, client.company_id)
+        return not (hmac.compare_digest(sid.encode(), ours.encode())
+                    and sub == existing_subject(row.resident_id, client.company_id))
+
     def get_server_jwks(self):
         return keys.jwks()
 
@@ -182,9 +229,9 @@ class EndSessionEndpoint(_EndSessionEndpoint):
                  "rp_initiated": True} if client is not None else {}
         row = accounts.load_session(session.get("sid"))
         if row is not None:
-            # Every client this session signed in to, told once the logout commits.
-            backchannel.queue(backchannel.notices_for_session(row))
-        accounts.end_session(session.get("sid"), **audit)
+            # Every client this session signed in to is told once the logout commits.
+            access.end_sessions(row.resident_id, "logout", session=row)
+            record(AuditTag.LOGOUT, resident_id=row.resident_id, **audit)
         session.pop("sid", None)
 
 

@@ -28,6 +28,12 @@ from idp.extensions import db
 from idp.oauth.models import PairwiseSubject
 
 
+def existing_subject(resident_id: str, company_id: str) -> str | None:
+    """The resident's `sub` at this company if one was ever released, else None."""
+    return db.session.scalar(select(PairwiseSubject.sub).where(
+        PairwiseSubject.resident_id == resident_id, PairwiseSubject.company_id == company_id))
+
+
 def subject_for(resident_id: str, company_id: str) -> str:
     """The resident's `sub` at this company, created on first use.
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from base64 import urlsafe_b64decode
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from tests import factories
 
@@ -64,3 +68,44 @@ def jwt_claims(token: str) -> dict:
     """The payload of a compact JWS, unverified (for reading `sub` off an ID token)."""
     payload = token.split(".")[1]
     return json.loads(urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+class RelyingParty:
+    """A back-channel logout endpoint: records each POST, answers ``status``."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self.status = 200
+        # Called with each logout token before the answer (a relying party that
+        # calls back, e.g. /revoke as mod_auth_openidc does).
+        self.on_receive = None
+        rp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length).decode()
+                rp.received.append({"path": self.path,
+                                    "content_type": self.headers.get("Content-Type"),
+                                    "form": parse_qs(body)})
+                if rp.on_receive is not None:
+                    rp.on_receive(parse_qs(body)["logout_token"][0])
+                self.send_response(rp.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_port}/backchannel-logout"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def tokens(self) -> list[str]:
+        return [r["form"]["logout_token"][0] for r in self.received]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

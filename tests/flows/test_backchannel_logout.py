@@ -7,63 +7,35 @@ test; it records what it receives and answers with the status the test sets.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
+from urllib.parse import urlsplit
 
 import pytest
+from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import select
 
+from idp.accounts.models import Resident
 from idp.clients import service as clients
 from idp.extensions import db
-from idp.oauth import backchannel
+from idp.outbox.models import OutboxMessage
+from idp.terms import service as terms
 from tests import factories
+from tests.conftest import flush_outbox
+from tests.flows.account_helpers import link_in
+from tests.flows.account_helpers import mails_to
+from tests.flows.account_helpers import post_form
 from tests.flows.admin_helpers import AdminBrowser
 from tests.flows.admin_helpers import enrolled_admin
 from tests.flows.admin_helpers import events
+from tests.flows.helpers import RelyingParty
 from tests.flows.helpers import ResidentBrowser
+from tests.flows.helpers import introspect
 from tests.flows.helpers import jwt_claims
 from tests.flows.helpers import tokens_for
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
-
-
-class RelyingParty:
-    """A back-channel logout endpoint: records each POST, answers ``status``."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        self.status = 200
-        rp = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length).decode()
-                rp.received.append({"path": self.path,
-                                    "content_type": self.headers.get("Content-Type"),
-                                    "form": parse_qs(body)})
-                self.send_response(rp.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.server.server_port}/backchannel-logout"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def tokens(self) -> list[str]:
-        return [r["form"]["logout_token"][0] for r in self.received]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -168,7 +140,7 @@ def test_failed_delivery_is_audited_and_changes_nothing_else(client, rp, relying
     relying_party.status = 500
     clients.revoke_client(rp.client_id, actor="test")
     db.session.commit()
-    results = backchannel.deliver_ready()
+    results = flush_outbox()
     db.session.commit()
     assert results == [{"client_id": rp.client_id, "result": "failed", "status": 500}]
     (delivery,) = events("oauth:backchannel_logout:delivery")
@@ -183,7 +155,7 @@ def test_unreachable_endpoint_is_audited_as_failed(client, app):
     tokens_for(client, rp, "openid")
     clients.revoke_client(rp.client_id, actor="test")
     db.session.commit()
-    (result,) = backchannel.deliver_ready()
+    (result,) = flush_outbox()
     db.session.commit()
     assert result["result"] == "failed" and result["error"] == "ConnectionError"
 
@@ -193,7 +165,7 @@ def test_nothing_is_sent_for_a_rolled_back_change(client, rp, relying_party):
     tokens_for(client, rp, "openid")
     clients.revoke_client(rp.client_id, actor="test")
     db.session.rollback()
-    assert backchannel.deliver_ready() == []
+    assert flush_outbox() == []
     assert relying_party.received == []
 
 
@@ -204,7 +176,7 @@ def test_clients_without_a_uri_are_not_contacted(client, relying_party):
     tokens_for(client, rp, "openid")
     clients.revoke_client(rp.client_id, actor="test")
     db.session.commit()
-    assert backchannel.deliver_ready() == []
+    assert flush_outbox() == []
     assert events("oauth:backchannel_logout:delivery") == []
 
 
@@ -224,3 +196,146 @@ def test_discovery_advertises_backchannel_logout(client):
     assert metadata["backchannel_logout_supported"] is True
     assert metadata["backchannel_logout_session_supported"] is True
     assert "sid" in metadata["claims_supported"]
+
+
+# ---- every path that ends sessions or grants tells the client (issue 12 item 14) -------
+
+def delivered(reason: str) -> list:
+    """The audited deliveries of logout tokens sent for ``reason``."""
+    return [e for e in events("oauth:backchannel_logout:delivery") if e.data["reason"] == reason]
+
+
+def test_password_change_tells_the_client_of_each_other_session(client, rp, relying_party):
+    """Test that a password change ends the resident's other browser session and its
+    client gets a logout token with that session's sid; this browser's session stays."""
+    mine = jwt_claims(tokens_for(client, rp, "openid")["id_token"])
+    other = client.application.test_client()
+    theirs = jwt_claims(tokens_for(other, rp, "openid",
+                                   browser=ResidentBrowser(other))["id_token"])
+    response = post_form(client, "/account/password", {
+        "current_password": factories.PASSWORD, "new_password": "new winter password",
+        "new_password_confirm": "new winter password"})
+    assert response.status_code == 303
+    (token,) = relying_party.tokens()
+    _, claims = verified(client, token)
+    assert (claims["sub"], claims["sid"]) == (theirs["sub"], theirs["sid"])
+    assert claims["sid"] != mine["sid"]
+    (delivery,) = delivered("password_change")
+    assert delivery.data["result"] == "delivered"
+
+
+def test_password_reset_tells_every_client(client, rp, relying_party):
+    """Test that a password reset by emailed link sends the client a logout token."""
+    id_claims = jwt_claims(tokens_for(client, rp, "openid")["id_token"])
+    stranger = client.application.test_client()
+    post_form(stranger, "/password/reset", {"email": "hanako@example.jp"})
+    (message,) = [m for m in mails_to("hanako@example.jp") if "/password/reset/confirm" in m.body]
+    link = link_in(message, "/password/reset/confirm")
+    page = stranger.get(link)
+    response = stranger.post("/password/reset/confirm", data={
+        "token": parse_qs(urlsplit(link).query)["token"][0],
+        "new_password": "new winter password", "new_password_confirm": "new winter password",
+        "csrf_token": factories.csrf(page.text)})
+    assert response.status_code == 200
+    tokens = relying_party.tokens()
+    assert tokens, "no logout token"
+    assert {verified(client, t)[1]["sid"] for t in tokens} == {id_claims["sid"]}
+    assert {e.data["result"] for e in delivered("password_reset")} == {"delivered"}
+
+
+def test_account_deletion_tells_the_client_and_keeps_no_resident_id(client, rp, relying_party):
+    """Test that deleting the account sends a logout token with the company's sub, and
+    neither the delivery's audit record nor the outbox keeps the resident's id."""
+    id_claims = jwt_claims(tokens_for(client, rp, "openid")["id_token"])
+    response = post_form(client, "/account/delete", {"password": factories.PASSWORD})
+    assert response.status_code == 200
+    tokens = relying_party.tokens()
+    assert tokens, "no logout token"
+    assert {verified(client, t)[1]["sub"] for t in tokens} == {id_claims["sub"]}
+    deliveries = delivered("account_deleted")
+    assert deliveries and all(e.resident_id is None and e.ip is None for e in deliveries)
+    assert db.session.scalars(select(OutboxMessage.resident_id)).all() == [None] * len(tokens)
+
+
+def test_declining_the_terms_tells_the_client(client, rp, relying_party):
+    """Test that declining new terms signs the resident out and the client is told."""
+    id_claims = jwt_claims(tokens_for(client, rp, "openid")["id_token"])
+    terms.publish_terms("2027-01", "https://consortium.example.jp/terms/2027-01",
+                        summary="第5条を変更しました。", summary_en="Article 5 changed.")
+    db.session.commit()
+    page = client.get("/terms")
+    response = client.post("/terms", data={"decision": "decline", "version": "2027-01",
+                                           "csrf_token": factories.csrf(page.text)})
+    assert response.status_code == 200
+    (token,) = relying_party.tokens()
+    assert verified(client, token)[1]["sid"] == id_claims["sid"]
+    assert delivered("terms_declined")[0].data["result"] == "delivered"
+
+
+def test_admin_signing_a_resident_out_tells_the_client(client, rp, relying_party):
+    """Test that the console's "sign out everywhere" ends the sessions, revokes the tokens,
+    and sends the client a logout token, audited with the admin."""
+    issued = tokens_for(client, rp, "openid offline_access")
+    resident = db.session.scalar(select(Resident))
+    admin = enrolled_admin()
+    browser = AdminBrowser(client.application.test_client(), admin)
+    browser.login()
+    response = browser.form(f"/admin/proofing?q={resident.id}",
+                            f"/admin/proofing/{resident.id}/sign-out")
+    assert response.status_code == 303
+    (token,) = relying_party.tokens()
+    assert verified(client, token)[1]["sid"] == jwt_claims(issued["id_token"])["sid"]
+    (delivery,) = delivered("admin")
+    assert delivery.admin_id == admin.id and delivery.data["result"] == "delivered"
+    (signed_out,) = events("resident:session:end_all")
+    assert signed_out.data["sessions_ended"] == 1 and signed_out.data["tokens_revoked"] == 1
+    assert introspect(client, rp, issued["access_token"]).json == {"active": False}
+
+
+def test_cli_signing_a_resident_out_tells_the_client(client, rp, relying_party, cli):
+    """Test that `idp users sign-out` sends the client a logout token."""
+    tokens_for(client, rp, "openid")
+    result = cli("users", "sign-out", "--email", "hanako@example.jp", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sessions_ended"] == 1
+    assert len(relying_party.tokens()) == 1
+    assert delivered("admin")[0].data["result"] == "delivered"
+
+
+def test_withdrawing_consent_tells_that_client_only(client, relying_party):
+    """Test that withdrawing consent for one service sends its client a logout token for
+    the resident and nothing to the other service."""
+    factories.resident()
+    first = factories.rp(backchannel_logout_uri=relying_party.uri)
+    second = factories.rp(factories.company("B社"), backchannel_logout_uri=relying_party.uri)
+    browser = ResidentBrowser(client)
+    tokens_for(client, first, "openid", browser=browser)
+    tokens_for(client, second, "openid", browser=browser)
+    response = post_form(client, "/account/consents", {"client_id": first.client_id})
+    assert response.status_code == 303
+    (token,) = relying_party.tokens()
+    assert verified(client, token)[1]["aud"] == first.client_id
+    assert delivered("consent_withdrawn")[0].client_id == first.client_id
+
+
+def test_delivery_never_holds_the_database_while_the_client_calls_back(client, rp,
+                                                                       relying_party):
+    """Test that a client which calls /revoke while it receives its logout token (as
+    mod_auth_openidc does) gets its answer, and the delivery is audited as delivered:
+    nothing is posted while a transaction holds SQLite's write lock."""
+    issued = tokens_for(client, rp, "openid offline_access")
+    app = client.application
+    answers = []
+
+    def revoke_on_receive(_token):
+        rp_client = FlaskClient(app, app.response_class)
+        answers.append(rp_client.post("/revoke", data={"token": issued["refresh_token"]},
+                                      auth=(rp.client_id, rp.client_secret)).status_code)
+
+    relying_party.on_receive = revoke_on_receive
+    response = client.get("/logout", query_string={"id_token_hint": issued["id_token"]})
+    assert response.status_code == 200
+    assert answers == [200]
+    (delivery,) = delivered("logout")
+    assert delivery.data["result"] == "delivered"
+    assert introspect(client, rp, issued["access_token"]).json == {"active": False}

@@ -15,6 +15,7 @@ from idp.accounts.models import BrowserSession
 from idp.audit.models import AuditEvent
 from idp.extensions import db
 from tests import factories
+from tests.flows.helpers import ResidentBrowser
 from tests.flows.helpers import jwt_claims
 from tests.flows.helpers import tokens_for
 
@@ -248,3 +249,58 @@ def test_signing_in_again_after_logout_issues_usable_code(client, rp, browser, i
     client.get("/logout", query_string={"id_token_hint": id_token})
     issued = tokens_for(client, rp, scope="openid email", browser=browser)
     assert jwt_claims(issued["id_token"])["sub"] == jwt_claims(id_token)["sub"]
+
+
+# ---- an id_token_hint of another session or resident asks first (issue 12 item 16) ------
+
+def test_hint_of_another_resident_asks_before_signing_this_browser_out(client, rp, browser,
+                                                                      id_token):
+    """Test that an ID token of another resident does not end this browser's session
+    unasked: a confirmation page (CSRF-protected POST) comes first; confirming ends it
+    and follows the registered post_logout_redirect_uri."""
+    factories.resident("taro@example.jp")
+    other = client.application.test_client()
+    theirs = tokens_for(other, rp, scope="openid email",
+                        browser=ResidentBrowser(other, "taro@example.jp"))["id_token"]
+    page = client.get("/logout", query_string={"id_token_hint": theirs,
+                                               "post_logout_redirect_uri": BYE, "state": "s"})
+    assert page.status_code == 200
+    assert 'method="post"' in page.text and factories.csrf(page.text)
+    assert "別のログイン" in page.text
+    assert signed_in(browser, rp)
+    assert len(open_sessions()) == 2
+    forged = client.post("/logout", data={"id_token_hint": theirs})
+    assert forged.status_code == 400
+    assert signed_in(browser, rp)
+    response = client.post("/logout", data={"csrf_token": factories.csrf(page.text),
+                                            "id_token_hint": theirs,
+                                            "post_logout_redirect_uri": BYE, "state": "s"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{BYE}?state=s"
+    assert not signed_in(browser, rp)
+    assert len(open_sessions()) == 1  # the other resident's session is untouched
+
+
+def test_hint_of_another_session_of_the_same_resident_asks_first(client, rp, browser, id_token):
+    """Test that an ID token of the same resident's session in another browser (its sid is
+    not this session's) asks for confirmation too."""
+    other = client.application.test_client()
+    theirs = tokens_for(other, rp, scope="openid email",
+                        browser=ResidentBrowser(other))["id_token"]
+    assert jwt_claims(theirs)["sub"] == jwt_claims(id_token)["sub"]
+    response = client.get("/logout", query_string={"id_token_hint": theirs, "ui_locales": "en"})
+    assert response.status_code == 200
+    assert factories.csrf(response.text)
+    assert "another sign-in than the one on this browser" in response.text
+    assert signed_in(browser, rp)
+    assert len(open_sessions()) == 2
+
+
+def test_hint_of_this_session_signs_out_without_asking(client, rp, browser, id_token):
+    """Test that the hint of this browser's own session (sid and pairwise sub match) ends
+    it at once, in English too."""
+    response = client.get("/logout", query_string={"id_token_hint": id_token,
+                                                   "ui_locales": "en"})
+    assert response.status_code == 200
+    assert "csrf_token" not in response.text
+    assert not signed_in(browser, rp)

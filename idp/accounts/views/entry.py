@@ -31,6 +31,7 @@ from idp.extensions import db
 from idp.interaction import signin
 from idp.interaction import state
 from idp.interaction.views import safe_next
+from idp.oauth import access
 from idp.oauth import authorize as flow
 from idp.terms import service as terms_service
 
@@ -281,6 +282,9 @@ def terms():
         record(AuditTag.TERMS_DECLINE, resident_id=resident.id,
                version=context["terms"].version)
         response = flow.refuse(uid) if uid else None
+        # Without the terms the ID cannot be used anywhere: every session of the
+        # resident ends, and the services they signed in to are told.
+        access.end_sessions(resident, "terms_declined")
         state.sign_out()
         db.session.commit()
         return response or render_template(

@@ -29,6 +29,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.extensions import db
+from idp.oauth import access
 from idp.proofing import service as proofing
 
 # ---- audit trail -----------------------------------------------------------------------
@@ -208,6 +209,20 @@ def proofing_withdraw(proofing_id: int):
     except proofing.ProofingError as error:
         return refused("proofing:withdraw", error, back)
     return done(_("The identity check was withdrawn."), back)
+
+
+@bp.post("/proofing/<resident_id>/sign-out")
+@admin_required
+@action(fresh=True)
+def resident_sign_out(resident_id: str):
+    """End every browser session and grant of the resident (a lost phone, a shared
+    computer); services with a back-channel logout URI are told."""
+    resident = proofing.find_resident(resident_id)
+    back = url_for("admin.proofing_search", q=resident_id)
+    if resident is None:
+        return refused("resident:sign_out", proofing.ProofingError(_("no such resident")), back)
+    access.sign_out_everywhere(resident, "admin")
+    return done(_("The resident is signed out everywhere."), back)
 
 
 def safe_back() -> str:

@@ -20,6 +20,7 @@ from idp.admin.views import refused
 from idp.admin.views import settings
 from idp.extensions import db
 from idp.keys import service as keys
+from idp.outbox import service as outbox
 from idp.terms import service as terms
 
 # ---- terms of use -------------------------------------------------------------------
@@ -96,6 +97,26 @@ def key_retire(kid: str):
     except keys.SigningKeyError as error:
         return refused("key:retire", error, back, key=kid[:64])
     return done(_("Key %(kid)s is retired.", kid=kid[:12]), back)
+
+
+# ---- deliveries (idp.outbox) --------------------------------------------------------
+
+@bp.get("/outbox")
+@admin_required
+def outbox_page():
+    """Dead letters: messages to services (back-channel logout tokens) given up on."""
+    return render_template("admin/outbox.html", dead=outbox.dead_letters())
+
+
+@bp.post("/outbox/<int:message_id>/retry")
+@admin_required
+@action()
+def outbox_retry(message_id: int):
+    """Queue a dead letter again, e.g. once the service's endpoint is fixed."""
+    back = url_for("admin.outbox_page")
+    if outbox.retry(message_id) is None:
+        return refused("outbox:retry", LookupError(_("no such message")), back)
+    return done(_("Message %(id)s is queued again.", id=message_id), back)
 
 
 # ---- admins -----------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""``idp worker``: deliver the outbox (back-channel logout tokens), retries included."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import click
+
+from idp.cli import emit
+from idp.cli import in_app
+
+
+@click.group("worker", invoke_without_command=True)
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron, tests).")
+@click.option("--interval", default=5, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds between two looks at the outbox.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print one JSON object.")
+@click.pass_context
+def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
+    """Deliver queued messages whose change has committed, and retry failed ones.
+
+    Safe to run on several nodes at once (each message is claimed by one).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from idp.outbox import service as outbox
+
+    app = ctx.obj.app
+    if once:
+        results = outbox.deliver_in_new_context(app)
+        counts = Counter(r["result"] for r in results)
+        emit(as_json, {"attempted": len(results), "delivered": counts["delivered"],
+                       "failed": counts["failed"]},
+             f"{len(results)} attempted, {counts['delivered']} delivered, "
+             f"{counts['failed']} failed")
+        return
+    click.echo(f"delivering the outbox every {interval} s (Ctrl-C stops)", err=True)
+    try:
+        while True:
+            outbox.deliver_in_new_context(app)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@group.command()
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@in_app
+def dead(limit: int, as_json: bool) -> None:
+    """Messages given up on (dead letters), newest first."""
+    from idp.outbox import service as outbox
+
+    rows = [{"id": m.id, "kind": m.kind, "target": m.target, "client_id": m.client_id,
+             "attempts": m.attempts, "last_error": m.last_error,
+             "created_at": m.created_at.isoformat()} for m in outbox.dead_letters(limit)]
+    emit(as_json, {"dead": rows},
+         "\n".join(f"{r['id']} {r['kind']} {r['client_id']} {r['target']} after "
+                   f"{r['attempts']} attempts: {r['last_error']}" for r in rows)
+         or "no dead letters")
+
+
+@group.command()
+@click.argument("message_id", type=int)
+@in_app
+def retry(message_id: int) -> None:
+    """Queue a dead letter again (e.g. once the receiving service is fixed)."""
+    from idp.outbox import service as outbox
+
+    if outbox.retry(message_id) is None:
+        raise click.ClickException(f"no dead letter {message_id}")
+    click.echo(f"message {message_id} queued again; `idp worker` delivers it", err=True)

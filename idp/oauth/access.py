@@ -1,0 +1,164 @@
+"""One way to end access: every cut-off of grants and browser sessions goes through here.
+
+``revoke_grants`` revokes tokens and expires unredeemed authorization codes
+(and a resident's device codes); ``end_sessions`` ends browser sessions. Both
+queue a logout token (OIDC Back-Channel Logout 1.0, ``idp.oauth.backchannel``)
+for every client with a back-channel logout URI that had a session they end,
+in the caller's transaction; the outbox delivers them after the commit.
+
+Who calls what:
+
+================================  ==================================================
+password reset                    ``end_sessions`` + ``revoke_grants(resident=)``
+password change                   ``end_sessions(keep_session=this one)``
+account deletion                  both, then ``forget_resident`` deletes the rows
+declining the terms               ``end_sessions``
+an admin signs a resident out     both
+signing out, RP-initiated logout  ``end_sessions(session=this one)``
+consent withdrawn                 ``revoke_grants(resident=, client=)``
+client revoked                    ``revoke_grants(client=)``
+company suspended or revoked      ``revoke_grants(company=)``
+================================  ==================================================
+
+Token checks also look at the client's and company's state, so a cut-off
+holds before this runs; writing it down means nothing comes back if a
+company is later reinstated.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp.accounts.models import BrowserSession
+from idp.accounts.models import Resident
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
+from idp.clients.models import Client
+from idp.clients.models import Company
+from idp.db import utcnow
+from idp.extensions import db
+from idp.oauth import backchannel
+from idp.oauth.models import AuthorizationCode
+from idp.oauth.models import DeviceCode
+from idp.oauth.models import PairwiseSubject
+from idp.oauth.models import Token
+from idp.outbox import service as outbox
+
+
+def _id(value: Resident | str | None) -> str | None:
+    return value.id if isinstance(value, Resident) else value
+
+
+def revoke_grants(*, resident: Resident | str | None = None, client: Client | None = None,
+                  company: Company | None = None, reason: str,
+                  notify: bool = True) -> dict[str, int]:
+    """Revoke the live tokens and expire the unredeemed codes of a resident, a client,
+    a resident at a client, or every client of a company not revoked yet.
+
+    Returns ``{"tokens_revoked": n}``. A resident's device codes expire too. A
+    cut-off client's device codes are left as they are: a kiosk's poll fails at
+    client authentication, a resident entering the code is told the service
+    is no longer connected (``idp.interaction.device``), and a reinstatement
+    expires them, so none outlives the cut-off.
+    """
+    resident_id = _id(resident)
+    if company is not None:
+        revoked = 0
+        for each in company.clients:
+            if each.revoked_at is None:
+                revoked += revoke_grants(resident=resident_id, client=each, reason=reason,
+                                         notify=notify)["tokens_revoked"]
+        return {"tokens_revoked": revoked}
+    if resident_id is None and client is None:
+        raise ValueError("revoke_grants needs a resident, a client or a company")
+    if notify:
+        backchannel.queue(backchannel.notices_for_grants(reason, client=client,
+                                                         resident_id=resident_id))
+    now = utcnow()
+
+    def scoped(model, *conditions):
+        if resident_id is not None:
+            conditions += (model.resident_id == resident_id,)
+        if client is not None:
+            conditions += (model.client_id == client.id,)
+        return conditions
+
+    tokens = db.session.execute(
+        update(Token).where(*scoped(Token, Token.revoked_at.is_(None)))
+        .values(revoked_at=now)).rowcount
+    db.session.execute(
+        update(AuthorizationCode)
+        .where(*scoped(AuthorizationCode, AuthorizationCode.used_at.is_(None),
+                       AuthorizationCode.expires_at > now))
+        .values(expires_at=now))
+    if resident_id is not None:
+        db.session.execute(
+            update(DeviceCode)
+            .where(*scoped(DeviceCode, DeviceCode.consumed_at.is_(None),
+                           DeviceCode.expires_at > now))
+            .values(expires_at=now))
+    return {"tokens_revoked": tokens}
+
+
+def end_sessions(resident: Resident | str, reason: str, notify: bool = True,
+                 keep_session: int | None = None,
+                 session: BrowserSession | None = None) -> int:
+    """End the resident's live browser sessions — all, all but ``keep_session``, or
+    only ``session`` — and queue a logout token for each client they signed in to.
+    Returns how many ended. Tokens stay (a relying party may hold offline access);
+    ``revoke_grants`` takes those."""
+    resident_id = _id(resident)
+    now = utcnow()
+    if session is not None:
+        rows = [session] if session.ended_at is None and session.expires_at > now else []
+    else:
+        query = select(BrowserSession).where(BrowserSession.resident_id == resident_id,
+                                             BrowserSession.ended_at.is_(None),
+                                             BrowserSession.expires_at > now)
+        if keep_session is not None:
+            query = query.where(BrowserSession.id != keep_session)
+        rows = list(db.session.scalars(query))
+    for row in rows:
+        if notify:
+            backchannel.queue(backchannel.notices_for_session(row, reason))
+        row.ended_at = now
+    if session is None:
+        # Sessions past their expiry are over already; mark them ended as well.
+        query = (update(BrowserSession)
+                 .where(BrowserSession.resident_id == resident_id,
+                        BrowserSession.ended_at.is_(None)))
+        if keep_session is not None:
+            query = query.where(BrowserSession.id != keep_session)
+        db.session.execute(query.values(ended_at=now).execution_options(
+            synchronize_session=False))
+    return len(rows)
+
+
+def sign_out_everywhere(resident: Resident, reason: str, **audit) -> dict[str, int]:
+    """An admin (console or ``idp users sign-out``) ends every session and grant of a
+    resident, e.g. after a lost phone; audited with the counts."""
+    counts = {"sessions_ended": end_sessions(resident, reason),
+              **revoke_grants(resident=resident, reason=reason)}
+    record(AuditTag.RESIDENT_SIGN_OUT, resident_id=resident.id, **counts, **audit)
+    return counts
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """Account deletion, after ``end_sessions`` and ``revoke_grants`` queued the logout
+    tokens: delete the resident's tokens, codes and pairwise subjects, so nothing a
+    company holds can be linked to a later ID. Returns counts for the audit record."""
+    counts = {"tokens_revoked": _delete(Token, Token.resident_id == resident_id)}
+    _delete(AuthorizationCode, AuthorizationCode.resident_id == resident_id)
+    _delete(DeviceCode, DeviceCode.resident_id == resident_id)
+    counts["pairwise_subjects_removed"] = _delete(PairwiseSubject,
+                                                  PairwiseSubject.resident_id == resident_id)
+    outbox.forget_resident(resident_id)
+    return counts
+
+
+def _delete(model, condition) -> int:
+    return db.session.execute(
+        delete(model).where(condition).execution_options(synchronize_session=False)
+    ).rowcount
