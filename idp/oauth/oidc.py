@@ -151,7 +151,8 @@ class UserInfoEndpoint(_UserInfoEndpoint):
 
 class EndSessionEndpoint(_EndSessionEndpoint):
     def get_server_jwks(self):
-        return keys.jwks()
+        # A KeySet, possibly empty: a hint before any key exists is an invalid hint.
+        return keys.verification_keys()
 
     def get_algorithms(self) -> list[str]:
         return ["RS256", "ES256"]
