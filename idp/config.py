@@ -235,6 +235,27 @@ class Settings:
                       "request (gunicorn keepalive). Above the proxy's idle timeout to its "
                       "upstreams, so the proxy, not the node, closes pooled connections."),
     )
+    max_body_protocol: int = field(
+        default=65536,
+        metadata=_doc("Largest request body, bytes, at the OAuth/OIDC endpoints (/token, /revoke, "
+                      "/introspect, /device_authorization, /userinfo); over it, 413 "
+                      "invalid_request before the body is read."),
+    )
+    max_body_api: int = field(
+        default=2097152,
+        metadata=_doc("Largest request body, bytes, at /api/* (a full batch of touch events "
+                      "fits); over it, 413 in the API's error shape."),
+    )
+    max_body_page: int = field(
+        default=262144,
+        metadata=_doc("Largest request body, bytes, of any other request (the HTML forms); "
+                      "over it, a 413 page."),
+    )
+    max_input_length: int = field(
+        default=8192,
+        metadata=_doc("Longest query, form or JSON string (name or value), characters; longer "
+                      "values, and any holding NUL or a lone surrogate, are refused with 400."),
+    )
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 
     # ---- derived -------------------------------------------------------
@@ -357,6 +378,13 @@ class Settings:
             problems.append(f"trusted_proxies: {exc}")
         if self.key_publish_delay < 0:
             problems.append("key_publish_delay must not be negative")
+        if not (1024 <= self.max_body_protocol <= 10485760
+                and 1024 <= self.max_body_api <= 104857600
+                and 1024 <= self.max_body_page <= 104857600):
+            problems.append("max_body_protocol must be between 1 KiB and 10 MiB, max_body_api and "
+                            "max_body_page between 1 KiB and 100 MiB")
+        if not 256 <= self.max_input_length <= 1048576:
+            problems.append("max_input_length must be between 256 and 1048576")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
 
