@@ -251,6 +251,11 @@ class Settings:
         metadata=_doc("Largest request body, bytes, of any other request (the HTML forms); "
                       "over it, a 413 page."),
     )
+    serve_header_timeout: int = field(
+        default=10,
+        metadata=_doc("Seconds `idp serve` waits for a request's headers (granian "
+                      "header_read_timeout); a client slower than that is disconnected."),
+    )
     max_input_length: int = field(
         default=8192,
         metadata=_doc("Longest query, form or JSON string (name or value), characters; longer "
@@ -383,6 +388,8 @@ class Settings:
                 and 1024 <= self.max_body_page <= 104857600):
             problems.append("max_body_protocol must be between 1 KiB and 10 MiB, max_body_api and "
                             "max_body_page between 1 KiB and 100 MiB")
+        if not 1 <= self.serve_header_timeout <= 300:
+            problems.append("serve_header_timeout must be between 1 and 300 seconds")
         if not 256 <= self.max_input_length <= 1048576:
             problems.append("max_input_length must be between 256 and 1048576")
         if problems:
