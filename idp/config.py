@@ -231,9 +231,9 @@ class Settings:
     gunicorn_threads: int = field(default=4, metadata=_doc("Threads per worker of `idp serve`."))
     gunicorn_keepalive: int = field(
         default=5,
-        metadata=_doc("Seconds `idp serve` keeps an idle client connection open for its next "
-                      "request (gunicorn keepalive). Above the proxy's idle timeout to its "
-                      "upstreams, so the proxy, not the node, closes pooled connections."),
+        metadata=_doc("0 turns HTTP keep-alive off in `idp serve`; any other value keeps it on "
+                      "(granian closes an idle connection after serve_header_timeout, so keep "
+                      "that above the proxy's idle timeout to its upstreams)."),
     )
     max_body_protocol: int = field(
         default=65536,
