@@ -18,8 +18,8 @@ remember them:
    ``RecursionError``) is a 400, even with ``silent=True`` — it is not "no JSON",
    it is a refused one.
 
-3. ``check_inputs`` (a ``before_request`` hook) refuses every query, form and
-   JSON string — names and values — that holds NUL or a lone surrogate, or is
+3. ``check_inputs`` (a ``before_request`` hook) refuses every path segment, query,
+   form and JSON string — names and values — that holds NUL or a lone surrogate, or is
    longer than ``max_input_length`` characters. PostgreSQL refuses NUL in
    text, no encoder can write a lone surrogate, and no field of ours needs
    more; left alone, each of them ended as a 500 deep in a view. The refusal is
@@ -163,7 +163,9 @@ def answers_bad_input(answer: Callable[[BadInput], Any]):
 def check_inputs():
     """``before_request``: refuse NUL, lone surrogates and overlong values (see above)."""
     limit = current_app.extensions["idp.settings"].max_input_length
-    sources = [request.args.items(multi=True)]
+    # Path segments too (/admin/clients/<client_id>): werkzeug decodes %00 in them.
+    sources = [((k, v) for k, v in (request.view_args or {}).items() if isinstance(v, str)),
+               request.args.items(multi=True)]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         sources.append(request.form.items(multi=True))
     for pairs in sources:

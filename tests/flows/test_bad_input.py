@@ -254,3 +254,13 @@ def test_body_limits_follow_the_settings(app, client, settings_overrides):
     assert inputs.endpoint_class("/login") == "page"
     assert inputs.endpoint_class("/tokenx") == "page"
     assert urlsplit("http://localhost/").path == "/"
+
+
+def test_nul_in_a_path_segment_is_a_400_page(client, app):
+    """Test that a NUL in a path value (an admin page's client id) is refused like any
+    other value, before a view could pass it to the database."""
+    admin = enrolled_admin()
+    assert AdminBrowser(client, admin).login().status_code == 303
+    response = client.get("/admin/clients/mc_ab%00cd")
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
