@@ -1,5 +1,5 @@
 """The bare-Flask ceiling: one route answering a constant, served under exactly
-the gunicorn settings of ``idp serve`` (``idp.cli.serve.gunicorn_options``,
+the server settings of ``idp serve`` (``idp.cli.serve.server_options``,
 read from the same IDP_* environment). bench/run.py starts it with
 ``python bench/hello.py PORT``.
 
@@ -40,8 +40,12 @@ def hello_db():
 
 
 if __name__ == "__main__":
-    from idp.cli.serve import Gunicorn
-    from idp.cli.serve import gunicorn_options
+    from pathlib import Path
+
+    # granian imports the app by name in its workers: the repository root must be importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from idp.cli.serve import run
+    from idp.cli.serve import server_options
     from idp.config import Settings
 
-    Gunicorn(app, gunicorn_options(Settings.load(), "127.0.0.1", int(sys.argv[1]))).run()
+    run("bench.hello:app", server_options(Settings.load(), "127.0.0.1", int(sys.argv[1])))

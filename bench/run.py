@@ -9,7 +9,7 @@ creates a database (PostgreSQL: CREATE DATABASE, dropped at the end; SQLite:
 a temp file), migrates it, seeds it (bench/seed.py), starts ``idp serve`` with
 production settings, and drives every scenario with wrk at each connection
 level. The same run measures bench/hello.py — a bare Flask app under the same
-gunicorn settings — and reports every figure also as a fraction of it.
+server settings — and reports every figure also as a fraction of it.
 
 The issuer is ``https://127.0.0.1:PORT`` while the server listens on plain
 http: the benchmark plays the TLS-terminating proxy. ``IDP_PROXY_HOPS=1`` and
@@ -342,12 +342,16 @@ def cpu_fraction(row: dict, hello_row: dict | None, flows: bool = False) -> floa
 
 
 def gunicorn_report(env: dict[str, str]) -> dict:
-    from idp.cli.serve import gunicorn_options
+    """The server settings of the run (granian since `idp serve` left gunicorn)."""
+    from idp.cli.serve import server_options
     from idp.config import Settings
 
-    options = gunicorn_options(Settings.load(settings_of(env), environ={}), "127.0.0.1", 0)
-    return {k: v for k, v in options.items() if k in ("workers", "threads", "worker_class",
-                                                      "keepalive", "accesslog")}
+    options = server_options(Settings.load(settings_of(env), environ={}), "127.0.0.1", 0)
+    http1 = options["http1_settings"]
+    return {"server": "granian", "workers": options["workers"],
+            "threads": options["blocking_threads"], "keep_alive": http1.keep_alive,
+            "header_read_timeout_ms": http1.header_read_timeout,
+            "log_access": options["log_access"]}
 
 
 def selected(args) -> list[Scenario]:

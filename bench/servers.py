@@ -51,7 +51,7 @@ def clean_environ(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Server:
-    """A gunicorn master we started (``idp serve`` or bench/hello.py) and its workers."""
+    """A server we started (``idp serve`` or bench/hello.py, granian) and its workers."""
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path,
                  ready_path: str) -> None:

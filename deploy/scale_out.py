@@ -12,7 +12,7 @@ What it does, in a temporary directory it owns:
    ``IDP_PROXY_HOPS=1``: forwarded headers count only when nginx sends them;
 3. writes an nginx configuration: one TLS port balancing over every node
    (round robin, keep-alive upstream connections closed by nginx after 4 s
-   idle, before the nodes' IDP_GUNICORN_KEEPALIVE of 5 s) and, for tests and
+   idle, before the nodes close idle ones at IDP_SERVE_HEADER_TIMEOUT, 10 s) and, for tests and
    diagnostics, one TLS port per node that always goes to that node; nginx
    overwrites X-Forwarded-For with the address it sees, sets X-Forwarded-Proto,
    and sends the issuer's host as Host and X-Forwarded-Host whatever the client
@@ -263,7 +263,7 @@ class Cluster:
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
-                # nginx: SIGQUIT is its graceful stop; gunicorn: SIGTERM.
+                # nginx: SIGQUIT is its graceful stop; idp serve (granian): SIGTERM.
                 process.send_signal(signal.SIGQUIT if process.args[0] == NGINX else
                                     signal.SIGTERM)
         for process in self.processes:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("IDP_REDIS_URL"),
                         help="shared rate limits; default IDP_REDIS_URL")
     parser.add_argument("--port", type=int, default=0, help="nginx's TLS port (default: free)")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per node")
+    parser.add_argument("--workers", type=int, default=1, help="idp serve workers per node")
     parser.add_argument("--secret-key", default=os.environ.get("IDP_SECRET_KEY", ""),
                         help="the same on every node; default IDP_SECRET_KEY or a random one")
     args = parser.parse_args(argv)

@@ -51,6 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from idp import errors
     from idp import http
+    from idp import inputs
     from idp.extensions import babel
     from idp.extensions import csrf
     from idp.extensions import db
@@ -62,6 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     http.init_app(app, settings)
+    inputs.init_app(app)
     errors.init_app(app)
 
     from idp.interaction.device import bp as device_bp

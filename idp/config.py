@@ -249,9 +249,35 @@ class Settings:
     gunicorn_threads: int = field(default=4, metadata=_doc("Threads per worker of `idp serve`."))
     gunicorn_keepalive: int = field(
         default=5,
-        metadata=_doc("Seconds `idp serve` keeps an idle client connection open for its next "
-                      "request (gunicorn keepalive). Above the proxy's idle timeout to its "
-                      "upstreams, so the proxy, not the node, closes pooled connections."),
+        metadata=_doc("0 turns HTTP keep-alive off in `idp serve`; any other value keeps it on "
+                      "(granian closes an idle connection after serve_header_timeout, so keep "
+                      "that above the proxy's idle timeout to its upstreams)."),
+    )
+    max_body_protocol: int = field(
+        default=65536,
+        metadata=_doc("Largest request body, bytes, at the OAuth/OIDC endpoints (/token, /revoke, "
+                      "/introspect, /device_authorization, /userinfo); over it, 413 "
+                      "invalid_request before the body is read."),
+    )
+    max_body_api: int = field(
+        default=2097152,
+        metadata=_doc("Largest request body, bytes, at /api/* (a full batch of touch events "
+                      "fits); over it, 413 in the API's error shape."),
+    )
+    max_body_page: int = field(
+        default=262144,
+        metadata=_doc("Largest request body, bytes, of any other request (the HTML forms); "
+                      "over it, a 413 page."),
+    )
+    serve_header_timeout: int = field(
+        default=10,
+        metadata=_doc("Seconds `idp serve` waits for a request's headers (granian "
+                      "header_read_timeout); a client slower than that is disconnected."),
+    )
+    max_input_length: int = field(
+        default=8192,
+        metadata=_doc("Longest query, form or JSON string (name or value), characters; longer "
+                      "values, and any holding NUL or a lone surrogate, are refused with 400."),
     )
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
     outbox_delivery: str = field(
@@ -397,6 +423,15 @@ class Settings:
         if not 1 <= self.outbox_max_attempts <= 50 or not 1 <= self.outbox_backoff <= 3600:
             problems.append("outbox_max_attempts must be between 1 and 50, outbox_backoff "
                             "between 1 and 3600 seconds")
+        if not (1024 <= self.max_body_protocol <= 10485760
+                and 1024 <= self.max_body_api <= 104857600
+                and 1024 <= self.max_body_page <= 104857600):
+            problems.append("max_body_protocol must be between 1 KiB and 10 MiB, max_body_api and "
+                            "max_body_page between 1 KiB and 100 MiB")
+        if not 1 <= self.serve_header_timeout <= 300:
+            problems.append("serve_header_timeout must be between 1 and 300 seconds")
+        if not 256 <= self.max_input_length <= 1048576:
+            problems.append("max_input_length must be between 256 and 1048576")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
 

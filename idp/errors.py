@@ -65,7 +65,9 @@ def init_app(app: Flask) -> None:
             # WWW-Authenticate, RFC 6750 §3): send it as it is.
             return error.response
         if wants_json():
-            error_code = "invalid_request" if error.code == 400 else (
+            # A refused input (idp.inputs) and a body over the limit are both
+            # invalid_request, the only OAuth code for a malformed request (RFC 6749 §5.2).
+            error_code = "invalid_request" if error.code in (400, 413) else (
                 error.name.lower().replace(" ", "_"))
             response = jsonify(error=error_code, error_description=error.description)
             response.status_code = error.code
@@ -74,6 +76,7 @@ def init_app(app: Flask) -> None:
                 404: _("Page not found"),
                 405: _("This action is not allowed here"),
                 429: _("Too many attempts"),
+                413: _("The request is too large"),
             }
             message = (_("Please wait a little and try again.") if error.code == 429
                        else _("Please check the address, or go back and try again."))

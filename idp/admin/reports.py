@@ -17,7 +17,6 @@ identifier leaves the report. Producing a report is itself audited
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import Counter
@@ -36,6 +35,7 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
+from idp.spreadsheet import SafeWriter
 
 MAX_DAYS = 366
 
@@ -155,26 +155,6 @@ def usage(company_id: str, first: dt.date, last: dt.date) -> dict[str, Any]:
 
 
 CSV_HEADER = ["section", "client_id", "name", "metric", "value"]
-# A cell a spreadsheet would run as a formula (CSV injection, OWASP).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-class SafeWriter:
-    """csv.writer that neutralises formula-like text cells."""
-
-    def __init__(self, out: io.StringIO):
-        self._writer = csv.writer(out, lineterminator="\r\n")
-
-    def writerow(self, row: list[Any]) -> None:
-        self._writer.writerow([safe_cell(v) for v in row])
-
-
 def to_csv(report: dict[str, Any]) -> str:
     """One fact per row: section, client (or empty for the company), metric, value."""
     out = io.StringIO()

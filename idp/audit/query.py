@@ -22,13 +22,13 @@ from sqlalchemy import select
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
 from idp.extensions import db
+from idp.spreadsheet import safe_cell
 
 PAGE = 50
 TAG = re.compile(r"^[a-z_]+(:[a-z_]+)*:?$")
 ID = re.compile(r"^[0-9A-Za-z_-]{1,40}$")
 CSV_COLUMNS = ["seq", "id", "at", "tag", "actor", "admin_id", "resident_id", "client_id",
                "company_id", "ip", "user_agent", "data", "prev_digest", "digest"]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class FilterError(ValueError):
@@ -132,8 +132,7 @@ def _cell(value) -> str:
         return value.isoformat()
     if isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    value = str(value)
-    return "'" + value if value.startswith(FORMULA_START) else value
+    return safe_cell(str(value))
 
 
 def csv_lines(filters: Filters, after_seq: int = 0) -> Iterator[str]:

@@ -1,47 +1,62 @@
-"""``idp serve``: run the IdP under gunicorn."""
+"""``idp serve``: run the IdP under granian (WSGI, worker processes × blocking threads).
+
+Why granian rather than gunicorn's gthread worker (measured, docs/deploy.md):
+gthread hands a connection to a thread as soon as its first byte arrives and
+then reads the request without a timeout, so eight connections trickling
+their headers (2 workers × 4 threads) left a node answering nothing. granian
+reads requests in its Rust event loop and gives a thread only a complete
+request; a connection that has not sent its headers within
+``serve_header_timeout`` seconds is closed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import click
-from gunicorn.app.base import BaseApplication
+from granian import Granian
+from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 
 from idp.config import Settings
 
-
-class Gunicorn(BaseApplication):
-    """gunicorn in-process, around an app object built before the workers fork."""
-
-    def __init__(self, app, options: dict) -> None:
-        self._app = app
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self._app
+# The path only: query strings carry login_hint emails and id_token_hints.
+ACCESS_LOG_FORMAT = ('%(addr)s [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d '
+                     '%(dt_ms).1fms')
 
 
-def gunicorn_options(settings: Settings, host: str, port: int,
-                     workers: int | None = None) -> dict[str, Any]:
-    """The gunicorn settings of ``idp serve`` (also used by bench/hello.py, so the
+def served_app():
+    """The WSGI app each worker serves (granian imports and calls this factory)."""
+    from idp import create_app
+
+    return create_app()
+
+
+def server_options(settings: Settings, host: str, port: int,
+                   workers: int | None = None) -> dict[str, Any]:
+    """The granian settings of ``idp serve`` (also used by bench/hello.py, so the
     benchmark's bare-Flask ceiling runs under exactly the same server)."""
     return {
-        "bind": f"{host}:{port}",
+        "address": host,
+        "port": port,
+        "interface": Interfaces.WSGI,
         "workers": workers or settings.gunicorn_workers,
-        "threads": settings.gunicorn_threads,
-        "worker_class": "gthread",
-        "keepalive": settings.gunicorn_keepalive,
-        "accesslog": "-",
-        # The path only: query strings carry login_hint emails and id_token_hints.
-        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
-        # Forwarded headers are the app's business (settings.proxy_hops).
-        "forwarded_allow_ips": "",
+        "blocking_threads": settings.gunicorn_threads,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=settings.serve_header_timeout * 1000,
+            keep_alive=settings.gunicorn_keepalive > 0),
+        "websockets": False,
+        "log_access": True,
+        "log_access_format": ACCESS_LOG_FORMAT,
+        # A worker that dies (killed, out of memory) is started again, as gunicorn did.
+        "respawn_failed_workers": True,
+        # Forwarded headers are the app's business (settings.proxy_hops): granian
+        # applies none of its own.
     }
+
+
+def run(target: str, options: dict[str, Any], factory: bool = False) -> None:
+    Granian(target, factory=factory, **options).serve()
 
 
 @click.command("serve")
@@ -50,6 +65,9 @@ def gunicorn_options(settings: Settings, host: str, port: int,
 @click.option("--workers", type=int, default=None, help="Default: IDP_GUNICORN_WORKERS.")
 @click.pass_obj
 def group(ctx, host: str, port: int, workers: int | None) -> None:
-    """Serve the IdP with gunicorn (threaded workers)."""
+    """Serve the IdP with granian (worker processes with blocking threads)."""
+    # Building the app here checks the settings before any worker starts; each
+    # worker then builds its own from the same environment.
     settings = ctx.app.extensions["idp.settings"]
-    Gunicorn(ctx.app, gunicorn_options(settings, host, port, workers)).run()
+    run("idp.cli.serve:served_app", server_options(settings, host, port, workers),
+        factory=True)

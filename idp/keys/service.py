@@ -17,6 +17,7 @@ from flask import current_app
 from flask import g
 from flask import has_request_context
 from joserfc.jwk import ECKey
+from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
 from sqlalchemy import func
 from sqlalchemy import or_
@@ -231,6 +232,17 @@ def ensure_keys() -> None:
 
 def jwks() -> dict[str, list[dict[str, Any]]]:
     return {"keys": [dict(k.public_jwk) for k in published()]}
+
+
+def verification_keys() -> KeySet:
+    """The published keys as a key set to verify our own tokens with (an ID token hint).
+
+    Empty before the first key exists: joserfc's ``KeySet.import_key_set`` raises
+    ``MissingKeyError`` for an empty set (outside its callers' ``JoseError`` handling),
+    while an empty ``KeySet`` verifies nothing, so a token is just refused.
+    """
+    return KeySet([cls.import_key(dict(k.public_jwk))
+                   for k in published() for cls in [RSAKey if k.alg == "RS256" else ECKey]])
 
 
 def jwks_document() -> dict[str, list[dict[str, Any]]]:

@@ -15,7 +15,6 @@ No identifier, pairwise subject, raw timestamp or content id leaves.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import defaultdict
@@ -30,6 +29,7 @@ from idp.clients.models import Client
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
+from idp.spreadsheet import SafeWriter
 
 TIMEZONE = ZoneInfo("Asia/Tokyo")
 DIMENSIONS = ("age_band", "gender", "municipality")
@@ -110,9 +110,12 @@ def city_stats(start: dt.date, end: dt.date, k: int) -> dict:
 
 
 def to_csv(stats: dict) -> str:
-    """Long format: one row per published number; suppressed numbers have no row."""
+    """Long format: one row per published number; suppressed numbers have no row.
+
+    Kiosk names and locations are admin input: formula-like cells are neutralised
+    (``idp.spreadsheet``), as in the audit and usage CSVs."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = SafeWriter(buffer)
     writer.writerow(["kiosk", "hour", "measure", "dimension", "value", "count"])
     for cell in stats["cells"]:
         writer.writerow([cell["kiosk"], cell["hour"], "touches", "", "", cell["touches"]])

@@ -36,10 +36,12 @@ from flask import Request
 from flask import current_app
 from flask import g
 from flask import redirect
+from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 from werkzeug.test import EnvironBuilder
 
+from idp import inputs
 from idp.accounts.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.clients import service as clients
@@ -91,6 +93,27 @@ def error_response(error: OAuth2Error):
 def invalid_request_page():
     return error_page(400, _("This sign-in request cannot be processed"),
                       _("The request from the service is invalid."))
+
+
+def refuse_bad_input(error):
+    """A parameter refused by ``idp.inputs`` (NUL, lone surrogate, overlong), RFC 6749
+    §4.1.2.1: a page when the client or its redirect URI is missing, invalid or itself
+    refused (never redirect then); otherwise ``invalid_request`` to the verified redirect
+    URI. A refused ``state`` gets the page too: we do not echo a value we refused."""
+    args = request.args
+    limit = current_app.extensions["idp.settings"].max_input_length
+    trusted = ("client_id", "redirect_uri", "state")
+    if error.field is None or any(
+            inputs.problem(value, limit) for name in trusted for value in args.getlist(name)):
+        return invalid_request_page()
+    client = clients.find_client(args.get("client_id"))
+    if client is None or not client.is_active:
+        return invalid_request_page()
+    redirect_uri = args.get("redirect_uri") or client.get_default_redirect_uri()
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        return invalid_request_page()
+    return error_response(InvalidRequestError(error.description, redirect_uri=redirect_uri,
+                                              state=args.get("state")))
 
 
 def check_client_connected(client_id):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +27,16 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
                 settings.endpoint("/revoke")]
 
     def resolve_client_public_key(self, client):
-        return KeySet.import_key_set(client.jwks or {"keys": []})
+        """The client's registered keys; a client without any (one registered for
+        another method) is invalid_client here, before an assertion is verified:
+        joserfc raises MissingKeyError for an empty set, outside Authlib's handling."""
+        registered = (client.jwks or {}).get("keys") if isinstance(client.jwks, dict) else None
+        if not registered:
+            raise InvalidClientError(description="The client has no keys for private_key_jwt.")
+        try:
+            return KeySet.import_key_set(client.jwks)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidClientError(description="The client's keys cannot be used.") from exc
 
     def validate_jti(self, claims, jti) -> bool:
         """Each assertion is used once: its jti is kept until the assertion expires."""

@@ -218,7 +218,8 @@ class EndSessionEndpoint(_EndSessionEndpoint):
                     and sub == existing_subject(row.resident_id, client.company_id))
 
     def get_server_jwks(self):
-        return keys.jwks()
+        # A KeySet, possibly empty: a hint before any key exists is an invalid hint.
+        return keys.verification_keys()
 
     def get_algorithms(self) -> list[str]:
         return ["RS256", "ES256"]

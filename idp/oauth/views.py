@@ -8,6 +8,7 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 
+from idp import inputs
 from idp.extensions import csrf
 from idp.extensions import db
 from idp.keys import service as keys
@@ -64,6 +65,7 @@ def jwks():
 
 
 @bp.get("/authorize")
+@inputs.answers_bad_input(flow.refuse_bad_input)
 def authorize():
     """Authorization endpoint (code flow)."""
     return _committed(flow.authorize(request))

@@ -184,7 +184,8 @@ def test_control_characters_are_refused(client, resident, value):
     sign_in(client)
     response = save(client, family_name=value)
     assert response.status_code == 400
-    assert 'id="family_name-error"' in response.text
+    if "\x00" not in value:  # NUL is refused for every request, before any form (idp.inputs)
+        assert 'id="family_name-error"' in response.text
     assert row().family_name == "札幌"
 
 
@@ -194,6 +195,6 @@ def test_junk_in_email_fields_is_refused_everywhere(client, resident):
     response = client.post("/login", data={"email": "hanako\x00@example.jp",
                                            "password": factories.PASSWORD,
                                            "csrf_token": factories.csrf(page.text)})
-    assert response.status_code == 401
+    assert response.status_code == 400  # idp.inputs refuses NUL in any value
     for path in ("/register", "/password/reset"):
         assert post_form(client, path, {"email": "a\x00b@example.jp"}).status_code == 400

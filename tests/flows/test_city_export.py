@@ -157,3 +157,26 @@ def test_cli_refuses_bad_ranges_and_k(migrated, app):
     result = _cli(migrated, "export", "city-stats", "--from", "20.11.2026", "--to",
                   "2026-11-20")
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_neutralises_formula_cells(app, start):
+    """Test that kiosk names, locations and municipalities a spreadsheet would run as a
+    formula (OWASP CSV injection) leave the city CSV prefixed with a quote."""
+    company = factories.company("C社")
+    located, _, kiosk = kiosks.create_kiosk(company, "サイネージ", "北2条広場")
+    kiosk.location = f"{start}HYPERLINK(\"x\")"  # set directly: the forms strip whitespace
+    unlocated, _, kiosk = kiosks.create_kiosk(company, "案内板", "仮")
+    unlocated.name = f"{start}cmd|' /C calc'!A0"
+    kiosk.location = ""  # the export falls back to the kiosk's name
+    db.session.commit()
+    # Residents' profiles refuse control characters; the other starts can come from them.
+    locality = f"{start}SUM(1+1)" if start.isprintable() else "札幌市中央区"
+    touch(located.id, residents(10, locality=locality))
+    touch(unlocated.id, [None])
+    rows = list(csv.reader(io.StringIO(export.to_csv(export.city_stats(DAY, DAY, k=10)))))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert f"'{start}HYPERLINK(\"x\")" in cells
+    assert f"'{start}cmd|' /C calc'!A0" in cells
+    assert f"'{locality}" in cells or not start.isprintable()
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)

@@ -23,7 +23,12 @@ from tests.factories import csrf
 from tests.factories import query
 
 junk = st.one_of(st.text(max_size=40), st.text(alphabet='"\\<>&%\x00\n é', max_size=10),
-                 st.sampled_from(["", " ", "null", "-1", "%00", "https://evil.example/cb"]))
+                 st.sampled_from(["", " ", "null", "-1", "%00", "https://evil.example/cb"]),
+                 # NUL reached PostgreSQL (500); lone surrogates and overlong values too.
+                 st.sampled_from(["\x00", "n\x00once", "\ud800", "a\udfffb"]),
+                 st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3),
+                 st.builds(lambda c, n: c * n, st.sampled_from(["a", "\x00", "あ"]),
+                           st.integers(8000, 9000)))
 
 
 @pytest.fixture
@@ -64,7 +69,8 @@ def test_authorize_never_fails_and_issues_codes_only_for_valid_requests(client, 
                   "code_challenge_method": code_challenge_method, "prompt": prompt,
                   "max_age": max_age, "nonce": factories.token(6), **extra}
         params = {k: v for k, v in params.items() if v is not None}
-        response = client.get("/authorize?" + urlencode(params))
+        # "surrogatepass": a lone surrogate goes out as its raw bytes, as a hostile client's would.
+        response = client.get("/authorize?" + urlencode(params, errors="surrogatepass"))
         assert response.status_code < 500, response.text[:500]
         location = response.headers.get("Location", "")
         if response.status_code == 302 and urlsplit(location).netloc:
@@ -91,7 +97,36 @@ def test_device_code_form_never_fails(client, signed_in):
     @given(user_code=st.one_of(junk, st.text(alphabet="BCDFGHJKLMNPQRSTVWXZbcdf- ",
                                              max_size=12)))
     def run(user_code):
-        response = client.post("/device", data={"user_code": user_code, "csrf_token": token})
+        body = urlencode({"user_code": user_code, "csrf_token": token}, errors="surrogatepass")
+        response = client.post("/device", data=body,
+                               content_type="application/x-www-form-urlencoded")
         assert response.status_code in (400, 429), response.status_code
+
+    run()
+
+
+def test_authorize_with_one_hostile_parameter_never_fails(client, signed_in):
+    """Test that a valid request with one parameter replaced by a hostile value (NUL, lone
+    surrogate, overlong: NUL reached PostgreSQL as a 500) gets a page or a redirect to the
+    registered URI, never a 5xx."""
+    rp, challenge = signed_in
+    valid = {"client_id": rp.client_id, "redirect_uri": rp.redirect_uri,
+             "response_type": "code", "scope": "openid email", "state": "s",
+             "code_challenge": challenge, "code_challenge_method": "S256"}
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(name=st.sampled_from([*valid, "nonce", "login_hint", "ui_locales", "claims",
+                                 "max_age", "prompt", "id_token_hint", "acr_values"]),
+           value=st.one_of(st.sampled_from(["\x00", "n\x00once", "\ud800", "a" * 8193]),
+                           st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3),
+                           junk))
+    def run(name, value):
+        params = {**valid, "nonce": factories.token(6), name: value}
+        response = client.get("/authorize?" + urlencode(params, errors="surrogatepass"))
+        assert response.status_code < 500, response.text[:500]
+        location = response.headers.get("Location", "")
+        if response.status_code == 302 and urlsplit(location).netloc:
+            assert location.startswith(rp.redirect_uri + "?"), location
 
     run()
