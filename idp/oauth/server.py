@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749 import scope_to_list
@@ -19,6 +20,7 @@ from flask import Request
 from flask import Response
 from flask import abort
 from flask import json
+from flask import request as flask_request
 
 from idp import secrets
 from idp.clients.service import SCOPES
@@ -39,6 +41,8 @@ from idp.oauth.oidc import IssuerResponseParameter
 from idp.oauth.oidc import OpenIDCode
 from idp.oauth.oidc import UserInfoEndpoint
 from idp.oauth.revocation import RevocationEndpoint
+from idp.oauth.scopes import STANDARD_SCOPES
+from idp.oauth.scopes import expand
 
 
 class BearerTokenValidator(_BearerTokenValidator):
@@ -81,13 +85,33 @@ class TokenGenerator(BearerTokenGenerator):
                                 include_refresh_token=include_refresh_token)
 
 
+class _Payload(FlaskOAuth2Payload):
+    """The request's parameters, with standard OIDC scopes read as our finer ones
+    (idp.oauth.scopes). Once the client is known (Authlib sets it before it checks
+    the scope), a standard scope covers only the finer scopes the client is
+    registered for."""
+
+    def __init__(self, request: Request, oauth_request: FlaskOAuth2Request):
+        super().__init__(request)
+        self._oauth_request = oauth_request
+
+    @property
+    def scope(self) -> str | None:
+        client = self._oauth_request.client
+        return expand(super().scope, client.scopes if client is not None else None)
+
+
+class OAuthRequest(FlaskOAuth2Request):
+    def __init__(self, request: Request):
+        super().__init__(request)
+        self.payload = _Payload(request, self)
+
+
 class OAuthServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # A stored authorization request (an interaction resumed after login
         # or consent) is replayed as a rebuilt request object.
-        if isinstance(request, Request):
-            return FlaskOAuth2Request(request)
-        return super().create_oauth2_request(request)
+        return OAuthRequest(request if isinstance(request, Request) else flask_request)
 
     def validate_requested_scope(self, scope):
         unknown = [s for s in scope_to_list(scope or "") if s not in SCOPES]
@@ -109,7 +133,7 @@ def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
     server = OAuthServer()
     server.init_app(app, query_client=active_client, save_token=tokens.save)
     server.register_token_generator("default", TokenGenerator(settings))
-    server.scopes_supported = list(SCOPES)
+    server.scopes_supported = [*SCOPES, *STANDARD_SCOPES]
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)
