@@ -24,6 +24,7 @@ from flask import Request
 from flask import Response
 from flask import abort
 from flask import current_app
+from flask import g
 from flask import json
 from flask import request as flask_request
 
@@ -54,7 +55,10 @@ from idp.oauth.scopes import expand
 
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
-        return tokens.by_access_token(token_string, resident=True)
+        row = tokens.by_access_token(token_string, resident=True)
+        if row is not None:
+            g.oauth_client = row.client  # whose origins may read the answer (idp.oauth.cors)
+        return row
 
 
 class NoBearerCredentials(OAuth2Error):
@@ -163,8 +167,10 @@ class OAuthServer(AuthorizationServer):
         except InvalidClientError as error:
             claimed = claimed_client_id(request)
             named = self.query_client(claimed) if claimed else None
+            g.oauth_client = named  # its origins may read the error (idp.oauth.cors)
             realm = current_app.extensions["idp.settings"].issuer
             raise client_auth.failure(request, named, methods, endpoint, realm) from error
+        g.oauth_client = client
         return client
 
     def create_token_response(self, request=None):

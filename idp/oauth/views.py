@@ -13,12 +13,14 @@ from idp.extensions import db
 from idp.extensions import limiter
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
+from idp.oauth import cors
 from idp.oauth.discovery import document as discovery_document
 from idp.oauth.openapi import document as openapi_document
 from idp.oauth.ratelimit import client_key
 from idp.oauth.ratelimit import token_limit
 
 bp = Blueprint("oauth", __name__)
+cors.init_blueprint(bp)
 
 
 @bp.errorhandler(OAuth2Error)
