@@ -63,7 +63,10 @@ def presented_method(request) -> str:
 
 def claimed_client_id(request) -> str | None:
     """The client id a request names (HTTP Basic user name or ``client_id``), unchecked."""
-    client_id, _ = extract_basic_authorization(request.headers)
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # not UTF-8 (UnicodeDecodeError)
+        client_id = None
     return client_id or request.payload.data.get("client_id")
 
 
