@@ -72,10 +72,12 @@ def claimed_client_id(request) -> str | None:
 
 class ClientAuthenticationFailed(InvalidClientError):
     """invalid_client shaped by RFC 6749 §5.2: a client that used the Authorization
-    header gets 401 with a ``Basic`` challenge (the scheme it used); a client
-    registered for client_secret_basic gets that challenge too; the others (body
-    parameters, assertions) get 400, since no HTTP scheme fits them. The
-    description names the client's own method, never the list of all methods."""
+    header gets 401 with a ``Basic`` challenge (the scheme it used); so does a
+    client registered for client_secret_basic, and a request naming no known
+    client (the challenge tells the scheme we support); a known client registered
+    for another method (body parameters, assertions) gets 400, since no HTTP
+    scheme fits it. The description names the client's own method, never the
+    list of all methods."""
 
     def __init__(self, description: str, challenge: str | None):
         super().__init__(description=description, status_code=401 if challenge else 400)
@@ -102,6 +104,7 @@ def failure(request, client, allowed: list[str], endpoint: str, realm: str):
         description = f"The client must authenticate with {registered}."
     else:
         description = "Client authentication failed."
-    basic = used == "client_secret_basic" or registered == "client_secret_basic"
+    # No known client: the challenge says which HTTP scheme we support (§5.2 "MAY").
+    basic = used == "client_secret_basic" or registered in (None, "client_secret_basic")
     return ClientAuthenticationFailed(description,
                                       f'Basic realm="{realm}", charset="UTF-8"' if basic else None)

@@ -126,3 +126,14 @@ def test_unknown_grant_type_is_still_unsupported_grant_type(app, client):
     response = client.post("/token", data={"grant_type": "password"})
     assert response.status_code == 400
     assert response.json["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize("data", [{}, {"client_id": "mc_NOSUCHCLIENT0000000", "client_secret": "x"}],
+                         ids=["no-authentication", "unknown-client"])
+def test_no_known_client_gets_the_basic_challenge(client, data):
+    """Test that a request naming no known client gets 401 with the Basic challenge (the
+    scheme we support, RFC 6749 §5.2)."""
+    response = client.post("/token", data={"grant_type": "client_credentials", **data})
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
