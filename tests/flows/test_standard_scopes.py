@@ -134,3 +134,16 @@ def test_profile_outside_the_registration_is_ignored(app, client):
                            auth=(rp.client_id, rp.client_secret))
     assert response.status_code == 200, response.text
     assert response.json["scope"] == "touch_events"
+
+
+def test_refresh_may_narrow_with_a_standard_scope(app, client):
+    """Test that a refresh asking "openid profile" narrows the grant to the profile items."""
+    factories.resident()
+    rp = factories.rp()
+    issued = flow(client, rp, "openid profile email offline_access")
+    assert issued["scope"] == "openid name birth_year gender email offline_access"
+    data = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"],
+            "scope": "openid profile"}
+    response = client.post("/token", data=data, auth=(rp.client_id, rp.client_secret))
+    assert response.status_code == 200, response.text
+    assert response.json["scope"] == "openid name birth_year gender"
