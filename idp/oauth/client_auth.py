@@ -1,10 +1,13 @@
-"""private_key_jwt client authentication (RFC 7523 §2.2, OIDC Core §9)."""
+"""private_key_jwt client authentication (RFC 7523 §2.2, OIDC Core §9), and the
+invalid_client answer when client authentication fails (RFC 6749 §5.2)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
 from joserfc.errors import JoseError
@@ -55,3 +58,63 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         except IntegrityError:
             return False
         return True
+
+
+def presented_method(request) -> str:
+    """The client authentication method a request used (RFC 7591 §2 names)."""
+    if request.headers.get("Authorization"):
+        return "client_secret_basic"
+    if request.form.get("client_assertion"):
+        return PrivateKeyJWT.CLIENT_AUTH_METHOD
+    if request.form.get("client_secret"):
+        return "client_secret_post"
+    return "none"
+
+
+def claimed_client_id(request) -> str | None:
+    """The client id a request names (HTTP Basic user name or ``client_id``), unchecked."""
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # not UTF-8 (UnicodeDecodeError)
+        client_id = None
+    return client_id or request.payload.data.get("client_id")
+
+
+class ClientAuthenticationFailed(InvalidClientError):
+    """invalid_client shaped by RFC 6749 §5.2: a client that used the Authorization
+    header gets 401 with a ``Basic`` challenge (the scheme it used); so does a
+    client registered for client_secret_basic, and a request naming no known
+    client (the challenge tells the scheme we support); a known client registered
+    for another method (body parameters, assertions) gets 400, since no HTTP
+    scheme fits it. The description names the client's own method, never the
+    list of all methods."""
+
+    def __init__(self, description: str, challenge: str | None):
+        super().__init__(description=description, status_code=401 if challenge else 400)
+        self.challenge = challenge
+
+    def get_headers(self):
+        headers = OAuth2Error.get_headers(self)
+        if self.challenge:
+            headers.append(("WWW-Authenticate", self.challenge))
+        return headers
+
+
+def failure(request, client, allowed: list[str], endpoint: str, realm: str):
+    """The invalid_client error for a request whose authentication failed; ``client``
+    is the active client the request names, if any."""
+    used = presented_method(request)
+    registered = client.token_endpoint_auth_method if client is not None else None
+    if client is None:
+        description = "Unknown client, or client authentication failed."
+    elif registered not in allowed or not client.check_endpoint_auth_method(registered,
+                                                                             endpoint):
+        description = f"The client's authentication method ({registered}) is not accepted here."
+    elif used != registered:
+        description = f"The client must authenticate with {registered}."
+    else:
+        description = "Client authentication failed."
+    # No known client: the challenge says which HTTP scheme we support (§5.2 "MAY").
+    basic = used == "client_secret_basic" or registered in (None, "client_secret_basic")
+    return ClientAuthenticationFailed(description,
+                                      f'Basic realm="{realm}", charset="UTF-8"' if basic else None)

@@ -13,6 +13,7 @@ from idp.oauth import assurance
 from idp.oauth.claims import supported_claims
 from idp.oauth.grants import ALL_AUTH_METHODS
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
+from idp.oauth.scopes import STANDARD_SCOPES
 
 SIGNING_ALGS = ["RS256", "ES256"]
 
@@ -29,7 +30,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint": url("/introspect"),
         "end_session_endpoint": url("/logout"),
         "device_authorization_endpoint": url("/device_authorization"),
-        "scopes_supported": list(SCOPES),
+        # Our consent items, and the standard scopes read as them (idp.oauth.scopes).
+        "scopes_supported": [*SCOPES, *STANDARD_SCOPES],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),

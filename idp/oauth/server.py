@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
@@ -20,16 +24,21 @@ from flask import Flask
 from flask import Request
 from flask import Response
 from flask import abort
+from flask import current_app
+from flask import g
 from flask import json
+from flask import request as flask_request
 
 from idp import secrets
 from idp.clients.service import SCOPES
 from idp.clients.service import active_client
 from idp.config import Settings
 from idp.consent import service as consent_service
+from idp.oauth import client_auth
 from idp.oauth import ratelimit
 from idp.oauth import tokens
 from idp.oauth.client_auth import PrivateKeyJWT
+from idp.oauth.client_auth import claimed_client_id
 from idp.oauth.device import DeviceAuthorizationEndpoint
 from idp.oauth.device import DeviceCodeGrant
 from idp.oauth.grants import AuthorizationCodeGrant
@@ -43,11 +52,16 @@ from idp.oauth.oidc import IssuerResponseParameter
 from idp.oauth.oidc import OpenIDCode
 from idp.oauth.oidc import UserInfoEndpoint
 from idp.oauth.revocation import RevocationEndpoint
+from idp.oauth.scopes import STANDARD_SCOPES
+from idp.oauth.scopes import expand
 
 
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
-        return tokens.by_access_token(token_string, resident=True)
+        row = tokens.by_access_token(token_string, resident=True)
+        if row is not None:
+            g.oauth_client = row.client  # whose origins may read the answer (idp.oauth.cors)
+        return row
 
     def validate_token(self, token, scopes, request):
         """Authlib's checks (present, unexpired, unrevoked), then the scopes against the
@@ -62,10 +76,45 @@ class BearerTokenValidator(_BearerTokenValidator):
             raise InsufficientScopeError()
 
 
+class NoBearerCredentials(OAuth2Error):
+    """RFC 6750 §3.1: a request without Bearer credentials gets a bare challenge,
+    with no error code or other error information."""
+
+    status_code = 401
+
+    def get_headers(self):
+        return [("WWW-Authenticate", "Bearer"), ("Cache-Control", "no-store")]
+
+    def __call__(self, uri=None):
+        return self.status_code, "", self.get_headers()
+
+
+class MalformedBearerRequest(InvalidTokenError):
+    """RFC 6750 §3.1 invalid_request: ``Authorization: Bearer`` without one token."""
+
+    error = "invalid_request"
+    description = "The Authorization header must be 'Bearer' followed by one token."
+    status_code = 400
+
+
 class ResourceProtector(_ResourceProtector):
+    def parse_request_authorization(self, request):
+        """The Bearer token (RFC 6750 §2.1). No header, or another scheme, means no
+        Bearer credentials (§3.1: no error code); a Bearer header that does not
+        carry exactly one token is malformed (invalid_request, 400)."""
+        scheme, _, token = (request.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise NoBearerCredentials()
+        token = token.strip()
+        if not token or any(c.isspace() for c in token):
+            raise MalformedBearerRequest()
+        return self.get_token_validator("bearer"), token
+
     def raise_error_response(self, error):
         """RFC 6750 §3 answers (401/403 with WWW-Authenticate) as a complete
         response, so the app's error pages pass it through untouched."""
+        if isinstance(error, NoBearerCredentials):
+            abort(Response(status=error.status_code, headers=error.get_headers()))
         body = json.dumps(dict(error.get_body()))
         abort(Response(body, status=error.status_code, headers=error.get_headers()))
 
@@ -97,13 +146,61 @@ class TokenGenerator(BearerTokenGenerator):
                                 include_refresh_token=include_refresh_token)
 
 
+class _Payload(FlaskOAuth2Payload):
+    """The request's parameters, with standard OIDC scopes read as our finer ones
+    (idp.oauth.scopes). Once the client is known (Authlib sets it before it checks
+    the scope), a standard scope covers only the finer scopes the client is
+    registered for."""
+
+    def __init__(self, request: Request, oauth_request: FlaskOAuth2Request):
+        super().__init__(request)
+        self._oauth_request = oauth_request
+
+    @property
+    def scope(self) -> str | None:
+        client = self._oauth_request.client
+        return expand(super().scope, client.scopes if client is not None else None)
+
+
+class OAuthRequest(FlaskOAuth2Request):
+    def __init__(self, request: Request):
+        super().__init__(request)
+        self.payload = _Payload(request, self)
+
+
 class OAuthServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # A stored authorization request (an interaction resumed after login
         # or consent) is replayed as a rebuilt request object.
-        if isinstance(request, Request):
-            return FlaskOAuth2Request(request)
-        return super().create_oauth2_request(request)
+        return OAuthRequest(request if isinstance(request, Request) else flask_request)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """Authlib's client authentication, with invalid_client answered for the
+        client's own registered method (client_auth.failure, RFC 6749 §5.2)."""
+        try:
+            client = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            claimed = claimed_client_id(request)
+            named = self.query_client(claimed) if claimed else None
+            g.oauth_client = named  # its origins may read the error (idp.oauth.cors)
+            realm = current_app.extensions["idp.settings"].issuer
+            raise client_auth.failure(request, named, methods, endpoint, realm) from error
+        g.oauth_client = client
+        return client
+
+    def create_token_response(self, request=None):
+        """RFC 6749 §4.1.3/§3.2: a token request is a form post with a grant_type;
+        anything else is invalid_request (Authlib would say unsupported_grant_type,
+        which tells the client to try another grant, not to fix the request)."""
+        oauth_request = self.create_oauth2_request(request)
+        if oauth_request.payload.grant_type is None:
+            if flask_request.mimetype != "application/x-www-form-urlencoded":
+                error = InvalidRequestError(
+                    "The token request must be sent as application/x-www-form-urlencoded.")
+            else:
+                error = InvalidRequestError("Missing 'grant_type' parameter.")
+            return self.handle_error_response(oauth_request, error)
+        return super().create_token_response(request)
 
     def validate_requested_scope(self, scope):
         unknown = [s for s in scope_to_list(scope or "") if s not in SCOPES]
@@ -126,7 +223,7 @@ def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
     # Token requests count against the client authentication looks up (idp.oauth.ratelimit).
     server.init_app(app, query_client=ratelimit.counted(active_client), save_token=tokens.save)
     server.register_token_generator("default", TokenGenerator(settings))
-    server.scopes_supported = list(SCOPES)
+    server.scopes_supported = [*SCOPES, *STANDARD_SCOPES]
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)

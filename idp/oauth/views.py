@@ -13,10 +13,12 @@ from idp.extensions import csrf
 from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
+from idp.oauth import cors
 from idp.oauth.discovery import document as discovery_document
 from idp.oauth.openapi import document as openapi_document
 
 bp = Blueprint("oauth", __name__)
+cors.init_blueprint(bp)
 
 
 @bp.errorhandler(OAuth2Error)
