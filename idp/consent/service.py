@@ -14,6 +14,7 @@ Named, ordered checks decide whether the resident must be asked
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import select
@@ -31,6 +32,9 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth import access
 from idp.terms import service as terms
+
+if TYPE_CHECKING:
+    from idp.oauth.models import Token
 
 
 class ConsentError(ValueError):

@@ -72,6 +72,7 @@ from idp.oauth.claims import claims_for
 from idp.proofing import service as proofing
 from tests import factories
 from tests.conftest import IsolatedClient
+from tests.conftest import flush_outbox
 from tests.flows.admin_helpers import enrolled_admin
 from tests.flows.helpers import ResidentBrowser
 from tests.flows.helpers import introspect
@@ -225,17 +226,14 @@ def logout_tokens(trigger, receivers: list[LogoutReceiver]):
     """Run ``trigger`` (whatever ends the session) and return its response and the
     logout tokens each receiver got from it, in order of ``receivers``.
 
-    Today a logout is delivered by the request that commits it (``backchannel``'s
-    ``after_request``). If delivery moves to a queue sent later by a worker, the
-    queue's flush is called here (adapt the name below to it); then each receiver
-    is waited for a bounded time, never a sleep.
+    Logout tokens are outbox messages delivered after the change commits; the tests
+    deliver them at the end of the request (``outbox_delivery = "inline"``), and
+    ``flush_outbox`` delivers whatever is still due, as ``idp worker --once`` would.
+    Then each receiver is waited for a bounded time, never a sleep.
     """
     before = [len(receiver.tokens) for receiver in receivers]
     response = trigger()
-    flush = getattr(backchannel, "deliver_due", None)
-    if flush is not None:
-        flush()
-        db.session.commit()
+    flush_outbox()
     return response, [receiver.wait_for(count + 1)[count:]
                       for receiver, count in zip(receivers, before, strict=True)]
 
