@@ -4,6 +4,7 @@ invalid_client answer when client authentication fails (RFC 6749 §5.2)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -12,6 +13,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
@@ -72,12 +74,23 @@ def presented_method(request) -> str:
 
 
 def claimed_client_id(request) -> str | None:
-    """The client id a request names (HTTP Basic user name or ``client_id``), unchecked."""
+    """The client id a request names (HTTP Basic user name, ``client_id``, or the
+    ``sub`` of a ``client_assertion``, RFC 7523 §3), unchecked: it only chooses how
+    a failure is answered, never whom to trust."""
     try:
         client_id, _ = extract_basic_authorization(request.headers)
     except ValueError:  # not UTF-8 (UnicodeDecodeError)
         client_id = None
-    return client_id or request.payload.data.get("client_id")
+    client_id = client_id or request.payload.data.get("client_id")
+    assertion = request.payload.data.get("client_assertion")
+    if client_id or not isinstance(assertion, str):
+        return client_id
+    try:
+        claims = json.loads(extract_compact(assertion.encode()).payload)
+    except (JoseError, ValueError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
 
 
 class ClientAuthenticationFailed(InvalidClientError):

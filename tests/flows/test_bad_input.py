@@ -203,8 +203,10 @@ def test_client_assertion_for_a_client_without_keys_is_invalid_client(client, ap
     response = client.post("/token", data={"grant_type": "client_credentials",
                                            "client_assertion_type": ASSERTION_TYPE,
                                            "client_assertion": assertion})
-    assert response.status_code == 400
+    # The client is registered for client_secret_basic: 401 with its Basic challenge (§5.2).
+    assert response.status_code == 401
     assert response.json["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Token)) == 0
 
