@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from idp.accounts import service as accounts
 from idp.clients import service as clients
 from idp.extensions import db
+from idp.kiosk import service as kiosks
 from idp.secrets import token
 from idp.terms import service as terms
 
@@ -142,3 +143,15 @@ def tokens(client, rp: RP, scope: str = "openid name email offline_access", **pa
     response = exchange(client, rp, result["code"], verifier)
     assert response.status_code == 200, response.text
     return response.json
+
+
+def kiosk_token(client, name: str = "サイネージ", location: str = "北2条広場") -> tuple[str, str, str]:
+    """A kiosk of a new company and a client-credentials ``touch_events`` token for it:
+    (kiosk client id, its secret, the access token)."""
+    row, secret, _ = kiosks.create_kiosk(company("C社"), name, location)
+    kiosk_id = row.id
+    db.session.commit()
+    answer = client.post("/token", data={"grant_type": "client_credentials",
+                                         "scope": "touch_events"}, auth=(kiosk_id, secret))
+    db.session.rollback()
+    return kiosk_id, secret, answer.json["access_token"]

@@ -30,14 +30,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 @pytest.fixture
 def kiosk(app, client):
-    company = factories.company("C社")
-    row, secret, _ = kiosks.create_kiosk(company, "サイネージ", "北2条広場")
-    kiosk_id = row.id
-    db.session.commit()
-    token = client.post("/token", data={"grant_type": "client_credentials",
-                                        "scope": "touch_events"},
-                        auth=(kiosk_id, secret)).json["access_token"]
-    db.session.rollback()
+    _, _, token = factories.kiosk_token(client)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -20,7 +20,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from idp.extensions import db
-from idp.kiosk import service as kiosks
 from tests import factories
 from tests.factories import csrf
 from tests.flows.admin_helpers import enrolled_admin
@@ -71,15 +70,7 @@ def post_form(client, path: str, data: dict, **kwargs):
 
 @pytest.fixture
 def kiosk(app, client):
-    company = factories.company("C社")
-    row, secret, _ = kiosks.create_kiosk(company, "サイネージ", "北2条広場")
-    kiosk_id = row.id
-    db.session.commit()
-    token = client.post("/token", data={"grant_type": "client_credentials",
-                                        "scope": "touch_events"},
-                        auth=(kiosk_id, secret)).json["access_token"]
-    db.session.rollback()
-    return kiosk_id, secret, token
+    return factories.kiosk_token(client)
 
 
 @pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect", "/device_authorization"])
