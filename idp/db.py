@@ -12,6 +12,7 @@ from sqlalchemy import DateTime
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import TypeDecorator
+from sqlalchemy import delete
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
@@ -40,6 +41,15 @@ def dialect_insert(session: Any, table: Any) -> Any:
     SQLite both have ``ON CONFLICT``; the generic construct does not offer it)."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def delete_where(session: Any, model: Any, condition: Any) -> int:
+    """Bulk ``DELETE`` of the rows matching ``condition``; the number deleted. Objects of
+    ``model`` already in the session are not synchronised (callers delete whole rows
+    they no longer read)."""
+    return session.execute(
+        delete(model).where(condition).execution_options(synchronize_session=False)
+    ).rowcount
 
 
 class UTCDateTime(TypeDecorator):

@@ -26,7 +26,6 @@ What is kept and why is written up in docs/accounts.md.
 from __future__ import annotations
 
 from flask import url_for
-from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
@@ -41,6 +40,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent.models import Consent
 from idp.consent.models import ConsentReceipt
+from idp.db import delete_where
 from idp.extensions import db
 from idp.kiosk.models import TouchEvent
 from idp.mail.service import Message
@@ -63,10 +63,10 @@ def delete_resident(resident: Resident, password: str) -> Message:
     access.end_sessions(rid, "account_deleted")
     access.revoke_grants(resident=rid, reason="account_deleted")
     counts = {"consents_withdrawn": consents_in_force, **access.forget_resident(rid)}
-    _delete(ConsentReceipt, ConsentReceipt.resident_id == rid)
-    _delete(Consent, Consent.resident_id == rid)
-    _delete(RecoveryCode, RecoveryCode.resident_id == rid)
-    _delete(BrowserSession, BrowserSession.resident_id == rid)
+    delete_where(db.session, ConsentReceipt, ConsentReceipt.resident_id == rid)
+    delete_where(db.session, Consent, Consent.resident_id == rid)
+    delete_where(db.session, RecoveryCode, RecoveryCode.resident_id == rid)
+    delete_where(db.session, BrowserSession, BrowserSession.resident_id == rid)
     counts["touch_events_anonymised"] = db.session.execute(
         update(TouchEvent).where(TouchEvent.resident_id == rid).values(resident_id=None)
         .execution_options(synchronize_session=False)).rowcount
@@ -75,9 +75,3 @@ def delete_resident(resident: Resident, password: str) -> Message:
     db.session.flush()
     record(AuditTag.ACCOUNT_DELETE, anonymous=True, **counts)
     return goodbye
-
-
-def _delete(model, condition) -> int:
-    return db.session.execute(
-        delete(model).where(condition).execution_options(synchronize_session=False)
-    ).rowcount

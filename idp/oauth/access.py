@@ -27,7 +27,6 @@ company is later reinstated.
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -37,6 +36,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
+from idp.db import delete_where
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth import backchannel
@@ -149,16 +149,10 @@ def forget_resident(resident_id: str) -> dict[str, int]:
     """Account deletion, after ``end_sessions`` and ``revoke_grants`` queued the logout
     tokens: delete the resident's tokens, codes and pairwise subjects, so nothing a
     company holds can be linked to a later ID. Returns counts for the audit record."""
-    counts = {"tokens_revoked": _delete(Token, Token.resident_id == resident_id)}
-    _delete(AuthorizationCode, AuthorizationCode.resident_id == resident_id)
-    _delete(DeviceCode, DeviceCode.resident_id == resident_id)
-    counts["pairwise_subjects_removed"] = _delete(PairwiseSubject,
+    counts = {"tokens_revoked": delete_where(db.session, Token, Token.resident_id == resident_id)}
+    delete_where(db.session, AuthorizationCode, AuthorizationCode.resident_id == resident_id)
+    delete_where(db.session, DeviceCode, DeviceCode.resident_id == resident_id)
+    counts["pairwise_subjects_removed"] = delete_where(db.session, PairwiseSubject,
                                                   PairwiseSubject.resident_id == resident_id)
     outbox.forget_resident(resident_id)
     return counts
-
-
-def _delete(model, condition) -> int:
-    return db.session.execute(
-        delete(model).where(condition).execution_options(synchronize_session=False)
-    ).rowcount
