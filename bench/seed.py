@@ -20,6 +20,10 @@ from flask import Flask
 from sqlalchemy import insert
 
 from idp import secrets
+from idp.access import sessions
+from idp.access.models import DeviceCode
+from idp.access.models import Token
+from idp.access.subjects import subject_for
 from idp.accounts import service as accounts
 from idp.clients import service as clients
 from idp.consent import service as consent
@@ -30,9 +34,6 @@ from idp.kiosk import service as kiosks
 from idp.oauth.device import new_user_code
 from idp.oauth.device import normalise_user_code
 from idp.oauth.device import user_code_digest
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import Token
-from idp.oauth.subjects import subject_for
 from idp.terms import service as terms
 
 REDIRECT_URI = "https://rp.example.jp/callback"
@@ -97,7 +98,7 @@ def seed(app: Flask, out: Path, pools: Pools) -> dict[str, str]:
             email_verified=True, terms_version=terms.current_version())
         consent.grant(resident, rp, FLOW_SCOPE.split() + ["offline_access"],
                       FLOW_SCOPE.split() + ["offline_access"])
-        sid, _ = accounts.start_session(resident)
+        sid, _ = sessions.start_session(resident)
         sub = subject_for(resident.id, member.id)
         db.session.commit()
 

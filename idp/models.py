@@ -1,6 +1,10 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, tests)."""
 
-from idp.accounts.models import BrowserSession
+from idp.access.models import AuthorizationCode
+from idp.access.models import BrowserSession
+from idp.access.models import DeviceCode
+from idp.access.models import PairwiseSubject
+from idp.access.models import Token
 from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
 from idp.accounts.models import UsedLink
@@ -18,10 +22,6 @@ from idp.db import Base
 from idp.keys.models import SigningKey
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import PairwiseSubject
-from idp.oauth.models import Token
 from idp.oauth.models import UsedClientAssertion
 from idp.outbox.models import OutboxMessage
 from idp.proofing.models import IdentityProofing

@@ -21,9 +21,9 @@ from schemathesis.checks import status_code_conformance
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import Token
 from idp.extensions import db
 from idp.kiosk import service as kiosks
-from idp.oauth.models import Token
 from tests import factories
 
 OPERATIONS = ["GET /.well-known/openid-configuration", "POST /api/touch-events",

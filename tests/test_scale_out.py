@@ -26,6 +26,7 @@ from sqlalchemy import select
 from deploy.scale_out import Cluster
 from deploy.scale_out import nginx_available
 from idp import create_app
+from idp.access import sessions
 from idp.accounts import service as accounts
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
@@ -139,7 +140,7 @@ def world(cluster):
             terms_version=terms.current_version())
         scopes = ["openid", "name", "email", "offline_access"]
         consent.grant(resident, rp, scopes, scopes)
-        sid, _ = accounts.start_session(resident)
+        sid, _ = sessions.start_session(resident)
         db.session.commit()
         cookie = cluster.app.session_interface.get_signing_serializer(cluster.app).dumps(
             {"sid": sid, "_permanent": True})

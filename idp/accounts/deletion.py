@@ -3,7 +3,7 @@
 After the password is re-entered, in one transaction:
 
 - every service the resident was signed in to that registered a back-channel
-  logout URI gets a logout token (``idp.oauth.access``; the queued messages
+  logout URI gets a logout token (``idp.access.service``; the queued messages
   keep no resident id);
 - every token of the resident is deleted (introspection answers
   ``active: false`` and UserInfo ``invalid_token`` at once), with their
@@ -30,8 +30,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp.access import service as access
+from idp.access.models import BrowserSession
 from idp.accounts import service as accounts
-from idp.accounts.models import BrowserSession
 from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
 from idp.accounts.profile import ProfileError
@@ -45,7 +46,6 @@ from idp.extensions import db
 from idp.kiosk.models import TouchEvent
 from idp.mail.service import Message
 from idp.mail.service import compose
-from idp.oauth import access
 
 
 def delete_resident(resident: Resident, password: str) -> Message:

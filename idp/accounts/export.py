@@ -17,7 +17,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from idp.accounts.models import BrowserSession
+from idp.access.models import BrowserSession
+from idp.access.models import PairwiseSubject
+from idp.access.models import Token
 from idp.accounts.models import Resident
 from idp.accounts.totp import recovery_codes_left
 from idp.audit.models import AuditEvent
@@ -29,8 +31,6 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
-from idp.oauth.models import PairwiseSubject
-from idp.oauth.models import Token
 
 FORMAT = "machi-id/resident-export/1"
 

@@ -1,5 +1,6 @@
-"""Resident (the consortium ID), BrowserSession (a sign-in on one browser), the
-resident's TOTP recovery codes, and the single-use record of emailed links."""
+"""Resident (the consortium ID), the resident's TOTP recovery codes, and the
+single-use record of emailed links. A sign-in on one browser is a
+``BrowserSession`` (``idp.access.models``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import enum
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
-from sqlalchemy import text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -71,30 +71,6 @@ class Resident(Base):
 
     def __repr__(self) -> str:
         return f"<Resident {self.id}>"
-
-
-class BrowserSession(Base):
-    """A resident's sign-in on one browser.
-
-    The cookie carries a random session id; the table keeps only its digest,
-    so a database reader cannot ride a session. Ending the row ends the
-    session everywhere at once (logout, password reset, account deletion).
-    """
-
-    __tablename__ = "browser_sessions"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sid_digest: Mapped[str] = mapped_column(String(64), unique=True)
-    resident_id: Mapped[str] = mapped_column(
-        ForeignKey("residents.id", ondelete="CASCADE"), index=True
-    )
-    auth_time: Mapped[dt.datetime]
-    expires_at: Mapped[dt.datetime]
-    ended_at: Mapped[dt.datetime | None]
-    created_at: Mapped[created_at]
-    # How the resident signed in (RFC 8176): ["pwd"], or ["pwd", "otp", "mfa"].
-    amr: Mapped[list[str]] = mapped_column(default=lambda: ["pwd"],
-                                           server_default=text("'[\"pwd\"]'"))
 
 
 class RecoveryCode(Base):

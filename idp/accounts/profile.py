@@ -23,10 +23,11 @@ from __future__ import annotations
 from flask import url_for
 from sqlalchemy.exc import IntegrityError
 
+from idp.access import service as access
+from idp.access.models import BrowserSession
 from idp.accounts import links
 from idp.accounts import passwords
 from idp.accounts import service as accounts
-from idp.accounts.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.accounts.service import Profile
 from idp.audit.service import record
@@ -34,7 +35,6 @@ from idp.audit.tags import AuditTag
 from idp.extensions import db
 from idp.mail.service import Message
 from idp.mail.service import compose
-from idp.oauth import access
 
 
 class ProfileError(ValueError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from flask import url_for
 
 from idp import secrets
+from idp.access import service as access
 from idp.accounts import links
 from idp.accounts import passwords
 from idp.accounts import service as accounts
@@ -28,7 +29,6 @@ from idp.audit.tags import AuditTag
 from idp.extensions import db
 from idp.mail.service import Message
 from idp.mail.service import compose
-from idp.oauth import access
 
 
 def fingerprint(password_hash: str) -> str:
@@ -75,7 +75,7 @@ def revoke_everything(resident_id: str, keep_session: int | None = None,
     """End the resident's sessions (but ``keep_session``), revoke all their tokens
     and expire their unredeemed codes, including device codes a kiosk has not
     collected yet; every client with a back-channel logout URI is told
-    (``idp.oauth.access``). Returns counts for the audit record."""
+    (``idp.access.service``). Returns counts for the audit record."""
     sessions = access.end_sessions(resident_id, reason, keep_session=keep_session)
     cut = access.revoke_grants(resident=resident_id, reason=reason)
     return {"sessions_ended": sessions, **cut}

@@ -1,4 +1,4 @@
-"""Residents: creation, password sign-in and browser sessions."""
+"""Residents: creation and password sign-in (browser sessions: ``idp.access.sessions``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import select
 
-from idp import secrets
 from idp.accounts import passwords
-from idp.accounts.models import BrowserSession
 from idp.accounts.models import Gender
 from idp.accounts.models import Resident
 from idp.audit.service import record
@@ -125,8 +122,8 @@ def create_resident(email: str, password: str, profile: Profile | None = None,
 
 def authenticate(email: str, password: str) -> Resident | None:
     """The resident for these credentials, or None. Failures are audited here;
-    success is audited by ``start_session`` once the sign-in is complete (after
-    the second factor, when the resident has one).
+    success is audited by ``idp.access.sessions.start_session`` once the sign-in
+    is complete (after the second factor, when the resident has one).
 
     Unknown emails cost one argon2 verification too, so the answer's timing
     does not tell which accounts exist. A hash made with older parameters is
@@ -150,49 +147,3 @@ def check_password(resident: Resident, password: str) -> bool:
     """Re-entered password of a signed-in resident (changes, deletion)."""
     return bool(password) and len(password) <= MAX_PASSWORD and passwords.verify(
         resident.password_hash, password)
-
-
-# ---- browser sessions -------------------------------------------------------
-
-def start_session(resident: Resident, amr: list[str] | None = None
-                  ) -> tuple[str, BrowserSession]:
-    """A new session for this browser; returns the cookie value and the row.
-
-    This is the moment the sign-in succeeds, so it is audited here, with the
-    methods used (RFC 8176 ``amr``).
-    """
-    settings = current_app.extensions["idp.settings"]
-    sid = secrets.token(32)
-    now = utcnow()
-    amr = list(amr or ["pwd"])
-    row = BrowserSession(
-        sid_digest=secrets.digest(sid),
-        resident_id=resident.id,
-        auth_time=now,
-        expires_at=now + dt.timedelta(seconds=settings.session_ttl),
-        amr=amr,
-    )
-    db.session.add(row)
-    db.session.flush()
-    record(AuditTag.LOGIN_SUCCESS, resident_id=resident.id, amr=amr)
-    return sid, row
-
-
-def load_session(sid: str | None) -> BrowserSession | None:
-    if not sid:
-        return None
-    row = db.session.scalar(
-        select(BrowserSession).where(BrowserSession.sid_digest == secrets.digest(sid))
-    )
-    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
-        return None
-    return row
-
-
-def end_session(sid: str | None, **audit) -> BrowserSession | None:
-    """End the browser's session; ``audit`` adds context (e.g. the client that asked)."""
-    row = load_session(sid)
-    if row is not None:
-        row.ended_at = utcnow()
-        record(AuditTag.LOGOUT, resident_id=row.resident_id, **audit)
-    return row

@@ -69,7 +69,7 @@ def reset_second_factor(email: str, as_json: bool) -> None:
 def sign_out(email: str, as_json: bool) -> None:
     """End every browser session and revoke every token of a resident (a lost phone, a
     shared computer); services with a back-channel logout URI are told."""
-    from idp.oauth import access
+    from idp.access import service as access
 
     resident = service.find_by_email(email)
     if resident is None:

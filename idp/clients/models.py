@@ -1,8 +1,9 @@
 """Company (a consortium member, the pairwise sector) and Client (its apps).
 
-``Client`` implements Authlib's ``ClientMixin`` on typed columns. The secret
-is stored only as a SHA-256 digest (STYLE rule 6): Authlib's own SQLAlchemy
-mixin compares plaintext secrets, which we do not keep.
+``Client`` implements Authlib's ``ClientMixin`` interface on typed columns,
+without inheriting it: Authlib duck-types its models, and only ``idp.oauth``
+imports Authlib. The secret is stored only as a SHA-256 digest (STYLE rule 6):
+Authlib's own SQLAlchemy mixin compares plaintext secrets, which we do not keep.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
-from authlib.oauth2.rfc6749 import ClientMixin
-from authlib.oauth2.rfc6749 import scope_to_list
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -122,7 +121,10 @@ class ClientMetadata(Mapping[str, Any]):
         return len(self.MEMBERS)
 
 
-class Client(Base, ClientMixin):
+class Client(Base):
+    """A company's app (an OAuth client); its ``get_*``/``check_*`` methods implement
+    Authlib's ``ClientMixin`` interface."""
+
     __tablename__ = "clients"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -167,7 +169,7 @@ class Client(Base, ClientMixin):
         """RFC 7591 metadata, as Authlib's endpoints read it (``.get(name)``)."""
         return ClientMetadata(self)
 
-    # ---- ClientMixin ---------------------------------------------------
+    # ---- Authlib's ClientMixin interface -------------------------------
     def get_client_id(self) -> str:
         return self.id
 
@@ -182,7 +184,7 @@ class Client(Base, ClientMixin):
         """The requested scopes if all are registered for this client, else None."""
         if not scope:
             return ""
-        requested = scope_to_list(scope)
+        requested = scope.strip().split(" ")  # Authlib's scope_to_list
         if not set(requested) <= set(self.scopes):
             return None
         return " ".join(dict.fromkeys(requested))

@@ -2,9 +2,11 @@
 reinstatement and revocation.
 
 Cutting a company or a client off is immediate and complete
-(``idp.oauth.access.revoke_grants``): every token is revoked, pending
+(``idp.access.service.revoke_grants``): every token is revoked, pending
 authorization codes expire, and clients that registered a back-channel logout
-URI are told about each live session once the change commits. Token checks
+URI are told about each live session once the change commits; so are they when
+an edit narrows a client (``narrow_grants``) or a leaked secret is rotated with
+its tokens revoked. Token checks
 also look at the client's and company's state, so nothing works in between.
 Reinstating a suspended company brings back client authentication and the
 residents' consents, never a token revoked by the suspension.
@@ -20,9 +22,9 @@ import re
 
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy import update
 
 from idp import secrets
+from idp.access import service as access
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import validation
@@ -39,11 +41,6 @@ from idp.clients.validation import ClientError
 from idp.clients.validation import ClientSettings
 from idp.db import utcnow
 from idp.extensions import db
-from idp.kiosk.models import Kiosk
-from idp.oauth import access
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import Token
 
 # Re-exported: callers use service.ClientError, service.SCOPES …
 __all__ = ["AUTH_METHODS", "DEVICE_CODE", "GRANT_TYPES", "ID_TOKEN_ALGS", "SCOPES", "ClientError",
@@ -160,7 +157,7 @@ def reinstate_company(company_id: str, actor: str | None = None) -> Company:
     company.suspended_at = None
     # Device authorizations started before the suspension must not be
     # completed now: the kiosk starts again.
-    expired = _expire_device_codes(company)
+    expired = access.expire_device_codes(c.id for c in company.clients)
     record(AuditTag.COMPANY_REINSTATE, actor=actor, company_id=company.id,
            suspended_at=suspended_at.isoformat() if suspended_at else None,
            device_codes_expired=expired)
@@ -273,7 +270,8 @@ def settings_of(client: Client) -> ClientSettings:
         verified_claims_allowed=client.verified_claims_allowed)
 
 
-def _editable(client_id: str) -> Client:
+def editable_client(client_id: str) -> Client:
+    """The client, if it may still be changed (not revoked, nor its company)."""
     client = get_client(client_id)
     if client.revoked_at is not None:
         raise ClientError(f"client {client.id} is revoked and can no longer be changed")
@@ -290,7 +288,7 @@ def update_client(client_id: str, settings: ClientSettings,
     was removed are revoked, and pending codes for a removed scope or
     redirect URI, or of a removed grant type, expire.
     """
-    client = _editable(client_id)
+    client = editable_client(client_id)
     before = settings_of(client)
     after = validation.checked(settings, client.is_public)
     changes = {key: [getattr(before, key), getattr(after, key)] for key in vars(after)
@@ -302,39 +300,14 @@ def update_client(client_id: str, settings: ClientSettings,
     removed_scopes = set(before.scopes) - set(after.scopes)
     removed_uris = set(before.redirect_uris) - set(after.redirect_uris)
     removed_grants = set(before.grant_types) - set(after.grant_types)
-    revoked = _narrow(client, removed_scopes, removed_uris, removed_grants)
+    # Withdraw what the edit took away (the sessions of revoked tokens are told).
+    revoked = access.narrow_grants(
+        client, scopes=removed_scopes, redirect_uris=removed_uris,
+        code_flow="authorization_code" in removed_grants,
+        device_flow=DEVICE_CODE in removed_grants)
     record(AuditTag.CLIENT_UPDATE, actor=actor, client_id=client.id,
            company_id=client.company_id, changes=changes, tokens_revoked=revoked)
     return client, changes
-
-
-def _narrow(client: Client, scopes: set[str], uris: set[str], grants: set[str]) -> int:
-    """Withdraw what an edit took away; returns how many token rows were revoked."""
-    now = utcnow()
-    revoked = 0
-    if scopes:
-        live = db.session.scalars(select(Token).where(Token.client_id == client.id,
-                                                      Token.revoked_at.is_(None)))
-        for token in live:
-            if set(token.scope.split()) & scopes:
-                token.revoked_at = now
-                revoked += 1
-    codes = db.session.scalars(select(AuthorizationCode).where(
-        AuthorizationCode.client_id == client.id, AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now))
-    for code in codes:
-        if "authorization_code" in grants or code.redirect_uri in uris or \
-                set(code.scope.split()) & scopes:
-            code.expires_at = now
-    device_codes = db.session.scalars(select(DeviceCode).where(
-        DeviceCode.client_id == client.id, DeviceCode.consumed_at.is_(None),
-        DeviceCode.expires_at > now))
-    for code in device_codes:
-        if DEVICE_CODE in grants or set(code.scope.split()) & scopes:
-            code.expires_at = now
-    # A removed refresh_token grant needs nothing here: the token endpoint
-    # checks the client's grant types on every request.
-    return revoked
 
 
 def rotate_secret(client_id: str, revoke_tokens: bool = False,
@@ -344,7 +317,7 @@ def rotate_secret(client_id: str, revoke_tokens: bool = False,
     ``revoke_tokens`` also revokes every token of the client (the old secret
     leaked: whoever held it may have obtained tokens).
     """
-    client = _editable(client_id)
+    client = editable_client(client_id)
     if client.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
         raise ClientError(f"client {client.id} authenticates with "
                           f"{client.token_endpoint_auth_method} and has no secret")
@@ -352,33 +325,11 @@ def rotate_secret(client_id: str, revoke_tokens: bool = False,
     client.secret_digest = secrets.digest(secret)
     revoked = 0
     if revoke_tokens:
-        revoked = db.session.execute(
-            update(Token).where(Token.client_id == client.id, Token.revoked_at.is_(None))
-            .values(revoked_at=utcnow())).rowcount
+        revoked = access.revoke_grants(client=client,
+                                       reason="client_secret_rotated")["tokens_revoked"]
     record(AuditTag.CLIENT_SECRET_ROTATE, actor=actor, client_id=client.id,
            company_id=client.company_id, tokens_revoked=revoked)
     return client, secret
-
-
-def update_kiosk(client_id: str, location: str, actor: str | None = None) -> Kiosk:
-    """Record where a kiosk's screen stands now."""
-    client = _editable(client_id)
-    kiosk = db.session.get(Kiosk, client.id)
-    if kiosk is None:
-        raise ClientError(f"client {client.id} is not a kiosk")
-    location = (location or "").strip()
-    if not location or len(location) > 200:
-        raise ClientError("location must be 1 to 200 characters")
-    if location != kiosk.location:
-        record(AuditTag.KIOSK_UPDATE, actor=actor, client_id=client.id,
-               company_id=client.company_id, previous={"location": kiosk.location},
-               location=location)
-        kiosk.location = location
-    return kiosk
-
-
-def kiosks() -> list[Kiosk]:
-    return list(db.session.scalars(select(Kiosk).order_by(Kiosk.created_at)))
 
 
 def revoke_client(client_id: str, actor: str | None = None) -> Client:
@@ -390,16 +341,6 @@ def revoke_client(client_id: str, actor: str | None = None) -> Client:
         record(AuditTag.CLIENT_REVOKE, actor=actor, client_id=client.id,
                company_id=client.company_id)
     return client
-
-
-def _expire_device_codes(company: Company) -> int:
-    now = utcnow()
-    return db.session.execute(
-        update(DeviceCode)
-        .where(DeviceCode.client_id.in_([c.id for c in company.clients]),
-               DeviceCode.consumed_at.is_(None), DeviceCode.expires_at > now)
-        .values(expires_at=now)
-    ).rowcount
 
 
 def counts_by_company() -> dict[str, dict[str, int]]:

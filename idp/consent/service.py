@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from idp.access import service as access
 from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -30,11 +31,10 @@ from idp.consent.items import item_of
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
-from idp.oauth import access
 from idp.terms import service as terms
 
 if TYPE_CHECKING:
-    from idp.oauth.models import Token
+    from idp.access.models import Token
 
 
 class ConsentError(ValueError):
@@ -192,7 +192,7 @@ def withdraw(resident_id: str, client_id: str) -> Consent:
     """Withdraw consent for one service: its tokens for this resident die at once,
     and so do codes issued but not yet redeemed (a code carries the consent it was
     issued under, so it must not outlive it; the same for device codes a kiosk has
-    not collected yet), through ``idp.oauth.access.revoke_grants``. A receipt
+    not collected yet), through ``idp.access.service.revoke_grants``. A receipt
     records the withdrawal."""
     plausible = isinstance(client_id, str) and 0 < len(client_id) <= 40 \
         and client_id.isascii() and client_id.isprintable()

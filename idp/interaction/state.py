@@ -13,8 +13,8 @@ from flask import g
 from flask import session
 
 from idp import secrets
-from idp.accounts import service as accounts
-from idp.accounts.models import BrowserSession
+from idp.access import sessions as accounts  # start/load/end_session
+from idp.access.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.extensions import db
 

@@ -68,6 +68,27 @@ def create_kiosk(company_id: str, name: str, location: str,
     return client, secret, kiosk
 
 
+def update_kiosk(client_id: str, location: str, actor: str | None = None) -> Kiosk:
+    """Record where a kiosk's screen stands now."""
+    client = clients.editable_client(client_id)
+    kiosk = db.session.get(Kiosk, client.id)
+    if kiosk is None:
+        raise clients.ClientError(f"client {client.id} is not a kiosk")
+    location = (location or "").strip()
+    if not location or len(location) > 200:
+        raise clients.ClientError("location must be 1 to 200 characters")
+    if location != kiosk.location:
+        record(AuditTag.KIOSK_UPDATE, actor=actor, client_id=client.id,
+               company_id=client.company_id, previous={"location": kiosk.location},
+               location=location)
+        kiosk.location = location
+    return kiosk
+
+
+def kiosks() -> list[Kiosk]:
+    return list(db.session.scalars(select(Kiosk).order_by(Kiosk.created_at)))
+
+
 def kiosk_for(client_id: str) -> Kiosk | None:
     return db.session.get(Kiosk, client_id)
 

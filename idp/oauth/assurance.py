@@ -36,9 +36,9 @@ from typing import Any
 
 from flask import current_app
 
+from idp.access.subjects import per_company_id
 from idp.consent.items import part_of
 from idp.oauth.claims import full_name
-from idp.oauth.subjects import per_company_id
 from idp.proofing import service as proofing
 
 VERIFIED_CLAIMS = "verified_claims"

@@ -42,7 +42,7 @@ from flask_babel import gettext as _
 from werkzeug.test import EnvironBuilder
 
 from idp import inputs
-from idp.accounts.models import BrowserSession
+from idp.access.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.clients import service as clients
 from idp.clients.models import Client

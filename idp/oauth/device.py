@@ -37,6 +37,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import lazyload
 
 from idp import secrets
+from idp.access.models import DeviceCode
+from idp.access.subjects import subject_for
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import dialect_insert
@@ -44,8 +46,6 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.grants import ALL_AUTH_METHODS
 from idp.oauth.grants import WithinConsent
-from idp.oauth.models import DeviceCode
-from idp.oauth.subjects import subject_for
 from idp.oauth.tokens import Principal
 
 # RFC 8628 §6.1: base-20 consonants, no vowels (no words), no look-alikes.

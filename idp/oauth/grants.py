@@ -23,6 +23,8 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from idp import secrets
+from idp.access.models import AuthorizationCode
+from idp.access.subjects import subject_for
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
@@ -32,8 +34,6 @@ from idp.oauth import assurance
 from idp.oauth import tokens
 from idp.oauth.claims import AUTH_TIME
 from idp.oauth.claims import auth_time_requested
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.subjects import subject_for
 from idp.oauth.tokens import Principal
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]

@@ -35,22 +35,22 @@ from flask import session
 from sqlalchemy import exists
 from sqlalchemy import select
 
-from idp.accounts import service as accounts
+from idp.access import service as access
+from idp.access import sessions
+from idp.access.models import AuthorizationCode
+from idp.access.models import Token
+from idp.access.notices import sid_for
+from idp.access.subjects import existing_subject
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.extensions import db
 from idp.keys import service as keys
-from idp.oauth import access
 from idp.oauth import assurance
-from idp.oauth import backchannel
 from idp.oauth.claims import AUTH_TIME
 from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import Token
-from idp.oauth.subjects import existing_subject
 from idp.oauth.tokens import Principal
 
 
@@ -138,7 +138,7 @@ class OpenIDCode(IDTokenSigning, _OpenIDCode):
             claims.pop("auth_time", None)
         if authorization_code.session_id is not None:
             client = db.session.get(Client, authorization_code.client_id)
-            claims["sid"] = backchannel.sid_for(authorization_code.session_id,
+            claims["sid"] = sid_for(authorization_code.session_id,
                                                 client.company_id)
         return claims
 
@@ -204,7 +204,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         to end, so nothing to confirm."""
         if end.id_token_claims is None:
             return False
-        row = accounts.load_session(session.get("sid"))
+        row = sessions.load_session(session.get("sid"))
         if row is None:
             return False
         client = end.client
@@ -213,7 +213,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         sid, sub = end.id_token_claims.get("sid"), end.id_token_claims.get("sub")
         if not isinstance(sid, str) or not isinstance(sub, str):
             return True
-        ours = backchannel.sid_for(row.id, client.company_id)
+        ours = sid_for(row.id, client.company_id)
         return not (hmac.compare_digest(sid.encode(), ours.encode())
                     and sub == existing_subject(row.resident_id, client.company_id))
 
@@ -228,7 +228,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         client = end_session_request.client
         audit = {"client_id": client.id, "company_id": client.company_id,
                  "rp_initiated": True} if client is not None else {}
-        row = accounts.load_session(session.get("sid"))
+        row = sessions.load_session(session.get("sid"))
         if row is not None:
             # Every client this session signed in to is told once the logout commits.
             access.end_sessions(row.resident_id, "logout", session=row)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import with_expression
 
 from idp import secrets
+from idp.access.models import Token
 from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -26,7 +27,6 @@ from idp.clients.models import Company
 from idp.consent import service as consent_service
 from idp.db import utcnow
 from idp.extensions import db
-from idp.oauth.models import Token
 
 
 @dataclass

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from idp.access.models import Token
 from idp.clients import service as clients
 from idp.consent.models import Consent
 from idp.extensions import db
-from idp.oauth.models import Token
 from tests import factories
 from tests.flows.account_helpers import Inputs
 from tests.flows.account_helpers import post_form

@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
-from idp.accounts.models import BrowserSession
+from idp.access.models import BrowserSession
+from idp.access.models import PairwiseSubject
+from idp.access.models import Token
 from idp.accounts.models import Resident
 from idp.audit.models import AuditEvent
 from idp.consent.models import Consent
@@ -17,8 +19,6 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
-from idp.oauth.models import PairwiseSubject
-from idp.oauth.models import Token
 from tests import factories
 from tests.flows.account_helpers import Inputs
 from tests.flows.account_helpers import mails_to

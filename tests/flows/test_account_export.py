@@ -8,12 +8,12 @@ import json
 import pytest
 from sqlalchemy import select
 
+from idp.access.models import PairwiseSubject
 from idp.accounts.models import Resident
 from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
-from idp.oauth.models import PairwiseSubject
 from tests import factories
 from tests.flows.account_helpers import sign_in
 from tests.flows.account_helpers import tags

@@ -296,7 +296,7 @@ def test_kiosk_registration_location_and_last_seen(browser, client):
     response = browser.form("/admin/kiosks", "/admin/kiosks", company_id=company_id,
                             name="北2条広場サイネージ", location="北2条西4丁目")
     assert response.status_code == 200
-    (kiosk,) = clients.kiosks()
+    (kiosk,) = kiosks.kiosks()
     page = f"/admin/clients/{kiosk.client_id}"
     assert browser.form(page, f"/admin/kiosks/{kiosk.client_id}/location",
                         location="北3条西4丁目").status_code == 303

@@ -10,9 +10,9 @@ from freezegun import freeze_time
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import AuthorizationCode
 from idp.clients import service as clients
 from idp.extensions import db
-from idp.oauth.models import AuthorizationCode
 from tests import factories
 from tests.factories import Browser
 from tests.factories import query

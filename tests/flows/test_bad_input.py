@@ -17,10 +17,10 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import Token
 from idp.extensions import db
 from idp.keys.models import SigningKey
 from idp.kiosk import service as kiosks
-from idp.oauth.models import Token
 from tests import factories
 from tests.flows.admin_helpers import AdminBrowser
 from tests.flows.admin_helpers import enrolled_admin

@@ -15,12 +15,12 @@ import requests
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import Token
 from idp.accounts.models import Resident
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.consent.models import Consent
 from idp.extensions import db
-from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
 from tests.live import serve

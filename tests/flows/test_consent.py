@@ -10,11 +10,11 @@ from freezegun import freeze_time
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import AuthorizationCode
 from idp.accounts.models import Resident
 from idp.consent import service as consent_service
 from idp.consent.models import Consent
 from idp.extensions import db
-from idp.oauth.models import AuthorizationCode
 from tests import factories
 from tests.factories import Browser
 

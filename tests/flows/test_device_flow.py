@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import DeviceCode
 from idp.audit.models import AuditEvent
 from idp.clients import service as clients
 from idp.consent.models import Consent
@@ -18,7 +19,6 @@ from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.oauth import device
 from idp.oauth.device import USER_CODE_ALPHABET
-from idp.oauth.models import DeviceCode
 from tests import factories
 from tests.factories import Browser
 from tests.factories import csrf

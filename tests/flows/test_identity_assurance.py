@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from idp.access.subjects import per_company_id
 from idp.accounts.models import Resident
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
-from idp.oauth.subjects import per_company_id
 from idp.proofing import service as proofing
 from tests import factories
 from tests.factories import Browser

@@ -11,7 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
-from idp.accounts.models import BrowserSession
+from idp.access.models import BrowserSession
 from idp.audit.models import AuditEvent
 from idp.extensions import db
 from tests import factories

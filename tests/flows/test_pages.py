@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from freezegun import freeze_time
 
-from idp.accounts.models import BrowserSession
+from idp.access.models import BrowserSession
 from idp.consent.models import Consent
 from idp.db import utcnow
 from tests import factories

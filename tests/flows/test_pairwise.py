@@ -9,10 +9,10 @@ import hmac
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp.access.models import PairwiseSubject
+from idp.access.subjects import per_company_id
+from idp.access.subjects import subject_for
 from idp.extensions import db
-from idp.oauth.models import PairwiseSubject
-from idp.oauth.subjects import per_company_id
-from idp.oauth.subjects import subject_for
 from tests import factories
 from tests.flows.helpers import ResidentBrowser
 from tests.flows.helpers import introspect

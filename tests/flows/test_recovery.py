@@ -10,8 +10,8 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from idp.access.models import BrowserSession
 from idp.accounts import passwords
-from idp.accounts.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.db import utcnow
 from idp.extensions import db

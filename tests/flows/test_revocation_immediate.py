@@ -13,13 +13,13 @@ import re
 
 import pytest
 
+from idp.access.models import AuthorizationCode
+from idp.access.models import Token
 from idp.clients import service as clients
 from idp.clients.models import Company
 from idp.consent import service as consent_service
 from idp.extensions import db
 from idp.kiosk import service as kiosks
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
 from tests.factories import csrf

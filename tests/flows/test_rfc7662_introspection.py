@@ -8,9 +8,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from idp.access.models import PairwiseSubject
 from idp.clients import service as clients
 from idp.extensions import db
-from idp.oauth.models import PairwiseSubject
 from tests import factories
 from tests.flows.helpers import introspect
 from tests.flows.helpers import jwt_claims

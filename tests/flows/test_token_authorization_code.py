@@ -13,9 +13,9 @@ from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
+from idp.access.models import Token
 from idp.audit.models import AuditEvent
 from idp.extensions import db
-from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
 from tests.flows.helpers import jwt_claims

@@ -13,6 +13,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from idp.access import service as access
 from idp.accounts import forms
 from idp.accounts import links
 from idp.accounts import profile as profile_service
@@ -31,7 +32,6 @@ from idp.extensions import db
 from idp.interaction import signin
 from idp.interaction import state
 from idp.interaction.views import safe_next
-from idp.oauth import access
 from idp.oauth import authorize as flow
 from idp.terms import service as terms_service
 

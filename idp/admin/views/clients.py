@@ -58,7 +58,7 @@ def _form_context(**extra):
 def clients_list():
     """Every client and kiosk, newest last, with its company and state."""
     company_id = request.args.get("company") or None
-    kiosks = {k.client_id: k for k in clients.kiosks()}
+    kiosks = {k.client_id: k for k in kiosk_service.kiosks()}
     return render_template("admin/clients.html", clients=clients.list_clients(company_id),
                            kiosks=kiosks, companies=clients.list_companies(),
                            company_filter=company_id)
@@ -186,7 +186,7 @@ def client_revoke(client_id: str):
 @admin_required
 def kiosks():
     """Kiosks with their location, company, state and last contact."""
-    return render_template("admin/kiosks.html", kiosks=clients.kiosks(),
+    return render_template("admin/kiosks.html", kiosks=kiosk_service.kiosks(),
                            companies=[c for c in clients.list_companies() if c.is_active])
 
 
@@ -214,7 +214,7 @@ def kiosk_create():
 def kiosk_location(client_id: str):
     back = url_for("admin.client", client_id=client_id)
     try:
-        clients.update_kiosk(client_id, request.form.get("location", ""), actor="admin")
+        kiosk_service.update_kiosk(client_id, request.form.get("location", ""), actor="admin")
     except clients.ClientError as error:
         return refused("kiosk:update", error, back, client_id=client_id[:40])
     return done(_("The kiosk's location was saved."), back)

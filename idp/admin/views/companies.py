@@ -16,6 +16,7 @@ from idp.admin.views import bp
 from idp.admin.views import done
 from idp.admin.views import refused
 from idp.clients import service as clients
+from idp.kiosk import service as kiosk_service
 
 
 def parse_date(value: str | None) -> dt.date:
@@ -54,7 +55,7 @@ def company(company_id: str):
     row = clients.find_company(company_id)
     if row is None:
         return render_template("admin/not_found.html", what=company_id), 404
-    kiosk_ids = {k.client_id for k in clients.kiosks()}
+    kiosk_ids = {k.client_id for k in kiosk_service.kiosks()}
     return render_template("admin/company.html", company=row, clients=row.clients,
                            kiosk_ids=kiosk_ids, today=stats.today().isoformat())
 

@@ -14,6 +14,7 @@ from flask import stream_with_context
 from flask import url_for
 from flask_babel import gettext as _
 
+from idp.access import service as access
 from idp.admin import reports
 from idp.admin import stats
 from idp.admin.views import action
@@ -29,7 +30,6 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.extensions import db
-from idp.oauth import access
 from idp.proofing import service as proofing
 
 # ---- audit trail -----------------------------------------------------------------------

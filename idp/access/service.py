@@ -2,7 +2,7 @@
 
 ``revoke_grants`` revokes tokens and expires unredeemed authorization codes
 (and a resident's device codes); ``end_sessions`` ends browser sessions. Both
-queue a logout token (OIDC Back-Channel Logout 1.0, ``idp.oauth.backchannel``)
+queue a logout token (OIDC Back-Channel Logout 1.0, ``idp.access.notices``)
 for every client with a back-channel logout URI that had a session they end,
 in the caller's transaction; the outbox delivers them after the commit.
 
@@ -17,12 +17,18 @@ an admin signs a resident out     both
 signing out, RP-initiated logout  ``end_sessions(session=this one)``
 consent withdrawn                 ``revoke_grants(resident=, client=)``
 client revoked                    ``revoke_grants(client=)``
+client secret rotated, leaked     ``revoke_grants(client=)``
+client settings narrowed          ``narrow_grants(client, …)``
 company suspended or revoked      ``revoke_grants(company=)``
+company reinstated                ``expire_device_codes(clients)``
 ================================  ==================================================
 
 Token checks also look at the client's and company's state, so a cut-off
 holds before this runs; writing it down means nothing comes back if a
 company is later reinstated.
+
+This is the floor every domain calls: it knows residents and clients only by
+id (or takes the caller's rows, read duck-typed), and imports no domain.
 """
 
 from __future__ import annotations
@@ -30,33 +36,32 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy import update
 
-from idp.accounts.models import BrowserSession
-from idp.accounts.models import Resident
+from idp.access import notices
+from idp.access.models import AuthorizationCode
+from idp.access.models import BrowserSession
+from idp.access.models import DeviceCode
+from idp.access.models import PairwiseSubject
+from idp.access.models import Token
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
-from idp.clients.models import Client
-from idp.clients.models import Company
 from idp.db import delete_where
 from idp.db import utcnow
 from idp.extensions import db
-from idp.oauth import backchannel
-from idp.oauth.models import AuthorizationCode
-from idp.oauth.models import DeviceCode
-from idp.oauth.models import PairwiseSubject
-from idp.oauth.models import Token
 from idp.outbox import service as outbox
 
 
-def _id(value: Resident | str | None) -> str | None:
-    return value.id if isinstance(value, Resident) else value
+def _id(value) -> str | None:
+    """A resident's id, given the id or the row."""
+    return value if value is None or isinstance(value, str) else value.id
 
 
-def revoke_grants(*, resident: Resident | str | None = None, client: Client | None = None,
-                  company: Company | None = None, reason: str,
+def revoke_grants(*, resident=None, client=None, company=None, reason: str,
                   notify: bool = True) -> dict[str, int]:
     """Revoke the live tokens and expire the unredeemed codes of a resident, a client,
     a resident at a client, or every client of a company not revoked yet.
 
+    ``resident`` is the row or its id; ``client`` and ``company`` are the caller's
+    rows (``company.clients``, ``client.revoked_at``, ``client.backchannel_logout_uri``).
     Returns ``{"tokens_revoked": n}``. A resident's device codes expire too. A
     cut-off client's device codes are left as they are: a kiosk's poll fails at
     client authentication, a resident entering the code is told the service
@@ -74,8 +79,8 @@ def revoke_grants(*, resident: Resident | str | None = None, client: Client | No
     if resident_id is None and client is None:
         raise ValueError("revoke_grants needs a resident, a client or a company")
     if notify:
-        backchannel.queue(backchannel.notices_for_grants(reason, client=client,
-                                                         resident_id=resident_id))
+        notices.queue(notices.notices_for_grants(reason, client=client,
+                                                 resident_id=resident_id))
     now = utcnow()
 
     def scoped(model, *conditions):
@@ -102,7 +107,57 @@ def revoke_grants(*, resident: Resident | str | None = None, client: Client | No
     return {"tokens_revoked": tokens}
 
 
-def end_sessions(resident: Resident | str, reason: str, notify: bool = True,
+def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str], code_flow: bool,
+                  device_flow: bool, reason: str = "client_narrowed",
+                  notify: bool = True) -> int:
+    """Withdraw what an edit of ``client`` took away: tokens carrying a removed scope
+    are revoked (their sessions are told, like any other cut-off), unredeemed codes
+    carrying a removed scope or redirect URI expire, and so do all of them when the
+    code flow (``code_flow``) or the device flow (``device_flow``) was removed.
+    Returns how many token rows were revoked.
+
+    A removed refresh_token grant needs nothing here: the token endpoint checks
+    the client's grant types on every request.
+    """
+    now = utcnow()
+    revoked = []
+    if scopes:
+        live = db.session.scalars(select(Token).where(Token.client_id == client.id,
+                                                      Token.revoked_at.is_(None)))
+        revoked = [token for token in live if set(token.scope.split()) & scopes]
+    if notify and revoked:
+        notices.queue(notices.notices_for_tokens(revoked, reason))
+    for token in revoked:
+        token.revoked_at = now
+    codes = db.session.scalars(select(AuthorizationCode).where(
+        AuthorizationCode.client_id == client.id, AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now))
+    for code in codes:
+        if code_flow or code.redirect_uri in redirect_uris or set(code.scope.split()) & scopes:
+            code.expires_at = now
+    device_codes = db.session.scalars(select(DeviceCode).where(
+        DeviceCode.client_id == client.id, DeviceCode.consumed_at.is_(None),
+        DeviceCode.expires_at > now))
+    for code in device_codes:
+        if device_flow or set(code.scope.split()) & scopes:
+            code.expires_at = now
+    return len(revoked)
+
+
+def expire_device_codes(client_ids) -> int:
+    """Expire the pending device codes of these clients (a reinstated company: a device
+    authorization started before its suspension must not be completed now, the kiosk
+    starts again). Returns how many expired."""
+    now = utcnow()
+    return db.session.execute(
+        update(DeviceCode)
+        .where(DeviceCode.client_id.in_(list(client_ids)),
+               DeviceCode.consumed_at.is_(None), DeviceCode.expires_at > now)
+        .values(expires_at=now)
+    ).rowcount
+
+
+def end_sessions(resident, reason: str, notify: bool = True,
                  keep_session: int | None = None,
                  session: BrowserSession | None = None) -> int:
     """End the resident's live browser sessions — all, all but ``keep_session``, or
@@ -122,7 +177,7 @@ def end_sessions(resident: Resident | str, reason: str, notify: bool = True,
         rows = list(db.session.scalars(query))
     for row in rows:
         if notify:
-            backchannel.queue(backchannel.notices_for_session(row, reason))
+            notices.queue(notices.notices_for_session(row, reason))
         row.ended_at = now
     if session is None:
         # Sessions past their expiry are over already; mark them ended as well.
@@ -136,7 +191,7 @@ def end_sessions(resident: Resident | str, reason: str, notify: bool = True,
     return len(rows)
 
 
-def sign_out_everywhere(resident: Resident, reason: str, **audit) -> dict[str, int]:
+def sign_out_everywhere(resident, reason: str, **audit) -> dict[str, int]:
     """An admin (console or ``idp users sign-out``) ends every session and grant of a
     resident, e.g. after a lost phone; audited with the counts."""
     counts = {"sessions_ended": end_sessions(resident, reason),

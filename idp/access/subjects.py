@@ -22,10 +22,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from idp import secrets
+from idp.access.models import PairwiseSubject
 from idp.db import dialect_insert
 from idp.db import utcnow
 from idp.extensions import db
-from idp.oauth.models import PairwiseSubject
 
 
 def existing_subject(resident_id: str, company_id: str) -> str | None:
