@@ -66,9 +66,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     inputs.init_app(app)
     errors.init_app(app)
 
+    from idp.api.touch_events import bp as kiosk_api_bp
     from idp.interaction.device import bp as device_bp
     from idp.interaction.views import bp as interaction_bp
-    from idp.kiosk.api import bp as kiosk_api_bp
     from idp.oauth.server import build_authorization_server
     from idp.oauth.views import bp as oauth_bp
 

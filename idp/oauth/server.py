@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
+from authlib.integrations.flask_oauth2 import current_token
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import InvalidClientError
@@ -121,6 +122,12 @@ class ResourceProtector(_ResourceProtector):
 
 require_oauth = ResourceProtector()
 require_oauth.register_token_validator(BearerTokenValidator())
+
+
+def bearer_token():
+    """The token a ``require_oauth`` view was called with (Authlib's ``current_token``):
+    resource APIs (``idp.api``) read it here, so only idp.oauth imports Authlib."""
+    return current_token._get_current_object()
 
 
 class TokenGenerator(BearerTokenGenerator):
