@@ -201,13 +201,38 @@ def sign_out_everywhere(resident, reason: str, **audit) -> dict[str, int]:
 
 
 def forget_resident(resident_id: str) -> dict[str, int]:
-    """Account deletion, after ``end_sessions`` and ``revoke_grants`` queued the logout
-    tokens: delete the resident's tokens, codes and pairwise subjects, so nothing a
-    company holds can be linked to a later ID. Returns counts for the audit record."""
+    """Account deletion (``idp.privacy.deletion``), after ``end_sessions`` and
+    ``revoke_grants`` queued the logout tokens: delete the resident's tokens, codes,
+    pairwise subjects and browser sessions, so nothing a company holds can be linked
+    to a later ID. Returns counts for the audit record."""
     counts = {"tokens_revoked": delete_where(db.session, Token, Token.resident_id == resident_id)}
     delete_where(db.session, AuthorizationCode, AuthorizationCode.resident_id == resident_id)
     delete_where(db.session, DeviceCode, DeviceCode.resident_id == resident_id)
     counts["pairwise_subjects_removed"] = delete_where(db.session, PairwiseSubject,
                                                   PairwiseSubject.resident_id == resident_id)
+    delete_where(db.session, BrowserSession, BrowserSession.resident_id == resident_id)
     outbox.forget_resident(resident_id)
     return counts
+
+
+def export_resident(resident_id: str, names) -> dict:
+    """The resident's part of a data export (``idp.privacy.export``): sign-in sessions
+    and token grants, metadata only (never a digest). ``names.service`` names a
+    client for people."""
+    return {
+        "sessions": [
+            {"signed_in_at": s.auth_time, "expires_at": s.expires_at,
+             "ended_at": s.ended_at, "methods": list(s.amr or [])}
+            for s in db.session.scalars(select(BrowserSession)
+                                        .where(BrowserSession.resident_id == resident_id)
+                                        .order_by(BrowserSession.auth_time))
+        ],
+        "tokens": [
+            {**names.service(t.client_id), "grant_type": t.grant_type, "scope": t.scope,
+             "issued_at": t.issued_at, "access_expires_at": t.access_expires_at,
+             "refresh_expires_at": t.refresh_expires_at,
+             "revoked_at": t.revoked_at}
+            for t in db.session.scalars(select(Token).where(Token.resident_id == resident_id)
+                                        .order_by(Token.issued_at))
+        ],
+    }

@@ -69,3 +69,15 @@ def per_company_id(company_id: str, kind: str, value: int | str) -> str:
     key = current_app.config["SECRET_KEY"].encode("utf-8")
     mac = hmac.new(key, f"{kind}:{company_id}:{value}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+
+
+def export_resident(resident_id: str, names) -> dict:
+    """The resident's part of a data export (``idp.privacy.export``): the `sub` each
+    company knows the resident by. ``names.company`` names a company for people."""
+    return {"pairwise_subjects": [
+        {"company_id": p.company_id, "company": names.company(p.company_id), "sub": p.sub,
+         "since": p.created_at}
+        for p in db.session.scalars(select(PairwiseSubject)
+                                    .where(PairwiseSubject.resident_id == resident_id)
+                                    .order_by(PairwiseSubject.created_at))
+    ]}

@@ -16,6 +16,8 @@
   link: the form never reveals which addresses are registered.
 - A resident whose address is not verified yet (an ID an operator created)
   can ask for a verification link for it.
+- The account's part of privacy operations (``idp.privacy``): the account and
+  profile in a data export, and the resident row itself in a deletion.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from idp.access.models import BrowserSession
 from idp.accounts import links
 from idp.accounts import passwords
 from idp.accounts import service as accounts
+from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
 from idp.accounts.service import Profile
+from idp.accounts.totp import recovery_codes_left
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.db import delete_where
 from idp.extensions import db
 from idp.mail.service import Message
 from idp.mail.service import compose
@@ -146,3 +151,50 @@ def verify_email(resident: Resident, payload: dict) -> list[Message]:
     resident.email_verified = True
     record(AuditTag.EMAIL_VERIFY, resident_id=resident.id)
     return []
+
+
+# ---- the account's part of privacy operations (idp.privacy) ---------------------------
+
+def export_resident(resident_id: str, names) -> dict:
+    """The resident's part of a data export: the consortium ID, the account and the
+    profile. Secrets and their digests (password hash, TOTP secret, recovery codes)
+    are not information about the resident and stay out."""
+    resident = db.session.get(Resident, resident_id)
+    return {
+        "consortium_id": resident.display_id,
+        "account": {
+            "email": resident.email,
+            "email_verified": resident.email_verified,
+            "pending_email": resident.pending_email,
+            "language": resident.locale,
+            "created_at": resident.created_at,
+            "updated_at": resident.updated_at,
+            "terms_version_accepted": resident.terms_version,
+            "terms_accepted_at": resident.terms_accepted_at,
+            "two_step_verification": {
+                "enabled": resident.totp_enabled,
+                "enabled_at": resident.totp_enabled_at,
+                "recovery_codes_left": (recovery_codes_left(resident_id)
+                                        if resident.totp_enabled else 0),
+            },
+        },
+        "profile": {
+            "family_name": resident.family_name,
+            "given_name": resident.given_name,
+            "family_name_kana": resident.family_name_kana,
+            "given_name_kana": resident.given_name_kana,
+            "birth_year": resident.birth_year,
+            "gender": resident.gender,
+            "postal_code": resident.postal_code,
+            "locality": resident.locality,
+        },
+    }
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """The account's part of a deletion, last of all: the recovery codes and the resident
+    row go, which frees the email address. Nothing to count."""
+    delete_where(db.session, RecoveryCode, RecoveryCode.resident_id == resident_id)
+    db.session.delete(db.session.get(Resident, resident_id))
+    db.session.flush()
+    return {}

@@ -41,7 +41,7 @@ from idp.db import utcnow
 GENESIS = "0" * 64
 FORMAT = 1
 HEAD_ID = 1
-# Account deletion records how many rows it redacted (idp.accounts.deletion).
+# Account deletion records how many rows it redacted (idp.privacy.deletion).
 DELETION_TAG = "resident:account:delete"
 DELETION_COUNT = "audit_events_deidentified"
 

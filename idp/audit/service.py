@@ -20,7 +20,9 @@ from flask import g
 from flask import has_app_context
 from flask import has_request_context
 from flask import request
+from sqlalchemy import Select
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import SessionTransaction
@@ -152,3 +154,51 @@ def deidentify_resident(resident_id: str) -> int:
         .values(resident_id=None, ip=None, user_agent=None, personal_salt=None)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+# ---- the trail's part of privacy operations (idp.privacy) ----------------------------
+
+def export_resident(resident_id: str, names) -> dict:
+    """The resident's part of a data export: the full audit trail about them, oldest
+    first. ``names`` names clients and companies for people."""
+    return {"history": [
+        {"at": e.at, "event": e.tag,
+         **(names.service(e.client_id) if e.client_id else
+            {"company_id": e.company_id, "company": names.company(e.company_id)}
+            if e.company_id else {}),
+         "ip": e.ip, "user_agent": e.user_agent, "details": e.data}
+        for e in db.session.scalars(select(AuditEvent)
+                                    .where(AuditEvent.resident_id == resident_id)
+                                    .order_by(AuditEvent.at, AuditEvent.id))
+    ]}
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """The trail's part of an account deletion (``deidentify_resident``)."""
+    return {"audit_events_deidentified": deidentify_resident(resident_id)}
+
+
+def history_rows(resident_id: str, tags, company_id: str | None = None) -> Select:
+    """The resident's usage record from the trail (``idp.privacy.history``): the ids and
+    times of the events with one of ``tags``, of one company if given."""
+    query = (select(AuditEvent.id.label("row_id"), AuditEvent.at.label("at"))
+             .where(AuditEvent.resident_id == resident_id,
+                    AuditEvent.tag.in_([str(t) for t in tags])))
+    if company_id:
+        query = query.where(AuditEvent.company_id == company_id)
+    return query
+
+
+def history_companies(resident_id: str, tags) -> Select:
+    """The companies that appear in the resident's usage record from the trail."""
+    return select(AuditEvent.company_id).where(
+        AuditEvent.resident_id == resident_id, AuditEvent.company_id.is_not(None),
+        AuditEvent.tag.in_([str(t) for t in tags]))
+
+
+def history_events(row_ids) -> dict[int, AuditEvent]:
+    """The events of a usage-record page, by id."""
+    if not row_ids:
+        return {}
+    return {e.id: e for e in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.id.in_(row_ids)))}

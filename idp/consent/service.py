@@ -17,6 +17,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from flask import current_app
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +30,8 @@ from idp.consent import receipts
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import item_of
 from idp.consent.models import Consent
+from idp.consent.models import ConsentReceipt
+from idp.db import delete_where
 from idp.db import utcnow
 from idp.extensions import db
 from idp.terms import service as terms
@@ -207,3 +210,32 @@ def withdraw(resident_id: str, client_id: str) -> Consent:
            company_id=consent.client.company_id, withdrawn=True)
     receipts.issue(db.session.get(Resident, resident_id), consent, receipts.WITHDRAWN)
     return consent
+
+
+# ---- consent's part of privacy operations (idp.privacy) -------------------------------
+
+def export_resident(resident_id: str, names) -> dict:
+    """The resident's part of a data export: every consent, as it stands, and every
+    receipt. ``names.service`` names a client for people."""
+    return {
+        "consents": [
+            {**names.service(c.client_id), "scopes": list(c.scopes),
+             "declined_scopes": list(c.declined_scopes), "terms_version": c.terms_version,
+             "granted_at": c.granted_at, "expires_at": c.expires_at,
+             "withdrawn_at": c.withdrawn_at}
+            for c in db.session.scalars(select(Consent).where(Consent.resident_id == resident_id)
+                                        .order_by(Consent.granted_at))
+        ],
+        "consent_receipts": [r.document for r in receipts.for_resident(resident_id)],
+    }
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """Consent's part of an account deletion: every consent and receipt goes; returns
+    how many consents were in force."""
+    in_force = db.session.scalar(
+        select(func.count()).select_from(Consent)
+        .where(Consent.resident_id == resident_id, Consent.withdrawn_at.is_(None))) or 0
+    delete_where(db.session, ConsentReceipt, ConsentReceipt.resident_id == resident_id)
+    delete_where(db.session, Consent, Consent.resident_id == resident_id)
+    return {"consents_withdrawn": in_force}

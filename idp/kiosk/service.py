@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import Select
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
@@ -263,3 +264,57 @@ def events_for_resident(resident_id: str, limit: int = 100, offset: int = 0) -> 
         "company": client.company.name,
         "location": kiosk.location if kiosk else None,
     } for event, kiosk, client in rows]
+
+
+# ---- the kiosks' part of privacy operations (idp.privacy) -----------------------------
+
+def export_resident(resident_id: str, names) -> dict:
+    """The resident's part of a data export: the touches kiosks recorded against them,
+    oldest first, with where the kiosk stands. ``names.service`` names a client."""
+    return {"touch_events": [
+        {"occurred_at": t.occurred_at, "received_at": t.received_at,
+         **names.service(t.client_id), "location": location, "target": t.target,
+         "event_id": t.event_id}
+        for t, location in db.session.execute(
+            select(TouchEvent, Kiosk.location)
+            .outerjoin(Kiosk, Kiosk.client_id == TouchEvent.client_id)
+            .where(TouchEvent.resident_id == resident_id)
+            .order_by(TouchEvent.occurred_at, TouchEvent.id))
+    ]}
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """The kiosks' part of an account deletion: touch events lose their link to the
+    resident and count as anonymous touches in the city aggregates, with no attribute."""
+    return {"touch_events_anonymised": db.session.execute(
+        update(TouchEvent).where(TouchEvent.resident_id == resident_id).values(resident_id=None)
+        .execution_options(synchronize_session=False)).rowcount}
+
+
+def history_rows(resident_id: str, company_id: str | None = None) -> Select:
+    """The resident's usage record from the kiosks (``idp.privacy.history``): ids and
+    times of their touch events, at one company's kiosks if given."""
+    query = (select(TouchEvent.id.label("row_id"), TouchEvent.occurred_at.label("at"))
+             .where(TouchEvent.resident_id == resident_id))
+    if company_id:
+        query = (query.join(Client, Client.id == TouchEvent.client_id)
+                 .where(Client.company_id == company_id))
+    return query
+
+
+def history_companies(resident_id: str) -> Select:
+    """The companies whose kiosks recorded the resident's touches."""
+    return (select(Client.company_id).join(TouchEvent, TouchEvent.client_id == Client.id)
+            .where(TouchEvent.resident_id == resident_id))
+
+
+def history_events(row_ids) -> dict[int, tuple[TouchEvent, Client, Kiosk | None]]:
+    """The touch events of a usage-record page, by id, with their kiosk's client and
+    kiosk row."""
+    if not row_ids:
+        return {}
+    return {event.id: (event, client, kiosk) for event, client, kiosk in db.session.execute(
+        select(TouchEvent, Client, Kiosk)
+        .join(Client, Client.id == TouchEvent.client_id)
+        .outerjoin(Kiosk, Kiosk.client_id == TouchEvent.client_id)
+        .where(TouchEvent.id.in_(row_ids)))}

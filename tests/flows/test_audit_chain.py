@@ -25,7 +25,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from idp import create_app
-from idp.accounts.deletion import delete_resident
 from idp.audit import chain
 from idp.audit import guard
 from idp.audit.models import AuditChainHead
@@ -36,6 +35,7 @@ from idp.audit.tags import AuditTag
 from idp.cli.db import alembic_config
 from idp.config import Settings
 from idp.extensions import db
+from idp.privacy.deletion import delete_resident
 from tests import factories
 from tests.audit_guard import lifted
 from tests.conftest import PG_URL

@@ -14,7 +14,6 @@ from flask import session
 from flask import url_for
 from flask_babel import gettext as _
 
-from idp.accounts import deletion
 from idp.accounts import forms
 from idp.accounts import profile as profile_service
 from idp.accounts import totp
@@ -25,6 +24,7 @@ from idp.accounts.views import resident_required
 from idp.accounts.views import send
 from idp.extensions import db
 from idp.interaction import state
+from idp.privacy import deletion
 from idp.terms import service as terms_service
 
 TOTP_SETUP = "totp_setup"

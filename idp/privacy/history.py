@@ -11,26 +11,33 @@ Two sources, merged in one ordered query so pagination is exact:
 
 Filtering by company keeps the rows whose company is that company (for touch
 events, the company of the kiosk).
+
+Each source is a domain's part (``SOURCES``: its rows, the companies in them,
+its events by id); how an entry reads (titles, consent items) is written here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
 from flask_babel import gettext as _
+from sqlalchemy import Select
 from sqlalchemy import func
 from sqlalchemy import literal
 from sqlalchemy import select
 from sqlalchemy import union_all
 
+from idp.audit import service as audit
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.consent.items import ITEMS
 from idp.extensions import db
+from idp.kiosk import service as kiosk
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
 
@@ -79,30 +86,38 @@ class Page:
     companies: list[tuple[str, str]]  # (id, name) for the filter
 
 
+@dataclass(frozen=True)
+class Source:
+    """One domain's part of the usage record: its rows (``row_id``, ``at``) for a
+    resident and maybe one company, the companies in them, and a page's entries by
+    row id (the domain loads its events; how they read is written here)."""
+
+    rows: Callable[[str, str | None], Select]
+    companies: Callable[[str], Select]
+    entries: Callable[[list[int]], dict[int, Entry]]
+
+
+# Every source of the usage record; a new domain adds one line.
+SOURCES = {
+    "audit": Source(rows=lambda rid, company: audit.history_rows(rid, SHOWN, company),
+                    companies=lambda rid: audit.history_companies(rid, SHOWN),
+                    entries=lambda ids: _audit_entries(audit.history_events(ids))),
+    "touch": Source(rows=kiosk.history_rows, companies=kiosk.history_companies,
+                    entries=lambda ids: {i: _touch_entry(_TouchRow(*row))
+                                         for i, row in kiosk.history_events(ids).items()}),
+}
+
+
 def _sources(resident_id: str, company_id: str | None):
-    audit = (select(literal("audit").label("source"), AuditEvent.id.label("row_id"),
-                    AuditEvent.at.label("at"))
-             .where(AuditEvent.resident_id == resident_id,
-                    AuditEvent.tag.in_([str(t) for t in SHOWN])))
-    touch = (select(literal("touch").label("source"), TouchEvent.id.label("row_id"),
-                    TouchEvent.occurred_at.label("at"))
-             .where(TouchEvent.resident_id == resident_id))
-    if company_id:
-        audit = audit.where(AuditEvent.company_id == company_id)
-        touch = (touch.join(Client, Client.id == TouchEvent.client_id)
-                 .where(Client.company_id == company_id))
-    return union_all(audit, touch).subquery()
+    return union_all(*(part.rows(resident_id, company_id).add_columns(
+        literal(name).label("source")) for name, part in SOURCES.items())).subquery()
 
 
 def companies(resident_id: str) -> list[tuple[str, str]]:
     """The companies that appear in the resident's history, for the filter."""
-    from_audit = select(AuditEvent.company_id).where(
-        AuditEvent.resident_id == resident_id, AuditEvent.company_id.is_not(None),
-        AuditEvent.tag.in_([str(t) for t in SHOWN]))
-    from_touch = (select(Client.company_id).join(TouchEvent, TouchEvent.client_id == Client.id)
-                  .where(TouchEvent.resident_id == resident_id))
-    ids = set(db.session.scalars(from_audit.distinct())) | set(
-        db.session.scalars(from_touch.distinct()))
+    ids = set()
+    for part in SOURCES.values():
+        ids |= set(db.session.scalars(part.companies(resident_id).distinct()))
     if not ids:
         return []
     rows = db.session.execute(select(Company.id, Company.name).where(Company.id.in_(ids)))
@@ -122,26 +137,9 @@ def history(resident_id: str, page: int = 1, company_id: str | None = None) -> P
         .order_by(source.c.at.desc(), source.c.source, source.c.row_id.desc())
         .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ).all()
-    audit_ids = [r.row_id for r in rows if r.source == "audit"]
-    touch_ids = [r.row_id for r in rows if r.source == "touch"]
-    audits = {e.id: e for e in db.session.scalars(
-        select(AuditEvent).where(AuditEvent.id.in_(audit_ids)))} if audit_ids else {}
-    touches: dict[int, _TouchRow] = {}
-    if touch_ids:
-        for event, client, kiosk in db.session.execute(
-                select(TouchEvent, Client, Kiosk)
-                .join(Client, Client.id == TouchEvent.client_id)
-                .outerjoin(Kiosk, Kiosk.client_id == TouchEvent.client_id)
-                .where(TouchEvent.id.in_(touch_ids))):
-            touches[event.id] = _TouchRow(event, client, kiosk)
-    names = _names({e.client_id for e in audits.values() if e.client_id},
-                   {e.company_id for e in audits.values() if e.company_id})
-    entries = []
-    for row in rows:
-        if row.source == "audit":
-            entries.append(_audit_entry(audits[row.row_id], names))
-        else:
-            entries.append(_touch_entry(touches[row.row_id]))
+    loaded = {name: part.entries([r.row_id for r in rows if r.source == name])
+              for name, part in SOURCES.items()}
+    entries = [loaded[row.source][row.row_id] for row in rows]
     return Page(entries, page, pages, total, company_id, choices)
 
 
@@ -150,6 +148,12 @@ class _TouchRow:
     event: TouchEvent
     client: Client
     kiosk: Kiosk | None
+
+
+def _audit_entries(events: dict[int, AuditEvent]) -> dict[int, Entry]:
+    names = _names({e.client_id for e in events.values() if e.client_id},
+                   {e.company_id for e in events.values() if e.company_id})
+    return {row_id: _audit_entry(event, names) for row_id, event in events.items()}
 
 
 def _names(client_ids: set[str], company_ids: set[str]) -> dict[str, str]:
