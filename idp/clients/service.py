@@ -314,8 +314,9 @@ def rotate_secret(client_id: str, revoke_tokens: bool = False,
                   actor: str | None = None) -> tuple[Client, str]:
     """A new client secret, shown once; the old one stops working at once.
 
-    ``revoke_tokens`` also revokes every token of the client (the old secret
-    leaked: whoever held it may have obtained tokens).
+    ``revoke_tokens`` also revokes every token of the client and expires its
+    unredeemed codes (the old secret leaked: whoever held it may have obtained
+    tokens), telling the client's sessions by logout token like any cut-off.
     """
     client = editable_client(client_id)
     if client.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
@@ -325,8 +326,9 @@ def rotate_secret(client_id: str, revoke_tokens: bool = False,
     client.secret_digest = secrets.digest(secret)
     revoked = 0
     if revoke_tokens:
-        revoked = access.revoke_grants(client=client,
-                                       reason="client_secret_rotated")["tokens_revoked"]
+        # A suspended company's clients were cut off, and told, at the suspension.
+        revoked = access.revoke_grants(client=client, reason="client_secret_rotated",
+                                       notify=client.is_active)["tokens_revoked"]
     record(AuditTag.CLIENT_SECRET_ROTATE, actor=actor, client_id=client.id,
            company_id=client.company_id, tokens_revoked=revoked)
     return client, secret
