@@ -32,8 +32,8 @@ from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import signin
 from idp.interaction import state
-from idp.interaction.locale import LOCALES
 from idp.interaction.locale import from_ui_locales
+from idp.locales import LOCALES
 from idp.oauth import authorize as flow
 from idp.oauth.authorize import Pending
 from idp.terms import service as terms
