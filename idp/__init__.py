@@ -76,8 +76,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(interaction_bp)
     app.register_blueprint(device_bp)
     app.register_blueprint(kiosk_api_bp)
-    from idp.accounts.views import bp as account_bp
-    from idp.mail.views import bp as outbox_bp
+    from idp.self_service import bp as account_bp
+    from idp.self_service.outbox import bp as outbox_bp
 
     app.register_blueprint(account_bp)
     app.register_blueprint(outbox_bp)

@@ -13,17 +13,12 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from idp.accounts import forms
 from idp.accounts import links
 from idp.accounts import profile as profile_service
 from idp.accounts import recovery
 from idp.accounts import registration
 from idp.accounts import totp
 from idp.accounts.service import ResidentError
-from idp.accounts.views import bp
-from idp.accounts.views import limit_by_address
-from idp.accounts.views import limit_by_target
-from idp.accounts.views import send
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
@@ -33,6 +28,11 @@ from idp.interaction import state
 from idp.interaction.views import safe_next
 from idp.oauth import access
 from idp.oauth import authorize as flow
+from idp.self_service import bp
+from idp.self_service import forms
+from idp.self_service import limit_by_address
+from idp.self_service import limit_by_target
+from idp.self_service import send
 from idp.terms import service as terms_service
 
 CLAUSES = ("agree_provision", "agree_collection", "agree_terms")

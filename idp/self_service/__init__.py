@@ -1,11 +1,15 @@
-"""The resident's own pages (blueprint ``account``).
+"""The resident's own pages (blueprint ``account``): the web floor residents use
+outside a sign-in. The steps of a sign-in (second factor, terms of use) are
+interaction pages (``idp.interaction.views``).
 
-- ``entry``    registration, email verification, password reset, the second
-               sign-in step and the terms of use: reachable without a session;
+- ``entry``    registration, email verification and password reset:
+               reachable without a session;
 - ``settings`` ``/account``: profile, email address, password, two-step
                verification, deletion;
 - ``data``     ``/account/consents`` (withdrawal, receipts), ``/account/history``,
-               ``/account/export``.
+               ``/account/export``;
+- ``forms``    reading what residents type;
+- ``outbox``   ``/dev/outbox``, the mail a resident is sent, in development.
 
 Every form posts with CSRF (the app's ``CSRFProtect``); state changes only on
 POST. Views parse, call one service, commit, then send mail.
@@ -86,6 +90,6 @@ limit_by_address = limiter.limit(_mail_limit, methods=["POST"])
 limit_by_target = limiter.limit(_mail_limit, methods=["POST"], key_func=_target_address)
 limit_by_resident = limiter.limit(_mail_limit, methods=["POST"], key_func=_resident_key)
 
-from idp.accounts.views import data  # noqa: E402,F401  (routes register on bp)
-from idp.accounts.views import entry  # noqa: E402,F401
-from idp.accounts.views import settings  # noqa: E402,F401
+from idp.self_service import data  # noqa: E402,F401  (routes register on bp)
+from idp.self_service import entry  # noqa: E402,F401
+from idp.self_service import settings  # noqa: E402,F401

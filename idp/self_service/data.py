@@ -18,8 +18,6 @@ from sqlalchemy import select
 
 from idp.accounts import history as history_service
 from idp.accounts.export import export as export_data
-from idp.accounts.views import bp
-from idp.accounts.views import resident_required
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import receipts
@@ -28,6 +26,8 @@ from idp.consent.items import items_for
 from idp.consent.models import Consent
 from idp.db import utcnow
 from idp.extensions import db
+from idp.self_service import bp
+from idp.self_service import resident_required
 from idp.terms import service as terms_service
 
 

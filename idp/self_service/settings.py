@@ -15,16 +15,16 @@ from flask import url_for
 from flask_babel import gettext as _
 
 from idp.accounts import deletion
-from idp.accounts import forms
 from idp.accounts import profile as profile_service
 from idp.accounts import totp
 from idp.accounts.service import ResidentError
-from idp.accounts.views import bp
-from idp.accounts.views import limit_by_resident
-from idp.accounts.views import resident_required
-from idp.accounts.views import send
 from idp.extensions import db
 from idp.interaction import state
+from idp.self_service import bp
+from idp.self_service import forms
+from idp.self_service import limit_by_resident
+from idp.self_service import resident_required
+from idp.self_service import send
 from idp.terms import service as terms_service
 
 TOTP_SETUP = "totp_setup"
