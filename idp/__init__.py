@@ -66,8 +66,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     inputs.init_app(app)
     errors.init_app(app)
 
-    from idp.interaction.device import bp as device_bp
     from idp.interaction.views import bp as interaction_bp
+    from idp.interaction.views.device import bp as device_bp
     from idp.kiosk.api import bp as kiosk_api_bp
     from idp.oauth.server import build_authorization_server
     from idp.oauth.views import bp as oauth_bp
@@ -105,7 +105,7 @@ def _template_context(app: Flask, settings: Settings) -> None:
     from flask import request
     from flask_babel import get_locale
 
-    from idp.interaction.state import current_resident
+    from idp.interaction.flow import current_resident
 
     @app.context_processor
     def common() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from flask_babel import gettext as _
 from idp.accounts.service import normalise_email
 from idp.errors import error_page
 from idp.extensions import limiter
-from idp.interaction import state
+from idp.interaction import flow
 from idp.mail import service as mail
 
 bp = Blueprint("account", __name__)
@@ -50,7 +50,7 @@ def resident_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        resident = state.current_resident()
+        resident = flow.current_resident()
         if resident is None:
             target = request.full_path.rstrip("?") if request.method == "GET" else request.path
             return redirect(url_for("interaction.login", next=target), 303)
@@ -80,7 +80,7 @@ def _target_address() -> str:
 
 
 def _resident_key() -> str:
-    resident = state.current_resident()
+    resident = flow.current_resident()
     return "mail-resident:" + (resident.id if resident else str(request.remote_addr))
 
 
