@@ -92,6 +92,11 @@ def load_interaction(uid: str | None) -> dict | None:
     return item
 
 
+def live_interaction(uid: str | None) -> str | None:
+    """``uid`` when it names a pending request of this browser, else None."""
+    return uid if uid and load_interaction(uid) is not None else None
+
+
 def mark_logged_in(uid: str, row: BrowserSession) -> None:
     pending = session.get("interactions", {})
     if uid in pending:
@@ -130,13 +135,19 @@ class Pending:
     requested: list[str]
 
 
+# The page of each step, and the name under which it takes the pending request.
+STEP_PAGES = {
+    "login": ("interaction.login", "interaction"),
+    "second_factor": ("interaction.second_factor", "interaction"),
+    "terms": ("interaction.terms", "interaction"),
+    "consent": ("interaction.consent", "uid"),
+}
+
+
 def _ask(check: policy.Check, uid: str):
     """Send the resident to the page of ``check`` for the pending request ``uid``."""
-    if check.step == "login":
-        return redirect(url_for("interaction.login", interaction=uid))
-    if check.step == "terms":
-        return redirect(url_for("interaction.terms", interaction=uid))
-    return redirect(url_for("interaction.consent", uid=uid))
+    endpoint, argument = STEP_PAGES[check.step]
+    return redirect(url_for(endpoint, **{argument: uid}))
 
 
 def authorize(source, uid: str | None = None):

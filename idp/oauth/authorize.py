@@ -13,6 +13,7 @@ URI it raises ``Refused`` and the interaction shows the page.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -166,24 +167,18 @@ def cannot_interact(validated: Validated, error: str, args):
                                      state=args.get("state"))
 
 
-class _answering:
+@contextmanager
+def _answering(args):
     """Turn what Authlib raises into ``Answered`` or ``Refused``."""
-
-    def __init__(self, args):
-        self.args = args
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if isinstance(error, OAuth2Error):
-            error.state = self.args.get("state")
-            raise Answered(error_response(error)) from None
-        if isinstance(error, ValueError):
-            # Authlib refuses to build an error whose description would echo
-            # characters an error_description cannot carry: the request is junk.
-            raise Refused() from None
-        return False
+    try:
+        yield
+    except OAuth2Error as error:
+        error.state = args.get("state")
+        raise Answered(error_response(error)) from None
+    except ValueError:
+        # Authlib refuses to build an error whose description would echo
+        # characters an error_description cannot carry: the request is junk.
+        raise Refused() from None
 
 
 def issue_code(grant, resident: Resident, row: BrowserSession | None):

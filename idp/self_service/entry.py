@@ -18,12 +18,12 @@ from idp.accounts.service import ResidentError
 from idp.clients.models import Client
 from idp.extensions import db
 from idp.interaction import flow
-from idp.interaction.views.terms import terms_context
 from idp.self_service import bp
 from idp.self_service import forms
 from idp.self_service import limit_by_address
 from idp.self_service import limit_by_target
 from idp.self_service import send
+from idp.terms import service as terms_service
 
 CLAUSES = ("agree_provision", "agree_collection", "agree_terms")
 
@@ -32,9 +32,9 @@ def _locale() -> str:
     return str(get_locale())
 
 
-def _interaction() -> str | None:
-    uid = request.values.get("interaction") or None
-    return uid if uid and flow.load_interaction(uid) is not None else None
+def _terms_context() -> dict:
+    current = terms_service.current()
+    return {"terms": current, "summary": current.summary_in(_locale())}
 
 
 def link_problem(reason: str, purpose: str):
@@ -50,7 +50,7 @@ def register():
     """Step 1: the address. The same answer whether or not it is registered."""
     if flow.current_resident() is not None:
         return redirect(url_for("account.overview"))
-    uid = _interaction()
+    uid = flow.live_interaction(request.values.get("interaction"))
     if request.method == "GET":
         return render_template("account/register.html", email="", errors={}, interaction_id=uid)
     email, errors = forms.parse_email(request.form)
@@ -84,7 +84,7 @@ def register_complete():
         invitation = registration.read_invitation(token)
     except links.LinkError as error:
         return link_problem(error.reason, links.REGISTER)
-    context = dict(token=token, email=invitation.email, **terms_context())
+    context = dict(token=token, email=invitation.email, **_terms_context())
     if request.method == "GET":
         return render_template("account/register_complete.html", values={}, errors={},
                                agreed=set(), **context)
@@ -128,7 +128,7 @@ def register_done():
     resident = flow.current_resident()
     if resident is None:
         return redirect(url_for("interaction.login"))
-    uid = _interaction()
+    uid = flow.live_interaction(request.values.get("interaction"))
     client = None
     if uid:
         item = flow.load_interaction(uid)

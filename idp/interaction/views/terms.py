@@ -23,34 +23,22 @@ from idp.oauth import access
 from idp.terms import service as terms_service
 
 
-def _interaction() -> str | None:
-    uid = request.values.get("interaction") or None
-    return uid if uid and flow.load_interaction(uid) is not None else None
-
-
-def terms_context() -> dict:
-    """The terms in force and their summary in the page's language (also shown at
-    registration, ``idp.self_service.entry``)."""
+def _terms_context() -> dict:
     current = terms_service.current()
-    return {"terms": current, "summary": _terms_summary(current)}
-
-
-def _terms_summary(current) -> str:
-    return current.summary_en if str(get_locale()) == "en" and current.summary_en \
-        else current.summary
+    return {"terms": current, "summary": current.summary_in(str(get_locale()))}
 
 
 @bp.route("/terms", methods=["GET", "POST"])
 def terms():
     """The consortium's terms in force; accept or decline them when asked to."""
     resident = flow.current_resident()
-    uid = _interaction()
+    uid = flow.live_interaction(request.values.get("interaction"))
     next_url = safe_next(request.values.get("next"))
     if uid:
         g.ui_locale = flow.load_interaction(uid).get("locale")
     asked = resident is not None and terms_service.needs_acceptance(resident)
     context = dict(interaction_id=uid, next_url=next_url, asked=asked, error=None,
-                   **terms_context())
+                   **_terms_context())
     if request.method == "GET":
         return render_template("account/terms.html", **context)
     if resident is None:
