@@ -67,8 +67,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
 
     from idp.api.touch_events import bp as kiosk_api_bp
-    from idp.interaction.device import bp as device_bp
     from idp.interaction.views import bp as interaction_bp
+    from idp.interaction.views.device import bp as device_bp
     from idp.oauth.server import build_authorization_server
     from idp.oauth.views import bp as oauth_bp
 
@@ -76,8 +76,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(interaction_bp)
     app.register_blueprint(device_bp)
     app.register_blueprint(kiosk_api_bp)
-    from idp.accounts.views import bp as account_bp
-    from idp.mail.views import bp as outbox_bp
+    from idp.self_service import bp as account_bp
+    from idp.self_service.outbox import bp as outbox_bp
 
     app.register_blueprint(account_bp)
     app.register_blueprint(outbox_bp)
@@ -105,7 +105,7 @@ def _template_context(app: Flask, settings: Settings) -> None:
     from flask import request
     from flask_babel import get_locale
 
-    from idp.interaction.state import current_resident
+    from idp.interaction.flow import current_resident
 
     @app.context_processor
     def common() -> dict[str, Any]:

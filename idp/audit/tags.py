@@ -30,7 +30,7 @@ class AuditTag(enum.StrEnum):
     CLIENT_CREATE = "client:create"
     CLIENT_REVOKE = "client:revoke"
     KEY_ROTATE = "key:rotate"
-    # The resident's own pages (idp/accounts/views, idp/terms)
+    # The resident's own pages (idp/self_service, idp/interaction/views/terms)
     REGISTRATION_EXISTING = "resident:registration:existing"
     EMAIL_VERIFY = "resident:email:verify"
     EMAIL_CHANGE_REQUEST = "resident:email:change_request"

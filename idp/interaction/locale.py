@@ -7,8 +7,8 @@ from flask import g
 from flask import request
 from flask import session
 
-LOCALES = ("ja", "en")
-DEFAULT = "ja"
+from idp.locales import DEFAULT
+from idp.locales import LOCALES
 
 
 def from_ui_locales(value: str | None) -> str | None:

@@ -6,10 +6,12 @@ resident with TOTP is not: the browser only remembers, in its signed session
 cookie, who passed the first step, when, and where to go afterwards
 (``PENDING_TTL`` seconds), and ``/login/second-factor`` asks for the code.
 
-``complete`` starts the session (a new session id, audited with its ``amr``)
-and continues: to the pending authorization request (whose checks include
-the terms of use, ``idp.oauth.authorize``), or to the terms page when the
-resident must accept a new version, or to ``next``.
+Whether the second step is needed is the ``second_factor`` check of the
+policy table (``idp.interaction.policy``). ``complete`` starts the session
+(a new session id, audited with its ``amr``) and continues: to the pending
+authorization request (``idp.interaction.flow`` runs the rest of the table,
+the terms of use included), or to the terms page when the resident must
+accept a new version, or to ``next``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from flask_babel import get_locale
 
 from idp.accounts.models import Resident
 from idp.extensions import db
-from idp.interaction import state
+from idp.interaction import flow
+from idp.interaction import policy
 from idp.terms import service as terms
 
 PENDING = "second_factor"
@@ -33,10 +36,11 @@ AMR_TOTP = ["pwd", "otp", "mfa"]
 
 
 def after_password(resident: Resident, uid: str | None, next_url: str | None):
-    if resident.totp_enabled:
+    waiting = policy.Context(client=None, password_passed=resident)
+    if policy.first_unmet(waiting, (policy.SECOND_FACTOR,)) is not None:
         session[PENDING] = {"r": resident.id, "t": time.time(), "i": uid, "n": next_url}
         db.session.commit()  # a rehashed password, if any
-        return redirect(url_for("account.second_factor"))
+        return redirect(url_for("interaction.second_factor"))
     return complete(resident, uid, next_url, AMR_PASSWORD)
 
 
@@ -57,13 +61,13 @@ def cancel() -> None:
 
 def complete(resident: Resident, uid: str | None, next_url: str | None, amr: list[str]):
     session.pop(PENDING, None)
-    row = state.sign_in(resident, amr)
+    row = flow.sign_in(resident, amr)
     resident.locale = str(get_locale())
-    if uid and state.load_interaction(uid) is not None:
-        state.mark_logged_in(uid, row)
+    if uid and flow.load_interaction(uid) is not None:
+        flow.mark_logged_in(uid, row)
         db.session.commit()
         return redirect(url_for("interaction.resume", uid=uid))
     db.session.commit()
     if terms.needs_acceptance(resident):
-        return redirect(url_for("account.terms", next=next_url))
+        return redirect(url_for("interaction.terms", next=next_url))
     return redirect(next_url or url_for("interaction.index"))

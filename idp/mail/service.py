@@ -32,8 +32,8 @@ from idp import secrets
 from idp.config import ROOT
 from idp.config import Settings
 from idp.db import utcnow
-from idp.interaction.locale import DEFAULT
-from idp.interaction.locale import LOCALES
+from idp.locales import DEFAULT
+from idp.locales import LOCALES
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 20

@@ -1,30 +1,19 @@
-"""The authorization endpoint as a readable policy (RFC 6749 §4.1, OIDC Core §3.1.2).
+"""The authorization endpoint's protocol half (RFC 6749 §4.1, OIDC Core §3.1.2).
 
-``authorize()`` runs these checks in order; the first that fails decides:
-
-1. ``check_client_connected``  a revoked client or suspended company gets a page
-                               saying the service is no longer connected;
-2. Authlib validation          client, exact redirect URI, response_type, scope,
-                               PKCE (S256; required for public clients), nonce,
-                               prompt — errors without a trustworthy redirect URI
-                               get an HTML page, the rest a redirect with ``iss``;
-3. ``check_login``             no session, ``prompt=login`` or ``max_age`` passed
-                               → the login page (``login_required`` under
-                               ``prompt=none``);
-3a. ``check_terms``            the resident has not accepted the consortium
-                               terms now in force → the terms page
-                               (``interaction_required`` under ``prompt=none``);
-4. ``check_consent``           ``idp.consent.service.reasons_to_ask`` → the consent
-                               page (``consent_required`` under ``prompt=none``);
-5. issue the code              scopes = requested ∩ consented.
-
-A request that needs the resident is kept as an interaction
-(``idp.interaction.state``) and replayed here when they are done.
+Authlib validates the request (client, exact redirect URI, response_type,
+scope, PKCE — S256, required for public clients —, nonce, prompt), issues the
+code and answers errors. Which steps the resident must go through first (the
+client still connected, signed in, second factor, terms, consent) is the
+interaction's table (``idp.interaction.policy``), run by
+``idp.interaction.flow``; this module never renders a page and never knows
+their addresses. When the request cannot be answered at a verified redirect
+URI it raises ``Refused`` and the interaction shows the page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -32,37 +21,53 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
+from authlib.oidc.core.errors import LoginRequiredError
 from flask import Request
 from flask import current_app
-from flask import g
-from flask import redirect
 from flask import request
-from flask import url_for
-from flask_babel import gettext as _
 from werkzeug.test import EnvironBuilder
 
 from idp import inputs
 from idp.access.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.clients import service as clients
-from idp.clients.models import Client
-from idp.consent import service as consent_service
 from idp.db import utcnow
-from idp.errors import error_page
-from idp.extensions import db
-from idp.interaction import state
-from idp.interaction.locale import from_ui_locales
 from idp.oauth import assurance
-from idp.terms import service as terms
+
+# The OAuth errors a request gets when the resident cannot be asked (prompt=none,
+# OIDC Core §3.1.2.6), by the name the interaction policy gives them.
+CANNOT_INTERACT = {
+    "login_required": LoginRequiredError,
+    "interaction_required": InteractionRequiredError,
+    "consent_required": ConsentRequiredError,
+}
+
+
+class Refused(Exception):
+    """The request cannot be answered at a verified redirect URI (unknown client,
+    unverified redirect URI, junk): the resident gets a page, never a redirect.
+    ``detail`` is the protocol's own words for the service's developers, if any."""
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Answered(Exception):
+    """The protocol answered the client itself (an error at the verified redirect
+    URI, with ``iss``); ``response`` is that answer."""
+
+    def __init__(self, response):
+        super().__init__("answered")
+        self.response = response
 
 
 @dataclass
-class Pending:
-    """A validated request waiting for the resident's decision on the consent page."""
+class Validated:
+    """A request Authlib has validated, with what the consent screen asks about."""
 
     grant: object
-    client: Client
-    resident: Resident
+    client: object
     requested: list[str]
 
 
@@ -79,62 +84,50 @@ def rebuild(query: str) -> Request:
 
 
 def error_response(error: OAuth2Error):
-    """Redirect to the client when its redirect URI was verified, else show a page."""
+    """Redirect to the client when its redirect URI was verified, else raise ``Refused``."""
     if error.redirect_uri:
         server = _server()
         response = server.handle_error_response(None, error)
         current_app.extensions["idp.oauth.iss"].add_issuer_parameter(server, response)
         return response
-    return error_page(400, _("This sign-in request cannot be processed"),
-                      _("The service sent an invalid sign-in request. Please contact the "
-                        "service."), detail=f"{error.error}: {error.description or ''}")
-
-
-def invalid_request_page():
-    return error_page(400, _("This sign-in request cannot be processed"),
-                      _("The request from the service is invalid."))
+    raise Refused(f"{error.error}: {error.description or ''}")
 
 
 def refuse_bad_input(error):
     """A parameter refused by ``idp.inputs`` (NUL, lone surrogate, overlong), RFC 6749
-    §4.1.2.1: a page when the client or its redirect URI is missing, invalid or itself
-    refused (never redirect then); otherwise ``invalid_request`` to the verified redirect
-    URI. A refused ``state`` gets the page too: we do not echo a value we refused."""
+    §4.1.2.1: ``Refused`` (a page) when the client or its redirect URI is missing, invalid
+    or itself refused (never redirect then); otherwise ``invalid_request`` to the verified
+    redirect URI. A refused ``state`` gets the page too: we do not echo a value we refused."""
     args = request.args
     limit = current_app.extensions["idp.settings"].max_input_length
     trusted = ("client_id", "redirect_uri", "state")
     if error.field is None or any(
             inputs.problem(value, limit) for name in trusted for value in args.getlist(name)):
-        return invalid_request_page()
+        raise Refused()
     client = clients.find_client(args.get("client_id"))
     if client is None or not client.is_active:
-        return invalid_request_page()
+        raise Refused()
     redirect_uri = args.get("redirect_uri") or client.get_default_redirect_uri()
     if not redirect_uri or not client.check_redirect_uri(redirect_uri):
-        return invalid_request_page()
+        raise Refused()
     return error_response(InvalidRequestError(error.description, redirect_uri=redirect_uri,
                                               state=args.get("state")))
 
 
-def check_client_connected(client_id):
-    client = clients.find_client(client_id)
-    if client is not None and not client.is_active:
-        return error_page(
-            403, _("This service is no longer connected"),
-            _("%(service)s (provided by %(company)s) can no longer use your consortium ID. "
-              "No information about you is sent to it.",
-              service=client.name, company=client.company.name))
-    return None
+def prompts(args) -> list[str]:
+    """The ``prompt`` values of a request (OIDC Core §3.1.2.1)."""
+    return (args.get("prompt") or "").split()
 
 
-def check_login(args, row: BrowserSession | None, item: dict | None) -> bool:
-    """True when the current sign-in satisfies prompt and max_age."""
+def login_satisfies(args, row: BrowserSession | None, fresh: bool) -> bool:
+    """True when the current sign-in satisfies ``prompt=login`` and ``max_age``;
+    ``fresh``: the resident signed in for this very request. Raises ValueError
+    for a ``max_age`` that is not a non-negative integer."""
     if row is None:
         return False
-    fresh = item is not None and item["login_session"] == row.id
     if fresh:
         return True
-    if "login" in (args.get("prompt") or "").split():
+    if "login" in prompts(args):
         return False
     max_age = _max_age(args)
     return max_age is None or utcnow() - row.auth_time <= dt.timedelta(seconds=max_age)
@@ -149,61 +142,43 @@ def _max_age(args) -> int | None:
     return int(raw)
 
 
-def authorize(source: Request, uid: str | None = None):
-    item = state.load_interaction(uid) if uid else None
+def validate(source: Request, resident: Resident | None, bad_max_age: bool = False) -> Validated:
+    """Authlib's validation of the request for ``resident`` (None: nobody signed in
+    yet). Raises ``Answered`` (an error at the verified redirect URI) or ``Refused``."""
     args = source.args
-    # ui_locales counts when the request arrives; once it is an interaction,
-    # the interaction's locale does (the resident may have switched language).
-    g.ui_locale = item.get("locale") if item is not None else from_ui_locales(
-        args.get("ui_locales"))
-    disconnected = check_client_connected(args.get("client_id"))
-    if disconnected is not None:
-        return disconnected
-    row = state.browser_session()
-    try:
-        logged_in = check_login(args, row, item)
-        bad_max_age = False
-    except ValueError:
-        logged_in, bad_max_age = row is not None, True
-    resident = db.session.get(Resident, row.resident_id) if logged_in else None
-    prompts = (args.get("prompt") or "").split()
-    try:
+    with _answering(args):
         grant = _server().get_consent_grant(request=source, end_user=resident)
         if bad_max_age:
             raise InvalidRequestError("'max_age' must be a non-negative integer.",
                                       redirect_uri=grant.redirect_uri, state=args.get("state"))
-        if resident is None:
-            uid = uid or state.save_interaction(source.query_string.decode(), g.ui_locale)
-            return redirect(url_for("interaction.login", interaction=uid))
-        if terms.needs_acceptance(resident):
-            # Nothing is released before the resident has accepted the terms
-            # in force (check_terms); declining there signs them out.
-            if "none" in prompts:
-                raise InteractionRequiredError(redirect_uri=grant.redirect_uri,
-                                               state=args.get("state"))
-            uid = uid or state.save_interaction(source.query_string.decode(), g.ui_locale)
-            return redirect(url_for("account.terms", interaction=uid))
         client = grant.request.client
+        if resident is None:
+            return Validated(grant, client, [])
         # The scopes, plus "verified_claims" when asked for (idp.oauth.assurance).
         requested = assurance.consent_items(scope_to_list(grant.request.scope or ""),
                                             grant.request.payload.data, client, resident)
-        if consent_service.reasons_to_ask(resident.id, client.id, requested,
-                                          prompt_consent="consent" in prompts):
-            if "none" in prompts:
-                raise ConsentRequiredError(redirect_uri=grant.redirect_uri,
-                                           state=args.get("state"))
-            uid = uid or state.save_interaction(source.query_string.decode(), g.ui_locale)
-            return redirect(url_for("interaction.consent", uid=uid))
+        return Validated(grant, client, requested)
+
+
+def cannot_interact(validated: Validated, error: str, args):
+    """The answer to a request that needs the resident under ``prompt=none``."""
+    with _answering(args):
+        raise CANNOT_INTERACT[error](redirect_uri=validated.grant.redirect_uri,
+                                     state=args.get("state"))
+
+
+@contextmanager
+def _answering(args):
+    """Turn what Authlib raises into ``Answered`` or ``Refused``."""
+    try:
+        yield
     except OAuth2Error as error:
         error.state = args.get("state")
-        return error_response(error)
+        raise Answered(error_response(error)) from None
     except ValueError:
         # Authlib refuses to build an error whose description would echo
         # characters an error_description cannot carry: the request is junk.
-        return invalid_request_page()
-    if uid:
-        state.finish_interaction(uid)
-    return issue_code(grant, resident, row)
+        raise Refused() from None
 
 
 def issue_code(grant, resident: Resident, row: BrowserSession | None):
@@ -212,73 +187,7 @@ def issue_code(grant, resident: Resident, row: BrowserSession | None):
                                                    grant=grant)
 
 
-def resume(uid: str):
-    """Continue an interaction after login."""
-    item = state.load_interaction(uid)
-    if item is None:
-        return expired_interaction()
-    return authorize(rebuild(item["query"]), uid)
-
-
-def expired_interaction():
-    return error_page(400, _("This sign-in has expired"),
-                      _("Please go back to the service and start signing in again."))
-
-
-def pending_consent(uid: str) -> Pending | object:
-    """The request awaiting consent, or a response to send instead."""
-    item = state.load_interaction(uid)
-    if item is None:
-        return expired_interaction()
-    g.ui_locale = item.get("locale")
-    source = rebuild(item["query"])
-    disconnected = check_client_connected(source.args.get("client_id"))
-    if disconnected is not None:
-        return disconnected
-    resident = state.current_resident()
-    if resident is None:
-        return redirect(url_for("interaction.login", interaction=uid))
-    if terms.needs_acceptance(resident):  # new terms published while the page was open
-        return redirect(url_for("account.terms", interaction=uid))
-    try:
-        grant = _server().get_consent_grant(request=source, end_user=resident)
-    except OAuth2Error as error:
-        error.state = source.args.get("state")
-        return error_response(error)
-    except ValueError:
-        return invalid_request_page()
-    return Pending(grant, grant.request.client, resident,
-                   assurance.consent_items(scope_to_list(grant.request.scope or ""),
-                                           grant.request.payload.data, grant.request.client,
-                                           resident))
-
-
-def decide(uid: str, pending: Pending, allow: bool, granted: list[str]):
-    """Record the resident's decision and answer the client."""
-    state.finish_interaction(uid)
-    if not allow:
-        consent_service.record_denial(pending.resident, pending.client, pending.requested)
-        return _server().create_authorization_response(request=pending.grant.request,
-                                                       grant_user=None, grant=pending.grant)
-    granted = [s for s in granted if s in pending.requested]
-    consent_service.grant(pending.resident, pending.client, pending.requested, granted)
-    return issue_code(pending.grant, pending.resident, state.browser_session())
-
-
-def refuse(uid: str):
-    """The resident declined to go on (the terms page): answer the client's pending
-    request with ``access_denied`` when it can be trusted; None when there is nothing
-    to answer (expired interaction, disconnected client, invalid request)."""
-    item = state.load_interaction(uid)
-    if item is None:
-        return None
-    source = rebuild(item["query"])
-    if check_client_connected(source.args.get("client_id")) is not None:
-        return None
-    try:
-        grant = _server().get_consent_grant(request=source, end_user=None)
-    except (OAuth2Error, ValueError):
-        return None
-    state.finish_interaction(uid)
+def deny(grant):
+    """``access_denied`` to the client: the resident said no."""
     return _server().create_authorization_response(request=grant.request, grant_user=None,
                                                    grant=grant)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfo
@@ -234,6 +235,24 @@ class EndSessionEndpoint(_EndSessionEndpoint):
             access.end_sessions(row.resident_id, "logout", session=row)
             record(AuditTag.LOGOUT, resident_id=row.resident_id, **audit)
         session.pop("sid", None)
+
+
+class EndSessionRefused(Exception):
+    """An RP-initiated logout request the protocol refuses; ``detail`` is its own
+    words (``error: description``), for the page the interaction shows."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def validate_end_session():
+    """The validated end-session request of the current HTTP request (OIDC
+    RP-Initiated Logout 1.0 §2); raises ``EndSessionRefused``."""
+    try:
+        return current_app.extensions["idp.oauth"].validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        raise EndSessionRefused(f"{error.error}: {error.description or ''}") from None
 
 
 class IssuerResponseParameter(IssuerParameter):

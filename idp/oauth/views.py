@@ -1,4 +1,8 @@
-"""Protocol endpoints; each view hands the request to Authlib's server."""
+"""Protocol endpoints; each view hands the request to Authlib's server.
+
+``/authorize`` is not here: its answer to a browser is decided by the
+interaction (``idp.interaction.views.authorize``), which calls the protocol
+half in ``idp.oauth.authorize``."""
 
 from __future__ import annotations
 
@@ -6,13 +10,10 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint
 from flask import current_app
 from flask import jsonify
-from flask import request
 
-from idp import inputs
 from idp.extensions import csrf
 from idp.extensions import db
 from idp.keys import service as keys
-from idp.oauth import authorize as flow
 from idp.oauth import cors
 from idp.oauth.discovery import document as discovery_document
 from idp.oauth.openapi import document as openapi_document
@@ -64,13 +65,6 @@ def jwks():
     max_age = current_app.extensions["idp.settings"].jwks_cache_max_age
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response
-
-
-@bp.get("/authorize")
-@inputs.answers_bad_input(flow.refuse_bad_input)
-def authorize():
-    """Authorization endpoint (code flow)."""
-    return _committed(flow.authorize(request))
 
 
 @bp.post("/token")

@@ -8,8 +8,8 @@ the admin console.
 
 A resident who has not accepted the current version is stopped at the next
 sign-in and at the next authorization request, before anything is released
-(``idp.oauth.authorize.check_terms``); consents given under another version
-are asked again (``idp.consent.service``).
+(the ``terms_accepted`` check of ``idp.interaction.policy``); consents given
+under another version are asked again (``idp.consent.service``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ class Terms:
     summary: str = ""
     summary_en: str = ""
     effective_at: dt.datetime | None = None
+
+    def summary_in(self, locale: str) -> str:
+        """The summary for a page in ``locale``: Japanese unless an English one exists."""
+        return self.summary_en if locale == "en" and self.summary_en else self.summary
 
 
 def _settings():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from idp.accounts import forms
 from idp.accounts import totp
+from idp.self_service import forms
 
 
 @pytest.mark.parametrize(("typed", "expected"), [

@@ -1,10 +1,7 @@
-"""Pages reachable without a session: registration, email links, password reset,
-the second sign-in step and the terms of use."""
+"""Pages reachable without a session: registration, email links and password reset."""
 
 from __future__ import annotations
 
-from flask import abort
-from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -13,26 +10,19 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from idp.access import service as access
-from idp.accounts import forms
 from idp.accounts import links
 from idp.accounts import profile as profile_service
 from idp.accounts import recovery
 from idp.accounts import registration
-from idp.accounts import totp
 from idp.accounts.service import ResidentError
-from idp.accounts.views import bp
-from idp.accounts.views import limit_by_address
-from idp.accounts.views import limit_by_target
-from idp.accounts.views import send
-from idp.audit.service import record
-from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.extensions import db
-from idp.interaction import signin
-from idp.interaction import state
-from idp.interaction.views import safe_next
-from idp.oauth import authorize as flow
+from idp.interaction import flow
+from idp.self_service import bp
+from idp.self_service import forms
+from idp.self_service import limit_by_address
+from idp.self_service import limit_by_target
+from idp.self_service import send
 from idp.terms import service as terms_service
 
 CLAUSES = ("agree_provision", "agree_collection", "agree_terms")
@@ -42,9 +32,9 @@ def _locale() -> str:
     return str(get_locale())
 
 
-def _interaction() -> str | None:
-    uid = request.values.get("interaction") or None
-    return uid if uid and state.load_interaction(uid) is not None else None
+def _terms_context() -> dict:
+    current = terms_service.current()
+    return {"terms": current, "summary": current.summary_in(_locale())}
 
 
 def link_problem(reason: str, purpose: str):
@@ -58,9 +48,9 @@ def link_problem(reason: str, purpose: str):
 @limit_by_target
 def register():
     """Step 1: the address. The same answer whether or not it is registered."""
-    if state.current_resident() is not None:
+    if flow.current_resident() is not None:
         return redirect(url_for("account.overview"))
-    uid = _interaction()
+    uid = flow.live_interaction(request.values.get("interaction"))
     if request.method == "GET":
         return render_template("account/register.html", email="", errors={}, interaction_id=uid)
     email, errors = forms.parse_email(request.form)
@@ -72,15 +62,6 @@ def register():
     return send([message]) or render_template(
         "account/mail_sent.html", email=email, kind="register",
         hours=links.ttl(links.REGISTER) // 3600)
-
-
-def _terms_context() -> dict:
-    current = terms_service.current()
-    return {"terms": current, "summary": _terms_summary(current)}
-
-
-def _terms_summary(current) -> str:
-    return current.summary_en if _locale() == "en" and current.summary_en else current.summary
 
 
 def _terms_changed() -> str:
@@ -133,9 +114,9 @@ def register_complete():
         # parallel request won the unique index).
         db.session.rollback()
         return link_problem("used", links.REGISTER)
-    row = state.sign_in(resident)
-    if invitation.interaction and state.load_interaction(invitation.interaction):
-        state.mark_logged_in(invitation.interaction, row)
+    row = flow.sign_in(resident)
+    if invitation.interaction and flow.load_interaction(invitation.interaction):
+        flow.mark_logged_in(invitation.interaction, row)
     db.session.commit()
     send([registration.welcome(resident)])  # the ID exists either way; the page shows it
     return redirect(url_for("account.register_done", interaction=invitation.interaction))
@@ -144,14 +125,14 @@ def register_complete():
 @bp.get("/register/done")
 def register_done():
     """The new consortium ID, shown once registration succeeded."""
-    resident = state.current_resident()
+    resident = flow.current_resident()
     if resident is None:
         return redirect(url_for("interaction.login"))
-    uid = _interaction()
+    uid = flow.live_interaction(request.values.get("interaction"))
     client = None
     if uid:
-        item = state.load_interaction(uid)
-        client = db.session.get(Client, flow.rebuild(item["query"]).args.get("client_id"))
+        item = flow.load_interaction(uid)
+        client = db.session.get(Client, flow.request_args(item).get("client_id"))
     return render_template("account/register_done.html", resident=resident,
                            interaction_id=uid, client=client)
 
@@ -227,81 +208,3 @@ def reset_confirm():
         message=_("You have been signed out everywhere, and services you use will need you to "
                   "sign in again. Sign in with your new password."),
         link=(url_for("interaction.login"), _("Sign in")))
-
-
-# ---- second sign-in step ------------------------------------------------------------
-
-@bp.route("/login/second-factor", methods=["GET", "POST"])
-def second_factor():
-    """The code from the authentication app, or a recovery code."""
-    waiting = signin.pending()
-    if waiting is None:
-        return redirect(url_for("interaction.login"))
-    resident, item = waiting
-    if request.method == "GET":
-        return render_template("account/second_factor.html", error=None)
-    if request.form.get("action") == "cancel":
-        signin.cancel()
-        return redirect(url_for("interaction.login", interaction=item.get("i") or None,
-                                next=item.get("n") or None))
-    try:
-        method = totp.verify_sign_in(resident, forms.value(request.form, "code"))
-    except totp.TotpError as error:
-        db.session.commit()  # keep the failure's audit record: it counts towards the limit
-        messages = {
-            "locked": _("Too many wrong codes. Wait 15 minutes and try again."),
-            "replayed": _("This code has already been used. Wait for the next code."),
-        }
-        return render_template(
-            "account/second_factor.html",
-            error=messages.get(error.reason, _("The code is not correct."))), (
-            429 if error.reason == "locked" else 401)
-    amr = signin.AMR_TOTP if method == "otp" else ["pwd", "mfa"]
-    return signin.complete(resident, item.get("i"), safe_next(item.get("n")), amr)
-
-
-# ---- terms of use ----------------------------------------------------------------
-
-@bp.route("/terms", methods=["GET", "POST"])
-def terms():
-    """The consortium's terms in force; accept or decline them when asked to."""
-    resident = state.current_resident()
-    uid = _interaction()
-    next_url = safe_next(request.values.get("next"))
-    if uid:
-        g.ui_locale = state.load_interaction(uid).get("locale")
-    asked = resident is not None and terms_service.needs_acceptance(resident)
-    context = dict(interaction_id=uid, next_url=next_url, asked=asked, error=None,
-                   **_terms_context())
-    if request.method == "GET":
-        return render_template("account/terms.html", **context)
-    if resident is None:
-        return redirect(url_for("interaction.login", interaction=uid, next=next_url), 303)
-    decision = request.form.get("decision")
-    if decision == "decline":
-        record(AuditTag.TERMS_DECLINE, resident_id=resident.id,
-               version=context["terms"].version)
-        response = flow.refuse(uid) if uid else None
-        # Without the terms the ID cannot be used anywhere: every session of the
-        # resident ends, and the services they signed in to are told.
-        access.end_sessions(resident, "terms_declined")
-        state.sign_out()
-        db.session.commit()
-        return response or render_template(
-            "account/notice.html", title=_("You have signed out"),
-            message=_("You cannot use your consortium ID without agreeing to the current terms "
-                      "of use. You can sign in again at any time to agree to them, or to "
-                      "download or delete your data."),
-            link=("/", _("Go to the Machi ID home page")))
-    if decision != "accept":
-        abort(400)
-    try:
-        terms_service.accept(resident, request.form.get("version", ""))
-    except terms_service.TermsError:
-        context["error"] = _("The terms of use were updated while this page was open. Please "
-                             "read the current version.")
-        return render_template("account/terms.html", **context), 409
-    db.session.commit()
-    if uid:
-        return redirect(url_for("interaction.resume", uid=uid))
-    return redirect(next_url or url_for("account.overview"))

@@ -32,10 +32,9 @@ from idp.consent.items import items_for
 from idp.errors import error_page
 from idp.extensions import db
 from idp.extensions import limiter
-from idp.interaction import state
+from idp.interaction import flow
 from idp.kiosk.service import kiosk_for
 from idp.oauth import device as device_flow
-from idp.terms import service as terms
 
 bp = Blueprint("device", __name__)
 
@@ -93,17 +92,11 @@ def confirm():
         return error_page(400, _("This code has expired"),
                           _("Start again from the screen: it will show a new code."))
     client = row.client
-    if not client.is_active:
-        return error_page(403, _("This service is no longer connected"),
-                          _("%(service)s (provided by %(company)s) can no longer use your "
-                            "consortium ID. No information about you is sent to it.",
-                            service=client.name, company=client.company.name))
-    resident = state.current_resident()
-    if resident is None:
-        return redirect(url_for("interaction.login", next=url_for("device.confirm")))
-    if terms.needs_acceptance(resident):
-        # A new consortium terms version must be accepted before any authorization.
-        return redirect(url_for("account.terms", next=url_for("device.confirm")))
+    # The policy table, as for /authorize: the client still connected, signed
+    # in, the terms in force accepted; consent is always asked here.
+    answer, resident = flow.confirm_device(client)
+    if answer is not None:
+        return answer
     if request.method == "POST":
         decision = request.form.get("decision")
         if decision in ("allow", "deny"):

@@ -16,8 +16,6 @@ from flask import url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp.accounts.views import bp
-from idp.accounts.views import resident_required
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import receipts
@@ -28,6 +26,8 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.privacy import history as history_service
 from idp.privacy.export import export as export_data
+from idp.self_service import bp
+from idp.self_service import resident_required
 from idp.terms import service as terms_service
 
 

@@ -1,7 +1,9 @@
 """``/dev/outbox``: the development outbox, for reading mail without a mail server.
 
 It exists only while mail goes to the outbox (no ``smtp_url``, not
-production); otherwise every path here is a 404.
+production); otherwise every path here is a 404. It is where residents of the
+demo read their registration and reset mail, so it lives with their pages,
+not in the mail domain (which sends and holds no views).
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
-"""The resident's own pages (blueprint ``account``).
+"""The resident's own pages (blueprint ``account``): the web floor residents use
+outside a sign-in. The steps of a sign-in (second factor, terms of use) are
+interaction pages (``idp.interaction.views``).
 
-- ``entry``    registration, email verification, password reset, the second
-               sign-in step and the terms of use: reachable without a session;
+- ``entry``    registration, email verification and password reset:
+               reachable without a session;
 - ``settings`` ``/account``: profile, email address, password, two-step
                verification, deletion;
 - ``data``     ``/account/consents`` (withdrawal, receipts), ``/account/history``,
-               ``/account/export``.
+               ``/account/export``;
+- ``forms``    reading what residents type;
+- ``outbox``   ``/dev/outbox``, the mail a resident is sent, in development.
 
 Every form posts with CSRF (the app's ``CSRFProtect``); state changes only on
 POST. Views parse, call one service, commit, then send mail.
@@ -28,7 +32,7 @@ from flask_babel import gettext as _
 from idp.accounts.service import normalise_email
 from idp.errors import error_page
 from idp.extensions import limiter
-from idp.interaction import state
+from idp.interaction import flow
 from idp.mail import service as mail
 
 bp = Blueprint("account", __name__)
@@ -46,7 +50,7 @@ def resident_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        resident = state.current_resident()
+        resident = flow.current_resident()
         if resident is None:
             target = request.full_path.rstrip("?") if request.method == "GET" else request.path
             return redirect(url_for("interaction.login", next=target), 303)
@@ -76,7 +80,7 @@ def _target_address() -> str:
 
 
 def _resident_key() -> str:
-    resident = state.current_resident()
+    resident = flow.current_resident()
     return "mail-resident:" + (resident.id if resident else str(request.remote_addr))
 
 
@@ -86,6 +90,6 @@ limit_by_address = limiter.limit(_mail_limit, methods=["POST"])
 limit_by_target = limiter.limit(_mail_limit, methods=["POST"], key_func=_target_address)
 limit_by_resident = limiter.limit(_mail_limit, methods=["POST"], key_func=_resident_key)
 
-from idp.accounts.views import data  # noqa: E402,F401  (routes register on bp)
-from idp.accounts.views import entry  # noqa: E402,F401
-from idp.accounts.views import settings  # noqa: E402,F401
+from idp.self_service import data  # noqa: E402,F401  (routes register on bp)
+from idp.self_service import entry  # noqa: E402,F401
+from idp.self_service import settings  # noqa: E402,F401

@@ -14,17 +14,17 @@ from flask import session
 from flask import url_for
 from flask_babel import gettext as _
 
-from idp.accounts import forms
 from idp.accounts import profile as profile_service
 from idp.accounts import totp
 from idp.accounts.service import ResidentError
-from idp.accounts.views import bp
-from idp.accounts.views import limit_by_resident
-from idp.accounts.views import resident_required
-from idp.accounts.views import send
 from idp.extensions import db
-from idp.interaction import state
+from idp.interaction import flow
 from idp.privacy import deletion
+from idp.self_service import bp
+from idp.self_service import forms
+from idp.self_service import limit_by_resident
+from idp.self_service import resident_required
+from idp.self_service import send
 from idp.terms import service as terms_service
 
 TOTP_SETUP = "totp_setup"
@@ -134,7 +134,7 @@ def password():
         try:
             message = profile_service.change_password(
                 resident, request.form.get("current_password", ""), new,
-                state.browser_session())
+                flow.browser_session())
         except profile_service.ProfileError:
             errors = {"current_password": _("The current password is not correct.")}
         except ResidentError:
@@ -249,7 +249,7 @@ def delete():
         return render_template("account/delete.html",
                                error=_("The password is not correct. Nothing was deleted.")), 400
     db.session.commit()
-    state.sign_out()  # the session row is gone; drop the cookie's content too
+    flow.sign_out()  # the session row is gone; drop the cookie's content too
     send([goodbye])  # the deletion stands even if the notice cannot be sent
     return render_template(
         "account/notice.html", title=_("Your consortium ID has been deleted"),
