@@ -20,7 +20,6 @@ from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
 from idp.accounts import service as accounts
-from idp.accounts import throttle
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
@@ -36,6 +35,7 @@ from idp.interaction.locale import LOCALES
 from idp.interaction.locale import from_ui_locales
 from idp.oauth import authorize as flow
 from idp.oauth.authorize import Pending
+from idp.security import throttle
 from idp.terms import service as terms
 
 bp = Blueprint("interaction", __name__)
@@ -88,7 +88,7 @@ def login():
     password = request.form.get("password", "")[:MAX_FIELD]
     wait = throttle.retry_after(email) if email else None
     if wait is not None:
-        # Growing delays per account (idp.accounts.throttle): checked before the
+        # Growing delays per account (idp.security.throttle): checked before the
         # password, the same for addresses with and without an account.
         response = app_make_response(render_template(
             "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
