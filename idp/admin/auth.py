@@ -19,9 +19,9 @@ password without its code cannot be told from a wrong one):
 A session lives ``admin_session_idle`` seconds after the last request, and
 never longer than ``admin_session_max`` after sign-in. Destructive actions
 also need a password or TOTP check within ``admin_reauth_window`` seconds
-(``fresh``). Console forms carry a token that works once, in the session it
-was rendered for (``consume_form_token``): a replayed or forged post changes
-nothing.
+(``fresh``). Console forms carry, besides the CSRF token, a token that works
+once, in the session it was rendered for (``consume_form_token``,
+idp.security.csrf): a replayed or forged post changes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from flask import current_app
 from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import update
 
 from idp import secrets
 from idp.accounts import passwords
@@ -45,6 +44,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
+from idp.security import csrf
 from idp.security import totp
 from idp.security.lockout import Lockout
 
@@ -185,29 +185,12 @@ def reauthenticate(row: AdminSession, password: str, code: str) -> None:
     record(AuditTag.ADMIN_REAUTH, admin_id=admin.id, actor="admin", method=method)
 
 
-# ---- one-time form tokens ---------------------------------------------------------
+# ---- one-time form tokens (idp.security.csrf: single-use forms) -------------------
 
 def new_form_token(row: AdminSession) -> str:
-    token = secrets.token(24)
-    db.session.add(AdminFormToken(digest=secrets.digest(token), session_id=row.id))
-    return token
+    return csrf.issue(AdminFormToken.session_id, row.id)
 
 
 def consume_form_token(row: AdminSession, value: str | None) -> str | None:
     """Use up a form token; None if it was good, else ``missing``, ``replayed`` or ``invalid``."""
-    if not isinstance(value, str) or not value:
-        return "missing"
-    if len(value) > 100:
-        return "invalid"
-    digest = secrets.digest(value)
-    used = db.session.execute(
-        update(AdminFormToken)
-        .where(AdminFormToken.digest == digest, AdminFormToken.session_id == row.id,
-               AdminFormToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if used == 1:
-        return None
-    known = db.session.scalar(select(AdminFormToken.session_id).where(
-        AdminFormToken.digest == digest))
-    return "replayed" if known == row.id else "invalid"
+    return csrf.consume(AdminFormToken.session_id, row.id, value)
