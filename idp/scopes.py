@@ -181,11 +181,11 @@ def registrable() -> tuple[str, ...]:
     return tuple(s.name for s in SCOPES if s.requestable and not s.standard)
 
 
-def known(name: str, standard: bool = False) -> bool:
-    """Whether a client may be registered for (or, after ``expand``, ask) this scope.
-    With ``standard``, the standard scopes count too."""
+def known(name: str) -> bool:
+    """Whether a client may be registered for (or, after ``expand``, ask) this scope:
+    a fixed scope of our own or a family's, not a standard one."""
     scope = lookup(name)
-    return scope is not None and (standard or not scope.standard)
+    return scope is not None and not scope.standard
 
 
 def supported() -> list[str]:
@@ -199,13 +199,8 @@ def standard_scopes() -> dict[str, tuple[str, ...]]:
     return {s.name: s.covers for s in SCOPES if s.standard}
 
 
-def about_resident() -> frozenset[str]:
-    """The fixed scopes about a resident (refused with client_credentials)."""
-    return frozenset(s.name for s in SCOPES
-                     if s.requestable and not s.standard and s.about_resident)
-
-
 def is_about_resident(name: str) -> bool:
+    """Whether a scope makes no sense without a resident (refused with client_credentials)."""
     scope = lookup(name)
     return scope is not None and scope.about_resident and not scope.standard
 
