@@ -21,12 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from idp.proxy import parse_networks
+from idp.security.algorithms import SIGNING_ALGS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = ROOT / "config" / "defaults.toml"
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production
 ENVIRONMENTS = ("development", "test", "production")
-ID_TOKEN_ALGS = ("RS256", "ES256")
 REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 
 
@@ -377,8 +377,8 @@ class Settings:
                 problems.append("secret_key must be at least 32 characters in production")
             if parts.scheme != "https":
                 problems.append("issuer must use https in production")
-        if self.id_token_default_alg not in ID_TOKEN_ALGS:
-            problems.append(f"id_token_default_alg must be one of {', '.join(ID_TOKEN_ALGS)}")
+        if self.id_token_default_alg not in SIGNING_ALGS:
+            problems.append(f"id_token_default_alg must be one of {', '.join(SIGNING_ALGS)}")
         for name in ("authorization_code_ttl", "access_token_ttl", "refresh_token_ttl",
                      "id_token_ttl", "consent_ttl_days", "session_ttl"):
             if getattr(self, name) <= 0:

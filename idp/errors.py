@@ -42,6 +42,12 @@ def error_page(status: int, title: str, message: str, detail: str | None = None)
                            detail=detail), status
 
 
+def form_expired():
+    """The answer to a form that failed its CSRF or single-use check (idp.security.csrf)."""
+    return error_page(400, _("The form has expired"),
+                      _("Please go back, reload the page and try again."))
+
+
 def retry_after() -> str:
     """Seconds until the rate limit that refused this request lets it through again
     (RFC 6585 §4); at least 1."""
@@ -55,8 +61,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
         log.info("CSRF check failed: %s", error.description)
-        return error_page(400, _("The form has expired"),
-                          _("Please go back, reload the page and try again."))
+        return form_expired()
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -19,7 +19,7 @@ never a 500, never a thread held for seconds (issue 12, item 9). So:
 
 Why not flask-limiter's own ``in_memory_fallback_enabled``: it probes the dead
 storage from its ``before_request`` hook on every request, discovery and JWKS
-included; it does not cover storage used directly (``idp.accounts.throttle``)
+included; it does not cover storage used directly (``idp.security.throttle``)
 nor deductions made after the view (``deduct_when``), which then raise; and it
 leaves the timeouts to redis-py's defaults.
 

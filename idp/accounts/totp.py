@@ -1,34 +1,23 @@
 """Optional second factor for residents: TOTP (RFC 6238) and recovery codes.
 
-- The secret is 160 random bits (RFC 4226 §4), base32, shown once as a QR
-  code (``otpauth://`` URI) and as text for manual entry.
-- A code is accepted for the current 30-second step and one step either side
-  (clock drift, RFC 6238 §5.2), and only for a step later than the last one
-  accepted: the same code cannot be used twice, not even within its window.
-  The step is claimed with a conditional UPDATE, so two requests racing with
-  one code cannot both win.
+- The codes, their window and their single use (a step is claimed once, in
+  ``Resident.totp_last_counter``) are ``idp.security.totp``, the same as for
+  admins.
 - Ten recovery codes of 80 random bits each are issued when TOTP is turned
   on (and on request); each works once. Only their SHA-256 digests are
   stored: they are high-entropy values we generate (STYLE rule 6).
 - Wrong codes at sign-in are counted server-side (audit rows), so a replayed
   cookie cannot reset the count: after ``MAX_FAILURES`` in ``FAILURE_WINDOW``
-  the resident must wait.
+  the resident must wait (``LOCKOUT``, idp.security.lockout).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hmac
 import re
-import time
 
-import pyotp
-import qrcode
-import qrcode.image.svg
 from sqlalchemy import delete
 from sqlalchemy import func
-from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -36,20 +25,20 @@ from idp import secrets
 from idp.accounts import service as accounts
 from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
-from idp.audit.models import AuditEvent
+from idp.audit.query import count_since
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
+from idp.security import totp as otp
+from idp.security.lockout import Lockout
 
 ISSUER_NAME = "Machi ID"
-STEP = 30
-DRIFT_STEPS = 1
 RECOVERY_CODES = 10
 RECOVERY_CODE_LENGTH = 16  # Crockford base32: 80 bits
 MAX_FAILURES = 10
 FAILURE_WINDOW = dt.timedelta(minutes=15)
-CODE = re.compile(r"^[0-9]{6}$")
+LOCKOUT = Lockout(MAX_FAILURES, FAILURE_WINDOW)
 
 
 class TotpError(ValueError):
@@ -60,29 +49,8 @@ class TotpError(ValueError):
         self.reason = reason
 
 
-def new_secret() -> str:
-    return pyotp.random_base32(length=32)
-
-
 def provisioning_uri(secret: str, resident: Resident) -> str:
-    return pyotp.TOTP(secret, interval=STEP).provisioning_uri(name=resident.email,
-                                                              issuer_name=ISSUER_NAME)
-
-
-def qr_data_uri(uri: str) -> str:
-    """The URI as an SVG QR code in a data: URI (the CSP allows img-src data:)."""
-    image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
-    svg = image.to_string(encoding="unicode")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-
-
-def group(secret: str) -> str:
-    """The secret in groups of four, for typing it into an app by hand."""
-    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-
-
-def normalise_code(value: str) -> str:
-    return re.sub(r"[\s-]", "", value or "")[:32]
+    return otp.provisioning_uri(secret, resident.email, ISSUER_NAME)
 
 
 def crockford(value: str) -> str:
@@ -90,34 +58,6 @@ def crockford(value: str) -> str:
     letters Crockford base32 reads as digits (O→0, I/L→1)."""
     value = re.sub(r"[\s-]", "", value or "").upper()
     return value.translate(str.maketrans("OIL", "011"))
-
-
-def matching_step(secret: str, code: str, now: float | None = None) -> int | None:
-    """The time step whose code equals ``code`` (within the drift window), or None."""
-    code = normalise_code(code)
-    if not CODE.match(code):
-        return None
-    totp = pyotp.TOTP(secret, interval=STEP)
-    now = time.time() if now is None else now
-    current = int(now // STEP)
-    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            return step
-    return None
-
-
-def _claim_step(resident: Resident, step: int) -> bool:
-    """Record ``step`` as used; False if it (or a later one) was used already."""
-    claimed = db.session.execute(
-        update(Resident)
-        .where(Resident.id == resident.id,
-               or_(Resident.totp_last_counter.is_(None), Resident.totp_last_counter < step))
-        .values(totp_last_counter=step)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed == 1:
-        resident.totp_last_counter = step
-    return claimed == 1
 
 
 # ---- enrolment --------------------------------------------------------------
@@ -131,7 +71,7 @@ def enable(resident: Resident, secret: str, code: str, password: str) -> list[st
         raise TotpError("already_enabled")
     if not accounts.check_password(resident, password):
         raise TotpError("bad_password")
-    step = matching_step(secret, code)
+    step = otp.matching_step(secret, code)
     if step is None:
         raise TotpError("bad_code")
     resident.totp_secret = secret
@@ -193,13 +133,8 @@ def recovery_codes_left(resident_id: str) -> int:
 # ---- sign-in ----------------------------------------------------------------
 
 def too_many_failures(resident_id: str) -> bool:
-    since = utcnow() - FAILURE_WINDOW
-    failures = db.session.scalar(
-        select(func.count()).select_from(AuditEvent)
-        .where(AuditEvent.resident_id == resident_id, AuditEvent.tag == str(AuditTag.TOTP_FAILURE),
-               AuditEvent.at > since)
-    ) or 0
-    return failures >= MAX_FAILURES
+    return LOCKOUT.locked(
+        lambda since: count_since([AuditTag.TOTP_FAILURE], since, resident_id=resident_id))
 
 
 def verify_sign_in(resident: Resident, value: str) -> str:
@@ -212,12 +147,12 @@ def verify_sign_in(resident: Resident, value: str) -> str:
         raise TotpError("not_enabled")
     if too_many_failures(resident.id):
         raise TotpError("locked")
-    code = normalise_code(value)
-    if CODE.match(code):
-        step = matching_step(resident.totp_secret, code)
-        if step is not None:
-            if _claim_step(resident, step):
-                return "otp"
+    code = otp.normalise_code(value)
+    if otp.CODE.match(code):
+        problem = otp.use_code(resident, Resident.totp_last_counter, resident.totp_secret, code)
+        if problem is None:
+            return "otp"
+        if problem == "replayed":
             record(AuditTag.TOTP_FAILURE, resident_id=resident.id, reason="replayed")
             raise TotpError("replayed")
     elif _use_recovery_code(resident, code):

@@ -5,21 +5,23 @@ Sign-in checks, in order (the first that fails decides; all are audited as
 sign-in failed: one status and one message for every reason, so a right
 password without its code cannot be told from a wrong one):
 
-1. ``locked``          5 failures for the account in the last 15 minutes;
+1. ``locked``          5 failures for the account in the last 15 minutes
+                       (``LOCKOUT``, idp.security.lockout);
 2. ``unknown_admin``   no such email (one argon2 verification is spent anyway);
 3. ``not_enrolled`` / ``disabled``;
 4. ``bad_password``;
 5. ``missing_code``    no TOTP code was given — the second factor is never optional;
 6. ``bad_code``        not the code of the current 30-second step (± one step);
 7. ``replayed_code``   the code's step was already used (sign-in, re-authentication
-                       or enrolment): a code works once, even inside its window.
+                       or enrolment): a code works once, even inside its window
+                       (idp.security.totp, the same codes as residents').
 
 A session lives ``admin_session_idle`` seconds after the last request, and
 never longer than ``admin_session_max`` after sign-in. Destructive actions
 also need a password or TOTP check within ``admin_reauth_window`` seconds
-(``fresh``). Console forms carry a token that works once, in the session it
-was rendered for (``consume_form_token``): a replayed or forged post changes
-nothing.
+(``fresh``). Console forms carry, besides the CSRF token, a token that works
+once, in the session it was rendered for (``consume_form_token``,
+idp.security.csrf): a replayed or forged post changes nothing.
 """
 
 from __future__ import annotations
@@ -28,26 +30,27 @@ import datetime as dt
 
 from flask import current_app
 from sqlalchemy import delete
-from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import update
 
 from idp import secrets
 from idp.accounts import passwords
-from idp.accounts import totp
 from idp.accounts.service import normalise_email
 from idp.admin.models import Admin
 from idp.admin.models import AdminFormToken
 from idp.admin.models import AdminSession
-from idp.audit.models import AuditEvent
+from idp.audit.query import count_since
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
+from idp.security import csrf
+from idp.security import totp
+from idp.security.lockout import Lockout
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = dt.timedelta(minutes=15)
+LOCKOUT = Lockout(MAX_FAILURES, FAILURE_WINDOW)
 MAX_FIELD = 1024
 
 
@@ -63,35 +66,17 @@ def _settings():
     return current_app.extensions["idp.settings"]
 
 
-def _failures(admin_id: str) -> int:
-    since = utcnow() - FAILURE_WINDOW
-    return db.session.scalar(
-        select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.admin_id == admin_id,
-            AuditEvent.tag.in_([str(AuditTag.ADMIN_LOGIN_FAILURE),
-                                str(AuditTag.ADMIN_REAUTH_FAILURE)]),
-            AuditEvent.at > since)
-    ) or 0
+def _locked(admin_id: str) -> bool:
+    return LOCKOUT.locked(lambda since: count_since(
+        [AuditTag.ADMIN_LOGIN_FAILURE, AuditTag.ADMIN_REAUTH_FAILURE], since, admin_id=admin_id))
 
 
 def claim_code(admin: Admin, code: str) -> str | None:
     """Check a TOTP code and use up its time step; None if accepted, else the reason."""
     if not (code or "").strip():
         return "missing_code"
-    step = totp.matching_step(admin.totp_secret, code)
-    if step is None:
-        return "bad_code"
-    claimed = db.session.execute(
-        update(Admin)
-        .where(Admin.id == admin.id,
-               or_(Admin.totp_last_step.is_(None), Admin.totp_last_step < step))
-        .values(totp_last_step=step)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        return "replayed_code"
-    admin.totp_last_step = step
-    return None
+    problem = totp.use_code(admin, Admin.totp_last_step, admin.totp_secret, code)
+    return "replayed_code" if problem == "replayed" else problem
 
 
 def sign_in(email: str, password: str, code: str) -> Admin:
@@ -108,7 +93,7 @@ def sign_in(email: str, password: str, code: str) -> Admin:
         record(AuditTag.ADMIN_LOGIN_FAILURE, admin_id=admin.id, reason=reason)
         return AuthError(reason)
 
-    if _failures(admin.id) >= MAX_FAILURES:
+    if _locked(admin.id):
         raise fail("locked")
     if admin.disabled_at is not None:
         raise fail("disabled")
@@ -183,7 +168,7 @@ def reauthenticate(row: AdminSession, password: str, code: str) -> None:
         record(AuditTag.ADMIN_REAUTH_FAILURE, admin_id=admin.id, actor="admin", reason=reason)
         return AuthError(reason)
 
-    if _failures(admin.id) >= MAX_FAILURES:
+    if _locked(admin.id):
         raise fail("locked")
     if code.strip():
         reason = claim_code(admin, code)
@@ -200,29 +185,12 @@ def reauthenticate(row: AdminSession, password: str, code: str) -> None:
     record(AuditTag.ADMIN_REAUTH, admin_id=admin.id, actor="admin", method=method)
 
 
-# ---- one-time form tokens ---------------------------------------------------------
+# ---- one-time form tokens (idp.security.csrf: single-use forms) -------------------
 
 def new_form_token(row: AdminSession) -> str:
-    token = secrets.token(24)
-    db.session.add(AdminFormToken(digest=secrets.digest(token), session_id=row.id))
-    return token
+    return csrf.issue(AdminFormToken.session_id, row.id)
 
 
 def consume_form_token(row: AdminSession, value: str | None) -> str | None:
     """Use up a form token; None if it was good, else ``missing``, ``replayed`` or ``invalid``."""
-    if not isinstance(value, str) or not value:
-        return "missing"
-    if len(value) > 100:
-        return "invalid"
-    digest = secrets.digest(value)
-    used = db.session.execute(
-        update(AdminFormToken)
-        .where(AdminFormToken.digest == digest, AdminFormToken.session_id == row.id,
-               AdminFormToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if used == 1:
-        return None
-    known = db.session.scalar(select(AdminFormToken.session_id).where(
-        AdminFormToken.digest == digest))
-    return "replayed" if known == row.id else "invalid"
+    return csrf.consume(AdminFormToken.session_id, row.id, value)

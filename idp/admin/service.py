@@ -22,7 +22,6 @@ from sqlalchemy import update
 
 from idp import secrets
 from idp.accounts import passwords
-from idp.accounts import totp
 from idp.accounts.service import normalise_email
 from idp.accounts.service import valid_email
 from idp.admin.models import Admin
@@ -31,6 +30,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
+from idp.security import totp
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024

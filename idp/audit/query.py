@@ -14,9 +14,11 @@ import datetime as dt
 import io
 import json
 import re
+from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlalchemy import select
 
 from idp.audit.models import AuditEvent
@@ -146,6 +148,19 @@ def csv_lines(filters: Filters, after_seq: int = 0) -> Iterator[str]:
         out.truncate()
         writer.writerow([_cell(getattr(row, c)) for c in CSV_COLUMNS])
         yield out.getvalue()
+
+
+def count_since(tags: Iterable[AuditTag], since: dt.datetime, *, resident_id: str | None = None,
+                admin_id: str | None = None) -> int:
+    """How many events with one of these tags, about this resident or admin, are newer
+    than ``since`` (a lockout counts failures so, idp.security.lockout)."""
+    query = select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.tag.in_([str(tag) for tag in tags]), AuditEvent.at > since)
+    if resident_id is not None:
+        query = query.where(AuditEvent.resident_id == resident_id)
+    if admin_id is not None:
+        query = query.where(AuditEvent.admin_id == admin_id)
+    return db.session.scalar(query) or 0
 
 
 def known_tags() -> list[str]:

@@ -9,6 +9,7 @@ import click
 from idp.cli import emit
 from idp.cli import in_app
 from idp.clients import service
+from idp.security.algorithms import SIGNING_ALGS
 
 
 @click.group("clients")
@@ -36,7 +37,7 @@ def group() -> None:
               type=click.Choice(service.AUTH_METHODS))
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="The client's public JWKS (for private_key_jwt).")
-@click.option("--id-token-alg", default=None, type=click.Choice(service.ID_TOKEN_ALGS),
+@click.option("--id-token-alg", default=None, type=click.Choice(SIGNING_ALGS),
               help="ID token signing algorithm for this client.")
 @click.option("--backchannel-logout-uri", default=None,
               help="Where OIDC back-channel logout tokens are POSTed.")

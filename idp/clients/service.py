@@ -35,16 +35,15 @@ from idp.clients.models import CompanyStatus
 from idp.clients.validation import AUTH_METHODS
 from idp.clients.validation import DEVICE_CODE
 from idp.clients.validation import GRANT_TYPES
-from idp.clients.validation import ID_TOKEN_ALGS
 from idp.clients.validation import SCOPES
 from idp.clients.validation import ClientError
 from idp.clients.validation import ClientSettings
 from idp.db import utcnow
 from idp.extensions import db
+from idp.security.algorithms import SIGNING_ALGS
 
 # Re-exported: callers use service.ClientError, service.SCOPES …
-__all__ = ["AUTH_METHODS", "DEVICE_CODE", "GRANT_TYPES", "ID_TOKEN_ALGS", "SCOPES", "ClientError",
-           "ClientSettings"]
+__all__ = ["AUTH_METHODS", "DEVICE_CODE", "GRANT_TYPES", "SCOPES", "ClientError", "ClientSettings"]
 
 def create_company(name: str, actor: str | None = None) -> Company:
     name = validation.name(name, "company")
@@ -226,8 +225,8 @@ def register_client(
         raise ClientError("public clients use 'none'; confidential clients must authenticate")
     if method == "private_key_jwt" and not (jwks and jwks.get("keys")):
         raise ClientError("private_key_jwt needs the client's public keys (jwks)")
-    if id_token_signed_response_alg and id_token_signed_response_alg not in ID_TOKEN_ALGS:
-        raise ClientError("id_token_signed_response_alg must be RS256 or ES256")
+    if id_token_signed_response_alg and id_token_signed_response_alg not in SIGNING_ALGS:
+        raise ClientError("id_token_signed_response_alg must be " + " or ".join(SIGNING_ALGS))
     secret = None if method in ("none", "private_key_jwt") else secrets.token(32)
     client = Client(
         id=secrets.random_id(20, "mc_"),

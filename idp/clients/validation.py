@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from idp import scopes as registry
+
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
-SCOPES = ("openid", "name", "birth_year", "gender", "email", "postal_code",
-          "offline_access", "touch_events")
+# The scopes a client may be registered for (idp.scopes, the registry); a family's
+# scopes (``registered:<category>`` …) are checked with ``registry.known``.
+SCOPES = registry.registrable()
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-ID_TOKEN_ALGS = ("RS256", "ES256")
 
 
 class ClientError(ValueError):
@@ -79,7 +81,7 @@ def checked(settings: ClientSettings, public: bool) -> ClientSettings:
             raise ClientError(f"unsupported grant type: {grant}")
     scopes = list(dict.fromkeys(settings.scopes or ["openid"]))
     for scope in scopes:
-        if scope not in SCOPES:
+        if not registry.known(scope):
             raise ClientError(f"unknown scope: {scope}")
     redirect_uris = list(dict.fromkeys(u.strip() for u in settings.redirect_uris or []))
     post_logout = list(dict.fromkeys(u.strip() for u in settings.post_logout_redirect_uris or []))

@@ -1,9 +1,8 @@
-"""What each scope releases, in the words of the consortium's draft terms.
+"""The consent screen's items: what each scope releases, and what the resident will send.
 
-The labels follow "OAuth活用時における規約案" (shared/seeds/000): user ID;
-name with reading, birth year, gender; main email address and whether it is
-verified; address information (postal code and municipality). Strings are
-lazy so each request renders them in its own language.
+The items and their wording (the consortium's draft terms) are the scope
+registry's (``idp.scopes``); this module shows a resident's own values next
+to them.
 """
 
 from __future__ import annotations
@@ -14,11 +13,12 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from idp import scopes
 from idp.oauth.claims import full_name
 from idp.proofing import service as proofing
 
 # Scopes a resident cannot untick: without `openid` there is no sign-in.
-REQUIRED_SCOPES = frozenset({"openid"})
+REQUIRED_SCOPES = scopes.required()
 
 
 @dataclass(frozen=True)
@@ -26,55 +26,6 @@ class ConsentItem:
     scope: str
     label: object
     detail: object
-
-
-ITEMS: dict[str, ConsentItem] = {
-    item.scope: item
-    for item in (
-        ConsentItem(
-            "openid",
-            _l("User ID"),
-            _l("A user ID unique to you, different for every company."),
-        ),
-        ConsentItem(
-            "name",
-            _l("Name and reading"),
-            _l("Your family and given name and their reading (furigana)."),
-        ),
-        ConsentItem("birth_year", _l("Birth year"), _l("The year you were born (not the day).")),
-        ConsentItem("gender", _l("Gender"), _l("The gender you registered.")),
-        ConsentItem(
-            "email",
-            _l("Email address"),
-            _l("Your main email address and whether it has been verified."),
-        ),
-        ConsentItem(
-            "postal_code",
-            _l("Address information"),
-            _l("Your postal code and municipality only (no street address)."),
-        ),
-        # Not a scope: asked when a client requests verified_claims (OpenID
-        # Connect for Identity Assurance) and the consortium has checked the
-        # resident's identity (idp.oauth.assurance, idp.proofing).
-        ConsentItem(
-            "verified_claims",
-            _l("Verified identity information"),
-            _l("That the consortium has checked the items below against an official document, "
-               "with the document's kind and the date of the check (never its number)."),
-        ),
-        ConsentItem(
-            "offline_access",
-            _l("Continued access"),
-            _l("The service may keep receiving the items above while you are signed out, "
-               "until you withdraw consent."),
-        ),
-        ConsentItem(
-            "touch_events",
-            _l("Touch history"),
-            _l("When and which content you touch on the consortium's digital signage."),
-        ),
-    )
-}
 
 
 def part_of(item: str, part: str) -> str:
@@ -93,9 +44,11 @@ def item_of(entry: str) -> str:
 GENDER_LABELS = {"female": _l("Female"), "male": _l("Male"), "other": _l("Other")}
 
 
-def items_for(scopes: list[str]) -> list[ConsentItem]:
-    """The consent items for the requested scopes, in the order of the draft terms."""
-    return [ITEMS[s] for s in ITEMS if s in scopes]
+def items_for(requested: list[str] | set[str]) -> list[ConsentItem]:
+    """The consent items for the requested scopes, in the order of the draft terms
+    (the registry's, ``idp.scopes.consent_items``)."""
+    return [ConsentItem(s.name, s.label, s.detail) for s in scopes.consent_items()
+            if s.name in requested]
 
 
 def display_values(resident: Any, scope: str) -> str | None:

@@ -30,8 +30,8 @@ from idp.extensions import db
 from idp.keys import crypto
 from idp.keys.models import KeyState
 from idp.keys.models import SigningKey
+from idp.security.algorithms import SIGNING_ALGS
 
-ALGORITHMS = ("RS256", "ES256")
 # Clock-skew allowance for relying parties validating ID tokens.
 VERIFY_LEEWAY = dt.timedelta(minutes=5)
 
@@ -93,7 +93,7 @@ def rotate(immediately: bool = False, drop_old: bool = False,
     if drop_old:
         verify_until = now
     created = []
-    for alg in ALGORITHMS:
+    for alg in SIGNING_ALGS:
         for old in db.session.scalars(
             select(SigningKey).where(
                 SigningKey.alg == alg,
@@ -169,7 +169,7 @@ def signing_key(alg: str) -> SigningKey:
 
 def _signing_key_now(alg: str) -> SigningKey:
     """The key that signs with ``alg`` now; the very first one is made on demand."""
-    if alg not in ALGORITHMS:
+    if alg not in SIGNING_ALGS:
         raise ValueError(f"unsupported algorithm {alg}")
     now = utcnow()
     key = db.session.scalar(
@@ -225,7 +225,7 @@ def published(now: dt.datetime | None = None) -> list[SigningKey]:
 def ensure_keys() -> None:
     """Make the first key of each algorithm if none exists yet (a fresh install)."""
     have = set(db.session.scalars(select(SigningKey.alg).distinct()))
-    for alg in ALGORITHMS:
+    for alg in SIGNING_ALGS:
         if alg not in have:
             _signing_key_now(alg)
 

@@ -1,5 +1,8 @@
 """Scope → claims. Pure functions: what a resident's data looks like to a client.
 
+Which claims each scope releases is the scope registry's (``idp.scopes``); the
+values, read from the resident, are here:
+
 - ``name``        name, family_name, given_name, family_name#ja-Kana-JP, given_name#ja-Kana-JP
 - ``birth_year``  birthdate as "YYYY" (OIDC Core §5.1 allows a year alone)
 - ``gender``      gender
@@ -15,21 +18,6 @@ from typing import Any
 
 # The marker in AuthorizationCode.claims of a request whose ID token must carry auth_time.
 AUTH_TIME = "auth_time"
-
-SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
-    "openid": ("sub",),
-    "name": ("name", "family_name", "given_name", "family_name#ja-Kana-JP",
-             "given_name#ja-Kana-JP"),
-    "birth_year": ("birthdate",),
-    "gender": ("gender",),
-    "email": ("email", "email_verified"),
-    "postal_code": ("address",),
-}
-
-
-def supported_claims() -> list[str]:
-    return sorted({c for claims in SCOPE_CLAIMS.values() for c in claims})
-
 
 def full_name(family: str | None, given: str | None) -> str | None:
     parts = [p for p in (family, given) if p]

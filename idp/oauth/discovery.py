@@ -6,16 +6,15 @@ import functools
 import json
 from typing import Any
 
+from idp import scopes
 from idp.clients.service import GRANT_TYPES
-from idp.clients.service import SCOPES
 from idp.config import Settings
 from idp.oauth import assurance
-from idp.oauth.claims import supported_claims
 from idp.oauth.grants import ALL_AUTH_METHODS
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
-from idp.oauth.scopes import STANDARD_SCOPES
+from idp.security import algorithms
 
-SIGNING_ALGS = ["RS256", "ES256"]
+SIGNING_ALGS = list(algorithms.SIGNING_ALGS)
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
@@ -30,8 +29,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint": url("/introspect"),
         "end_session_endpoint": url("/logout"),
         "device_authorization_endpoint": url("/device_authorization"),
-        # Our consent items, and the standard scopes read as them (idp.oauth.scopes).
-        "scopes_supported": [*SCOPES, *STANDARD_SCOPES],
+        # Our own scopes, and the standard scopes read as them (idp.scopes).
+        "scopes_supported": scopes.supported(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
@@ -44,7 +43,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": supported_claims() + ["iss", "aud", "exp", "iat", "auth_time",
+        "claims_supported": scopes.supported_claims() + ["iss", "aud", "exp", "iat", "auth_time",
                                                   "nonce", "at_hash", "amr", "sid",
                                                   "verified_claims"],
         "claim_types_supported": ["normal"],

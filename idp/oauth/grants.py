@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp import scopes
 from idp import secrets
 from idp.access.models import AuthorizationCode
 from idp.access.subjects import subject_for
@@ -38,9 +39,6 @@ from idp.oauth.tokens import Principal
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
-# Scopes about a resident: they make no sense without one (client_credentials).
-RESIDENT_SCOPES = frozenset({"openid", "name", "birth_year", "gender", "email", "postal_code",
-                             "offline_access"})
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -214,11 +212,13 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_requested_scope(self):
         scope = self.request.payload.scope
-        requested = set(scope_to_list(scope or ""))
-        if requested & RESIDENT_SCOPES:
+        # Scopes about a resident make no sense without one (idp.scopes).
+        about_resident = sorted(s for s in set(scope_to_list(scope or ""))
+                                if scopes.is_about_resident(s))
+        if about_resident:
             raise InvalidScopeError(
                 "Scopes about a resident cannot be requested with client_credentials: "
-                + " ".join(sorted(requested & RESIDENT_SCOPES))
+                + " ".join(about_resident)
             )
         super().validate_requested_scope()
         if scope and self.request.client.get_allowed_scope(scope) is None:

@@ -53,6 +53,7 @@ from idp.oauth.claims import AUTH_TIME
 from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.tokens import Principal
+from idp.security.algorithms import SIGNING_ALGS
 
 
 def _settings():
@@ -163,7 +164,7 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return keys.private_key(keys.signing_key("RS256"))
 
     def get_supported_algorithms(self) -> list[str]:
-        return ["RS256", "ES256"]
+        return list(SIGNING_ALGS)
 
     def generate_user_info(self, user, scope: str) -> UserInfo:
         token = current_token._get_current_object()
@@ -223,7 +224,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return keys.verification_keys()
 
     def get_algorithms(self) -> list[str]:
-        return ["RS256", "ES256"]
+        return list(SIGNING_ALGS)
 
     def end_session(self, end_session_request) -> None:
         client = end_session_request.client

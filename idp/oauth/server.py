@@ -30,8 +30,8 @@ from flask import g
 from flask import json
 from flask import request as flask_request
 
+from idp import scopes as registry
 from idp import secrets
-from idp.clients.service import SCOPES
 from idp.clients.service import active_client
 from idp.config import Settings
 from idp.consent import service as consent_service
@@ -53,8 +53,6 @@ from idp.oauth.oidc import IssuerResponseParameter
 from idp.oauth.oidc import OpenIDCode
 from idp.oauth.oidc import UserInfoEndpoint
 from idp.oauth.revocation import RevocationEndpoint
-from idp.oauth.scopes import STANDARD_SCOPES
-from idp.oauth.scopes import expand
 
 
 class BearerTokenValidator(_BearerTokenValidator):
@@ -155,7 +153,7 @@ class TokenGenerator(BearerTokenGenerator):
 
 class _Payload(FlaskOAuth2Payload):
     """The request's parameters, with standard OIDC scopes read as our finer ones
-    (idp.oauth.scopes). Once the client is known (Authlib sets it before it checks
+    (idp.scopes). Once the client is known (Authlib sets it before it checks
     the scope), a standard scope covers only the finer scopes the client is
     registered for."""
 
@@ -166,7 +164,7 @@ class _Payload(FlaskOAuth2Payload):
     @property
     def scope(self) -> str | None:
         client = self._oauth_request.client
-        return expand(super().scope, client.scopes if client is not None else None)
+        return registry.expand(super().scope, client.scopes if client is not None else None)
 
 
 class OAuthRequest(FlaskOAuth2Request):
@@ -210,7 +208,7 @@ class OAuthServer(AuthorizationServer):
         return super().create_token_response(request)
 
     def validate_requested_scope(self, scope):
-        unknown = [s for s in scope_to_list(scope or "") if s not in SCOPES]
+        unknown = [s for s in scope_to_list(scope or "") if not registry.known(s)]
         if unknown:
             raise InvalidScopeError(describe("Unknown scope: " + " ".join(unknown)))
 
@@ -230,7 +228,7 @@ def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
     # Token requests count against the client authentication looks up (idp.oauth.ratelimit).
     server.init_app(app, query_client=ratelimit.counted(active_client), save_token=tokens.save)
     server.register_token_generator("default", TokenGenerator(settings))
-    server.scopes_supported = [*SCOPES, *STANDARD_SCOPES]
+    server.scopes_supported = registry.supported()
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)

@@ -30,12 +30,13 @@ from sqlalchemy import literal
 from sqlalchemy import select
 from sqlalchemy import union_all
 
+from idp import scopes
 from idp.audit import service as audit
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
-from idp.consent.items import ITEMS
+from idp.consent.items import items_for
 from idp.extensions import db
 from idp.kiosk import service as kiosk
 from idp.kiosk.models import Kiosk
@@ -55,13 +56,10 @@ SHOWN = (
     AuditTag.DEVICE_APPROVE,
 )
 
-# Released claim → the consent item it belongs to.
-CLAIM_ITEMS = {
-    "name": "name", "family_name": "name", "given_name": "name",
-    "family_name#ja-Kana-JP": "name", "given_name#ja-Kana-JP": "name",
-    "birthdate": "birth_year", "gender": "gender", "email": "email",
-    "email_verified": "email", "address": "postal_code",
-}
+# Released claim → the consent item it belongs to (the registry's, idp.scopes; the
+# pairwise ``sub`` is not a released item here).
+CLAIM_ITEMS = {claim: scope for scope, released in scopes.claims().items()
+               for claim in released if claim != "sub"}
 
 
 @dataclass
@@ -169,12 +167,12 @@ def _names(client_ids: set[str], company_ids: set[str]) -> dict[str, str]:
 
 def released_items(claims: list[str]) -> list[str]:
     """Claim names → the consent items' labels, in the order of the consent screen."""
-    scopes = {CLAIM_ITEMS[c] for c in claims if c in CLAIM_ITEMS}
-    return [str(item.label) for scope, item in ITEMS.items() if scope in scopes]
+    return [str(item.label) for item in items_for({CLAIM_ITEMS[c] for c in claims
+                                                   if c in CLAIM_ITEMS})]
 
 
-def scope_labels(scopes: list[str]) -> list[str]:
-    return [str(item.label) for scope, item in ITEMS.items() if scope in (scopes or [])]
+def scope_labels(granted: list[str]) -> list[str]:
+    return [str(item.label) for item in items_for(granted or [])]
 
 
 def _audit_entry(event: AuditEvent, names: dict[str, str]) -> Entry:

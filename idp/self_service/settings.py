@@ -20,6 +20,7 @@ from idp.accounts.service import ResidentError
 from idp.extensions import db
 from idp.interaction import flow
 from idp.privacy import deletion
+from idp.security import totp as otp
 from idp.self_service import bp
 from idp.self_service import forms
 from idp.self_service import limit_by_resident
@@ -167,7 +168,7 @@ def _setup_secret(renew: bool = False) -> str:
     """The secret being enrolled in this browser, kept while the resident scans it."""
     item = session.get(TOTP_SETUP)
     if renew or not isinstance(item, dict) or item.get("t", 0) + TOTP_SETUP_TTL <= time.time():
-        item = {"s": totp.new_secret(), "t": time.time()}
+        item = {"s": otp.new_secret(), "t": time.time()}
         session[TOTP_SETUP] = item
     return item["s"]
 
@@ -175,8 +176,8 @@ def _setup_secret(renew: bool = False) -> str:
 def _render_setup(resident, error: dict | None = None, status: int = 200):
     secret = _setup_secret()
     uri = totp.provisioning_uri(secret, resident)
-    return render_template("account/totp_setup.html", qr=totp.qr_data_uri(uri),
-                           secret=totp.group(secret), errors=error or {}), status
+    return render_template("account/totp_setup.html", qr=otp.qr_data_uri(uri),
+                           secret=otp.group(secret), errors=error or {}), status
 
 
 @bp.route("/account/security/totp", methods=["GET", "POST"])

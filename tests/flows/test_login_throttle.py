@@ -30,7 +30,7 @@ def test_repeated_failures_slow_the_account_down(client, resident):
 
 def test_delays_grow_with_each_failure(app, resident):
     """Test that the imposed delay doubles, up to a cap."""
-    from idp.accounts import throttle
+    from idp.security import throttle
 
     delays = [throttle.failed("x@example.jp") for _ in range(12)]
     assert delays[:3] == [0, 0, 0]
@@ -48,7 +48,7 @@ def test_the_owner_gets_in_once_the_delay_has_passed(client, resident):
 
 
 def throttle_block(email):
-    from idp.accounts import throttle
+    from idp.security import throttle
 
     return throttle._key(email) + "/block"
 

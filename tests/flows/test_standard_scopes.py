@@ -1,7 +1,7 @@
 """The standard OIDC scopes (profile, email, address) as our consent items (OIDC Core §5.4).
 
 Relying-party software asks ``openid profile email`` by default (mod_auth_openidc);
-each standard scope is read as the finer scopes it covers (idp.oauth.scopes), so the
+each standard scope is read as the finer scopes it covers (idp.scopes), so the
 consent screen still lists every item and the resident can untick each.
 """
 

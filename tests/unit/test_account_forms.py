@@ -6,6 +6,7 @@ import pyotp
 import pytest
 
 from idp.accounts import totp
+from idp.security.totp import matching_step
 from idp.self_service import forms
 
 
@@ -50,9 +51,9 @@ def test_only_codes_within_one_step_match():
     secret = pyotp.random_base32()
     now = 1_800_000_015.0
     code = pyotp.TOTP(secret)
-    assert totp.matching_step(secret, code.at(now), now) == int(now // 30)
-    assert totp.matching_step(secret, code.at(now - 30), now) == int(now // 30) - 1
-    assert totp.matching_step(secret, code.at(now + 30), now) == int(now // 30) + 1
-    assert totp.matching_step(secret, code.at(now - 60), now) is None
-    assert totp.matching_step(secret, "12345", now) is None
-    assert totp.matching_step(secret, "abcdef", now) is None
+    assert matching_step(secret, code.at(now), now) == int(now // 30)
+    assert matching_step(secret, code.at(now - 30), now) == int(now // 30) - 1
+    assert matching_step(secret, code.at(now + 30), now) == int(now // 30) + 1
+    assert matching_step(secret, code.at(now - 60), now) is None
+    assert matching_step(secret, "12345", now) is None
+    assert matching_step(secret, "abcdef", now) is None

@@ -14,8 +14,8 @@ Rules every view follows:
   ``machi_id_admin``: HttpOnly, SameSite=Strict, path ``/admin``, Secure
   under https, separate from the residents' session;
 - every POST passes the app's CSRF check and, for actions, consumes a form
-  token that works once (``action``), so a forged or replayed post changes
-  nothing and is audited (``admin:form:rejected``);
+  token that works once (``action``; both idp.security.csrf), so a forged or
+  replayed post changes nothing and is audited (``admin:form:rejected``);
 - destructive actions also need a recent password or TOTP check
   (``action(fresh=True)`` → ``/admin/reauth``);
 - a refused action (unknown company, revoked client …) rolls back, is audited
@@ -45,6 +45,7 @@ from idp.admin import stats
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.errors import error_page
+from idp.errors import form_expired
 from idp.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -108,8 +109,7 @@ def csrf_failed(error: CSRFError):
     db.session.rollback()
     record(AuditTag.ADMIN_FORM_REJECTED, reason="csrf", path=request.path[:200])
     db.session.commit()
-    return error_page(400, _("The form has expired"),
-                      _("Please go back, reload the page and try again."))
+    return form_expired()
 
 
 def safe_return(target: str | None, default: str) -> str:
@@ -162,8 +162,7 @@ def action(fresh: bool = False, once: bool = True):
                         return error_page(409, _("This form was already sent"),
                                           _("Nothing was changed again. Reload the page to see "
                                             "the current state."))
-                    return error_page(400, _("The form has expired"),
-                                      _("Please go back, reload the page and try again."))
+                    return form_expired()
             return view(*args, **kwargs)
 
         return wrapper

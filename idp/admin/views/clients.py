@@ -20,6 +20,7 @@ from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.extensions import db
 from idp.kiosk import service as kiosk_service
+from idp.security.algorithms import SIGNING_ALGS
 
 MAX_LINES = 20
 
@@ -49,7 +50,7 @@ def settings_from_form() -> clients.ClientSettings:
 
 def _form_context(**extra):
     return {"grant_types": clients.GRANT_TYPES, "scopes": clients.SCOPES,
-            "auth_methods": clients.AUTH_METHODS, "algs": clients.ID_TOKEN_ALGS,
+            "auth_methods": clients.AUTH_METHODS, "algs": SIGNING_ALGS,
             "companies": [c for c in clients.list_companies() if c.is_active], **extra}
 
 

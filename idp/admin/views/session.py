@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pyotp
 from flask import flash
 from flask import g
 from flask import redirect
@@ -11,7 +10,6 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
-from idp.accounts import totp
 from idp.admin import auth
 from idp.admin import service
 from idp.admin.views import COOKIE
@@ -21,6 +19,7 @@ from idp.admin.views import safe_return
 from idp.admin.views import settings
 from idp.extensions import db
 from idp.extensions import limiter
+from idp.security import totp
 
 
 def _login_limit() -> str:
@@ -119,8 +118,7 @@ def enrol():
             db.session.commit()
             flash(_("Your account is ready. Sign in with your password and a code."), "success")
             return redirect(url_for("admin.login"), 303)
-    uri = pyotp.TOTP(admin.totp_secret, interval=totp.STEP).provisioning_uri(
-        name=admin.email, issuer_name="Machi ID admin")
+    uri = totp.provisioning_uri(admin.totp_secret, admin.email, "Machi ID admin")
     return render_template("admin/enrol.html", admin=admin, token=token, error=error,
                            qr=totp.qr_data_uri(uri), secret=totp.group(admin.totp_secret),
                            min_password=service.MIN_PASSWORD), 400 if error else 200

@@ -13,7 +13,6 @@ from flask import session
 from flask_babel import gettext as _
 
 from idp.accounts import service as accounts
-from idp.accounts import throttle
 from idp.clients.models import Client
 from idp.extensions import db
 from idp.extensions import limiter
@@ -22,6 +21,7 @@ from idp.interaction import pages
 from idp.interaction import signin
 from idp.interaction.views import bp
 from idp.locales import LOCALES
+from idp.security import throttle
 
 
 def _login_address_limit() -> str:
@@ -63,7 +63,7 @@ def login():
     password = request.form.get("password", "")[:MAX_FIELD]
     wait = throttle.retry_after(email) if email else None
     if wait is not None:
-        # Growing delays per account (idp.accounts.throttle): checked before the
+        # Growing delays per account (idp.security.throttle): checked before the
         # password, the same for addresses with and without an account.
         response = app_make_response(render_template(
             "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,

@@ -10,9 +10,6 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
-from flask_wtf.csrf import validate_csrf
-from wtforms import ValidationError
 
 from idp.errors import error_page
 from idp.extensions import csrf
@@ -44,11 +41,7 @@ def logout():
                                    form_action=url_for("interaction.logout"),
                                    other_session=end.other_session)
         # Without an id_token_hint of this session only our own form may end it.
-        try:
-            validate_csrf(request.form.get("csrf_token"))
-        except (ValidationError, CSRFError):
-            return error_page(400, _("The form has expired"),
-                                   _("Please go back, reload the page and try again."))
+        csrf.protect()  # the app's CSRF check; a failure is answered by idp.errors
     response = server.create_endpoint_response("end_session", end)
     session.clear()
     db.session.commit()

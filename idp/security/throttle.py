@@ -7,6 +7,10 @@ checked. A success clears the count. The owner is slowed, never locked out
 for good, and the counting is the same for addresses that have no account,
 so a 429 tells nobody whether an account exists.
 
+This is the residents' password step (``idp.interaction``); an account's
+failures that do lock it — a resident's wrong second-factor codes, an admin's
+sign-ins — are counted by ``idp.security.lockout``.
+
 Counts live in the rate limiter's storage: Redis when ``IDP_REDIS_URL`` is
 set (shared by every worker and node; this process's memory while Redis is
 unreachable, idp.limiter_storage), memory otherwise.

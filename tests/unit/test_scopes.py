@@ -1,0 +1,105 @@
+"""The scope registry (idp.scopes) is the single source of every scope list."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from idp import scopes
+from idp.clients import validation
+from idp.clients.validation import ClientError
+from idp.clients.validation import ClientSettings
+from idp.config import Settings
+from idp.consent import items
+from idp.oauth.claims import claims_for
+from idp.oauth.discovery import metadata
+from idp.scopes import Scope
+from idp.scopes import ScopeFamily
+
+# The lists as they were written out by hand before the registry; they must not drift.
+OWN = ("openid", "name", "birth_year", "gender", "email", "postal_code", "offline_access",
+       "touch_events")
+CONSENT_ORDER = ["openid", "name", "birth_year", "gender", "email", "postal_code",
+                 "verified_claims", "offline_access", "touch_events"]
+
+SETTINGS = Settings.load({"environment": "test", "database_url": "sqlite://",
+                          "issuer": "https://id.example.jp"})
+
+
+def resident() -> SimpleNamespace:
+    return SimpleNamespace(family_name="札幌", given_name="花子", family_name_kana="サッポロ",
+                           given_name_kana="ハナコ", birth_year=1990, gender="female",
+                           email="hanako@example.jp", email_verified=True,
+                           postal_code="060-0042", locality="札幌市中央区")
+
+
+def test_discovery_offers_exactly_the_registry_scopes():
+    """Test that scopes_supported is the registry's scopes: our own, then the standard ones."""
+    assert metadata(SETTINGS)["scopes_supported"] == scopes.supported()
+    assert scopes.supported() == [*OWN, "profile", "address"]
+
+
+def test_discovery_claims_are_the_registry_claims():
+    """Test that every claim a scope releases is advertised, and no other resident claim."""
+    released = {c for claims in scopes.claims().values() for c in claims}
+    advertised = set(metadata(SETTINGS)["claims_supported"])
+    assert released <= advertised
+    assert advertised - released == {"iss", "aud", "exp", "iat", "auth_time", "nonce",
+                                     "at_hash", "amr", "sid", "verified_claims"}
+
+
+def test_clients_may_be_registered_for_the_registry_scopes_only():
+    """Test that client validation accepts the registry's own scopes and nothing else."""
+    assert validation.SCOPES == OWN == scopes.registrable()
+    settings = ClientSettings(name="A", redirect_uris=["https://rp.example.jp/cb"],
+                              post_logout_redirect_uris=[], grant_types=[], scopes=list(OWN))
+    assert validation.checked(settings, public=False).scopes == list(OWN)
+    for unknown in ("profile", "verified_claims", "phone"):
+        settings.scopes = [unknown]
+        with pytest.raises(ClientError):
+            validation.checked(settings, public=False)
+
+
+def test_consent_items_follow_the_registry_order():
+    """Test that the consent screen's items are the registry's labelled entries, in order."""
+    every = [s.name for s in scopes.SCOPES]
+    assert [i.scope for i in items.items_for(every)] == CONSENT_ORDER
+    assert {"openid"} == items.REQUIRED_SCOPES
+
+
+def test_each_scope_releases_the_claims_the_registry_names():
+    """Test that claims release and the registry agree, scope by scope."""
+    for name, claims in scopes.claims().items():
+        assert set(claims_for(resident(), [name], "sub-1")) == {"sub", *claims}
+
+
+def test_standard_scopes_are_read_as_finer_ones():
+    """Test that profile and address expand to the registry's finer scopes."""
+    assert scopes.expand("openid profile address") == "openid name birth_year gender postal_code"
+    assert scopes.expand("openid  profile", allowed={"openid", "name"}) == "openid name"
+    assert scopes.expand(None) is None
+
+
+def test_only_touch_events_is_not_about_a_resident():
+    """Test that client_credentials may ask touch_events and no resident scope."""
+    assert {s for s in OWN if not scopes.is_about_resident(s)} == {"touch_events"}
+
+
+def test_a_family_adds_its_scopes_everywhere():
+    """Test that a registered family's scopes are known, offered and shown for consent."""
+    shop = Scope("registered:shop", "Shops", "The shops you registered.")
+    family = ScopeFamily("registered:", lambda name: shop if name == shop.name else None,
+                         offered=lambda: [shop])
+    scopes.register_family(family)
+    try:
+        assert scopes.known("registered:shop")
+        assert not scopes.known("registered:nothing")
+        assert scopes.supported() == [*OWN, "registered:shop", "profile", "address"]
+        assert [i.scope for i in items.items_for(["openid", "registered:shop"])] \
+            == ["openid", "registered:shop"]
+        with pytest.raises(ValueError):
+            scopes.register_family(family)
+    finally:
+        scopes.unregister_family("registered:")
+    assert not scopes.known("registered:shop")
