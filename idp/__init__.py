@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask import url_for
 
+from idp import config
 from idp import limiter_storage
 from idp.config import ROOT
 from idp.config import Settings
@@ -44,7 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             settings.redis_timeout_ms, settings.redis_cooldown) if settings.redis_url else {}),
         RATELIMIT_KEY_PREFIX="machi-id",
     )
-    app.extensions["idp.settings"] = settings
+    app.extensions[config.EXTENSION] = settings
     from idp.proxy import wrap
 
     app.wsgi_app = wrap(app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)

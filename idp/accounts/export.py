@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
+from idp import config
 from idp.accounts.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.accounts.totp import recovery_codes_left
@@ -41,7 +41,7 @@ def _time(value: dt.datetime | None) -> str | None:
 
 def export(resident: Resident) -> dict[str, Any]:
     rid = resident.id
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
 
     def company_name(company_id: str | None) -> str | None:
         company = db.session.get(Company, company_id) if company_id else None

@@ -6,9 +6,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import select
 
+from idp import config
 from idp import secrets
 from idp.accounts import passwords
 from idp.accounts.models import BrowserSession
@@ -161,7 +161,7 @@ def start_session(resident: Resident, amr: list[str] | None = None
     This is the moment the sign-in succeeds, so it is audited here, with the
     methods used (RFC 8176 ``amr``).
     """
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
     sid = secrets.token(32)
     now = utcnow()
     amr = list(amr or ["pwd"])

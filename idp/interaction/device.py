@@ -16,7 +16,6 @@ import qrcode.image.svg
 from flask import Blueprint
 from flask import Response
 from flask import abort
-from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -25,6 +24,7 @@ from flask import url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
@@ -41,7 +41,7 @@ bp = Blueprint("device", __name__)
 
 
 def _attempts() -> str:
-    return current_app.extensions["idp.settings"].user_code_attempts
+    return config.settings().user_code_attempts
 
 
 def _browser_key() -> str:
@@ -145,7 +145,7 @@ def qr(code: str, fmt: str):
     if normalised is None:
         abort(404)
     target = url_for("device.enter_code", user_code=device_flow.format_user_code(normalised))
-    uri = current_app.extensions["idp.settings"].endpoint(target)
+    uri = config.settings().endpoint(target)
     if fmt == "svg":
         image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, border=2)
         body, mimetype = image.to_string(), "image/svg+xml"

@@ -19,6 +19,7 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
+from idp import config
 from idp.accounts import service as accounts
 from idp.accounts import throttle
 from idp.clients.models import Client
@@ -42,7 +43,7 @@ bp = Blueprint("interaction", __name__)
 
 
 def _login_address_limit() -> str:
-    return current_app.extensions["idp.settings"].login_address_limit
+    return config.settings().login_address_limit
 
 
 def app_make_response(*args):

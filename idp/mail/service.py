@@ -24,10 +24,10 @@ from pathlib import Path
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
-from flask import current_app
 from flask import render_template
 from flask_babel import force_locale
 
+from idp import config
 from idp import secrets
 from idp.config import ROOT
 from idp.config import Settings
@@ -51,17 +51,13 @@ class Message:
     body: str
 
 
-def _settings() -> Settings:
-    return current_app.extensions["idp.settings"]
-
-
 def compose(template: str, to: str, locale: str | None, **context) -> Message:
     """Render ``mail/<template>.txt`` in the resident's language.
 
     The template's first line is the subject; the rest, after one blank line,
     is the body.
     """
-    settings = _settings()
+    settings = config.settings()
     language = locale if locale in LOCALES else DEFAULT
     with force_locale(language):
         consortium = settings.consortium_name_en if language == "en" else settings.consortium_name
@@ -72,19 +68,19 @@ def compose(template: str, to: str, locale: str | None, **context) -> Message:
 
 
 def outbox_active(settings: Settings | None = None) -> bool:
-    settings = settings or _settings()
+    settings = settings or config.settings()
     return not settings.smtp_url and not settings.is_production
 
 
 def outbox_path(settings: Settings | None = None) -> Path:
-    settings = settings or _settings()
+    settings = settings or config.settings()
     path = Path(settings.outbox_dir)
     return path if path.is_absolute() else ROOT / path
 
 
 def send(message: Message) -> None:
     """Hand one message to the mail server, or write it to the outbox. Raises MailError."""
-    settings = _settings()
+    settings = config.settings()
     mail = EmailMessage(policy=email.policy.SMTP)
     mail["From"] = settings.mail_sender
     mail["To"] = message.to

@@ -34,12 +34,12 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask
-from flask import current_app
 from joserfc import jwt
 from sqlalchemy import and_
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from idp import config
 from idp import secrets
 from idp.accounts.models import BrowserSession
 from idp.audit.tags import AuditTag
@@ -67,10 +67,6 @@ class Notice:
     resident_id: str
     session_id: int | None  # browser_sessions.id; None for device-flow grants
     reason: str
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def sid_for(session_id: int, company_id: str) -> str:
@@ -174,11 +170,11 @@ def queue(notices: list[Notice]) -> int:
 
 def logout_token(claims: dict, client: Client) -> str:
     """A freshly signed logout token for the stored claims (aud, sub, sid)."""
-    alg = client.id_token_signed_response_alg or _settings().id_token_default_alg
+    alg = client.id_token_signed_response_alg or config.settings().id_token_default_alg
     key = keys.signing_key(alg)
     now = int(time.time())
     claims = {
-        "iss": _settings().issuer,
+        "iss": config.settings().issuer,
         "aud": client.id,
         "iat": now,
         "exp": now + LOGOUT_TOKEN_TTL,
@@ -201,4 +197,4 @@ def _render(message: OutboxMessage) -> dict[str, str]:
 def init_app(app: Flask) -> None:
     outbox.register(app, outbox.Kind(
         name=KIND, render=_render, audit_tag=AuditTag.BACKCHANNEL_LOGOUT,
-        timeout=lambda: _settings().backchannel_logout_timeout))
+        timeout=lambda: config.settings().backchannel_logout_timeout))

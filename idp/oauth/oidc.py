@@ -30,11 +30,11 @@ from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants import OpenIDToken
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from authlib.oidc.rpinitiated import EndSessionRequest
-from flask import current_app
 from flask import session
 from sqlalchemy import exists
 from sqlalchemy import select
 
+from idp import config
 from idp.accounts import service as accounts
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -52,10 +52,6 @@ from idp.oauth.models import AuthorizationCode
 from idp.oauth.models import Token
 from idp.oauth.subjects import existing_subject
 from idp.oauth.tokens import Principal
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def release(principal: Principal, scope: str, channel: str, token: Token | None = None) -> dict:
@@ -96,7 +92,7 @@ class IDTokenSigning:
     flow (``OpenIDCode``) and the device flow (``DeviceIDToken``)."""
 
     def get_client_algorithm(self, client) -> str:
-        return client.id_token_signed_response_alg or _settings().id_token_default_alg
+        return client.id_token_signed_response_alg or config.settings().id_token_default_alg
 
     def resolve_client_private_key(self, client):
         return keys.private_key(keys.signing_key(self.get_client_algorithm(client)))
@@ -107,8 +103,8 @@ class IDTokenSigning:
 
     def get_client_claims(self, client) -> dict:
         now = int(time.time())
-        return {"iss": _settings().issuer, "aud": client.id, "iat": now,
-                "exp": now + _settings().id_token_ttl}
+        return {"iss": config.settings().issuer, "aud": client.id, "iat": now,
+                "exp": now + config.settings().id_token_ttl}
 
     def get_compatible_claims(self, request) -> dict:
         """Authlib's base claims, without the ``auth_time`` it defaults to "now": the
@@ -156,7 +152,7 @@ class DeviceIDToken(IDTokenSigning, OpenIDToken):
 
 class UserInfoEndpoint(_UserInfoEndpoint):
     def get_issuer(self) -> str:
-        return _settings().issuer
+        return config.settings().issuer
 
     def resolve_private_key(self):
         return keys.private_key(keys.signing_key("RS256"))
@@ -240,6 +236,6 @@ class IssuerResponseParameter(IssuerParameter):
     """RFC 9207: `iss` in every authorization response, errors included."""
 
     def get_issuer(self) -> str:
-        return _settings().issuer
+        return config.settings().issuer
 
 

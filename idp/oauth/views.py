@@ -8,6 +8,7 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 
+from idp import config
 from idp import inputs
 from idp.extensions import csrf
 from idp.extensions import db
@@ -41,7 +42,7 @@ def _committed(response):
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery():
     """OpenID Provider / RFC 8414 authorization server metadata."""
-    body = discovery_document(current_app.extensions["idp.settings"])
+    body = discovery_document(config.settings())
     response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -50,7 +51,7 @@ def discovery():
 @bp.get("/openapi.json")
 def openapi():
     """OpenAPI description of the JSON APIs."""
-    response = jsonify(openapi_document(current_app.extensions["idp.settings"]))
+    response = jsonify(openapi_document(config.settings()))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -61,7 +62,7 @@ def jwks():
     document = keys.jwks_document()
     db.session.commit()  # the very first keys may have been made just now
     response = jsonify(document)
-    max_age = current_app.extensions["idp.settings"].jwks_cache_max_age
+    max_age = config.settings().jwks_cache_max_age
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response
 

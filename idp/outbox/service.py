@@ -50,6 +50,7 @@ from flask import has_app_context
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -95,10 +96,6 @@ class _Job:
     fields: dict[str, str] | None = None
     error: str | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def _state() -> Outbox:
@@ -230,7 +227,7 @@ def _permanent(outcome: dict[str, Any]) -> bool:
 
 
 def _record_outcomes(jobs: list[_Job]) -> list[dict[str, Any]]:
-    settings = _settings()
+    settings = config.settings()
     now = utcnow()
     results = []
     try:
@@ -360,7 +357,7 @@ def init_app(app: Flask) -> None:
         """A request that queued messages has committed or rolled back by now."""
         if not g.pop("idp_outbox_enqueued", False):
             return
-        mode = app.extensions["idp.settings"].outbox_delivery
+        mode = config.settings().outbox_delivery
         if mode == "thread":
             outbox.wake()
         elif mode == "inline":

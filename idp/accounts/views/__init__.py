@@ -18,13 +18,13 @@ from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
-from flask import current_app
 from flask import g
 from flask import redirect
 from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
+from idp import config
 from idp.accounts.service import normalise_email
 from idp.errors import error_page
 from idp.extensions import limiter
@@ -68,7 +68,7 @@ def send(messages) -> object | None:
 
 
 def _mail_limit() -> str:
-    return current_app.extensions["idp.settings"].account_mail_limit
+    return config.settings().account_mail_limit
 
 
 def _target_address() -> str:

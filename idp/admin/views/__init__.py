@@ -31,7 +31,6 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import g
 from flask import redirect
@@ -49,10 +48,6 @@ from idp.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 COOKIE = "machi_id_admin"
-
-
-def settings():
-    return current_app.extensions["idp.settings"]
 
 
 @bp.before_request

@@ -11,6 +11,7 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
+from idp import config
 from idp.accounts import totp
 from idp.admin import auth
 from idp.admin import service
@@ -18,13 +19,12 @@ from idp.admin.views import COOKIE
 from idp.admin.views import admin_required
 from idp.admin.views import bp
 from idp.admin.views import safe_return
-from idp.admin.views import settings
 from idp.extensions import db
 from idp.extensions import limiter
 
 
 def _login_limit() -> str:
-    return settings().admin_login_limit
+    return config.settings().admin_login_limit
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -55,7 +55,7 @@ def login():
     sid = auth.start_session(admin)
     db.session.commit()
     response = redirect(next_url, 303)
-    response.set_cookie(COOKIE, sid, httponly=True, secure=settings().secure_cookies,
+    response.set_cookie(COOKIE, sid, httponly=True, secure=config.settings().secure_cookies,
                         samesite="Strict", path="/admin")
     return response
 
@@ -69,7 +69,7 @@ def logout():
     g.admin_session = None
     response = redirect(url_for("admin.login"), 303)
     response.delete_cookie(COOKIE, path="/admin", samesite="Strict",
-                           secure=settings().secure_cookies, httponly=True)
+                           secure=config.settings().secure_cookies, httponly=True)
     return response
 
 
@@ -93,7 +93,7 @@ def reauth():
         return render_template("admin/reauth.html", error=message, next_url=next_url), 401
     db.session.commit()
     flash(_("Confirmed. You can go on for the next %(minutes)s minutes.",
-            minutes=max(1, settings().admin_reauth_window // 60)), "success")
+            minutes=max(1, config.settings().admin_reauth_window // 60)), "success")
     return redirect(next_url, 303)
 
 
