@@ -28,6 +28,13 @@ class Context:
                 raise click.ClickException(str(exc)) from exc
         return self._app
 
+    @property
+    def settings(self):
+        """The settings of the command's app, also outside an app context."""
+        from idp import config
+
+        return self.app.extensions[config.EXTENSION]
+
 
 def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     """One JSON object on stdout with --json, a human line otherwise."""

@@ -11,7 +11,6 @@ import time
 import click
 from sqlalchemy import select
 
-from idp import config
 from idp.accounts import service as accounts
 from idp.accounts.models import Resident
 from idp.cli import emit
@@ -115,7 +114,7 @@ def run(ctx: click.Context, port: int) -> None:
     with app.app_context():
         state = seed_demo()
         db.session.commit()
-    issuer = app.extensions[config.EXTENSION].issuer
+    issuer = ctx.obj.settings.issuer
     rps = [
         subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [sys.executable, "-m", "demo.relying_party", "--issuer", issuer,

@@ -18,7 +18,6 @@ from granian import Granian
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
 
-from idp import config
 from idp.config import Settings
 
 # The path only: query strings carry login_hint emails and id_token_hints.
@@ -69,6 +68,6 @@ def group(ctx, host: str, port: int, workers: int | None) -> None:
     """Serve the IdP with granian (worker processes with blocking threads)."""
     # Building the app here checks the settings before any worker starts; each
     # worker then builds its own from the same environment.
-    settings = config.settings()
+    settings = ctx.settings
     run("idp.cli.serve:served_app", server_options(settings, host, port, workers),
         factory=True)
