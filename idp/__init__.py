@@ -50,15 +50,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.wsgi_app = wrap(app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
 
+    from idp import db as database
     from idp import errors
     from idp import http
     from idp import inputs
+    from idp.audit import service as audit
     from idp.extensions import babel
     from idp.extensions import csrf
     from idp.extensions import db
     from idp.extensions import limiter
     from idp.interaction.locale import select_locale
 
+    database.init_app(app)  # SQLite pragmas and BEGIN IMMEDIATE
+    audit.init_app(app)  # the audit chain is sealed at each commit
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
