@@ -61,7 +61,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.extensions import limiter
     from idp.interaction.locale import select_locale
 
-    database.init_app(app)  # SQLite pragmas and BEGIN IMMEDIATE
+    database.init_app(app)  # SQLite handling; a unit of work per request
     audit.init_app(app)  # the audit chain is sealed at each commit
     db.init_app(app)
     csrf.init_app(app)
@@ -91,8 +91,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.outbox import service as outbox
 
     app.register_blueprint(admin_bp)
+    from idp.mail import service as mail
+
     outbox.init_app(app)
     backchannel.init_app(app)
+    mail.init_app(app)
     build_authorization_server(app, settings)
     _template_context(app, settings)
     return app

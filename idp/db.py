@@ -100,9 +100,47 @@ str64 = Annotated[str, mapped_column(String(64))]
 str255 = Annotated[str, mapped_column(String(255))]
 
 
+COMMIT_ON_ERROR = "idp_commit_on_error"
+
+
 def init_app(app: Any) -> None:
-    """Called by ``create_app``: the SQLite handling below for the app's engines."""
+    """Called by ``create_app``: the SQLite handling below, and one unit of work per request."""
     install_sqlite_handling()
+    app.after_request(end_unit_of_work)
+
+
+def end_unit_of_work(response: Any) -> Any:
+    """Each request is one unit of work, committed here once the view has answered.
+
+    Services never commit; views never need to. A successful answer (below
+    400) commits what the request wrote, an error answer rolls it back, so
+    nothing half-written is left; a client error (4xx) keeps its work only
+    when the view said so (``commit_on_error``). The commit happens before a
+    byte of the answer leaves (a redirect, or a streamed body), and before
+    the outbox delivers what the request queued (a ``teardown_request``).
+    A commit that fails raises, and the request ends as a 5xx (rolled back).
+    Runs after every other ``after_request`` hook (the app registers it
+    first), so hooks that write (the console's form tokens) are committed too.
+    """
+    from flask import g
+
+    from idp.extensions import db
+
+    keep = g.pop(COMMIT_ON_ERROR, False)
+    if response.status_code < 400 or (keep and response.status_code < 500):
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return response
+
+
+def commit_on_error() -> None:
+    """Keep this request's work although it answers with a client error (4xx): the
+    audit record of a refused attempt that counts towards a limit, a refresh
+    token family revoked on replay, an OAuth error's audit record."""
+    from flask import g
+
+    setattr(g, COMMIT_ON_ERROR, True)
 
 
 def install_sqlite_handling() -> None:

@@ -29,6 +29,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
 from idp.consent.items import items_for
+from idp.db import commit_on_error
 from idp.errors import error_page
 from idp.extensions import db
 from idp.extensions import limiter
@@ -67,7 +68,7 @@ def enter_code():
     row = device_flow.find_by_user_code(value)
     if row is None:
         record(AuditTag.USER_CODE_FAILURE)
-        db.session.commit()
+        commit_on_error()  # the failure's audit record stays
         return render_template("device.html", user_code=value[:32],
                                error=_("This code is not valid or has expired. Check the code "
                                        "on the screen and try again.")), 400
@@ -115,7 +116,6 @@ def confirm():
             device_flow.decide(row, resident, decision == "allow")
             session.pop("device_code_id", None)
             session.pop("device_user_code", None)
-            db.session.commit()
             return render_template("device_done.html", approved=decision == "allow",
                                    client=client)
     kiosk = kiosk_for(client.id)

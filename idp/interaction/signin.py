@@ -35,7 +35,6 @@ AMR_TOTP = ["pwd", "otp", "mfa"]
 def after_password(resident: Resident, uid: str | None, next_url: str | None):
     if resident.totp_enabled:
         session[PENDING] = {"r": resident.id, "t": time.time(), "i": uid, "n": next_url}
-        db.session.commit()  # a rehashed password, if any
         return redirect(url_for("account.second_factor"))
     return complete(resident, uid, next_url, AMR_PASSWORD)
 
@@ -61,9 +60,7 @@ def complete(resident: Resident, uid: str | None, next_url: str | None, amr: lis
     resident.locale = str(get_locale())
     if uid and state.load_interaction(uid) is not None:
         state.mark_logged_in(uid, row)
-        db.session.commit()
         return redirect(url_for("interaction.resume", uid=uid))
-    db.session.commit()
     if terms.needs_acceptance(resident):
         return redirect(url_for("account.terms", next=next_url))
     return redirect(next_url or url_for("interaction.index"))

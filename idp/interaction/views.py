@@ -27,6 +27,7 @@ from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import display_values
 from idp.consent.items import items_for
+from idp.db import commit_on_error
 from idp.errors import error_page
 from idp.extensions import csrf
 from idp.extensions import db
@@ -61,9 +62,8 @@ def index():
 @bp.get("/authorize/continue/<uid>")
 def resume(uid: str):
     """Continue an authorization request after the resident signed in."""
-    response = flow.resume(uid)
-    db.session.commit()  # the code (and its audit record) may have been issued here
-    return response
+    commit_on_error()  # an error page keeps its audit record, as a redirect keeps its code
+    return flow.resume(uid)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -101,7 +101,7 @@ def login():
     if resident is None:
         if email:
             throttle.failed(email)
-        db.session.commit()  # keep the audit record of the failure
+        commit_on_error()  # keep the audit record of the failure
         return render_template(
             "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
             error=_("The email address or password is incorrect."),
@@ -121,9 +121,8 @@ def consent(uid: str):
     decision = request.form.get("decision")
     if decision not in ("allow", "deny"):
         return _render_consent(uid, pending, status=400)
-    response = flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"))
-    db.session.commit()
-    return response
+    commit_on_error()  # whatever the answer, the decision and its audit record stand
+    return flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"))
 
 
 def _render_consent(uid: str, pending: Pending, status: int = 200):
@@ -192,7 +191,6 @@ def logout():
                                    _("Please go back, reload the page and try again."))
     response = server.create_endpoint_response("end_session", end)
     session.clear()
-    db.session.commit()
     return response or render_template("logged_out.html")
 
 

@@ -10,8 +10,8 @@ from flask import request
 
 from idp import config
 from idp import inputs
+from idp.db import commit_on_error
 from idp.extensions import csrf
-from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
 from idp.oauth import cors
@@ -32,10 +32,12 @@ def _server():
     return current_app.extensions["idp.oauth"]
 
 
-def _committed(response):
-    """Commit what the endpoint wrote (tokens, replay revocations, audit) and answer."""
-    db.session.commit()
-    return response
+@bp.before_request
+def keep_protocol_errors():
+    """An OAuth error answer (4xx) keeps what the endpoint wrote, like a success: a
+    token family revoked on replay, the audit record of a refused request. The
+    request's unit of work (``idp.db``) commits it after the view."""
+    commit_on_error()
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -60,7 +62,6 @@ def openapi():
 def jwks():
     """Public signing keys: pending, active and retired-but-still-verifying."""
     document = keys.jwks_document()
-    db.session.commit()  # the very first keys may have been made just now
     response = jsonify(document)
     max_age = config.settings().jwks_cache_max_age
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
@@ -71,7 +72,7 @@ def jwks():
 @inputs.answers_bad_input(flow.refuse_bad_input)
 def authorize():
     """Authorization endpoint (code flow)."""
-    return _committed(flow.authorize(request))
+    return flow.authorize(request)
 
 
 @bp.post("/token")
@@ -80,32 +81,32 @@ def token():
     """Token endpoint: authorization_code, refresh_token, client_credentials.
 
     Rate-limited per client inside client authentication (idp.oauth.ratelimit)."""
-    return _committed(_server().create_token_response())
+    return _server().create_token_response()
 
 
 @bp.post("/device_authorization")
 @csrf.exempt
 def device_authorization():
     """RFC 8628 device authorization: a kiosk asks for a device and a user code."""
-    return _committed(_server().create_endpoint_response("device_authorization"))
+    return _server().create_endpoint_response("device_authorization")
 
 
 @bp.post("/revoke")
 @csrf.exempt
 def revoke():
     """RFC 7009 revocation."""
-    return _committed(_server().create_endpoint_response("revocation"))
+    return _server().create_endpoint_response("revocation")
 
 
 @bp.post("/introspect")
 @csrf.exempt
 def introspect():
     """RFC 7662 introspection."""
-    return _committed(_server().create_endpoint_response("introspection"))
+    return _server().create_endpoint_response("introspection")
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
     """OIDC UserInfo: the consented claims of the token's resident."""
-    return _committed(_server().create_endpoint_response("userinfo"))
+    return _server().create_endpoint_response("userinfo")

@@ -1,5 +1,9 @@
 """Queue messages with the change that causes them; deliver them after it commits.
 
+Kinds: back-channel logout tokens (``idp.oauth.backchannel``, POSTed to the
+client) and mail to residents (``idp.mail.service``, handed to the SMTP server
+or written to the development mail folder).
+
 ``enqueue`` adds a row to the caller's transaction, so a message exists if and
 only if its change committed (a rolled back revocation logs nobody out).
 ``deliver_due`` sends what is due in three steps, and never holds a
@@ -11,9 +15,10 @@ transaction or a lock while it waits on another server:
    (``next_attempt_at`` moved ``LEASE`` ahead, so a worker that dies mid-way
    only delays its rows), and is rendered (a logout token is signed here);
    commit;
-2. POST each message with no transaction open: a short timeout, no
-   redirects. A relying party that calls back while it receives its logout
-   token (``/revoke``, as mod_auth_openidc does) finds nothing locked;
+2. send each message with no transaction open: a POST with a short timeout
+   and no redirects (or the kind's own ``send``, e.g. SMTP). A relying party
+   that calls back while it receives its logout token (``/revoke``, as
+   mod_auth_openidc does) finds nothing locked;
 3. record the outcomes (one short transaction): delivered; or failed, retried
    after ``outbox_backoff`` × 2^(attempt−1) seconds; or dead after
    ``outbox_max_attempts`` attempts, or at once when the receiver refuses the
@@ -83,6 +88,11 @@ class Kind:
     render: Callable[[OutboxMessage], dict[str, str]]
     audit_tag: AuditTag
     timeout: Callable[[], int]
+    # How a rendered message is sent: (target, fields, timeout) → outcome, with
+    # no transaction open and no app context (a worker thread). Default: POST
+    # the fields to the target. ``result`` is "delivered" or "failed"; a failed
+    # outcome with a 4xx ``status`` (not 408/429) is not retried.
+    send: Callable[[str, dict[str, str], int], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -164,7 +174,7 @@ def deliver_due(limit: int = 50) -> list[dict[str, Any]]:
     sendable = [job for job in jobs if job.fields is not None]
     if sendable:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(sendable))) as pool:
-            for job, outcome in zip(sendable, pool.map(_post, sendable), strict=True):
+            for job, outcome in zip(sendable, pool.map(_send, sendable), strict=True):
                 job.outcome = outcome
     for job in jobs:
         if job.fields is None:
@@ -204,6 +214,12 @@ def _claim(limit: int) -> list[_Job]:
         db.session.rollback()
         raise
     return jobs
+
+
+def _send(job: _Job) -> dict[str, Any]:
+    if job.kind.send is not None:
+        return job.kind.send(job.target, job.fields, job.timeout)
+    return _post(job)
 
 
 def _post(job: _Job) -> dict[str, Any]:

@@ -23,14 +23,15 @@ from idp.accounts.service import ResidentError
 from idp.accounts.views import bp
 from idp.accounts.views import limit_by_address
 from idp.accounts.views import limit_by_target
-from idp.accounts.views import send
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
+from idp.db import commit_on_error
 from idp.extensions import db
 from idp.interaction import signin
 from idp.interaction import state
 from idp.interaction.views import safe_next
+from idp.mail import service as mail
 from idp.oauth import access
 from idp.oauth import authorize as flow
 from idp.terms import service as terms_service
@@ -68,8 +69,8 @@ def register():
         return render_template("account/register.html", email=forms.value(request.form, "email"),
                                errors=errors, interaction_id=uid), 400
     message = registration.request_registration(email, _locale(), uid)
-    db.session.commit()
-    return send([message]) or render_template(
+    mail.queue([message])
+    return render_template(
         "account/mail_sent.html", email=email, kind="register",
         hours=links.ttl(links.REGISTER) // 3600)
 
@@ -136,8 +137,7 @@ def register_complete():
     row = state.sign_in(resident)
     if invitation.interaction and state.load_interaction(invitation.interaction):
         state.mark_logged_in(invitation.interaction, row)
-    db.session.commit()
-    send([registration.welcome(resident)])  # the ID exists either way; the page shows it
+    mail.queue([registration.welcome(resident)])
     return redirect(url_for("account.register_done", interaction=invitation.interaction))
 
 
@@ -176,8 +176,8 @@ def verify_email():
         return render_template("account/notice.html", title=_("This address cannot be used"),
                                message=_("Another consortium ID uses this address now. Your "
                                          "address was not changed."), status="error"), 409
-    db.session.commit()
-    return send(messages) or render_template(
+    mail.queue(messages)
+    return render_template(
         "account/notice.html", title=_("Your email address is verified"),
         message=_("%(address)s is now the verified address of your consortium ID.",
                   address=payload["e"]),
@@ -198,8 +198,8 @@ def reset_request():
         return render_template("account/reset_request.html",
                                email=forms.value(request.form, "email"), errors=errors), 400
     message = recovery.request_reset(email, _locale())
-    db.session.commit()
-    return send([message]) or render_template(
+    mail.queue([message])
+    return render_template(
         "account/mail_sent.html", email=email, kind="reset",
         minutes=links.ttl(links.RESET_PASSWORD) // 60)
 
@@ -221,8 +221,8 @@ def reset_confirm():
         message = recovery.reset_password(resident, payload, password)
     except links.LinkError as error:
         return link_problem(error.reason, links.RESET_PASSWORD)
-    db.session.commit()
-    return send([message]) or render_template(
+    mail.queue([message])
+    return render_template(
         "account/notice.html", title=_("Your password has been changed"),
         message=_("You have been signed out everywhere, and services you use will need you to "
                   "sign in again. Sign in with your new password."),
@@ -247,7 +247,7 @@ def second_factor():
     try:
         method = totp.verify_sign_in(resident, forms.value(request.form, "code"))
     except totp.TotpError as error:
-        db.session.commit()  # keep the failure's audit record: it counts towards the limit
+        commit_on_error()  # keep the failure's audit record: it counts towards the limit
         messages = {
             "locked": _("Too many wrong codes. Wait 15 minutes and try again."),
             "replayed": _("This code has already been used. Wait for the next code."),
@@ -286,7 +286,6 @@ def terms():
         # resident ends, and the services they signed in to are told.
         access.end_sessions(resident, "terms_declined")
         state.sign_out()
-        db.session.commit()
         return response or render_template(
             "account/notice.html", title=_("You have signed out"),
             message=_("You cannot use your consortium ID without agreeing to the current terms "
@@ -301,7 +300,6 @@ def terms():
         context["error"] = _("The terms of use were updated while this page was open. Please "
                              "read the current version.")
         return render_template("account/terms.html", **context), 409
-    db.session.commit()
     if uid:
         return redirect(url_for("interaction.resume", uid=uid))
     return redirect(next_url or url_for("account.overview"))

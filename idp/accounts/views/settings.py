@@ -22,9 +22,9 @@ from idp.accounts.service import ResidentError
 from idp.accounts.views import bp
 from idp.accounts.views import limit_by_resident
 from idp.accounts.views import resident_required
-from idp.accounts.views import send
 from idp.extensions import db
 from idp.interaction import state
+from idp.mail import service as mail
 from idp.terms import service as terms_service
 
 TOTP_SETUP = "totp_setup"
@@ -56,7 +56,6 @@ def profile():
         return render_template("account/profile.html",
                                values=forms.typed_values(request.form), errors=errors), 400
     changed = profile_service.update_profile(resident, parsed)
-    db.session.commit()
     flash(_("Your registered information has been saved. Services receive the new "
             "information the next time they ask for it.") if changed
           else _("Nothing was changed."), "success")
@@ -86,10 +85,7 @@ def email():
         return render_template("account/email.html", resident=resident,
                                new_email=forms.value(request.form, "new_email"),
                                errors=errors), 400
-    db.session.commit()
-    failed = send([message])
-    if failed:
-        return failed
+    mail.queue([message])
     flash(_("We have sent a link to %(address)s. Your address changes when you open it.",
             address=new_email), "success")
     return redirect(url_for("account.overview"), 303)
@@ -105,9 +101,7 @@ def email_resend():
     if address is None:
         flash(_("Your email address is already verified."), "info")
         return redirect(url_for("account.overview"), 303)
-    failed = send([profile_service.verification_mail(resident, address)])
-    if failed:
-        return failed
+    mail.queue([profile_service.verification_mail(resident, address)])
     flash(_("We have sent a link to %(address)s.", address=address), "success")
     return redirect(url_for("account.overview"), 303)
 
@@ -117,7 +111,6 @@ def email_resend():
 def email_cancel():
     """Give up a pending change of address (its link stops working)."""
     profile_service.cancel_email_change(g.resident)
-    db.session.commit()
     flash(_("The change of email address was cancelled."), "success")
     return redirect(url_for("account.overview"), 303)
 
@@ -142,10 +135,7 @@ def password():
     if errors:
         db.session.rollback()
         return render_template("account/password.html", errors=errors), 400
-    db.session.commit()
-    failed = send([message])
-    if failed:
-        return failed
+    mail.queue([message])
     flash(_("Your password has been changed. You have been signed out on your other "
             "devices."), "success")
     return redirect(url_for("account.overview"), 303)
@@ -198,7 +188,6 @@ def totp_setup():
                                           "phone and enter the code now shown.")}}
         return _render_setup(resident, message.get(error.reason, {}), 400)
     session.pop(TOTP_SETUP, None)
-    db.session.commit()
     return render_template("account/recovery_codes.html", codes=codes, new=True)
 
 
@@ -213,7 +202,6 @@ def totp_disable():
         db.session.rollback()
         flash(_("The password is not correct. Two-step verification is still on."), "error")
         return redirect(url_for("account.security"), 303)
-    db.session.commit()
     flash(_("Two-step verification is off."), "success")
     return redirect(url_for("account.security"), 303)
 
@@ -229,7 +217,6 @@ def recovery_codes():
         db.session.rollback()
         flash(_("The password is not correct. Your recovery codes were not changed."), "error")
         return redirect(url_for("account.security"), 303)
-    db.session.commit()
     return render_template("account/recovery_codes.html", codes=codes, new=False)
 
 
@@ -248,9 +235,8 @@ def delete():
         db.session.rollback()
         return render_template("account/delete.html",
                                error=_("The password is not correct. Nothing was deleted.")), 400
-    db.session.commit()
     state.sign_out()  # the session row is gone; drop the cookie's content too
-    send([goodbye])  # the deletion stands even if the notice cannot be sent
+    mail.queue([goodbye])
     return render_template(
         "account/notice.html", title=_("Your consortium ID has been deleted"),
         message=_("Your registered information, consents and history have been deleted, and "
