@@ -61,7 +61,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.extensions import limiter
     from idp.interaction.locale import select_locale
 
-    database.init_app(app)  # SQLite handling; a unit of work per request
+    database.init_app(app)  # SQLite pragmas and BEGIN IMMEDIATE
     audit.init_app(app)  # the audit chain is sealed at each commit
     db.init_app(app)
     csrf.init_app(app)
@@ -98,6 +98,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     mail.init_app(app)
     build_authorization_server(app, settings)
     _template_context(app, settings)
+    # Registered last so it runs first of the app's after_request hooks (blueprint
+    # hooks run before it): the commit precedes the security headers of the answer.
+    app.after_request(database.end_unit_of_work)
     return app
 
 

@@ -104,9 +104,9 @@ COMMIT_ON_ERROR = "idp_commit_on_error"
 
 
 def init_app(app: Any) -> None:
-    """Called by ``create_app``: the SQLite handling below, and one unit of work per request."""
+    """Called by ``create_app``: the SQLite handling below. (``create_app`` installs
+    ``end_unit_of_work`` itself, as the last ``after_request`` hook it registers.)"""
     install_sqlite_handling()
-    app.after_request(end_unit_of_work)
 
 
 def end_unit_of_work(response: Any) -> Any:
@@ -118,19 +118,26 @@ def end_unit_of_work(response: Any) -> Any:
     when the view said so (``commit_on_error``). The commit happens before a
     byte of the answer leaves (a redirect, or a streamed body), and before
     the outbox delivers what the request queued (a ``teardown_request``).
-    A commit that fails raises, and the request ends as a 5xx (rolled back).
-    Runs after every other ``after_request`` hook (the app registers it
-    first), so hooks that write (the console's form tokens) are committed too.
+    A commit that fails is rolled back and answered like an exception in the
+    view (the app's error handlers: 503 when the database is gone, else 500).
+    Blueprint hooks run before it, so what they write (the console's form
+    tokens) is committed too; the app's other hooks (security headers) run
+    after it, on whichever answer it returns.
     """
+    from flask import current_app
     from flask import g
 
     from idp.extensions import db
 
     keep = g.pop(COMMIT_ON_ERROR, False)
-    if response.status_code < 400 or (keep and response.status_code < 500):
-        db.session.commit()
-    else:
+    if response.status_code >= 400 and not (keep and response.status_code < 500):
         db.session.rollback()
+        return response
+    try:
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001 - answered by the app's error handlers
+        db.session.rollback()
+        return current_app.make_response(current_app.handle_user_exception(exc))
     return response
 
 
