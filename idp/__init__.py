@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.extensions import babel
     from idp.extensions import csrf
     from idp.extensions import db
+    from idp.extensions import end_unit_of_work
     from idp.extensions import limiter
     from idp.interaction.locale import select_locale
 
@@ -100,7 +101,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _template_context(app, settings)
     # Registered last so it runs first of the app's after_request hooks (blueprint
     # hooks run before it): the commit precedes the security headers of the answer.
-    app.after_request(database.end_unit_of_work)
+    app.after_request(end_unit_of_work)
     return app
 
 

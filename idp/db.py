@@ -100,54 +100,9 @@ str64 = Annotated[str, mapped_column(String(64))]
 str255 = Annotated[str, mapped_column(String(255))]
 
 
-COMMIT_ON_ERROR = "idp_commit_on_error"
-
-
 def init_app(app: Any) -> None:
-    """Called by ``create_app``: the SQLite handling below. (``create_app`` installs
-    ``end_unit_of_work`` itself, as the last ``after_request`` hook it registers.)"""
+    """Called by ``create_app``: the SQLite handling below."""
     install_sqlite_handling()
-
-
-def end_unit_of_work(response: Any) -> Any:
-    """Each request is one unit of work, committed here once the view has answered.
-
-    Services never commit; views never need to. A successful answer (below
-    400) commits what the request wrote, an error answer rolls it back, so
-    nothing half-written is left; a client error (4xx) keeps its work only
-    when the view said so (``commit_on_error``). The commit happens before a
-    byte of the answer leaves (a redirect, or a streamed body), and before
-    the outbox delivers what the request queued (a ``teardown_request``).
-    A commit that fails is rolled back and answered like an exception in the
-    view (the app's error handlers: 503 when the database is gone, else 500).
-    Blueprint hooks run before it, so what they write (the console's form
-    tokens) is committed too; the app's other hooks (security headers) run
-    after it, on whichever answer it returns.
-    """
-    from flask import current_app
-    from flask import g
-
-    from idp.extensions import db
-
-    keep = g.pop(COMMIT_ON_ERROR, False)
-    if response.status_code >= 400 and not (keep and response.status_code < 500):
-        db.session.rollback()
-        return response
-    try:
-        db.session.commit()
-    except Exception as exc:  # noqa: BLE001 - answered by the app's error handlers
-        db.session.rollback()
-        return current_app.make_response(current_app.handle_user_exception(exc))
-    return response
-
-
-def commit_on_error() -> None:
-    """Keep this request's work although it answers with a client error (4xx): the
-    audit record of a refused attempt that counts towards a limit, a refresh
-    token family revoked on replay, an OAuth error's audit record."""
-    from flask import g
-
-    setattr(g, COMMIT_ON_ERROR, True)
 
 
 def install_sqlite_handling() -> None:

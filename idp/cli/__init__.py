@@ -62,7 +62,7 @@ def in_app(fn: Callable) -> Callable:
         with ctx.app.app_context():
             try:
                 result = fn(*args, **kwargs)
-                db.session.commit()
+                db.session.commit()  # the command's unit of work: one commit at its end
             except ValueError as exc:
                 db.session.rollback()
                 # The path without the program's name: "companies suspend".
@@ -85,6 +85,7 @@ def _audit_refusal(command: str, exc: Exception) -> None:
 
     try:
         record(AuditTag.CLI_REFUSED, actor="cli", command=command[:100], reason=str(exc)[:300])
+        # A transaction of its own, after the command's work was rolled back.
         db.session.commit()
     except SQLAlchemyError:  # e.g. a database not migrated yet: the message still goes out
         db.session.rollback()

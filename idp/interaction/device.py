@@ -29,8 +29,8 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
 from idp.consent.items import items_for
-from idp.db import commit_on_error
 from idp.errors import error_page
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import state

@@ -27,8 +27,8 @@ from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import display_values
 from idp.consent.items import items_for
-from idp.db import commit_on_error
 from idp.errors import error_page
+from idp.extensions import commit_on_error
 from idp.extensions import csrf
 from idp.extensions import db
 from idp.extensions import limiter

@@ -10,7 +10,7 @@ from flask import request
 
 from idp import config
 from idp import inputs
-from idp.db import commit_on_error
+from idp.extensions import commit_on_error
 from idp.extensions import csrf
 from idp.keys import service as keys
 from idp.oauth import authorize as flow
@@ -36,7 +36,7 @@ def _server():
 def keep_protocol_errors():
     """An OAuth error answer (4xx) keeps what the endpoint wrote, like a success: a
     token family revoked on replay, the audit record of a refused request. The
-    request's unit of work (``idp.db``) commits it after the view."""
+    request's unit of work (``idp.extensions``) commits it after the view."""
     commit_on_error()
 
 

@@ -1,4 +1,4 @@
-"""The request's unit of work (idp.db.end_unit_of_work): one commit after the view answered
+"""The request's unit of work (idp.extensions.end_unit_of_work): one commit after the view answered
 below 400, a rollback otherwise, unless a 4xx view keeps its work (commit_on_error)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
-from idp.db import commit_on_error
+from idp.extensions import commit_on_error
 from tests.flows.admin_helpers import events
 
 

@@ -26,7 +26,7 @@ from idp.accounts.views import limit_by_target
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
-from idp.db import commit_on_error
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.interaction import signin
 from idp.interaction import state

@@ -43,8 +43,8 @@ from idp.admin import auth
 from idp.admin import stats
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
-from idp.db import commit_on_error
 from idp.errors import error_page
+from idp.extensions import commit_on_error
 from idp.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -88,7 +88,7 @@ def admin_context():
 @bp.after_request
 def keep_form_tokens(response):
     """Form tokens made while rendering the page are rows: keep them, also on a
-    4xx page. The request's unit of work (``idp.db``) commits after this hook;
+    4xx page. The request's unit of work (``idp.extensions``) commits after this hook;
     a failed request (5xx) commits nothing."""
     if g.get("admin_session") is not None and response.status_code < 500:
         commit_on_error()

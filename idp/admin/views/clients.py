@@ -18,7 +18,7 @@ from idp.admin.views import refused
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
-from idp.db import commit_on_error
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.kiosk import service as kiosk_service
 

@@ -19,7 +19,7 @@ from idp.admin.views import COOKIE
 from idp.admin.views import admin_required
 from idp.admin.views import bp
 from idp.admin.views import safe_return
-from idp.db import commit_on_error
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 
