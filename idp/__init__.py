@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from flask import url_for
 
+from idp import config
 from idp import limiter_storage
 from idp.config import ROOT
 from idp.config import Settings
@@ -44,20 +45,25 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             settings.redis_timeout_ms, settings.redis_cooldown) if settings.redis_url else {}),
         RATELIMIT_KEY_PREFIX="machi-id",
     )
-    app.extensions["idp.settings"] = settings
+    app.extensions[config.EXTENSION] = settings
     from idp.proxy import wrap
 
     app.wsgi_app = wrap(app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
 
+    from idp import db as database
     from idp import errors
     from idp import http
     from idp import inputs
+    from idp.audit import service as audit
     from idp.extensions import babel
     from idp.extensions import csrf
     from idp.extensions import db
+    from idp.extensions import end_unit_of_work
     from idp.extensions import limiter
     from idp.interaction.locale import select_locale
 
+    database.init_app(app)  # SQLite pragmas and BEGIN IMMEDIATE
+    audit.init_app(app)  # the audit chain is sealed at each commit
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -86,10 +92,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.outbox import service as outbox
 
     app.register_blueprint(admin_bp)
+    from idp.mail import service as mail
+
     outbox.init_app(app)
     backchannel.init_app(app)
+    mail.init_app(app)
     build_authorization_server(app, settings)
     _template_context(app, settings)
+    # Registered last so it runs first of the app's after_request hooks (blueprint
+    # hooks run before it): the commit precedes the security headers of the answer.
+    app.after_request(end_unit_of_work)
     return app
 
 

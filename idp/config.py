@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import current_app
+
 from idp.proxy import parse_networks
 from idp.security.algorithms import SIGNING_ALGS
 
@@ -495,6 +497,18 @@ class Settings:
     @property
     def mail_sender(self) -> str:
         return self.mail_from or f"no-reply@{urlsplit(self.issuer).hostname}"
+
+
+EXTENSION = "idp.settings"
+
+
+def settings() -> Settings:
+    """The current app's settings: ``create_app`` loads them once and keeps them on the app.
+
+    The one way code reads its configuration, so that a test's overrides reach
+    every module and no module keeps a copy of its own.
+    """
+    return current_app.extensions[EXTENSION]
 
 
 def _is_loopback(host: str) -> bool:

@@ -100,13 +100,27 @@ str64 = Annotated[str, mapped_column(String(64))]
 str255 = Annotated[str, mapped_column(String(255))]
 
 
-# SQLite (development, tests, the demo): let SQLAlchemy, not pysqlite, open
-# transactions, and open them with BEGIN IMMEDIATE. A deferred transaction that
-# reads and then writes can fail at once with "database is locked" when another
-# writer is active (SQLite cannot wait for a read lock to upgrade); taking the
-# write lock up front makes concurrent requests queue on the busy timeout
-# instead. PostgreSQL is untouched.
-@event.listens_for(Engine, "connect")
+def init_app(app: Any) -> None:
+    """Called by ``create_app``: the SQLite handling below."""
+    install_sqlite_handling()
+
+
+def install_sqlite_handling() -> None:
+    """SQLite (development, tests, the demo): let SQLAlchemy, not pysqlite, open
+    transactions, and open them with BEGIN IMMEDIATE. A deferred transaction that
+    reads and then writes can fail at once with "database is locked" when another
+    writer is active (SQLite cannot wait for a read lock to upgrade); taking the
+    write lock up front makes concurrent requests queue on the busy timeout
+    instead. PostgreSQL is untouched.
+
+    Process-wide (every ``Engine``, also Alembic's in ``migrations/env.py``,
+    which calls this too), installed once however many apps a process creates.
+    """
+    for name, listener in (("connect", _sqlite_connect), ("begin", _sqlite_begin)):
+        if not event.contains(Engine, name, listener):
+            event.listen(Engine, name, listener)
+
+
 def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         dbapi_connection.isolation_level = None
@@ -116,7 +130,6 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-@event.listens_for(Engine, "begin")
 def _sqlite_begin(connection: Any) -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -45,6 +45,7 @@ from flask import request
 from flask.wrappers import Request as FlaskRequest
 from werkzeug.exceptions import BadRequest
 
+from idp import config
 from idp.config import Settings
 from idp.errors import API_PATHS
 
@@ -82,7 +83,7 @@ class Request(FlaskRequest):
     def max_content_length(self) -> int | None:
         if self._max_content_length is not None:
             return self._max_content_length
-        settings: Settings = current_app.extensions["idp.settings"]
+        settings: Settings = config.settings()
         return {"api": settings.max_body_api, "protocol": settings.max_body_protocol,
                 "page": settings.max_body_page}[endpoint_class(self.path)]
 
@@ -162,7 +163,7 @@ def answers_bad_input(answer: Callable[[BadInput], Any]):
 
 def check_inputs():
     """``before_request``: refuse NUL, lone surrogates and overlong values (see above)."""
-    limit = current_app.extensions["idp.settings"].max_input_length
+    limit = config.settings().max_input_length
     # Path segments too (/admin/clients/<client_id>): werkzeug decodes %00 in them.
     sources = [((k, v) for k, v in (request.view_args or {}).items() if isinstance(v, str)),
                request.args.items(multi=True)]

@@ -7,10 +7,14 @@ from sqlalchemy import engine_from_config
 from sqlalchemy import pool
 
 from idp.config import Settings
+from idp.db import install_sqlite_handling
 from idp.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Migrations run with the app's SQLite pragmas and BEGIN IMMEDIATE, also when
+# no app was created first (``idp db upgrade`` creates one; the tests do not).
+install_sqlite_handling()
 
 
 def _url() -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app
 from sqlalchemy import select
 
+from idp import config
 from idp import secrets
 from idp.access.models import BrowserSession
 from idp.audit.service import record
@@ -26,7 +26,7 @@ def start_session(resident, amr: list[str] | None = None
     This is the moment the sign-in succeeds, so it is audited here, with the
     methods used (RFC 8176 ``amr``).
     """
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
     sid = secrets.token(32)
     now = utcnow()
     amr = list(amr or ["pwd"])

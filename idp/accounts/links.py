@@ -18,13 +18,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from idp import config
 from idp import secrets
 from idp.accounts.models import UsedLink
 from idp.db import utcnow
@@ -45,19 +45,15 @@ class LinkError(ValueError):
         self.reason = reason
 
 
-def _settings():
-    return current_app.extensions["idp.settings"]
-
-
 def ttl(purpose: str) -> int:
-    settings = _settings()
+    settings = config.settings()
     return settings.password_reset_ttl if purpose == RESET_PASSWORD else settings.email_link_ttl
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown link purpose {purpose}")
-    return URLSafeTimedSerializer(_settings().secret_key, salt=f"machi-id/link/{purpose}")
+    return URLSafeTimedSerializer(config.settings().secret_key, salt=f"machi-id/link/{purpose}")
 
 
 def make(purpose: str, **claims: Any) -> str:

@@ -8,11 +8,13 @@ from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 from flask import current_app
 
+from idp import config
+
 _hashers: dict[tuple[int, int, int], PasswordHasher] = {}
 
 
 def _hasher() -> PasswordHasher:
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
     key = (settings.argon2_time_cost, settings.argon2_memory_cost, settings.argon2_parallelism)
     if key not in _hashers:
         _hashers[key] = PasswordHasher(

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app
 from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from idp import config
 from idp import secrets
 from idp.accounts import passwords
 from idp.accounts.service import normalise_email
@@ -60,10 +60,6 @@ class AuthError(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def _locked(admin_id: str) -> bool:
@@ -111,7 +107,7 @@ def sign_in(email: str, password: str, code: str) -> Admin:
 
 def start_session(admin: Admin) -> str:
     """A new console session; returns the cookie value (only its digest is stored)."""
-    settings = _settings()
+    settings = config.settings()
     now = utcnow()
     sid = secrets.token(32)
     db.session.execute(delete(AdminSession).where(
@@ -136,7 +132,7 @@ def load_session(sid: str | None) -> AdminSession | None:
     if row is None or row.ended_at is not None:
         return None
     now = utcnow()
-    idle = dt.timedelta(seconds=_settings().admin_session_idle)
+    idle = dt.timedelta(seconds=config.settings().admin_session_idle)
     if row.expires_at <= now or row.last_seen_at + idle <= now or not row.admin.can_sign_in:
         return None
     return row
@@ -154,7 +150,7 @@ def end_session(row: AdminSession) -> None:
 
 def fresh(row: AdminSession) -> bool:
     """Whether the admin proved who they are recently enough for a destructive action."""
-    window = dt.timedelta(seconds=_settings().admin_reauth_window)
+    window = dt.timedelta(seconds=config.settings().admin_reauth_window)
     return utcnow() - row.reauth_at <= window
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp import config
 from idp import secrets
 from idp.accounts import passwords
 from idp.accounts.service import normalise_email
@@ -40,19 +40,16 @@ class AdminError(ValueError):
     """An admin account operation was refused; the message says why."""
 
 
-def _settings():
-    return current_app.extensions["idp.settings"]
-
-
 def enrolment_url(token: str) -> str:
     # A query string, not a path: access logs record paths only (idp serve).
-    return _settings().endpoint(f"/admin/enrol?token={token}")
+    return config.settings().endpoint(f"/admin/enrol?token={token}")
 
 
 def _new_enrolment(admin: Admin) -> str:
     token = secrets.token(32)
     admin.enrolment_digest = secrets.digest(token)
-    admin.enrolment_expires_at = utcnow() + dt.timedelta(seconds=_settings().admin_enrolment_ttl)
+    admin.enrolment_expires_at = (utcnow()
+                                  + dt.timedelta(seconds=config.settings().admin_enrolment_ttl))
     admin.totp_secret = totp.new_secret()
     admin.totp_last_step = None
     admin.password_hash = None

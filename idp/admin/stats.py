@@ -19,10 +19,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp import config
 from idp.accounts.models import Resident
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
@@ -115,7 +115,7 @@ class Interval:
 def consent_intervals(client_ids: list[str] | None = None,
                       until: dt.datetime | None = None) -> dict[tuple[str, str], list[Interval]]:
     """When each (resident, client) pair had a consent in force, from the audit trail."""
-    ttl = dt.timedelta(days=current_app.extensions["idp.settings"].consent_ttl_days)
+    ttl = dt.timedelta(days=config.settings().consent_ttl_days)
     query = (select(AuditEvent.resident_id, AuditEvent.client_id, AuditEvent.tag,
                     AuditEvent.at, AuditEvent.data)
              .where(AuditEvent.tag.in_(CONSENT_TAGS), AuditEvent.resident_id.is_not(None),

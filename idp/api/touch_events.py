@@ -9,7 +9,6 @@ from flask import jsonify
 from flask import request
 
 from idp.extensions import csrf
-from idp.extensions import db
 from idp.kiosk import service
 from idp.oauth import tokens
 from idp.oauth.server import bearer_token
@@ -38,5 +37,4 @@ def touch_events():
     # client_credentials token (no resident) logs passers-by anonymously.
     stored, duplicates = service.store(token.client, token.resident_id, events)
     service.seen(token.client_id)
-    db.session.commit()
     return jsonify(stored=stored, duplicates=duplicates), 201

@@ -94,7 +94,19 @@ def _transaction(session: Session) -> SessionTransaction | None:
     return session.get_nested_transaction() or session.get_transaction()
 
 
-@sa_event.listens_for(Session, "before_commit")
+def init_app(app: Any) -> None:
+    """Called by ``create_app``: chain events at commit, drop them at rollback.
+
+    The listeners are process-wide (every SQLAlchemy ``Session``) and installed
+    once however many apps a process creates.
+    """
+    for name, listener in (("before_commit", _chain_pending),
+                           ("after_soft_rollback", _discard_rolled_back),
+                           ("after_transaction_end", _forget_on_close)):
+        if not sa_event.contains(Session, name, listener):
+            sa_event.listen(Session, name, listener)
+
+
 def _chain_pending(session: Session) -> None:
     # Also called when a savepoint is released: chain only at the real commit.
     if session.get_nested_transaction() is not None:
@@ -104,7 +116,6 @@ def _chain_pending(session: Session) -> None:
         chain.append(session, [event for _, event in pending])
 
 
-@sa_event.listens_for(Session, "after_soft_rollback")
 def _discard_rolled_back(session: Session, previous: SessionTransaction) -> None:
     pending = session.info.get(PENDING)
     if not pending:
@@ -123,7 +134,6 @@ def _discard_rolled_back(session: Session, previous: SessionTransaction) -> None
     session.info[PENDING] = [(t, e) for t, e in pending if not inside(t)]
 
 
-@sa_event.listens_for(Session, "after_transaction_end")
 def _forget_on_close(session: Session, transaction: SessionTransaction) -> None:
     # The outermost transaction ended without a commit chaining the events
     # (e.g. the session was closed): they never happened.

@@ -28,6 +28,13 @@ class Context:
                 raise click.ClickException(str(exc)) from exc
         return self._app
 
+    @property
+    def settings(self):
+        """The settings of the command's app, also outside an app context."""
+        from idp import config
+
+        return self.app.extensions[config.EXTENSION]
+
 
 def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     """One JSON object on stdout with --json, a human line otherwise."""
@@ -55,7 +62,7 @@ def in_app(fn: Callable) -> Callable:
         with ctx.app.app_context():
             try:
                 result = fn(*args, **kwargs)
-                db.session.commit()
+                db.session.commit()  # the command's unit of work: one commit at its end
             except ValueError as exc:
                 db.session.rollback()
                 # The path without the program's name: "companies suspend".
@@ -78,6 +85,7 @@ def _audit_refusal(command: str, exc: Exception) -> None:
 
     try:
         record(AuditTag.CLI_REFUSED, actor="cli", command=command[:100], reason=str(exc)[:300])
+        # A transaction of its own, after the command's work was rolled back.
         db.session.commit()
     except SQLAlchemyError:  # e.g. a database not migrated yet: the message still goes out
         db.session.rollback()

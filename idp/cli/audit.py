@@ -40,6 +40,8 @@ def verify(anchors: tuple[str, ...], as_json: bool) -> None:
            head_seq=result.head_seq, head_digest=result.head_digest,
            first_break=result.first_break.as_dict() if result.first_break else None,
            guard_installed=result.guard_installed)
+    # Committed here, not by ``in_app``: a broken chain ends the command with
+    # exit status 1 below, and its verification must be on record all the same.
     db.session.commit()
     if result.ok:
         text = (f"audit chain intact: {result.events} events\n"

@@ -25,7 +25,7 @@ def group() -> None:
 @click.pass_obj
 def upgrade(ctx) -> None:
     """Apply every migration not yet applied."""
-    command.upgrade(alembic_config(ctx.app.extensions["idp.settings"].sqlalchemy_url), "head")
+    command.upgrade(alembic_config(ctx.settings.sqlalchemy_url), "head")
     click.echo("database is up to date", err=True)
 
 
@@ -33,4 +33,4 @@ def upgrade(ctx) -> None:
 @click.pass_obj
 def check(ctx) -> None:
     """Fail if the models and the migrations disagree (alembic check)."""
-    command.check(alembic_config(ctx.app.extensions["idp.settings"].sqlalchemy_url))
+    command.check(alembic_config(ctx.settings.sqlalchemy_url))

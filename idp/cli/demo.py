@@ -113,8 +113,10 @@ def run(ctx: click.Context, port: int) -> None:
     app = ctx.obj.app
     with app.app_context():
         state = seed_demo()
+        # Not an ``in_app`` command (it goes on to serve): the seed is committed
+        # before the demo apps start and read it.
         db.session.commit()
-    issuer = app.extensions["idp.settings"].issuer
+    issuer = ctx.obj.settings.issuer
     rps = [
         subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [sys.executable, "-m", "demo.relying_party", "--issuer", issuer,

@@ -6,8 +6,8 @@ import datetime as dt
 import json
 
 import click
-from flask import current_app
 
+from idp import config
 from idp.cli import in_app
 from idp.kiosk import export
 
@@ -29,7 +29,7 @@ def group() -> None:
 @in_app
 def city_stats(start: dt.datetime, end: dt.datetime, fmt: str, k: int | None) -> None:
     """Touches and k-anonymous resident counts per kiosk and hour."""
-    k = k or current_app.extensions["idp.settings"].city_export_k
+    k = k or config.settings().city_export_k
     stats = export.city_stats(start.date(), end.date(), k)
     click.echo(json.dumps(stats, ensure_ascii=False) if fmt == "json"
                else export.to_csv(stats), nl=fmt == "json")

@@ -45,7 +45,7 @@ def create(company_id: str, name: str, location: str, as_json: bool) -> None:
 def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events: int,
              timeout: int) -> None:
     """Play a kiosk: show a QR code, poll until a resident approves, post touch events."""
-    issuer = (issuer or ctx.app.extensions["idp.settings"].issuer).rstrip("/")
+    issuer = (issuer or ctx.settings.issuer).rstrip("/")
     http = requests.Session()
     http.auth = (client_id, client_secret)
     meta = http.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()

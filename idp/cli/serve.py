@@ -68,6 +68,6 @@ def group(ctx, host: str, port: int, workers: int | None) -> None:
     """Serve the IdP with granian (worker processes with blocking threads)."""
     # Building the app here checks the settings before any worker starts; each
     # worker then builds its own from the same environment.
-    settings = ctx.app.extensions["idp.settings"]
+    settings = ctx.settings
     run("idp.cli.serve:served_app", server_options(settings, host, port, workers),
         factory=True)

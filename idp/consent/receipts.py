@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app
 from flask import has_request_context
 from flask_babel import force_locale
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from idp import config
 from idp.accounts.models import Resident
 from idp.consent.items import items_for
 from idp.consent.models import Consent
@@ -42,10 +42,6 @@ SPEC_VERSION = "KI-CR-v1.1.0"
 GIVEN = "given"
 WITHDRAWN = "withdrawn"
 EXTENSION = "jp.machi-id"
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def _language() -> str:
@@ -68,7 +64,7 @@ def issue(resident: Resident, consent: Consent, event: str) -> ConsentReceipt:
 
 def _document(resident: Resident, consent: Consent, event: str, language: str,
               now) -> dict:
-    settings = _settings()
+    settings = config.settings()
     client = consent.client
     company = client.company
     purpose = (client.purpose_en if language == "en" and client.purpose_en else client.purpose)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from flask import current_app
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from idp import config
 from idp.access import service as access
 from idp.accounts.models import Resident
 from idp.audit.service import record
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
 
 class ConsentError(ValueError):
     pass
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def find(resident_id: str, client_id: str) -> Consent | None:
@@ -151,7 +147,7 @@ def grant(resident: Resident, client: Client, requested: list[str],
     scopes = [s for s in requested if item_of(s) in chosen]
     declined = [s for s in requested if item_of(s) not in chosen]
     now = utcnow()
-    settings = _settings()
+    settings = config.settings()
     terms_version = terms.current_version()
     values = dict(
         scopes=scopes,

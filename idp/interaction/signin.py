@@ -39,7 +39,6 @@ def after_password(resident: Resident, uid: str | None, next_url: str | None):
     waiting = policy.Context(client=None, password_passed=resident)
     if policy.first_unmet(waiting, (policy.SECOND_FACTOR,)) is not None:
         session[PENDING] = {"r": resident.id, "t": time.time(), "i": uid, "n": next_url}
-        db.session.commit()  # a rehashed password, if any
         return redirect(url_for("interaction.second_factor"))
     return complete(resident, uid, next_url, AMR_PASSWORD)
 
@@ -65,9 +64,7 @@ def complete(resident: Resident, uid: str | None, next_url: str | None, amr: lis
     resident.locale = str(get_locale())
     if uid and flow.load_interaction(uid) is not None:
         flow.mark_logged_in(uid, row)
-        db.session.commit()
         return redirect(url_for("interaction.resume", uid=uid))
-    db.session.commit()
     if terms.needs_acceptance(resident):
         return redirect(url_for("interaction.terms", next=next_url))
     return redirect(next_url or url_for("interaction.index"))

@@ -18,7 +18,8 @@ from cryptography.fernet import Fernet
 from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
+
+from idp import config
 
 
 class KeyDecryptionError(RuntimeError):
@@ -34,7 +35,7 @@ def kek_from(key_encryption_key: str, secret_key: str) -> Fernet:
 
 
 def _fernet() -> Fernet:
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
     return kek_from(settings.key_encryption_key, settings.secret_key)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -50,10 +51,6 @@ _jwks_documents: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def forget_jwks_cache() -> None:
     """Drop this process's JWKS documents (every key change calls it)."""
     _jwks_documents.clear()
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def _generate(alg: str, activates_at: dt.datetime) -> SigningKey:
@@ -84,7 +81,7 @@ def rotate(immediately: bool = False, drop_old: bool = False,
     unless ``drop_old`` (a compromised key): then the older keys leave JWKS at
     once and tokens they signed no longer verify.
     """
-    settings = _settings()
+    settings = config.settings()
     now = utcnow()
     if drop_old:
         immediately = True
@@ -140,7 +137,8 @@ def retire(kid: str, drop: bool = False, actor: str | None = None) -> SigningKey
     if drop or state == KeyState.PUBLISHED:
         key.verify_until = now
     else:
-        key.verify_until = now + dt.timedelta(seconds=_settings().id_token_ttl) + VERIFY_LEEWAY
+        key.verify_until = (now + dt.timedelta(seconds=config.settings().id_token_ttl)
+                            + VERIFY_LEEWAY)
     db.session.flush()
     forget_jwks_cache()
     replacement = None
@@ -193,7 +191,7 @@ def _signing_key_now(alg: str) -> SigningKey:
         )
         if pending is not None:
             key.retired_at = pending
-            key.verify_until = pending + dt.timedelta(seconds=_settings().id_token_ttl) \
+            key.verify_until = pending + dt.timedelta(seconds=config.settings().id_token_ttl) \
                 + VERIFY_LEEWAY
         db.session.add(key)
         db.session.flush()

@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Select
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects import sqlite
 
+from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
@@ -126,7 +126,7 @@ def validate_batch(payload: Any, now: dt.datetime | None = None,
     happened and must not be attached to them afterwards.
     """
     now = now or utcnow()
-    limit = current_app.extensions["idp.settings"].touch_events_max_batch
+    limit = config.settings().touch_events_max_batch
     if not isinstance(payload, dict):
         raise TouchEventError("", "the body must be a JSON object")
     unknown = set(payload) - {"events"}

@@ -1,8 +1,13 @@
 """Compose and send mail to residents.
 
 Services build a ``Message`` (rendered from ``consent_ui/templates/mail/`` in
-the resident's language) and views send it **after** their commit, so a mail
-never announces a change that was rolled back. With ``smtp_url`` set, mail
+the resident's language) and views ``queue`` it in the request's transaction:
+the outbox (``idp.outbox``) sends it **after** the commit, so a mail never
+announces a change that was rolled back and no request waits on the mail
+server; a failed send is retried with backoff and ends as a dead letter on
+the console's outbox page. The row keeps the address and the text only until
+the message is delivered (``idp.outbox`` empties the payload then; its
+target names the recipient's domain, not the address). With ``smtp_url`` set, mail
 goes out over SMTP (STARTTLS, or implicit TLS for ``smtps://``); without it,
 development and test write each message to ``outbox_dir`` as an ``.eml`` file
 that ``/dev/outbox`` lists. Production refuses to start without ``smtp_url``
@@ -24,19 +29,23 @@ from pathlib import Path
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import Flask
 from flask import render_template
 from flask_babel import force_locale
 
+from idp import config
 from idp import secrets
+from idp.audit.tags import AuditTag
 from idp.config import ROOT
 from idp.config import Settings
 from idp.db import utcnow
 from idp.locales import DEFAULT
 from idp.locales import LOCALES
+from idp.outbox import service as outbox_queue
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 20
+KIND = "mail"
 _sequence = itertools.count()  # orders outbox files written within one microsecond
 
 
@@ -51,17 +60,13 @@ class Message:
     body: str
 
 
-def _settings() -> Settings:
-    return current_app.extensions["idp.settings"]
-
-
 def compose(template: str, to: str, locale: str | None, **context) -> Message:
     """Render ``mail/<template>.txt`` in the resident's language.
 
     The template's first line is the subject; the rest, after one blank line,
     is the body.
     """
-    settings = _settings()
+    settings = config.settings()
     language = locale if locale in LOCALES else DEFAULT
     with force_locale(language):
         consortium = settings.consortium_name_en if language == "en" else settings.consortium_name
@@ -72,19 +77,19 @@ def compose(template: str, to: str, locale: str | None, **context) -> Message:
 
 
 def outbox_active(settings: Settings | None = None) -> bool:
-    settings = settings or _settings()
+    settings = settings or config.settings()
     return not settings.smtp_url and not settings.is_production
 
 
 def outbox_path(settings: Settings | None = None) -> Path:
-    settings = settings or _settings()
+    settings = settings or config.settings()
     path = Path(settings.outbox_dir)
     return path if path.is_absolute() else ROOT / path
 
 
 def send(message: Message) -> None:
     """Hand one message to the mail server, or write it to the outbox. Raises MailError."""
-    settings = _settings()
+    settings = config.settings()
     mail = EmailMessage(policy=email.policy.SMTP)
     mail["From"] = settings.mail_sender
     mail["To"] = message.to
@@ -101,9 +106,36 @@ def send(message: Message) -> None:
         raise MailError("no mail server configured")
 
 
-def send_all(messages: list[Message]) -> None:
+def queue(messages: list[Message | None]) -> None:
+    """Queue messages in the caller's transaction; the outbox sends them after the commit."""
     for message in messages:
-        send(message)
+        if message is None:
+            continue
+        outbox_queue.enqueue(KIND, "mail:" + message.to.rpartition("@")[2][:200],
+                             {"to": message.to, "subject": message.subject,
+                              "body": message.body})
+
+
+def _render(row) -> dict[str, str]:
+    return {"to": row.payload["to"], "subject": row.payload["subject"],
+            "body": row.payload["body"]}
+
+
+def init_app(app: Flask) -> None:
+    """Make mail a kind of outbox message of this app."""
+
+    def deliver(target: str, fields: dict[str, str], timeout: int) -> dict[str, str]:
+        # Runs in a delivery thread: an app context of its own for the settings.
+        with app.app_context():
+            try:
+                send(Message(to=fields["to"], subject=fields["subject"], body=fields["body"]))
+            except MailError as exc:
+                return {"result": "failed", "error": str(exc)[:200]}
+        return {"result": "delivered"}
+
+    outbox_queue.register(app, outbox_queue.Kind(
+        name=KIND, render=_render, audit_tag=AuditTag.MAIL_DELIVERY,
+        timeout=lambda: SMTP_TIMEOUT, send=deliver))
 
 
 def _deliver(url: str, mail: EmailMessage) -> None:

@@ -34,8 +34,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app
-
+from idp import config
 from idp.access.subjects import per_company_id
 from idp.consent.items import part_of
 from idp.oauth.claims import full_name
@@ -99,10 +98,6 @@ def parse(raw: Any) -> dict[str, list[dict]] | None:
                 raise ClaimsRequestError("'verification' must be an object")
         found[target] = items
     return found or None
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def asks(request_data: dict, client, resident) -> bool:
@@ -188,7 +183,7 @@ def _claims(resident, covered: tuple[str, ...], wanted: dict) -> dict[str, Any]:
 
 
 def _verification(item: proofing.Verified, wanted: dict, company_id: str) -> dict[str, Any]:
-    settings = _settings()
+    settings = config.settings()
     verification: dict[str, Any] = {"trust_framework": settings.proofing_trust_framework}
     day = item.verified_on.isoformat()
     if "time" in wanted:
@@ -211,7 +206,7 @@ def _verification(item: proofing.Verified, wanted: dict, company_id: str) -> dic
 def build(resident, requests: list[dict], company_id: str) -> dict | list | None:
     """The ``verified_claims`` value for these requests, from the proofing in force,
     as the company ``company_id`` receives it."""
-    framework = _settings().proofing_trust_framework
+    framework = config.settings().proofing_trust_framework
     released = []
     for item in proofing.verified(resident):
         for request in requests:

@@ -27,6 +27,7 @@ from flask import current_app
 from flask import request
 from werkzeug.test import EnvironBuilder
 
+from idp import config
 from idp import inputs
 from idp.access.models import BrowserSession
 from idp.accounts.models import Resident
@@ -77,7 +78,7 @@ def _server():
 
 def rebuild(query: str) -> Request:
     """The stored authorization request as a request object Authlib can read."""
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
     env = EnvironBuilder(method="GET", base_url=settings.issuer, path="/authorize",
                          query_string=query).get_environ()
     return Request(env)
@@ -99,7 +100,7 @@ def refuse_bad_input(error):
     or itself refused (never redirect then); otherwise ``invalid_request`` to the verified
     redirect URI. A refused ``state`` gets the page too: we do not echo a value we refused."""
     args = request.args
-    limit = current_app.extensions["idp.settings"].max_input_length
+    limit = config.settings().max_input_length
     trusted = ("client_id", "redirect_uri", "state")
     if error.field is None or any(
             inputs.problem(value, limit) for name in trusted for value in args.getlist(name)):

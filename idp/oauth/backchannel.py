@@ -24,9 +24,9 @@ from __future__ import annotations
 import time
 
 from flask import Flask
-from flask import current_app
 from joserfc import jwt
 
+from idp import config
 from idp import secrets
 from idp.access.notices import KIND
 from idp.audit.tags import AuditTag
@@ -40,17 +40,15 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TTL = 120
 
 
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def logout_token(claims: dict, client: Client) -> str:
     """A freshly signed logout token for the stored claims (aud, sub, sid)."""
-    alg = client.id_token_signed_response_alg or _settings().id_token_default_alg
+    alg = client.id_token_signed_response_alg or config.settings().id_token_default_alg
     key = keys.signing_key(alg)
     now = int(time.time())
     claims = {
-        "iss": _settings().issuer,
+        "iss": config.settings().issuer,
         "aud": client.id,
         "iat": now,
         "exp": now + LOGOUT_TOKEN_TTL,
@@ -73,4 +71,4 @@ def _render(message: OutboxMessage) -> dict[str, str]:
 def init_app(app: Flask) -> None:
     outbox.register(app, outbox.Kind(
         name=KIND, render=_render, audit_tag=AuditTag.BACKCHANNEL_LOGOUT,
-        timeout=lambda: _settings().backchannel_logout_timeout))
+        timeout=lambda: config.settings().backchannel_logout_timeout))

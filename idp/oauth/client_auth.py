@@ -10,13 +10,13 @@ from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from idp import config
 from idp import secrets
 from idp.db import utcnow
 from idp.extensions import db
@@ -27,7 +27,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def get_audiences(self) -> list[str]:
-        settings = current_app.extensions["idp.settings"]
+        settings = config.settings()
         return [settings.issuer, settings.endpoint("/token"), settings.endpoint("/introspect"),
                 settings.endpoint("/revoke")]
 

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import lazyload
 
+from idp import config
 from idp import secrets
 from idp.access.models import DeviceCode
 from idp.access.subjects import subject_for
@@ -53,10 +54,6 @@ USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
 SLOW_DOWN_STEP = 5
 USER_CODE_ATTEMPTS = 5
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 class TemporarilyUnavailable(OAuth2Error):
@@ -118,7 +115,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         return client
 
     def create_endpoint_response(self, request):
-        settings = _settings()
+        settings = config.settings()
         self.EXPIRES_IN = settings.device_code_ttl
         self.INTERVAL = settings.device_poll_interval
         return super().create_endpoint_response(request)
@@ -130,7 +127,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         return secrets.token(32)
 
     def get_verification_uri(self) -> str:
-        return _settings().endpoint("/device")
+        return config.settings().endpoint("/device")
 
     def save_device_credential(self, client_id, scope, data) -> None:
         """Store the codes as digests. User codes are unique among all stored codes, and

@@ -18,10 +18,10 @@ from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp import config
 from idp import scopes
 from idp import secrets
 from idp.access.models import AuthorizationCode
@@ -90,7 +90,7 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
         """Store the code's digest with what it grants: the requested scopes the
         resident has consented to, never more."""
-        settings = current_app.extensions["idp.settings"]
+        settings = config.settings()
         resident = request.user
         consented = consent_service.scopes_in_force(resident.id, request.client.id)
         scope = " ".join(consent_service.covered(scope_to_list(request.scope or ""), consented))

@@ -10,8 +10,8 @@ resident token whose consent is gone is ``{"active": false}``.
 from __future__ import annotations
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
-from flask import current_app
 
+from idp import config
 from idp.consent import service as consent_service
 from idp.oauth import tokens
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
@@ -39,7 +39,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "exp": int(token.expires_at.timestamp()),
             "iat": int(row.issued_at.timestamp()),
-            "iss": current_app.extensions["idp.settings"].issuer,
+            "iss": config.settings().issuer,
             "aud": row.client_id,
         }
         if row.subject:

@@ -36,6 +36,7 @@ from flask import session
 from sqlalchemy import exists
 from sqlalchemy import select
 
+from idp import config
 from idp.access import service as access
 from idp.access import sessions
 from idp.access.models import AuthorizationCode
@@ -54,10 +55,6 @@ from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.tokens import Principal
 from idp.security.algorithms import SIGNING_ALGS
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def release(principal: Principal, scope: str, channel: str, token: Token | None = None) -> dict:
@@ -98,7 +95,7 @@ class IDTokenSigning:
     flow (``OpenIDCode``) and the device flow (``DeviceIDToken``)."""
 
     def get_client_algorithm(self, client) -> str:
-        return client.id_token_signed_response_alg or _settings().id_token_default_alg
+        return client.id_token_signed_response_alg or config.settings().id_token_default_alg
 
     def resolve_client_private_key(self, client):
         return keys.private_key(keys.signing_key(self.get_client_algorithm(client)))
@@ -109,8 +106,8 @@ class IDTokenSigning:
 
     def get_client_claims(self, client) -> dict:
         now = int(time.time())
-        return {"iss": _settings().issuer, "aud": client.id, "iat": now,
-                "exp": now + _settings().id_token_ttl}
+        return {"iss": config.settings().issuer, "aud": client.id, "iat": now,
+                "exp": now + config.settings().id_token_ttl}
 
     def get_compatible_claims(self, request) -> dict:
         """Authlib's base claims, without the ``auth_time`` it defaults to "now": the
@@ -158,7 +155,7 @@ class DeviceIDToken(IDTokenSigning, OpenIDToken):
 
 class UserInfoEndpoint(_UserInfoEndpoint):
     def get_issuer(self) -> str:
-        return _settings().issuer
+        return config.settings().issuer
 
     def resolve_private_key(self):
         return keys.private_key(keys.signing_key("RS256"))
@@ -260,6 +257,6 @@ class IssuerResponseParameter(IssuerParameter):
     """RFC 9207: `iss` in every authorization response, errors included."""
 
     def get_issuer(self) -> str:
-        return _settings().issuer
+        return config.settings().issuer
 
 

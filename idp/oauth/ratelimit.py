@@ -31,13 +31,14 @@ from flask import request
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
+from idp import config
 from idp.extensions import limiter
 
 LIMITED_VIEW = "oauth.token"
 
 
 def token_limit() -> str:
-    return current_app.extensions["idp.settings"].token_rate_limit
+    return config.settings().token_rate_limit
 
 
 def counted(query_client: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -25,11 +25,11 @@ from flask import Flask
 from flask import Request
 from flask import Response
 from flask import abort
-from flask import current_app
 from flask import g
 from flask import json
 from flask import request as flask_request
 
+from idp import config
 from idp import scopes as registry
 from idp import secrets
 from idp.clients.service import active_client
@@ -188,7 +188,7 @@ class OAuthServer(AuthorizationServer):
             claimed = claimed_client_id(request)
             named = self.query_client(claimed) if claimed else None
             g.oauth_client = named  # its origins may read the error (idp.oauth.cors)
-            realm = current_app.extensions["idp.settings"].issuer
+            realm = config.settings().issuer
             raise client_auth.failure(request, named, methods, endpoint, realm) from error
         g.oauth_client = client
         return client

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -17,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import with_expression
 
+from idp import config
 from idp import secrets
 from idp.access.models import Token
 from idp.accounts.models import Resident
@@ -86,10 +86,6 @@ class PresentedToken:
         return self.row.access_expires_at
 
 
-def _settings():
-    return current_app.extensions["idp.settings"]
-
-
 # A presented token comes with its client as the protocol checks need it: who
 # it is, its company, and whether both are still active (a revoked client or a
 # suspended company cuts the token off on this very request). The rest of the
@@ -157,7 +153,7 @@ def save(token: dict, request) -> int:
     row is not read again in the request, and the unit of work cost as much
     CPU as the rest of a client_credentials request (docs/performance.md).
     """
-    settings = _settings()
+    settings = config.settings()
     now = utcnow()
     client = request.client
     principal: Principal | None = request.user

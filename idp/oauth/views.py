@@ -11,8 +11,9 @@ from flask import Blueprint
 from flask import current_app
 from flask import jsonify
 
+from idp import config
+from idp.extensions import commit_on_error
 from idp.extensions import csrf
-from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import cors
 from idp.oauth.discovery import document as discovery_document
@@ -32,17 +33,19 @@ def _server():
     return current_app.extensions["idp.oauth"]
 
 
-def _committed(response):
-    """Commit what the endpoint wrote (tokens, replay revocations, audit) and answer."""
-    db.session.commit()
-    return response
+@bp.before_request
+def keep_protocol_errors():
+    """An OAuth error answer (4xx) keeps what the endpoint wrote, like a success: a
+    token family revoked on replay, the audit record of a refused request. The
+    request's unit of work (``idp.extensions``) commits it after the view."""
+    commit_on_error()
 
 
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery():
     """OpenID Provider / RFC 8414 authorization server metadata."""
-    body = discovery_document(current_app.extensions["idp.settings"])
+    body = discovery_document(config.settings())
     response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -51,7 +54,7 @@ def discovery():
 @bp.get("/openapi.json")
 def openapi():
     """OpenAPI description of the JSON APIs."""
-    response = jsonify(openapi_document(current_app.extensions["idp.settings"]))
+    response = jsonify(openapi_document(config.settings()))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -60,9 +63,8 @@ def openapi():
 def jwks():
     """Public signing keys: pending, active and retired-but-still-verifying."""
     document = keys.jwks_document()
-    db.session.commit()  # the very first keys may have been made just now
     response = jsonify(document)
-    max_age = current_app.extensions["idp.settings"].jwks_cache_max_age
+    max_age = config.settings().jwks_cache_max_age
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response
 
@@ -73,32 +75,32 @@ def token():
     """Token endpoint: authorization_code, refresh_token, client_credentials.
 
     Rate-limited per client inside client authentication (idp.oauth.ratelimit)."""
-    return _committed(_server().create_token_response())
+    return _server().create_token_response()
 
 
 @bp.post("/device_authorization")
 @csrf.exempt
 def device_authorization():
     """RFC 8628 device authorization: a kiosk asks for a device and a user code."""
-    return _committed(_server().create_endpoint_response("device_authorization"))
+    return _server().create_endpoint_response("device_authorization")
 
 
 @bp.post("/revoke")
 @csrf.exempt
 def revoke():
     """RFC 7009 revocation."""
-    return _committed(_server().create_endpoint_response("revocation"))
+    return _server().create_endpoint_response("revocation")
 
 
 @bp.post("/introspect")
 @csrf.exempt
 def introspect():
     """RFC 7662 introspection."""
-    return _committed(_server().create_endpoint_response("introspection"))
+    return _server().create_endpoint_response("introspection")
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
     """OIDC UserInfo: the consented claims of the token's resident."""
-    return _committed(_server().create_endpoint_response("userinfo"))
+    return _server().create_endpoint_response("userinfo")

@@ -1,5 +1,9 @@
 """Queue messages with the change that causes them; deliver them after it commits.
 
+Kinds: back-channel logout tokens (``idp.oauth.backchannel``, POSTed to the
+client) and mail to residents (``idp.mail.service``, handed to the SMTP server
+or written to the development mail folder).
+
 ``enqueue`` adds a row to the caller's transaction, so a message exists if and
 only if its change committed (a rolled back revocation logs nobody out).
 ``deliver_due`` sends what is due in three steps, and never holds a
@@ -11,9 +15,10 @@ transaction or a lock while it waits on another server:
    (``next_attempt_at`` moved ``LEASE`` ahead, so a worker that dies mid-way
    only delays its rows), and is rendered (a logout token is signed here);
    commit;
-2. POST each message with no transaction open: a short timeout, no
-   redirects. A relying party that calls back while it receives its logout
-   token (``/revoke``, as mod_auth_openidc does) finds nothing locked;
+2. send each message with no transaction open: a POST with a short timeout
+   and no redirects (or the kind's own ``send``, e.g. SMTP). A relying party
+   that calls back while it receives its logout token (``/revoke``, as
+   mod_auth_openidc does) finds nothing locked;
 3. record the outcomes (one short transaction): delivered; or failed, retried
    after ``outbox_backoff`` × 2^(attempt−1) seconds; or dead after
    ``outbox_max_attempts`` attempts, or at once when the receiver refuses the
@@ -50,6 +55,7 @@ from flask import has_app_context
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -82,6 +88,11 @@ class Kind:
     render: Callable[[OutboxMessage], dict[str, str]]
     audit_tag: AuditTag
     timeout: Callable[[], int]
+    # How a rendered message is sent: (target, fields, timeout) → outcome, with
+    # no transaction open and no app context (a worker thread). Default: POST
+    # the fields to the target. ``result`` is "delivered" or "failed"; a failed
+    # outcome with a 4xx ``status`` (not 408/429) is not retried.
+    send: Callable[[str, dict[str, str], int], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -95,10 +106,6 @@ class _Job:
     fields: dict[str, str] | None = None
     error: str | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
-
-
-def _settings():
-    return current_app.extensions["idp.settings"]
 
 
 def _state() -> Outbox:
@@ -167,7 +174,7 @@ def deliver_due(limit: int = 50) -> list[dict[str, Any]]:
     sendable = [job for job in jobs if job.fields is not None]
     if sendable:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(sendable))) as pool:
-            for job, outcome in zip(sendable, pool.map(_post, sendable), strict=True):
+            for job, outcome in zip(sendable, pool.map(_send, sendable), strict=True):
                 job.outcome = outcome
     for job in jobs:
         if job.fields is None:
@@ -209,6 +216,12 @@ def _claim(limit: int) -> list[_Job]:
     return jobs
 
 
+def _send(job: _Job) -> dict[str, Any]:
+    if job.kind.send is not None:
+        return job.kind.send(job.target, job.fields, job.timeout)
+    return _post(job)
+
+
 def _post(job: _Job) -> dict[str, Any]:
     try:
         response = requests.post(job.target, data=job.fields, timeout=job.timeout,
@@ -230,7 +243,7 @@ def _permanent(outcome: dict[str, Any]) -> bool:
 
 
 def _record_outcomes(jobs: list[_Job]) -> list[dict[str, Any]]:
-    settings = _settings()
+    settings = config.settings()
     now = utcnow()
     results = []
     try:
@@ -360,7 +373,7 @@ def init_app(app: Flask) -> None:
         """A request that queued messages has committed or rolled back by now."""
         if not g.pop("idp_outbox_enqueued", False):
             return
-        mode = app.extensions["idp.settings"].outbox_delivery
+        mode = config.settings().outbox_delivery
         if mode == "thread":
             outbox.wake()
         elif mode == "inline":

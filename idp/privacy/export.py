@@ -19,8 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app
-
+from idp import config
 from idp.access import service as access
 from idp.access import subjects
 from idp.accounts import profile
@@ -77,7 +76,7 @@ class Names:
 
 
 def export(resident: Resident) -> dict[str, Any]:
-    settings = current_app.extensions["idp.settings"]
+    settings = config.settings()
     names = Names()
     data: dict[str, Any] = {
         "format": FORMAT,

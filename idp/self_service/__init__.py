@@ -12,7 +12,8 @@ interaction pages (``idp.interaction.views``).
 - ``outbox``   ``/dev/outbox``, the mail a resident is sent, in development.
 
 Every form posts with CSRF (the app's ``CSRFProtect``); state changes only on
-POST. Views parse, call one service, commit, then send mail.
+POST. Views parse and call one service; mail it returns is queued with the
+change (``mail.queue``) and sent by the outbox after the request's commit.
 """
 
 from __future__ import annotations
@@ -22,18 +23,15 @@ from functools import wraps
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
-from flask import current_app
 from flask import g
 from flask import redirect
 from flask import request
 from flask import url_for
-from flask_babel import gettext as _
 
+from idp import config
 from idp.accounts.service import normalise_email
-from idp.errors import error_page
 from idp.extensions import limiter
 from idp.interaction import flow
-from idp.mail import service as mail
 
 bp = Blueprint("account", __name__)
 # Residents read times in Japan time, whatever the page language.
@@ -60,19 +58,8 @@ def resident_required(view):
     return wrapper
 
 
-def send(messages) -> object | None:
-    """Send after the commit; a page explaining the failure if the mail server refused."""
-    try:
-        mail.send_all([m for m in messages if m is not None])
-    except mail.MailError:
-        return error_page(503, _("The email could not be sent"),
-                          _("Please try again in a few minutes. If it keeps failing, contact "
-                            "the consortium's help desk."))
-    return None
-
-
 def _mail_limit() -> str:
-    return current_app.extensions["idp.settings"].account_mail_limit
+    return config.settings().account_mail_limit
 
 
 def _target_address() -> str:

@@ -84,7 +84,6 @@ def consents():
               "error")
         return _render_consents(400)
     name = consent.client.name
-    db.session.commit()
     flash(_("Your consent for %(service)s has been withdrawn. The service can no longer "
             "receive your information, and will ask for your consent again if you use it.",
             service=name), "success")
@@ -119,7 +118,6 @@ def export():
     resident = g.resident
     data = export_data(resident)
     record(AuditTag.DATA_EXPORT, resident_id=resident.id)
-    db.session.commit()
     return _json_download(data, f"machi-id-{resident.id}-{utcnow():%Y%m%d}.json")
 
 

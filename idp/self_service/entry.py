@@ -18,11 +18,11 @@ from idp.accounts.service import ResidentError
 from idp.clients.models import Client
 from idp.extensions import db
 from idp.interaction import flow
+from idp.mail import service as mail
 from idp.self_service import bp
 from idp.self_service import forms
 from idp.self_service import limit_by_address
 from idp.self_service import limit_by_target
-from idp.self_service import send
 from idp.terms import service as terms_service
 
 CLAUSES = ("agree_provision", "agree_collection", "agree_terms")
@@ -58,8 +58,8 @@ def register():
         return render_template("account/register.html", email=forms.value(request.form, "email"),
                                errors=errors, interaction_id=uid), 400
     message = registration.request_registration(email, _locale(), uid)
-    db.session.commit()
-    return send([message]) or render_template(
+    mail.queue([message])
+    return render_template(
         "account/mail_sent.html", email=email, kind="register",
         hours=links.ttl(links.REGISTER) // 3600)
 
@@ -117,8 +117,7 @@ def register_complete():
     row = flow.sign_in(resident)
     if invitation.interaction and flow.load_interaction(invitation.interaction):
         flow.mark_logged_in(invitation.interaction, row)
-    db.session.commit()
-    send([registration.welcome(resident)])  # the ID exists either way; the page shows it
+    mail.queue([registration.welcome(resident)])
     return redirect(url_for("account.register_done", interaction=invitation.interaction))
 
 
@@ -157,8 +156,8 @@ def verify_email():
         return render_template("account/notice.html", title=_("This address cannot be used"),
                                message=_("Another consortium ID uses this address now. Your "
                                          "address was not changed."), status="error"), 409
-    db.session.commit()
-    return send(messages) or render_template(
+    mail.queue(messages)
+    return render_template(
         "account/notice.html", title=_("Your email address is verified"),
         message=_("%(address)s is now the verified address of your consortium ID.",
                   address=payload["e"]),
@@ -179,8 +178,8 @@ def reset_request():
         return render_template("account/reset_request.html",
                                email=forms.value(request.form, "email"), errors=errors), 400
     message = recovery.request_reset(email, _locale())
-    db.session.commit()
-    return send([message]) or render_template(
+    mail.queue([message])
+    return render_template(
         "account/mail_sent.html", email=email, kind="reset",
         minutes=links.ttl(links.RESET_PASSWORD) // 60)
 
@@ -202,8 +201,8 @@ def reset_confirm():
         message = recovery.reset_password(resident, payload, password)
     except links.LinkError as error:
         return link_problem(error.reason, links.RESET_PASSWORD)
-    db.session.commit()
-    return send([message]) or render_template(
+    mail.queue([message])
+    return render_template(
         "account/notice.html", title=_("Your password has been changed"),
         message=_("You have been signed out everywhere, and services you use will need you to "
                   "sign in again. Sign in with your new password."),

@@ -19,13 +19,13 @@ from idp.accounts import totp
 from idp.accounts.service import ResidentError
 from idp.extensions import db
 from idp.interaction import flow
+from idp.mail import service as mail
 from idp.privacy import deletion
 from idp.security import totp as otp
 from idp.self_service import bp
 from idp.self_service import forms
 from idp.self_service import limit_by_resident
 from idp.self_service import resident_required
-from idp.self_service import send
 from idp.terms import service as terms_service
 
 TOTP_SETUP = "totp_setup"
@@ -57,7 +57,6 @@ def profile():
         return render_template("account/profile.html",
                                values=forms.typed_values(request.form), errors=errors), 400
     changed = profile_service.update_profile(resident, parsed)
-    db.session.commit()
     flash(_("Your registered information has been saved. Services receive the new "
             "information the next time they ask for it.") if changed
           else _("Nothing was changed."), "success")
@@ -87,10 +86,7 @@ def email():
         return render_template("account/email.html", resident=resident,
                                new_email=forms.value(request.form, "new_email"),
                                errors=errors), 400
-    db.session.commit()
-    failed = send([message])
-    if failed:
-        return failed
+    mail.queue([message])
     flash(_("We have sent a link to %(address)s. Your address changes when you open it.",
             address=new_email), "success")
     return redirect(url_for("account.overview"), 303)
@@ -106,9 +102,7 @@ def email_resend():
     if address is None:
         flash(_("Your email address is already verified."), "info")
         return redirect(url_for("account.overview"), 303)
-    failed = send([profile_service.verification_mail(resident, address)])
-    if failed:
-        return failed
+    mail.queue([profile_service.verification_mail(resident, address)])
     flash(_("We have sent a link to %(address)s.", address=address), "success")
     return redirect(url_for("account.overview"), 303)
 
@@ -118,7 +112,6 @@ def email_resend():
 def email_cancel():
     """Give up a pending change of address (its link stops working)."""
     profile_service.cancel_email_change(g.resident)
-    db.session.commit()
     flash(_("The change of email address was cancelled."), "success")
     return redirect(url_for("account.overview"), 303)
 
@@ -143,10 +136,7 @@ def password():
     if errors:
         db.session.rollback()
         return render_template("account/password.html", errors=errors), 400
-    db.session.commit()
-    failed = send([message])
-    if failed:
-        return failed
+    mail.queue([message])
     flash(_("Your password has been changed. You have been signed out on your other "
             "devices."), "success")
     return redirect(url_for("account.overview"), 303)
@@ -199,7 +189,6 @@ def totp_setup():
                                           "phone and enter the code now shown.")}}
         return _render_setup(resident, message.get(error.reason, {}), 400)
     session.pop(TOTP_SETUP, None)
-    db.session.commit()
     return render_template("account/recovery_codes.html", codes=codes, new=True)
 
 
@@ -214,7 +203,6 @@ def totp_disable():
         db.session.rollback()
         flash(_("The password is not correct. Two-step verification is still on."), "error")
         return redirect(url_for("account.security"), 303)
-    db.session.commit()
     flash(_("Two-step verification is off."), "success")
     return redirect(url_for("account.security"), 303)
 
@@ -230,7 +218,6 @@ def recovery_codes():
         db.session.rollback()
         flash(_("The password is not correct. Your recovery codes were not changed."), "error")
         return redirect(url_for("account.security"), 303)
-    db.session.commit()
     return render_template("account/recovery_codes.html", codes=codes, new=False)
 
 
@@ -249,9 +236,8 @@ def delete():
         db.session.rollback()
         return render_template("account/delete.html",
                                error=_("The password is not correct. Nothing was deleted.")), 400
-    db.session.commit()
     flow.sign_out()  # the session row is gone; drop the cookie's content too
-    send([goodbye])  # the deletion stands even if the notice cannot be sent
+    mail.queue([goodbye])
     return render_template(
         "account/notice.html", title=_("Your consortium ID has been deleted"),
         message=_("Your registered information, consents and history have been deleted, and "

@@ -18,12 +18,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import String
 from sqlalchemy import func
 from sqlalchemy import literal
 from sqlalchemy import select
 
+from idp import config
 from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -53,10 +53,6 @@ class Terms:
         return self.summary_en if locale == "en" and self.summary_en else self.summary
 
 
-def _settings():
-    return current_app.extensions["idp.settings"]
-
-
 def _newest(*columns, now: dt.datetime | None = None):
     """The newest published version whose ``effective_at`` has come (a SELECT of ``columns``)."""
     return (
@@ -70,7 +66,7 @@ def _newest(*columns, now: dt.datetime | None = None):
 def current(now: dt.datetime | None = None) -> Terms:
     row = db.session.scalar(_newest(TermsVersion, now=now))
     if row is None:
-        settings = _settings()
+        settings = config.settings()
         return Terms(version=settings.terms_version, url=settings.terms_url)
     return Terms(version=row.version, url=row.url, summary=row.summary,
                  summary_en=row.summary_en, effective_at=row.effective_at)
@@ -84,7 +80,7 @@ def current_version_sql(now: dt.datetime | None = None):
     """``current_version()`` as an SQL expression, for a query that checks a consent
     against the terms in force without a statement of its own."""
     return func.coalesce(_newest(TermsVersion.version, now=now).scalar_subquery(),
-                         literal(_settings().terms_version, String(40)))
+                         literal(config.settings().terms_version, String(40)))
 
 
 def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en: str = "",

@@ -10,10 +10,19 @@ import socketserver
 import threading
 
 import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
 
+from idp.db import utcnow
+from idp.extensions import db
 from idp.mail import service as mail
+from idp.outbox.models import OutboxMessage
+from tests.conftest import flush_outbox
 from tests.flows.account_helpers import outbox
 from tests.flows.account_helpers import post_form
+from tests.flows.admin_helpers import AdminBrowser
+from tests.flows.admin_helpers import enrolled_admin
+from tests.flows.admin_helpers import events
 
 
 class SMTPHandler(socketserver.StreamRequestHandler):
@@ -100,12 +109,31 @@ def test_network_server_without_starttls_is_refused(app, smtp_server):
     assert server.messages == []
 
 
-@pytest.mark.parametrize("settings_overrides", [{"smtp_url": "smtp://127.0.0.1:1"}])
-def test_unreachable_server_is_explained_not_hidden(client, settings_overrides):
-    """Test that a mail server that cannot be reached gives a 503 page, not a silent success."""
-    response = post_form(client, "/register", {"email": "taro@example.jp"})
-    assert response.status_code == 503
-    assert "メールを送信できませんでした" in response.text
+@pytest.mark.parametrize("settings_overrides", [{"smtp_url": "smtp://127.0.0.1:1",
+                                                 "outbox_max_attempts": 2}])
+def test_unreachable_server_is_retried_then_shown_not_hidden(client, settings_overrides):
+    """Test that mail to a mail server that cannot be reached is not lost: the request is
+    answered (mail goes through the outbox after the commit), the send is retried after
+    its backoff, and the last failure is a dead letter on the console's outbox page."""
+    with freeze_time(utcnow()) as clock:
+        response = post_form(client, "/register", {"email": "taro@example.jp"})
+        assert response.status_code == 200
+        db.session.rollback()
+        (row,) = db.session.scalars(select(OutboxMessage))
+        assert (row.kind, row.status, row.attempts) == ("mail", "pending", 1)
+        assert row.target == "mail:example.jp"
+        assert row.last_error == "the mail server refused or could not be reached"
+        clock.tick(31)
+        assert flush_outbox()[0]["result"] == "failed"
+    db.session.rollback()
+    row = db.session.get(OutboxMessage, row.id)
+    assert (row.status, row.attempts) == ("dead", 2)
+    assert events("mail:delivery")[-1].data["dead"] is True
+    admin = AdminBrowser(client.application.test_client(), enrolled_admin())
+    admin.login()
+    page = admin.client.get("/admin/outbox")
+    assert "mail:example.jp" in page.text and "could not be reached" in page.text
+    assert "taro@example.jp" not in page.text
 
 
 def test_outbox_lists_and_shows_messages(client):

@@ -31,7 +31,6 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import g
 from flask import redirect
@@ -46,14 +45,11 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.errors import error_page
 from idp.errors import form_expired
+from idp.extensions import commit_on_error
 from idp.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 COOKIE = "machi_id_admin"
-
-
-def settings():
-    return current_app.extensions["idp.settings"]
 
 
 @bp.before_request
@@ -92,14 +88,11 @@ def admin_context():
 
 @bp.after_request
 def keep_form_tokens(response):
-    """Form tokens made while rendering the page are rows: keep them.
-
-    Views end their own transaction (``done`` commits, ``refused`` rolls
-    back) before rendering, so only the tokens are left to commit. A failed
-    request (5xx) commits nothing.
-    """
+    """Form tokens made while rendering the page are rows: keep them, also on a
+    4xx page. The request's unit of work (``idp.extensions``) commits after this hook;
+    a failed request (5xx) commits nothing."""
     if g.get("admin_session") is not None and response.status_code < 500:
-        db.session.commit()
+        commit_on_error()
     return response
 
 
@@ -108,7 +101,7 @@ def csrf_failed(error: CSRFError):
     """A post without a valid CSRF token (forged, or a page left open too long)."""
     db.session.rollback()
     record(AuditTag.ADMIN_FORM_REJECTED, reason="csrf", path=request.path[:200])
-    db.session.commit()
+    commit_on_error()
     return form_expired()
 
 
@@ -133,6 +126,8 @@ def admin_required(view):
             target = request.full_path.rstrip("?") if request.method == "GET" else None
             return redirect(url_for("admin.login", next=target), 303)
         auth.touch(row)
+        # Its own transaction: the activity counts even when the action is then
+        # refused and rolled back (``refused``).
         db.session.commit()
         return view(*args, **kwargs)
 
@@ -157,7 +152,7 @@ def action(fresh: bool = False, once: bool = True):
                     db.session.rollback()
                     record(AuditTag.ADMIN_FORM_REJECTED, reason=problem,
                            path=request.path[:200])
-                    db.session.commit()
+                    commit_on_error()
                     if problem == "replayed":
                         return error_page(409, _("This form was already sent"),
                                           _("Nothing was changed again. Reload the page to see "
@@ -171,17 +166,17 @@ def action(fresh: bool = False, once: bool = True):
 
 
 def refused(what: str, error: Exception, back: str, **ids):
-    """Roll the action back, audit the refusal and say why."""
+    """Roll the action back, audit the refusal and say why (the request's unit of work
+    commits the refusal's audit record with the redirect)."""
     db.session.rollback()
     record(AuditTag.ADMIN_REFUSED, action=what, reason=str(error)[:300], **ids)
-    db.session.commit()
     flash(_("Not done: %(reason)s", reason=str(error)), "error")
     return redirect(back, 303)
 
 
 def done(message: str, back: str):
-    """Commit the action (and send any back-channel logouts after it), then go back."""
-    db.session.commit()
+    """Go back; the request's unit of work commits the action with the redirect (and the
+    outbox then sends any back-channel logouts)."""
     flash(message, "success")
     return redirect(back, 303)
 

@@ -18,6 +18,7 @@ from idp.admin.views import refused
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.kiosk import service as kiosk_service
 from idp.security.algorithms import SIGNING_ALGS
@@ -108,7 +109,6 @@ def client_create():
                                method=method or "", alg=alg or "", jwks=raw_jwks,
                                company_id=company_id, error=str(error),
                                **_form_context()), 400
-    db.session.commit()
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=True)
 
@@ -116,7 +116,7 @@ def client_create():
 def clients_refusal(what: str, error: Exception, **ids) -> None:
     """Audit a refused action whose page is shown again (the form keeps its input)."""
     record(AuditTag.ADMIN_REFUSED, action=what, reason=str(error)[:300], **ids)
-    db.session.commit()
+    commit_on_error()
 
 
 @bp.get("/clients/<client_id>")
@@ -158,7 +158,6 @@ def client_rotate(client_id: str):
             client_id, revoke_tokens=request.form.get("revoke_tokens") == "yes", actor="admin")
     except clients.ClientError as error:
         return refused("client:rotate_secret", error, back, client_id=client_id[:40])
-    db.session.commit()
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=False)
 
@@ -204,7 +203,6 @@ def kiosk_create():
     except clients.ClientError as error:
         return refused("kiosk:create", error, url_for("admin.kiosks"),
                        company_id=company_id[:16])
-    db.session.commit()
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=True)
 

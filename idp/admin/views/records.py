@@ -63,8 +63,8 @@ def audit_export():
     filters, error = _filters(request.form)
     if error is not None:
         return refused("audit:export", ValueError(error), url_for("admin.audit"))
+    # Committed by the request's unit of work before the first line is streamed.
     record(AuditTag.AUDIT_EXPORT, format="csv", filters=filters.as_dict())
-    db.session.commit()
     stamp = stats.today().isoformat()
     return Response(stream_with_context(audit_query.csv_lines(filters)),
                     mimetype="text/csv; charset=utf-8",
@@ -91,7 +91,6 @@ def audit_verify():
            head_digest=result.head_digest,
            first_break=result.first_break.as_dict() if result.first_break else None,
            guard_installed=result.guard_installed)
-    db.session.commit()
     return render_template("admin/audit_verify.html", result=result)
 
 
@@ -143,7 +142,6 @@ def report_download():
         return refused("report:usage", error, url_for("admin.reports_page"))
     record(AuditTag.REPORT_USAGE, company_id=report["company"]["id"], format=fmt,
            period=report["period"])
-    db.session.commit()
     name = f"machi-id-usage-{report['company']['id']}-{first.isoformat()}-{last.isoformat()}"
     if fmt == "json":
         body, mimetype = json.dumps(report, ensure_ascii=False, indent=2), "application/json"

@@ -10,20 +10,21 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
+from idp import config
 from idp.admin import auth
 from idp.admin import service
 from idp.admin.views import COOKIE
 from idp.admin.views import admin_required
 from idp.admin.views import bp
 from idp.admin.views import safe_return
-from idp.admin.views import settings
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.security import totp
 
 
 def _login_limit() -> str:
-    return settings().admin_login_limit
+    return config.settings().admin_login_limit
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -40,7 +41,7 @@ def login():
         admin = auth.sign_in(email, request.form.get("password", ""),
                              request.form.get("code", ""))
     except auth.AuthError:
-        db.session.commit()  # keep the audit record of the failure (its reason says which)
+        commit_on_error()  # keep the audit record of the failure (its reason says which)
         # One answer for every failure, whatever the reason: a different one for
         # "right password, no code" confirmed a guessed password and left the
         # second factor as the only barrier (OWASP Authentication Cheat Sheet,
@@ -52,9 +53,8 @@ def login():
     if g.get("admin_session") is not None:
         auth.end_session(g.admin_session)  # one browser, one console session
     sid = auth.start_session(admin)
-    db.session.commit()
     response = redirect(next_url, 303)
-    response.set_cookie(COOKIE, sid, httponly=True, secure=settings().secure_cookies,
+    response.set_cookie(COOKIE, sid, httponly=True, secure=config.settings().secure_cookies,
                         samesite="Strict", path="/admin")
     return response
 
@@ -64,11 +64,10 @@ def login():
 def logout():
     """End the console session (the resident's session, if any, is not touched)."""
     auth.end_session(g.admin_session)
-    db.session.commit()
     g.admin_session = None
     response = redirect(url_for("admin.login"), 303)
     response.delete_cookie(COOKIE, path="/admin", samesite="Strict",
-                           secure=settings().secure_cookies, httponly=True)
+                           secure=config.settings().secure_cookies, httponly=True)
     return response
 
 
@@ -83,16 +82,15 @@ def reauth():
         auth.reauthenticate(g.admin_session, request.form.get("password", ""),
                             request.form.get("code", ""))
     except auth.AuthError as error:
-        db.session.commit()
+        commit_on_error()  # the failure counts towards the lock
         message = {
             "replayed_code": _("This code was already used. Wait for the next code."),
             "missing_credentials": _("Enter your password or a code."),
             "locked": _("Too many failures: try again in 15 minutes."),
         }.get(error.reason, _("That was not correct."))
         return render_template("admin/reauth.html", error=message, next_url=next_url), 401
-    db.session.commit()
     flash(_("Confirmed. You can go on for the next %(minutes)s minutes.",
-            minutes=max(1, settings().admin_reauth_window // 60)), "success")
+            minutes=max(1, config.settings().admin_reauth_window // 60)), "success")
     return redirect(next_url, 303)
 
 
@@ -115,7 +113,6 @@ def enrol():
             db.session.rollback()
             error = str(exc)
         else:
-            db.session.commit()
             flash(_("Your account is ready. Sign in with your password and a code."), "success")
             return redirect(url_for("admin.login"), 303)
     uri = totp.provisioning_uri(admin.totp_secret, admin.email, "Machi ID admin")

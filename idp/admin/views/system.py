@@ -10,6 +10,7 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
+from idp import config
 from idp.admin import service as admins
 from idp.admin import stats
 from idp.admin.views import action
@@ -17,8 +18,6 @@ from idp.admin.views import admin_required
 from idp.admin.views import bp
 from idp.admin.views import done
 from idp.admin.views import refused
-from idp.admin.views import settings
-from idp.extensions import db
 from idp.keys import service as keys
 from idp.outbox import service as outbox
 from idp.terms import service as terms
@@ -71,7 +70,7 @@ def terms_publish():
 def keys_page():
     """Every signing key and its state."""
     return render_template("admin/keys.html", keys=keys.describe(),
-                           delay_hours=settings().key_publish_delay // 3600)
+                           delay_hours=config.settings().key_publish_delay // 3600)
 
 
 @bp.post("/keys/rotate")
@@ -142,7 +141,6 @@ def admin_invite():
         admin, token = admins.create_admin(request.form.get("email", ""), actor="admin")
     except admins.AdminError as error:
         return refused("admin:create", error, url_for("admin.admins_page"))
-    db.session.commit()
     return _link_page(admin, token, "invited")
 
 
@@ -158,7 +156,6 @@ def admin_reset(admin_id: str):
         admin, token = admins.reset_admin(admin_id, actor="admin")
     except admins.AdminError as error:
         return refused("admin:reset", error, url_for("admin.admins_page"))
-    db.session.commit()
     return _link_page(admin, token, "reset")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import request
 
 from idp import inputs
-from idp.extensions import db
+from idp.extensions import commit_on_error
 from idp.interaction import flow
 from idp.interaction import pages
 from idp.interaction.views import bp
@@ -32,14 +32,12 @@ def refuse_bad_input(error):
 @inputs.answers_bad_input(refuse_bad_input)
 def authorize():
     """Authorization endpoint (code flow)."""
-    response = flow.authorize(request)
-    db.session.commit()  # the code (and its audit record) may have been issued here
-    return response
+    commit_on_error()  # an error answer keeps its audit record, as a redirect keeps its code
+    return flow.authorize(request)
 
 
 @bp.get("/authorize/continue/<uid>")
 def resume(uid: str):
     """Continue an authorization request after the resident signed in."""
-    response = flow.resume(uid)
-    db.session.commit()  # the code (and its audit record) may have been issued here
-    return response
+    commit_on_error()  # an error page keeps its audit record, as a redirect keeps its code
+    return flow.resume(uid)

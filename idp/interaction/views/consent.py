@@ -12,7 +12,7 @@ from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import display_values
 from idp.consent.items import items_for
-from idp.extensions import db
+from idp.extensions import commit_on_error
 from idp.interaction import flow
 from idp.interaction.flow import Pending
 from idp.interaction.views import bp
@@ -30,9 +30,8 @@ def consent(uid: str):
     decision = request.form.get("decision")
     if decision not in ("allow", "deny"):
         return _render_consent(uid, pending, status=400)
-    response = flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"))
-    db.session.commit()
-    return response
+    commit_on_error()  # whatever the answer, the decision and its audit record stand
+    return flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"))
 
 
 def _render_consent(uid: str, pending: Pending, status: int = 200):

@@ -16,7 +16,6 @@ import qrcode.image.svg
 from flask import Blueprint
 from flask import Response
 from flask import abort
-from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -25,11 +24,13 @@ from flask import url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
 from idp.consent.items import items_for
 from idp.errors import error_page
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import flow
@@ -40,7 +41,7 @@ bp = Blueprint("device", __name__)
 
 
 def _attempts() -> str:
-    return current_app.extensions["idp.settings"].user_code_attempts
+    return config.settings().user_code_attempts
 
 
 def _browser_key() -> str:
@@ -66,7 +67,7 @@ def enter_code():
     row = device_flow.find_by_user_code(value)
     if row is None:
         record(AuditTag.USER_CODE_FAILURE)
-        db.session.commit()
+        commit_on_error()  # the failure's audit record stays
         return render_template("device.html", user_code=value[:32],
                                error=_("This code is not valid or has expired. Check the code "
                                        "on the screen and try again.")), 400
@@ -108,7 +109,6 @@ def confirm():
             device_flow.decide(row, resident, decision == "allow")
             session.pop("device_code_id", None)
             session.pop("device_user_code", None)
-            db.session.commit()
             return render_template("device_done.html", approved=decision == "allow",
                                    client=client)
     kiosk = kiosk_for(client.id)
@@ -138,7 +138,7 @@ def qr(code: str, fmt: str):
     if normalised is None:
         abort(404)
     target = url_for("device.enter_code", user_code=device_flow.format_user_code(normalised))
-    uri = current_app.extensions["idp.settings"].endpoint(target)
+    uri = config.settings().endpoint(target)
     if fmt == "svg":
         image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, border=2)
         body, mimetype = image.to_string(), "image/svg+xml"

@@ -12,8 +12,10 @@ from flask import request
 from flask import session
 from flask_babel import gettext as _
 
+from idp import config
 from idp.accounts import service as accounts
 from idp.clients.models import Client
+from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import flow
@@ -25,7 +27,7 @@ from idp.security import throttle
 
 
 def _login_address_limit() -> str:
-    return current_app.extensions["idp.settings"].login_address_limit
+    return config.settings().login_address_limit
 
 
 def app_make_response(*args):
@@ -75,7 +77,7 @@ def login():
     if resident is None:
         if email:
             throttle.failed(email)
-        db.session.commit()  # keep the audit record of the failure
+        commit_on_error()  # keep the audit record of the failure
         return render_template(
             "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
             error=_("The email address or password is incorrect."),

@@ -13,7 +13,6 @@ from flask_babel import gettext as _
 
 from idp.errors import error_page
 from idp.extensions import csrf
-from idp.extensions import db
 from idp.interaction.locale import from_ui_locales
 from idp.interaction.views import bp
 from idp.oauth.oidc import EndSessionRefused
@@ -44,5 +43,4 @@ def logout():
         csrf.protect()  # the app's CSRF check; a failure is answered by idp.errors
     response = server.create_endpoint_response("end_session", end)
     session.clear()
-    db.session.commit()
     return response or render_template("logged_out.html")

@@ -11,7 +11,7 @@ from flask import url_for
 from flask_babel import gettext as _
 
 from idp.accounts import totp
-from idp.extensions import db
+from idp.extensions import commit_on_error
 from idp.interaction import signin
 from idp.interaction.views import bp
 from idp.interaction.views.login import safe_next
@@ -34,7 +34,7 @@ def second_factor():
     try:
         method = totp.verify_sign_in(resident, request.form.get("code", "")[:MAX_INPUT])
     except totp.TotpError as error:
-        db.session.commit()  # keep the failure's audit record: it counts towards the limit
+        commit_on_error()  # keep the failure's audit record: it counts towards the limit
         messages = {
             "locked": _("Too many wrong codes. Wait 15 minutes and try again."),
             "replayed": _("This code has already been used. Wait for the next code."),

@@ -16,7 +16,6 @@ from flask_babel import gettext as _
 from idp.access import service as access
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
-from idp.extensions import db
 from idp.interaction import flow
 from idp.interaction.views import bp
 from idp.interaction.views.login import safe_next
@@ -52,7 +51,6 @@ def terms():
         # resident ends, and the services they signed in to are told.
         access.end_sessions(resident, "terms_declined")
         flow.sign_out()
-        db.session.commit()
         return response or render_template(
             "account/notice.html", title=_("You have signed out"),
             message=_("You cannot use your consortium ID without agreeing to the current terms "
@@ -67,7 +65,6 @@ def terms():
         context["error"] = _("The terms of use were updated while this page was open. Please "
                              "read the current version.")
         return render_template("account/terms.html", **context), 409
-    db.session.commit()
     if uid:
         return redirect(url_for("interaction.resume", uid=uid))
     return redirect(next_url or url_for("account.overview"))
