@@ -24,14 +24,9 @@ from idp.clients.models import Company
 from idp.extensions import db
 from idp.keys.models import SigningKey
 from tests import factories
-from tests import test_cli
-from tests.audit_guard import lifted
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-
-# The `idp` command against the test database (fixtures of tests/test_cli.py).
-built_apps = test_cli.built_apps
-cli = test_cli.cli
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.audit_guard import lifted
 
 
 def as_json(result) -> dict:

@@ -13,7 +13,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.extensions import db
 from tests import factories
-from tests.flows.helpers import redeem
+from tests.helpers.oauth import redeem
 
 FLOW_TAGS = ["resident:login:success", "consent:grant", "oauth:code:issue", "oauth:token:issue",
              "oauth:claims:release"]

@@ -1,7 +1,7 @@
 """The tamper-evident audit trail: hash chain, database guard, verification, concurrency.
 
 Tampering is simulated the way an intruder with DDL rights would do it: the
-append-only triggers are dropped for the transaction (``tests.audit_guard.
+append-only triggers are dropped for the transaction (``tests.helpers.audit_guard.
 lifted``), a row is changed with raw SQL, and the triggers are put back.
 The chain must then name the first broken link.
 """
@@ -37,12 +37,16 @@ from idp.cli.db import alembic_config
 from idp.config import Settings
 from idp.extensions import db
 from tests import factories
-from tests.audit_guard import lifted
-from tests.conftest import PG_URL
-from tests.conftest import TEST_SETTINGS
-from tests.flows.helpers import tokens_for
+from tests.helpers.app import PG_URL
+from tests.helpers.app import TEST_SETTINGS
+from tests.helpers.audit_guard import lifted
+from tests.helpers.oauth import tokens_for
 
 MIGRATION = "5926268e5fd0"
+
+# Tampering goes through a connection of its own (db.engine.begin(), the guard lifted on
+# it), and two tests append from worker threads: real commits, not a rolled-back transaction.
+pytestmark = pytest.mark.commits
 
 
 def write_events(n: int = 5) -> list[AuditEvent]:

@@ -19,12 +19,12 @@ from idp.admin.models import AdminSession
 from idp.db import utcnow
 from idp.extensions import db
 from tests import factories
-from tests.flows.admin_helpers import ADMIN_EMAIL
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-from tests.flows.admin_helpers import hidden
-from tests.flows.admin_helpers import next_step
+from tests.helpers.admin import ADMIN_EMAIL
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.admin import hidden
+from tests.helpers.admin import next_step
 
 
 def failures() -> list[str]:

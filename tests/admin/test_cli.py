@@ -13,13 +13,10 @@ import json
 import sqlite3
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy import text
 
-import idp
 from idp.accounts.models import Resident
-from idp.cli import main
 from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.db import utcnow
@@ -27,54 +24,9 @@ from idp.extensions import db
 from idp.keys import service as keys
 from idp.keys.models import SigningKey
 from idp.oauth.tokens import by_access_token
-from tests.conftest import count
 from tests.factories import Browser
-
-BASE_ENV = {
-    "IDP_ENVIRONMENT": "test",
-    "IDP_ISSUER": "http://localhost",
-    "IDP_LOG_LEVEL": "WARNING",
-    "IDP_ARGON2_TIME_COST": "1",
-    "IDP_ARGON2_MEMORY_COST": "1024",
-    "IDP_ARGON2_PARALLELISM": "1",
-    "IDP_KEY_PUBLISH_DELAY": "3600",
-}
-
-
-@pytest.fixture
-def built_apps(monkeypatch):
-    """Record the apps the commands build, and close their connection pools afterwards."""
-    apps = []
-    real = idp.create_app
-
-    def recording(*args, **kwargs):
-        app = real(*args, **kwargs)
-        apps.append(app)
-        return app
-
-    monkeypatch.setattr(idp, "create_app", recording)
-    yield apps
-    for app in apps:
-        with app.app_context():
-            db.engine.dispose()
-
-
-def run(database_url: str, *args: str):
-    return CliRunner().invoke(main, list(args), env={**BASE_ENV,
-                                                     "IDP_DATABASE_URL": database_url})
-
-
-@pytest.fixture
-def cli(app, migrated, built_apps):
-    """`idp ARGS...` against the test database; the test's transaction ends first."""
-
-    def invoke(*args: str):
-        db.session.commit()
-        result = run(migrated, *args)
-        db.session.expire_all()
-        return result
-
-    return invoke
+from tests.helpers.app import count
+from tests.helpers.cli import run
 
 
 def one_json_object(result) -> dict:

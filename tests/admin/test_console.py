@@ -22,13 +22,13 @@ from idp.keys.models import SigningKey
 from idp.kiosk import service as kiosks
 from idp.terms import service as terms
 from tests import factories
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-from tests.flows.admin_helpers import hidden
-from tests.flows.admin_helpers import next_step
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.admin import hidden
+from tests.helpers.admin import next_step
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.kiosk.models import TouchEvent
 from tests import factories
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.helpers import tokens_for
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.oauth import tokens_for
 
 JST = dt.timezone(dt.timedelta(hours=9))
 

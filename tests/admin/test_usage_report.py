@@ -18,12 +18,12 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-from tests.flows.helpers import ResidentBrowser
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.oauth import ResidentBrowser
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from idp.extensions import db
 from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
-from tests.live import serve
+from tests.helpers.live import serve
 
 PARALLEL = 20
 
@@ -116,8 +116,8 @@ def _isolated(fn, i):
 def test_parallel_device_polls_after_approval_issue_tokens_once(app, client, migrated):
     """Test that 20 parallel polls of an approved device code yield tokens exactly once."""
     from idp.kiosk import service as kiosks
-    from tests.flows.test_device_flow import approve
-    from tests.flows.test_device_flow import authorize
+    from tests.helpers.device import approve
+    from tests.helpers.device import authorize
 
     factories.resident()
     company = factories.company("C社")

@@ -16,7 +16,8 @@ import requests
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
-from tests.live import serve
+from tests.factories import csrf
+from tests.helpers.live import serve
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -31,9 +32,6 @@ def live(app, migrated):
     with serve(migrated, device_poll_interval=1) as base:
         yield base, client_id, secret
 
-
-def csrf(html):
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
 
 
 def phone_approves(base, verification_uri_complete):

@@ -17,7 +17,8 @@ from requests_oauthlib import OAuth2Session
 
 from idp.extensions import db
 from tests import factories
-from tests.live import serve
+from tests.factories import csrf
+from tests.helpers.live import serve
 
 
 @pytest.fixture
@@ -31,9 +32,6 @@ def live(app, migrated, monkeypatch):
     with serve(migrated) as base:
         yield base, rp
 
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
 
 
 def browse_to_callback(browser: requests.Session, url: str) -> str:

@@ -32,7 +32,7 @@ from idp import create_app
 from idp.cli.db import alembic_config
 from idp.config import Settings
 from idp.keys import service as keys
-from tests.conftest import TEST_SETTINGS
+from tests.helpers.app import TEST_SETTINGS
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 pg_only = pytest.mark.skipif(not PG_BIN, reason="needs PostgreSQL server binaries")

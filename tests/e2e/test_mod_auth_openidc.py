@@ -1,6 +1,6 @@
 """Apache httpd with mod_auth_openidc (Debian's packages) as a relying party nobody here wrote.
 
-The IdP is served on a loopback port (tests.live); Apache runs as this test's own
+The IdP is served on a loopback port (tests.helpers.live); Apache runs as this test's own
 foreground process (``apache2 -X -f <tmp>/httpd.conf``, never the system service)
 with mod_auth_openidc on its defaults: ``OIDCScope "openid profile email"``,
 client_secret_basic, a server-side session cache. A ``requests`` session plays the
@@ -38,7 +38,8 @@ from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.extensions import db
 from tests import factories
-from tests.live import serve
+from tests.factories import csrf
+from tests.helpers.live import serve
 
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
@@ -163,11 +164,6 @@ def wait_until_listening(port: int, process: subprocess.Popen, server: Apache) -
                 process.wait(timeout=0.05)  # a short pause that also notices an exit
     pytest.fail(f"apache2 did not start listening\n{server.log()}")
 
-
-def csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, html
-    return match.group(1)
 
 
 def hidden_fields(html: str) -> list[tuple[str, str]]:

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from idp import create_app
-from tests.conftest import TEST_SETTINGS
 from tests.factories import csrf
+from tests.helpers.app import TEST_SETTINGS
 
 # CI runs the SQLite and PostgreSQL suites side by side: one Redis database each.
 REDIS_URL = "redis://127.0.0.1:6379/" + ("14" if os.environ.get("IDP_TEST_DATABASE_URL") else "15")

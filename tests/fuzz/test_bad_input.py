@@ -22,8 +22,8 @@ from idp.keys.models import SigningKey
 from idp.kiosk import service as kiosks
 from idp.oauth.models import Token
 from tests import factories
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from idp.extensions import db
 from tests import factories
 from tests.factories import csrf
-from tests.flows.admin_helpers import enrolled_admin
+from tests.helpers.admin import enrolled_admin
 
 EXAMPLES = 120
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

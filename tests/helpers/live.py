@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from werkzeug.serving import make_server
 
 from idp import create_app
-from tests.conftest import TEST_SETTINGS
+from tests.helpers.app import TEST_SETTINGS
 
 
 class _Dispatch:

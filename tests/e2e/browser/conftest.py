@@ -2,7 +2,7 @@
 
 The browser is never downloaded: it is the system's ``/usr/bin/chromium``
 (``apt-get install -y chromium``). The IdP is served on a loopback port
-(``tests.live.serve``); the demo relying party (``demo.relying_party``) on
+(``tests.helpers.live.serve``); the demo relying party (``demo.relying_party``) on
 another one. Every page a test passes through is saved as
 ``artifacts/screenshots/<test-name>/NN-name.png`` (CI keeps that folder).
 """
@@ -21,10 +21,10 @@ from werkzeug.serving import make_server
 
 from idp.extensions import db
 from tests import factories
-from tests.live import serve
+from tests.helpers.live import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,4 @@
-"""axe-core (npm, tests/browser/package.json) on the pages residents and admins see.
+"""axe-core (npm, tests/e2e/browser/package.json) on the pages residents and admins see.
 
 The app's Content-Security-Policy forbids inline scripts, so axe runs in a context
 created with ``bypass_csp=True`` (for these checks only; the story tests keep the CSP).
@@ -16,14 +16,14 @@ import requests
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
-from tests.browser.conftest import AXE
-from tests.browser.conftest import ROOT
-from tests.browser.conftest import axe_run
-from tests.browser.conftest import sign_in
-from tests.flows.admin_helpers import enrolled_admin
+from tests.e2e.browser.conftest import AXE
+from tests.e2e.browser.conftest import ROOT
+from tests.e2e.browser.conftest import axe_run
+from tests.e2e.browser.conftest import sign_in
+from tests.helpers.admin import enrolled_admin
 
 pytestmark = pytest.mark.skipif(not AXE.exists(), reason=(
-    "axe-core is not installed: npm ci --prefix tests/browser"))
+    "axe-core is not installed: npm ci --prefix tests/e2e/browser"))
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])

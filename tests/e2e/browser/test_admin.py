@@ -6,8 +6,8 @@ import re
 
 from idp.extensions import db
 from tests import factories
-from tests.browser.conftest import sign_in
-from tests.flows.admin_helpers import enrolled_admin
+from tests.e2e.browser.conftest import sign_in
+from tests.helpers.admin import enrolled_admin
 
 
 def test_admin_revokes_the_demo_client_and_its_userinfo_call_fails(page, new_page, shot,

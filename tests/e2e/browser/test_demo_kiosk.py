@@ -7,8 +7,8 @@ import re
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
-from tests.browser.conftest import serve_wsgi
-from tests.browser.conftest import sign_in
+from tests.e2e.browser.conftest import serve_wsgi
+from tests.e2e.browser.conftest import sign_in
 
 
 def test_demo_kiosk_page(app, idp, phone, new_page, shot):

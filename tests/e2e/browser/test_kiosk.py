@@ -11,7 +11,7 @@ import requests
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
-from tests.browser.conftest import sign_in
+from tests.e2e.browser.conftest import sign_in
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from tests import factories
-from tests.browser.conftest import claims_shown
-from tests.browser.conftest import sign_in
+from tests.e2e.browser.conftest import claims_shown
+from tests.e2e.browser.conftest import sign_in
 
 EMAIL = "taro@example.jp"
 PASSWORD = "sapporo-odori-2026"

@@ -6,8 +6,8 @@ import re
 
 from idp.extensions import db
 from tests import factories
-from tests.browser.conftest import claims_shown
-from tests.browser.conftest import sign_in
+from tests.e2e.browser.conftest import claims_shown
+from tests.e2e.browser.conftest import sign_in
 
 # What the demo app shows for a resident who agreed to every item (personal claims only).
 EVERYTHING = {"sub", "name", "family_name", "given_name", "family_name#ja-Kana-JP",
@@ -115,7 +115,7 @@ def test_consent_by_keyboard_alone(page, shot, demo_rp):
 def test_two_companies_see_different_subjects(page, shot, app, idp, demo_rp):
     """Test the demo's point: A社 and B社 get different pairwise subjects for one resident."""
     from demo.relying_party import create_app as create_rp
-    from tests.browser.conftest import serve_wsgi
+    from tests.e2e.browser.conftest import serve_wsgi
 
     factories.resident()
     company_b = factories.company("B社")

@@ -20,16 +20,16 @@ from idp.kiosk.models import TouchEvent
 from idp.oauth.models import PairwiseSubject
 from idp.oauth.models import Token
 from tests import factories
-from tests.flows.account_helpers import Inputs
-from tests.flows.account_helpers import mails_to
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.account_helpers import tags
-from tests.flows.helpers import introspect
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.accounts import Inputs
+from tests.helpers.accounts import mails_to
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.accounts import tags
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 EMAIL = "hanako@example.jp"
 
@@ -173,7 +173,7 @@ def test_other_residents_are_untouched(client, resident):
     """Test that deleting one resident leaves another's data, tokens and consents alone."""
     rp = factories.rp()
     factories.resident("jiro@example.jp")
-    from tests.flows.helpers import ResidentBrowser
+    from tests.helpers.oauth import ResidentBrowser
 
     jiro_tokens = tokens_for(client, rp, scope="openid email",
                              browser=ResidentBrowser(client, "jiro@example.jp"))

@@ -15,10 +15,10 @@ from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
 from idp.oauth.models import PairwiseSubject
 from tests import factories
-from tests.flows.account_helpers import sign_in
-from tests.flows.account_helpers import tags
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import tokens_for
+from tests.helpers.accounts import sign_in
+from tests.helpers.accounts import tags
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import tokens_for
 
 
 @pytest.fixture

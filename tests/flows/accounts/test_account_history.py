@@ -15,10 +15,10 @@ from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
 from tests import factories
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 
 @pytest.fixture

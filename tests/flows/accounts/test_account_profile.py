@@ -8,12 +8,12 @@ from sqlalchemy import select
 from idp.accounts.models import Resident
 from idp.extensions import db
 from tests import factories
-from tests.flows.account_helpers import Inputs
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.account_helpers import tags
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.accounts import Inputs
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.accounts import tags
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 EMAIL = "hanako@example.jp"
 PROFILE = {"family_name": "札幌", "given_name": "花子", "family_name_kana": "サッポロ",

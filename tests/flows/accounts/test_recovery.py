@@ -16,16 +16,16 @@ from idp.accounts.models import Resident
 from idp.db import utcnow
 from idp.extensions import db
 from tests import factories
-from tests.flows.account_helpers import link_in
-from tests.flows.account_helpers import mails_to
-from tests.flows.account_helpers import outbox
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.account_helpers import tags
-from tests.flows.helpers import introspect
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.accounts import link_in
+from tests.helpers.accounts import mails_to
+from tests.helpers.accounts import outbox
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.accounts import tags
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 EMAIL = "hanako@example.jp"
 NEW_PASSWORD = "new winter password"

@@ -16,13 +16,13 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.terms import service as terms
 from tests import factories
-from tests.conftest import count
-from tests.flows.account_helpers import Inputs
-from tests.flows.account_helpers import link_in
-from tests.flows.account_helpers import mails_to
-from tests.flows.account_helpers import outbox
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import tags
+from tests.helpers.accounts import Inputs
+from tests.helpers.accounts import link_in
+from tests.helpers.accounts import mails_to
+from tests.helpers.accounts import outbox
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import tags
+from tests.helpers.app import count
 
 EMAIL = "taro@example.jp"
 PASSWORD = "sapporo snow festival"

@@ -16,13 +16,13 @@ from idp.accounts.models import Resident
 from idp.db import utcnow
 from idp.extensions import db
 from tests import factories
-from tests.flows.account_helpers import Inputs
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.account_helpers import tags
-from tests.flows.account_helpers import totp_code
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import tokens_for
+from tests.helpers.accounts import Inputs
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.accounts import tags
+from tests.helpers.accounts import totp_code
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import tokens_for
 
 EMAIL = "hanako@example.jp"
 
@@ -305,8 +305,8 @@ def test_new_recovery_codes_replace_the_old_ones(client, enrolled):
 
 def test_password_reset_does_not_switch_totp_off(client, enrolled):
     """Test that after a password reset, sign-in still asks for the code."""
-    from tests.flows.account_helpers import link_in
-    from tests.flows.account_helpers import mails_to
+    from tests.helpers.accounts import link_in
+    from tests.helpers.accounts import mails_to
 
     post_form(client, "/password/reset", {"email": EMAIL})
     link = link_in(mails_to(EMAIL)[-1], "/password/reset/confirm")

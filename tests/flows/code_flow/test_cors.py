@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.flows.helpers import tokens_for
+from tests.helpers.oauth import tokens_for
 
 SPA = "https://spa.example.jp"
 OTHER = "https://other.example.jp"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import userinfo
 
 MACHINE = {"grant_types": ["client_credentials"], "scopes": ["touch_events"]}
 

@@ -14,7 +14,7 @@ from idp.accounts.models import BrowserSession
 from idp.consent.models import Consent
 from idp.db import utcnow
 from tests import factories
-from tests.conftest import count
+from tests.helpers.app import count
 
 ALL_ITEMS = "openid name birth_year gender email postal_code offline_access"
 JA_LABELS = {

@@ -14,11 +14,11 @@ from idp.oauth.models import PairwiseSubject
 from idp.oauth.subjects import per_company_id
 from idp.oauth.subjects import subject_for
 from tests import factories
-from tests.flows.helpers import ResidentBrowser
-from tests.flows.helpers import introspect
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import ResidentBrowser
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 
 def sub_for(client, rp, browser=None, **params) -> str:

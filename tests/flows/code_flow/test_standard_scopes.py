@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from tests import factories
 from tests.factories import Browser
-from tests.flows.helpers import redeem
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import redeem
+from tests.helpers.oauth import userinfo
 
 
 def consent_page(client, rp, scope: str):

@@ -18,7 +18,7 @@ from idp.extensions import db
 from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
-from tests.flows.helpers import jwt_claims
+from tests.helpers.oauth import jwt_claims
 
 
 @pytest.fixture

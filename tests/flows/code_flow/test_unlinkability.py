@@ -71,15 +71,15 @@ from idp.oauth import backchannel
 from idp.oauth.claims import claims_for
 from idp.proofing import service as proofing
 from tests import factories
-from tests.conftest import IsolatedClient
-from tests.conftest import flush_outbox
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.helpers import ResidentBrowser
-from tests.flows.helpers import introspect
-from tests.flows.helpers import redeem
-from tests.flows.helpers import refresh
-from tests.flows.helpers import userinfo
-from tests.flows.test_device_flow import GRANT as DEVICE_GRANT
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.app import IsolatedClient
+from tests.helpers.app import flush_outbox
+from tests.helpers.device import GRANT as DEVICE_GRANT
+from tests.helpers.oauth import ResidentBrowser
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import redeem
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import userinfo
 
 SCOPE = "openid name birth_year gender email postal_code offline_access"
 VERIFIED = {"verification": {"trust_framework": None, "time": None,

@@ -13,9 +13,9 @@ from idp.clients import service as clients
 from idp.consent import service as consent_service
 from idp.extensions import db
 from tests import factories
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 
 def releases() -> list[AuditEvent]:

@@ -13,13 +13,13 @@ from idp.consent.models import Consent
 from idp.extensions import db
 from idp.oauth.models import Token
 from tests import factories
-from tests.flows.account_helpers import Inputs
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.helpers import introspect
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.accounts import Inputs
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 
 @pytest.fixture

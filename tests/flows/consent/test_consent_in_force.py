@@ -22,12 +22,12 @@ from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.terms import service as terms
 from tests import factories
-from tests.flows.helpers import introspect
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import redeem
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import redeem
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 WIDE = "openid name email postal_code offline_access"
 NARROW = ["openid", "name", "offline_access"]

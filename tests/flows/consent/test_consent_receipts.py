@@ -14,9 +14,9 @@ from idp.clients.models import Client
 from idp.consent.models import ConsentReceipt
 from idp.extensions import db
 from tests import factories
-from tests.flows.account_helpers import post_form
-from tests.flows.account_helpers import sign_in
-from tests.flows.helpers import tokens_for
+from tests.helpers.accounts import post_form
+from tests.helpers.accounts import sign_in
+from tests.helpers.oauth import tokens_for
 
 REQUIRED = {"version", "jurisdiction", "consentTimestamp", "collectionMethod",
             "consentReceiptID", "piiPrincipalId", "piiControllers", "policyUrl", "services",

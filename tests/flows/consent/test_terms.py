@@ -15,10 +15,10 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.terms import service as terms
 from tests import factories
-from tests.flows.account_helpers import sign_in
-from tests.flows.account_helpers import tags
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
+from tests.helpers.accounts import sign_in
+from tests.helpers.accounts import tags
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
 
 NEW = "2027-01"
 

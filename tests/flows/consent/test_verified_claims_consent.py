@@ -13,9 +13,9 @@ from idp.extensions import db
 from idp.proofing import service as proofing
 from tests import factories
 from tests.factories import Browser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.helpers import redeem
-from tests.flows.helpers import userinfo
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.oauth import redeem
+from tests.helpers.oauth import userinfo
 
 
 def claims_param(*names: str) -> str:

@@ -22,8 +22,10 @@ from idp.oauth.models import DeviceCode
 from tests import factories
 from tests.factories import Browser
 from tests.factories import csrf
-
-GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+from tests.helpers.device import GRANT
+from tests.helpers.device import approve
+from tests.helpers.device import authorize
+from tests.helpers.device import poll
 
 
 @pytest.fixture
@@ -34,38 +36,6 @@ def kiosk(app):
     kiosk = factories.RP(client.id, secret, company, redirect_uri="")
     db.session.commit()
     return kiosk
-
-
-def authorize(client, kiosk, scope="openid touch_events"):
-    response = client.post("/device_authorization", data={"scope": scope},
-                           auth=(kiosk.client_id, kiosk.client_secret))
-    assert response.status_code == 200, response.text
-    return response.json
-
-
-def poll(client, kiosk, device_code):
-    return client.post("/token", data={"grant_type": GRANT, "device_code": device_code},
-                       auth=(kiosk.client_id, kiosk.client_secret))
-
-
-def approve(client, user_code, decision="allow", login=True):
-    """The resident's phone: enter the code, sign in, decide."""
-    page = client.get("/device", query_string={"user_code": user_code})
-    response = client.post("/device", data={"user_code": user_code, "csrf_token": csrf(page.text)})
-    assert response.status_code == 302, response.text
-    response = client.get(response.headers["Location"])
-    if login and response.status_code == 302:
-        assert "/login" in response.headers["Location"]
-        login_page = client.get(response.headers["Location"])
-        next_url = re.search(r'name="next" value="([^"]+)"', login_page.text).group(1)
-        response = client.post("/login", data={"email": "hanako@example.jp",
-                                               "password": factories.PASSWORD,
-                                               "next": next_url,
-                                               "csrf_token": csrf(login_page.text)})
-        response = client.get(response.headers["Location"])
-    assert response.status_code == 200, response.text
-    return client.post("/device/confirm", data={"decision": decision,
-                                                "csrf_token": csrf(response.text)})
 
 
 def test_device_authorization_response(client, kiosk):
@@ -125,7 +95,7 @@ def test_discovery_advertises_the_device_endpoint(client):
 def test_settings_change_expiry_and_interval(app, client, kiosk):
     """Test that device_code_ttl and device_poll_interval shape the response."""
     from idp import create_app
-    from tests.conftest import TEST_SETTINGS
+    from tests.helpers.app import TEST_SETTINGS
 
     db.session.rollback()
     other = create_app({**TEST_SETTINGS, "database_url": app.config["SQLALCHEMY_DATABASE_URI"]

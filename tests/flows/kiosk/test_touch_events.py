@@ -16,9 +16,9 @@ from idp.kiosk import service as kiosks
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
 from tests import factories
-from tests.flows.test_device_flow import approve
-from tests.flows.test_device_flow import authorize
-from tests.flows.test_device_flow import poll
+from tests.helpers.device import approve
+from tests.helpers.device import authorize
+from tests.helpers.device import poll
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.kiosk.models import TouchEvent
 from tests import factories
-from tests.flows.helpers import refresh
-from tests.flows.test_device_flow import approve
-from tests.flows.test_device_flow import authorize
-from tests.flows.test_device_flow import poll
+from tests.helpers.device import approve
+from tests.helpers.device import authorize
+from tests.helpers.device import poll
+from tests.helpers.oauth import refresh
 
 T0 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 

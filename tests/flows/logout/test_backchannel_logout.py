@@ -22,18 +22,18 @@ from idp.extensions import db
 from idp.outbox.models import OutboxMessage
 from idp.terms import service as terms
 from tests import factories
-from tests.conftest import flush_outbox
-from tests.flows.account_helpers import link_in
-from tests.flows.account_helpers import mails_to
-from tests.flows.account_helpers import post_form
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-from tests.flows.helpers import RelyingParty
-from tests.flows.helpers import ResidentBrowser
-from tests.flows.helpers import introspect
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import tokens_for
+from tests.helpers.accounts import link_in
+from tests.helpers.accounts import mails_to
+from tests.helpers.accounts import post_form
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.app import flush_outbox
+from tests.helpers.oauth import RelyingParty
+from tests.helpers.oauth import ResidentBrowser
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import tokens_for
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 

@@ -15,9 +15,9 @@ from idp.accounts.models import BrowserSession
 from idp.audit.models import AuditEvent
 from idp.extensions import db
 from tests import factories
-from tests.flows.helpers import ResidentBrowser
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import tokens_for
+from tests.helpers.oauth import ResidentBrowser
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import tokens_for
 
 BYE = "https://rp.example.jp/bye"
 ISSUER = "http://localhost"

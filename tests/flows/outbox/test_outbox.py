@@ -21,12 +21,12 @@ from idp.extensions import db
 from idp.outbox import service as outbox
 from idp.outbox.models import OutboxMessage
 from tests import factories
-from tests.conftest import flush_outbox
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-from tests.flows.helpers import RelyingParty
-from tests.flows.helpers import tokens_for
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.app import flush_outbox
+from tests.helpers.oauth import RelyingParty
+from tests.helpers.oauth import tokens_for
 
 
 @pytest.fixture

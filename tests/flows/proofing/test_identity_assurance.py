@@ -16,14 +16,14 @@ from idp.oauth.subjects import per_company_id
 from idp.proofing import service as proofing
 from tests import factories
 from tests.factories import Browser
-from tests.flows.admin_helpers import AdminBrowser
-from tests.flows.admin_helpers import enrolled_admin
-from tests.flows.admin_helpers import events
-from tests.flows.admin_helpers import hidden
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import redeem
-from tests.flows.helpers import refresh
-from tests.flows.helpers import userinfo
+from tests.helpers.admin import AdminBrowser
+from tests.helpers.admin import enrolled_admin
+from tests.helpers.admin import events
+from tests.helpers.admin import hidden
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import redeem
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import userinfo
 
 REQUEST = {"verification": {"trust_framework": None, "time": None, "evidence": None},
            "claims": {"given_name": None, "family_name": None, "birthdate": None,

@@ -23,12 +23,12 @@ from idp.oauth.models import Token
 from tests import factories
 from tests.factories import Browser
 from tests.factories import csrf
-from tests.flows.admin_helpers import events
-from tests.flows.helpers import introspect
-from tests.flows.helpers import redeem
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.admin import events
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import redeem
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPE = "openid name email offline_access"

@@ -7,10 +7,10 @@ from sqlalchemy import select
 from idp.audit.models import AuditEvent
 from idp.extensions import db
 from tests import factories
-from tests.flows.helpers import introspect
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 OFFLINE = "openid email offline_access"
 

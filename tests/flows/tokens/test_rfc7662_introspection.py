@@ -12,11 +12,11 @@ from idp.clients import service as clients
 from idp.extensions import db
 from idp.oauth.models import PairwiseSubject
 from tests import factories
-from tests.flows.helpers import introspect
-from tests.flows.helpers import jwt_claims
-from tests.flows.helpers import refresh
-from tests.flows.helpers import tokens_for
-from tests.flows.helpers import userinfo
+from tests.helpers.oauth import introspect
+from tests.helpers.oauth import jwt_claims
+from tests.helpers.oauth import refresh
+from tests.helpers.oauth import tokens_for
+from tests.helpers.oauth import userinfo
 
 ISSUER = "http://localhost"
 ACCESS_TOKEN_TTL = 3600

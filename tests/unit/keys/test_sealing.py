@@ -18,7 +18,7 @@ from idp.extensions import db
 from idp.keys import crypto
 from idp.keys import service as keys
 from idp.keys.models import SigningKey
-from tests.conftest import TEST_SETTINGS
+from tests.helpers.app import TEST_SETTINGS
 
 
 def test_private_keys_are_not_stored_in_clear(app, client):

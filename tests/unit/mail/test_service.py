@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from idp.mail import service as mail
-from tests.flows.account_helpers import outbox
-from tests.flows.account_helpers import post_form
+from tests.helpers.accounts import outbox
+from tests.helpers.accounts import post_form
 
 
 class SMTPHandler(socketserver.StreamRequestHandler):
