@@ -115,7 +115,7 @@ def test_public_client_cannot_introspect(client, issued):
     public = factories.rp(public=True)
     response = client.post("/introspect", data={"token": issued["access_token"],
                                                 "client_id": public.client_id})
-    assert response.status_code in (400, 401)
+    assert response.status_code == 400
     assert response.json["error"] == "invalid_client"
 
 
@@ -124,7 +124,7 @@ def test_public_client_of_same_company_cannot_introspect(client, rp, issued):
     public = factories.rp(rp.company_id, public=True)
     response = client.post("/introspect", data={"token": issued["access_token"],
                                                 "client_id": public.client_id})
-    assert response.status_code in (400, 401)
+    assert response.status_code == 400
     assert response.json["error"] == "invalid_client"
     assert "active" not in response.json
 
@@ -140,7 +140,7 @@ def test_unsupported_token_type_hint(client, rp, issued):
     """Test that an unknown token_type_hint is answered unsupported_token_type."""
     response = introspect(client, rp, issued["access_token"], token_type_hint="id_token")
     # Authlib answers this one 401 (its UnsupportedTokenTypeError is a ForbiddenError).
-    assert response.status_code in (400, 401)
+    assert response.status_code == 401
     assert response.json["error"] == "unsupported_token_type"
 
 
