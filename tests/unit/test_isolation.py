@@ -66,3 +66,16 @@ def test_the_session_is_on_one_connection_and_savepoints(app):
     assert connection.in_transaction() and connection.in_nested_transaction()
     db.session.commit()
     assert connection.in_transaction() and not connection.in_nested_transaction()
+
+
+def test_a_unit_of_work_block_commits_into_the_test_transaction(app):
+    """Test that `with session.begin():` (a unit of work per request) ends in a SAVEPOINT too."""
+    db.session.rollback()
+    with db.session.begin():
+        db.session.add(Company(name="D社"))
+    assert names() == ["D社"]
+    db.session.rollback()  # the read above began a transaction
+    with pytest.raises(RuntimeError), db.session.begin():
+        db.session.add(Company(name="E社"))
+        raise RuntimeError("the unit of work fails")
+    assert names() == ["D社"]
