@@ -102,6 +102,7 @@ def settings_overrides():
 
 
 def _needs_commits(request) -> bool:
+    """Asking for the URL means connecting on one's own: that connection must see commits."""
     return "migrated" in request.fixturenames or request.node.get_closest_marker("commits")
 
 
@@ -131,6 +132,7 @@ def _apps():
 
 
 def _shared_app(apps: dict, url: str, overrides: dict, outbox_dir):
+    """The run's app for these overrides, built on first use, reset to how it was built."""
     key = repr(sorted(overrides.items()))
     if key not in apps:
         app = create_app({**TEST_SETTINGS, "database_url": url, **overrides})
@@ -155,6 +157,7 @@ def _shared_app(apps: dict, url: str, overrides: dict, outbox_dir):
 
 @pytest.fixture
 def app(request, schema, settings_overrides, tmp_path, _apps):
+    """The app, its context pushed, and db.session in a transaction rolled back afterwards."""
     if _needs_commits(request):
         yield from _committed_app(schema, settings_overrides, tmp_path)
         return
