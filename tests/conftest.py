@@ -13,7 +13,8 @@ back at the end of the test, so every test starts from the empty tables the prev
 found. A test that needs real commits seen by other connections (live servers in
 threads or subprocesses, its own engine, concurrency) asks for ``migrated`` (the
 database URL) or is marked ``commits``; it gets a fresh app and the tables are emptied
-after it, as before (every test under tests/e2e is such a test).
+after it, as before (every test under tests/e2e is such a test). A test that changes the
+app's setup (adds routes or hooks) is marked ``own_app``: a fresh app, same transaction.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "commits: real commits seen by other connections (fresh app, tables emptied "
                    "after the test) instead of the per-test rolled-back transaction")
+    config.addinivalue_line(
+        "markers", "own_app: the test changes the app's setup (routes, hooks): an app of its "
+                   "own instead of the run's shared one, still in a rolled-back transaction")
 
 
 def _worker() -> str:
@@ -161,7 +165,12 @@ def app(request, schema, settings_overrides, tmp_path, _apps):
     if _needs_commits(request):
         yield from _committed_app(schema, settings_overrides, tmp_path)
         return
-    app = _shared_app(_apps, schema, settings_overrides, tmp_path / "outbox")
+    own = bool(request.node.get_closest_marker("own_app"))
+    if own:
+        app = create_app({**TEST_SETTINGS, "database_url": schema,
+                          "outbox_dir": str(tmp_path / "outbox"), **settings_overrides})
+    else:
+        app = _shared_app(_apps, schema, settings_overrides, tmp_path / "outbox")
     with app.app_context():
         connection = db.engine.connect()
         outer = connection.begin()
@@ -178,6 +187,8 @@ def app(request, schema, settings_overrides, tmp_path, _apps):
             db.session = app_session
             outer.rollback()
             connection.close()
+            if own:
+                db.engine.dispose()
 
 
 def _committed_app(url, overrides, tmp_path):
