@@ -143,6 +143,7 @@ def test_delivery_refuses_to_run_inside_a_transaction(client, rp):
     db.session.rollback()
 
 
+@pytest.mark.commits  # the other worker's connection must see the committed row
 def test_a_row_claimed_by_another_worker_is_skipped(client, rp, relying_party, is_postgres):
     """Test that on PostgreSQL a message another worker holds (FOR UPDATE) is skipped, not
     waited for, and delivered once it is free."""
