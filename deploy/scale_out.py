@@ -22,7 +22,7 @@ What it does, in a temporary directory it owns:
 
 Other ``IDP_*`` variables of the environment (``IDP_ENVIRONMENT``,
 ``IDP_SMTP_URL``, rate limits …) pass through to the nodes. Ctrl-C stops
-everything. ``tests/test_scale_out.py`` uses ``Cluster`` directly. Production
+everything. ``tests/e2e/test_scale_out.py`` uses ``Cluster`` directly. Production
 topology and sizing: docs/deploy.md.
 """
 

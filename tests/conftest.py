@@ -1,15 +1,26 @@
-"""Test fixtures: one migrated database per run, emptied after each test.
+"""Test fixtures: one migrated database per run (per xdist worker), each test in a transaction.
 
-SQLite (a temp file) by default; PostgreSQL when IDP_TEST_DATABASE_URL is set,
-in a database created for this run and dropped at its end, so runs never see
+SQLite (a temp file) by default; PostgreSQL when IDP_TEST_DATABASE_URL is set, in a
+database created for this run (and worker) and dropped at its end, so runs never see
 each other's rows.
+
+Isolation (Warehouse's tests/conftest.py, SQLAlchemy 2): the app for a set of settings
+is built once per run; for each test a connection begins an outer transaction, and
+``db.session`` becomes a session on that connection with
+``join_transaction_mode="create_savepoint"``: what the test or a request commits only
+releases a SAVEPOINT (the next use opens a new one), and the outer transaction is rolled
+back at the end of the test, so every test starts from the empty tables the previous one
+found. A test that needs real commits seen by other connections (live servers in
+threads or subprocesses, its own engine, concurrency) asks for ``migrated`` (the
+database URL) or is marked ``commits``; it gets a fresh app and the tables are emptied
+after it, as before (every test under tests/e2e is such a test). A test that changes the
+app's setup (adds routes or hooks) is marked ``own_app``: a fresh app, same transaction.
 """
 
 from __future__ import annotations
 
-import contextvars
+import dataclasses
 import os
-import re
 import secrets
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -17,36 +28,36 @@ from urllib.parse import urlunsplit
 import psycopg
 import pytest
 from alembic import command
-from flask.testing import FlaskClient
-from sqlalchemy import text
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import create_engine
 
+import idp
 from idp import create_app
 from idp.cli.db import alembic_config
 from idp.config import Settings
 from idp.extensions import db
+from idp.extensions import limiter
+from idp.keys import service as keys
 from idp.models import Base
-from tests import audit_guard
-
-PG_URL = os.environ.get("IDP_TEST_DATABASE_URL")
-
-TEST_SETTINGS = {
-    "environment": "test",
-    "issuer": "http://localhost",
-    "argon2_time_cost": 1,
-    "argon2_memory_cost": 1024,
-    "argon2_parallelism": 1,
-    "key_publish_delay": 3600,
-    "log_level": "WARNING",
-    # Queued messages (back-channel logout tokens) are delivered at the end of
-    # the request that queued them, after its transaction has ended, so a test
-    # sees them delivered when the request returns. Messages queued outside a
-    # request (a service called from the test) wait for ``flush_outbox()``.
-    "outbox_delivery": "inline",
-}
+from tests.helpers import audit_guard
+from tests.helpers.app import PG_URL
+from tests.helpers.app import TEST_SETTINGS
+from tests.helpers.app import IsolatedClient
+from tests.helpers.cli import run
 
 
 def pytest_configure(config):
     os.environ.pop("IDP_DATABASE_URL", None)
+    config.addinivalue_line(
+        "markers", "commits: real commits seen by other connections (fresh app, tables emptied "
+                   "after the test) instead of the per-test rolled-back transaction")
+    config.addinivalue_line(
+        "markers", "own_app: the test changes the app's setup (routes, hooks): an app of its "
+                   "own instead of the run's shared one, still in a rolled-back transaction")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +65,7 @@ def database_url(tmp_path_factory):
     if not PG_URL:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'idp.sqlite3'}"
         return
-    name = f"machi_test_{secrets.token_hex(6)}"
+    name = f"machi_test_{_worker()}_{secrets.token_hex(6)}"
     parts = urlsplit(PG_URL)
     admin = psycopg.connect(PG_URL, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -63,11 +74,29 @@ def database_url(tmp_path_factory):
     admin.close()
 
 
+def _empty_tables(connection) -> None:
+    # The audit trail refuses DELETE (idp.audit.guard): lift the guard for the cleanup.
+    with audit_guard.lifted(connection):
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
 @pytest.fixture(scope="session")
-def migrated(database_url):
+def schema(database_url):
+    """The database URL, migrated to head and emptied of anything the migrations seeded."""
     settings = Settings.load({**TEST_SETTINGS, "database_url": database_url})
     command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.begin() as connection:
+        _empty_tables(connection)
+    engine.dispose()
     return database_url
+
+
+@pytest.fixture(scope="session")
+def migrated(schema):
+    """The test database's URL, for a test that connects on its own (and so gets real commits)."""
+    return schema
 
 
 @pytest.fixture
@@ -76,35 +105,101 @@ def settings_overrides():
     return {}
 
 
+def _needs_commits(request) -> bool:
+    """Asking for the URL means connecting on one's own: that connection must see commits."""
+    return "migrated" in request.fixturenames or request.node.get_closest_marker("commits")
+
+
+class ConnectionSession(FlaskSession):
+    """Flask-SQLAlchemy's session, on the test's connection instead of the app's engine."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        return bind if bind is not None else self.bind
+
+
+@dataclasses.dataclass
+class _Built:
+    app: object
+    settings: Settings
+    config: dict
+    limiter_state: dict
+
+
+@pytest.fixture(scope="session")
+def _apps():
+    """Apps built during the run, one per set of settings overrides."""
+    built: dict[str, _Built] = {}
+    yield built
+    for entry in built.values():
+        with entry.app.app_context():
+            db.engine.dispose()
+
+
+def _shared_app(apps: dict, url: str, overrides: dict, outbox_dir):
+    """The run's app for these overrides, built on first use, reset to how it was built."""
+    key = repr(sorted(overrides.items()))
+    if key not in apps:
+        app = create_app({**TEST_SETTINGS, "database_url": url, **overrides})
+        # The limiter is one object; init_app pointed it at this app's storage.
+        apps[key] = _Built(app, app.extensions["idp.settings"], dict(app.config),
+                           dict(vars(limiter)))
+    built = apps[key]
+    app = built.app
+    # As built, whatever the previous test changed: settings, config, rate-limit counters.
+    settings = built.settings
+    if "outbox_dir" not in overrides:
+        settings = dataclasses.replace(settings, outbox_dir=str(outbox_dir))
+    app.extensions["idp.settings"] = settings
+    app.config.clear()
+    app.config.update(built.config)
+    vars(limiter).update(built.limiter_state)
+    limiter.reset()
+    # The app's JWKS document (cached a few seconds) may name keys the last test rolled back.
+    keys.forget_jwks_cache()
+    return app
+
+
 @pytest.fixture
-def app(migrated, settings_overrides, tmp_path):
-    app = create_app({**TEST_SETTINGS, "database_url": migrated,
-                      "outbox_dir": str(tmp_path / "outbox"), **settings_overrides})
+def app(request, schema, settings_overrides, tmp_path, _apps):
+    """The app, its context pushed, and db.session in a transaction rolled back afterwards."""
+    if _needs_commits(request):
+        yield from _committed_app(schema, settings_overrides, tmp_path)
+        return
+    own = bool(request.node.get_closest_marker("own_app"))
+    if own:
+        app = create_app({**TEST_SETTINGS, "database_url": schema,
+                          "outbox_dir": str(tmp_path / "outbox"), **settings_overrides})
+    else:
+        app = _shared_app(_apps, schema, settings_overrides, tmp_path / "outbox")
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        app_session = db.session
+        db.session = db._make_scoped_session({
+            "class_": ConnectionSession,
+            "bind": connection,
+            "join_transaction_mode": "create_savepoint",
+        })
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.session = app_session
+            outer.rollback()
+            connection.close()
+            if own:
+                db.engine.dispose()
+
+
+def _committed_app(url, overrides, tmp_path):
+    app = create_app({**TEST_SETTINGS, "database_url": url,
+                      "outbox_dir": str(tmp_path / "outbox"), **overrides})
     with app.app_context():
         yield app
         db.session.remove()
-        # The audit trail refuses DELETE (idp.audit.guard): lift the guard for the cleanup.
-        with db.engine.begin() as conn, audit_guard.lifted(conn):
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
+        with db.engine.begin() as connection:
+            _empty_tables(connection)
         db.engine.dispose()
-
-
-class IsolatedClient(FlaskClient):
-    """A test client whose requests run outside the test's app context.
-
-    The ``app`` fixture keeps an app context pushed so tests can use the
-    database directly; Flask would reuse it (and its ``g``) for every request,
-    which no real request does. Each request here starts from an empty
-    ``contextvars.Context`` instead. The test's own session ends its
-    transaction first (tests commit what a request must see), which also
-    releases SQLite's write lock (``idp.db`` begins transactions IMMEDIATE),
-    and afterwards it reads what the request committed.
-    """
-
-    def open(self, *args, **kwargs):
-        db.session.rollback()
-        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 @pytest.fixture
@@ -118,28 +213,37 @@ def runner(app):
     return app.test_cli_runner()
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
 @pytest.fixture
 def is_postgres():
     return bool(PG_URL)
 
 
-def flush_outbox() -> list[dict]:
-    """Deliver every due outbox message now (``idp.outbox.service.deliver_due``), as
-    ``idp worker --once`` would: the test's transaction ends first."""
-    from idp.outbox import service as outbox
+@pytest.fixture
+def built_apps(monkeypatch):
+    """Record the apps the commands build, and close their connection pools afterwards."""
+    apps = []
+    real = idp.create_app
 
-    db.session.commit()
-    results = []
-    while batch := outbox.deliver_due():
-        results.extend(batch)
-    return results
+    def recording(*args, **kwargs):
+        app = real(*args, **kwargs)
+        apps.append(app)
+        return app
+
+    monkeypatch.setattr(idp, "create_app", recording)
+    yield apps
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
 
 
-def count(model) -> int:
-    return db.session.scalar(text(f"SELECT count(*) FROM {model.__tablename__}"))  # noqa: S608
+@pytest.fixture
+def cli(app, migrated, built_apps):
+    """`idp ARGS...` against the test database; the test's transaction ends first."""
+
+    def invoke(*args: str):
+        db.session.commit()
+        result = run(migrated, *args)
+        db.session.expire_all()
+        return result
+
+    return invoke

@@ -11,7 +11,7 @@ from idp.config import Settings
 from idp.config import SettingsError
 from idp.proxy import TrustedProxies
 from idp.proxy import parse_networks
-from tests.conftest import TEST_SETTINGS
+from tests.helpers.app import TEST_SETTINGS
 
 SPOOFED = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https",
            "X-Forwarded-Host": "evil.example"}

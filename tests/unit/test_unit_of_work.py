@@ -8,7 +8,10 @@ import pytest
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.extensions import commit_on_error
-from tests.flows.admin_helpers import events
+from tests.helpers.admin import events
+
+pytestmark = pytest.mark.own_app  # adds routes to the app
+
 
 
 @pytest.fixture

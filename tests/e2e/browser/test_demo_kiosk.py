@@ -1,0 +1,55 @@
+"""The demo kiosk page (demo/kiosk.py): a live QR, the phone approves, touches are logged."""
+
+from __future__ import annotations
+
+import re
+
+from idp.extensions import db
+from idp.kiosk import service as kiosks
+from tests import factories
+from tests.e2e.browser.conftest import serve_wsgi
+from tests.e2e.browser.conftest import sign_in
+
+
+def test_demo_kiosk_page(app, idp, phone, new_page, shot):
+    """Test the demo kiosk: QR and code, phone approves, touches appear on both sides."""
+    from demo.kiosk import create_app as create_kiosk_page
+
+    factories.resident()
+    company = factories.company("C社")
+    client, secret, _ = kiosks.create_kiosk(company, "北2条広場サイネージ", "北2条広場")
+    client_id = client.id
+    db.session.commit()
+
+    with serve_wsgi(lambda base: create_kiosk_page(idp, client_id, secret)) as kiosk_base:
+        screen = new_page(viewport={"width": 1080, "height": 1080})
+        screen.goto(kiosk_base + "/")
+        shot(screen, "kiosk-qr")
+        assert screen.locator(".qr svg").count() == 1
+        code = screen.locator("#user-code").inner_text().strip()
+        complete = screen.locator(".qr").get_attribute("aria-label").removeprefix("QR: ")
+
+        phone.goto(complete)
+        phone.locator("form.form button[type=submit]").first.click()
+        phone.wait_for_url(re.compile(r"/login"))
+        sign_in(phone)
+        phone.wait_for_url(re.compile(r"/device/confirm"))
+        assert code in phone.content()
+        shot(phone, "phone-confirm")
+        phone.get_by_role("button", name="同意してはじめる").click()
+        phone.wait_for_load_state()
+        shot(phone, "phone-done")
+
+        # The kiosk page reloads itself (meta refresh, no JavaScript) and polls on each load.
+        screen.get_by_role("button", name="観光マップ").wait_for(timeout=30_000)
+        shot(screen, "kiosk-signed-in")
+        screen.get_by_role("button", name="観光マップ").click()
+        screen.get_by_role("button", name="防災情報").click()
+        shot(screen, "kiosk-touches-logged")
+        rows = screen.locator("table").inner_text()
+        assert "観光マップ" in rows and "防災情報" in rows and "HTTP 201" in rows
+
+    phone.goto(f"{idp}/account/history")
+    shot(phone, "phone-history")
+    history = phone.locator("main").inner_text()
+    assert "観光マップ" in history and "防災情報" in history

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (not fixtures: those live in the conftest files)."""

@@ -1,0 +1,40 @@
+"""Serve an app on a loopback port in a thread, for tests over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from werkzeug.serving import make_server
+
+from idp import create_app
+from tests.helpers.app import TEST_SETTINGS
+
+
+class _Dispatch:
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+@contextmanager
+def serve(database_url: str, **overrides) -> Iterator[str]:
+    """Yield the base URL of the IdP served on 127.0.0.1:<free port>, threaded."""
+    dispatch = _Dispatch()
+    server = make_server("127.0.0.1", 0, dispatch, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    dispatch.app = create_app({**TEST_SETTINGS, "database_url": database_url, "issuer": base,
+                               **overrides})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with dispatch.app.app_context():
+            from idp.extensions import db
+
+            db.engine.dispose()
