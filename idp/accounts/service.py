@@ -38,6 +38,13 @@ class Profile:
     locality: str | None = None
 
 
+def full_name(family: str | None, given: str | None) -> str | None:
+    """Family name first, as Japanese names are written; the claims and the consent
+    screen show names the same way."""
+    parts = [p for p in (family, given) if p]
+    return " ".join(parts) or None
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from idp import scopes
-from idp.oauth.claims import full_name
+from idp.accounts.service import full_name
 from idp.proofing import service as proofing
 
 # Scopes a resident cannot untick: without `openid` there is no sign-in.

@@ -36,8 +36,8 @@ from typing import Any
 
 from idp import config
 from idp.access.subjects import per_company_id
+from idp.accounts.service import full_name
 from idp.consent.items import part_of
-from idp.oauth.claims import full_name
 from idp.proofing import service as proofing
 
 VERIFIED_CLAIMS = "verified_claims"

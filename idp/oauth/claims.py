@@ -16,13 +16,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from idp.accounts.service import full_name
+
 # The marker in AuthorizationCode.claims of a request whose ID token must carry auth_time.
 AUTH_TIME = "auth_time"
-
-def full_name(family: str | None, given: str | None) -> str | None:
-    parts = [p for p in (family, given) if p]
-    return " ".join(parts) or None
-
 
 def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[str, Any]:
     """The claims released for these scopes; empty values are left out (OIDC Core §5.3.2)."""

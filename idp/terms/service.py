@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import String
 from sqlalchemy import func
@@ -24,7 +25,6 @@ from sqlalchemy import literal
 from sqlalchemy import select
 
 from idp import config
-from idp.accounts.models import Resident
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -121,12 +121,21 @@ def versions() -> list[TermsVersion]:
         select(TermsVersion).order_by(TermsVersion.effective_at.desc())))
 
 
-def needs_acceptance(resident: Resident) -> bool:
+class Accepting(Protocol):
+    """What the terms know of a resident: the version accepted and when. The
+    accounts package (registration) calls the terms, so the terms never import it."""
+
+    id: str
+    terms_version: str | None
+    terms_accepted_at: dt.datetime | None
+
+
+def needs_acceptance(resident: Accepting) -> bool:
     """True while the resident has not accepted the terms now in force."""
     return resident.terms_version != current_version()
 
 
-def accept(resident: Resident, version: str) -> None:
+def accept(resident: Accepting, version: str) -> None:
     """Record acceptance of ``version``, which must be the current one (a page left
     open across a publication cannot accept terms the resident has not seen)."""
     if version != current_version():
