@@ -39,7 +39,7 @@ SAME_FLOOR = {
     ("kiosk", "accounts"), ("kiosk", "clients"),
     ("proofing", "accounts"),
     ("accounts", "mail"), ("accounts", "terms"),
-    ("interaction", "self_service"), ("self_service", "interaction"),
+    ("self_service", "interaction"),  # the browser session and a pending interaction at registration
     ("config", "proxy"), ("extensions", "db"), ("http", "config"), ("inputs", "config"),
     ("inputs", "errors"), ("errors", "extensions"), ("limiter_storage", "config"),
     ("config", "security"), ("security", "secrets"), ("security", "extensions"), ("security", "db"),
