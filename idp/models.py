@@ -19,6 +19,13 @@ from idp.clients.models import CompanyContract
 from idp.consent.models import Consent
 from idp.consent.models import ConsentReceipt
 from idp.db import Base
+from idp.exchange.models import Category
+from idp.exchange.models import CollectionStop
+from idp.exchange.models import CompanyUsageReport
+from idp.exchange.models import DataContract
+from idp.exchange.models import DataLink
+from idp.exchange.models import MonitoringAlert
+from idp.exchange.models import RegisteredRecord
 from idp.keys.models import SigningKey
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
@@ -28,7 +35,9 @@ from idp.proofing.models import IdentityProofing
 from idp.terms.models import TermsVersion
 
 __all__ = [
-    "Admin", "AdminFormToken", "AdminSession", "AuditChainHead", "CompanyContract",
+    "Admin", "AdminFormToken", "Category", "CollectionStop", "CompanyUsageReport",
+    "DataContract", "DataLink", "MonitoringAlert", "RegisteredRecord",
+    "AdminSession", "AuditChainHead", "CompanyContract",
     "IdentityProofing",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",

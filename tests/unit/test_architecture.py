@@ -24,7 +24,8 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("web", {"interaction", "self_service", "api"}),
     ("protocol", {"oauth"}),
     ("privacy", {"privacy"}),
-    ("domains", {"consent", "kiosk", "accounts", "clients", "keys", "terms", "proofing", "mail"}),
+    ("domains", {"consent", "kiosk", "accounts", "clients", "keys", "terms", "proofing", "mail",
+                  "exchange"}),
     ("access", {"access"}),
     ("records", {"audit", "outbox"}),
     ("base", {"db", "config", "extensions", "secrets", "security", "scopes", "locales", "http",
@@ -38,6 +39,7 @@ SAME_FLOOR = {
     ("consent", "accounts"), ("consent", "clients"), ("consent", "terms"), ("consent", "proofing"),
     ("kiosk", "accounts"), ("kiosk", "clients"),
     ("proofing", "accounts"),
+    ("exchange", "clients"), ("exchange", "accounts"), ("exchange", "consent"),
     ("accounts", "mail"), ("accounts", "terms"),
     ("self_service", "interaction"),  # the browser session and a pending interaction at registration
     ("config", "proxy"), ("extensions", "db"), ("http", "config"), ("inputs", "config"),
