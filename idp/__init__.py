@@ -92,11 +92,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.outbox import service as outbox
 
     app.register_blueprint(admin_bp)
+    from idp.exchange import scopes as exchange_scopes
     from idp.mail import service as mail
 
     outbox.init_app(app)
     backchannel.init_app(app)
     mail.init_app(app)
+    exchange_scopes.register()  # registered:<category>, contribute:<category>
     build_authorization_server(app, settings)
     _template_context(app, settings)
     # Registered last so it runs first of the app's after_request hooks (blueprint

@@ -35,17 +35,17 @@ and the token response's ``scope`` tells the client what was granted, RFC
                stays an unknown scope and is not advertised
 
 Families of scopes. Some scopes are not a fixed list but a prefix and a
-value that comes from the database: the next step adds
-``registered:<category>`` and ``contribute:<category>``, one per category
-the consortium keeps. Such a family is a ``ScopeFamily``: a prefix and a
-``resolve`` hook that returns the ``Scope`` for one value (or None when the
-value is not a category), and, for discovery and the console, ``offered``
-listing the scopes it offers now. ``register_family`` adds it; ``lookup`` and
-``known`` then accept its scopes everywhere a fixed scope is accepted
-(client registration, authorization and token requests), ``consent_items``
-shows them after the fixed items, and ``supported`` lists what the family
-offers. No family is registered today, so every list below is exactly the
-fixed one.
+value that comes from the database: ``registered:<category>`` and
+``contribute:<category>``, one per category of registered data the consortium
+keeps (``idp.exchange.scopes`` registers them at start-up). Such a family is a
+``ScopeFamily``: a prefix and a ``resolve`` hook that returns the ``Scope`` for
+one value (or None when the value is not a category), ``offered`` listing the
+scopes it offers now (discovery, the console), and ``refusal``, why a company
+may not hold one now (no data-use contract in force names the category).
+``register_family`` adds it; ``lookup`` and ``known`` then accept its scopes
+everywhere a fixed scope is accepted (client registration, authorization and
+token requests), ``consent_items`` shows them after the fixed items, and
+``supported`` lists what the family offers.
 
 Strings are lazy so each request renders them in its own language (the
 Japanese wording is in the message catalog).
@@ -105,6 +105,9 @@ class ScopeFamily:
     prefix: str
     resolve: Callable[[str], Scope | None]
     offered: Callable[[], Iterable[Scope]] = tuple
+    # Why a company may not hold this scope now (e.g. no contract in force names the
+    # category), or None when it may: client registration and token requests ask.
+    refusal: Callable[[str, str], str | None] = lambda company_id, name: None
 
 
 # In the order of the draft terms: the consent screen shows its items in this order.
@@ -148,7 +151,10 @@ _FAMILIES: list[ScopeFamily] = []
 
 
 def register_family(family: ScopeFamily) -> None:
-    """Add a family of scopes (at start-up, once per prefix)."""
+    """Add a family of scopes (at start-up, once per prefix; again with the same family
+    is a no-op, as every app a process creates registers its families)."""
+    if family in _FAMILIES:
+        return
     if any(f.prefix == family.prefix for f in _FAMILIES):
         raise ValueError(f"a scope family with prefix {family.prefix!r} is registered already")
     _FAMILIES.append(family)
@@ -170,6 +176,15 @@ def lookup(name: str) -> Scope | None:
     return None
 
 
+def refusal(company_id: str, name: str) -> str | None:
+    """Why this company may not hold this scope now; None when it may (fixed scopes
+    always may; a family's scope asks its family)."""
+    for family in _FAMILIES:
+        if name.startswith(family.prefix):
+            return family.refusal(company_id, name)
+    return None
+
+
 def _families() -> Iterator[Scope]:
     for family in _FAMILIES:
         yield from family.offered()
@@ -188,9 +203,16 @@ def known(name: str) -> bool:
     return scope is not None and not scope.standard
 
 
-def supported() -> list[str]:
-    """``scopes_supported`` (RFC 8414 §2): our own scopes, then the standard ones."""
-    own = [*registrable(), *(s.name for s in _families())]
+def offered_by_families() -> tuple[str, ...]:
+    """The names of the scopes the families offer now (needs an app context)."""
+    return tuple(s.name for s in _families())
+
+
+def supported(families: bool = True) -> list[str]:
+    """``scopes_supported`` (RFC 8414 §2): our own scopes, then the standard ones; with
+    ``families`` (needs an app context: families read the database) the scopes the
+    families offer now, after the fixed ones."""
+    own = [*registrable(), *((s.name for s in _families()) if families else ())]
     return [*own, *standard_scopes()]
 
 
@@ -210,9 +232,16 @@ def required() -> frozenset[str]:
     return frozenset(s.name for s in SCOPES if s.required)
 
 
-def consent_items() -> list[Scope]:
-    """What the consent screen can show, in its order (fixed items, then families')."""
-    return [*(s for s in SCOPES if s.label is not None), *_families()]
+def consent_items(requested: Iterable[str] | None = None) -> list[Scope]:
+    """What the consent screen can show, in its order: the fixed items, then the
+    families'. With ``requested``, only those items, the families' in the order asked
+    (resolved one by one, without listing every scope a family offers)."""
+    if requested is None:
+        return [*(s for s in SCOPES if s.label is not None), *_families()]
+    wanted = list(dict.fromkeys(requested))
+    fixed = [s for s in SCOPES if s.label is not None and s.name in wanted]
+    family = [lookup(name) for name in wanted if name not in _BY_NAME]
+    return [*fixed, *(s for s in family if s is not None and s.label is not None)]
 
 
 def claims() -> dict[str, tuple[str, ...]]:

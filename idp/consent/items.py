@@ -47,8 +47,7 @@ GENDER_LABELS = {"female": _l("Female"), "male": _l("Male"), "other": _l("Other"
 def items_for(requested: list[str] | set[str]) -> list[ConsentItem]:
     """The consent items for the requested scopes, in the order of the draft terms
     (the registry's, ``idp.scopes.consent_items``)."""
-    return [ConsentItem(s.name, s.label, s.detail) for s in scopes.consent_items()
-            if s.name in requested]
+    return [ConsentItem(s.name, s.label, s.detail) for s in scopes.consent_items(requested)]
 
 
 def display_values(resident: Any, scope: str) -> str | None:

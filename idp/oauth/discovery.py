@@ -17,8 +17,13 @@ from idp.security import algorithms
 SIGNING_ALGS = list(algorithms.SIGNING_ALGS)
 
 
-def metadata(settings: Settings) -> dict[str, Any]:
+def metadata(settings: Settings, family_scopes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document for these settings; ``family_scopes`` are the scopes the scope
+    families offer now (``registered:<category>`` …, read from the database by the view),
+    listed after our fixed ones."""
     url = settings.endpoint
+    fixed = scopes.supported(families=False)
+    own = len(scopes.registrable())
     return {
         "issuer": settings.issuer,
         "authorization_endpoint": url("/authorize"),
@@ -30,7 +35,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "end_session_endpoint": url("/logout"),
         "device_authorization_endpoint": url("/device_authorization"),
         # Our own scopes, and the standard scopes read as them (idp.scopes).
-        "scopes_supported": scopes.supported(),
+        "scopes_supported": [*fixed[:own], *family_scopes, *fixed[own:]],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
@@ -63,11 +68,13 @@ def metadata(settings: Settings) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=32)
-def document(settings: Settings) -> bytes:
-    """The metadata as served, encoded once per settings object.
+def document(settings: Settings, family_scopes: tuple[str, ...] = ()) -> bytes:
+    """The metadata as served, encoded once per settings object and list of the
+    families' scopes.
 
-    Settings never change while an app runs, so neither does this document;
-    building and encoding it on every request was most of the endpoint's cost.
+    Settings never change while an app runs, and categories of registered data
+    rarely do; building and encoding the document on every request was most of the
+    endpoint's cost.
     """
-    return json.dumps(metadata(settings), ensure_ascii=False, separators=(",", ":"),
+    return json.dumps(metadata(settings, family_scopes), ensure_ascii=False, separators=(",", ":"),
                       sort_keys=True).encode("utf-8") + b"\n"

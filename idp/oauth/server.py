@@ -228,7 +228,9 @@ def build_authorization_server(app: Flask, settings: Settings) -> OAuthServer:
     # Token requests count against the client authentication looks up (idp.oauth.ratelimit).
     server.init_app(app, query_client=ratelimit.counted(active_client), save_token=tokens.save)
     server.register_token_generator("default", TokenGenerator(settings))
-    server.scopes_supported = registry.supported()
+    # The fixed scopes only: requests are checked by validate_requested_scope (families
+    # included), and discovery lists the families' scopes as they are at each request.
+    server.scopes_supported = registry.supported(families=False)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)

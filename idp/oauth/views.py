@@ -12,6 +12,7 @@ from flask import current_app
 from flask import jsonify
 
 from idp import config
+from idp import scopes as registry
 from idp.extensions import commit_on_error
 from idp.extensions import csrf
 from idp.keys import service as keys
@@ -45,7 +46,7 @@ def keep_protocol_errors():
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery():
     """OpenID Provider / RFC 8414 authorization server metadata."""
-    body = discovery_document(config.settings())
+    body = discovery_document(config.settings(), registry.offered_by_families())
     response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

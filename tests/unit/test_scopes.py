@@ -36,8 +36,10 @@ def resident() -> SimpleNamespace:
 
 def test_discovery_offers_exactly_the_registry_scopes():
     """Test that scopes_supported is the registry's scopes: our own, then the standard ones."""
-    assert metadata(SETTINGS)["scopes_supported"] == scopes.supported()
-    assert scopes.supported() == [*OWN, "profile", "address"]
+    assert metadata(SETTINGS)["scopes_supported"] == scopes.supported(families=False)
+    assert scopes.supported(families=False) == [*OWN, "profile", "address"]
+    assert metadata(SETTINGS, ("registered:language",))["scopes_supported"] \
+        == [*OWN, "registered:language", "profile", "address"]
 
 
 def test_discovery_claims_are_the_registry_claims():
@@ -86,20 +88,38 @@ def test_only_touch_events_is_not_about_a_resident():
     assert {s for s in OWN if not scopes.is_about_resident(s)} == {"touch_events"}
 
 
-def test_a_family_adds_its_scopes_everywhere():
+def test_a_family_adds_its_scopes_everywhere(app):
     """Test that a registered family's scopes are known, offered and shown for consent."""
-    shop = Scope("registered:shop", "Shops", "The shops you registered.")
-    family = ScopeFamily("registered:", lambda name: shop if name == shop.name else None,
+    shop = Scope("shop:all", "Shops", "The shops you registered.")
+    family = ScopeFamily("shop:", lambda name: shop if name == shop.name else None,
                          offered=lambda: [shop])
     scopes.register_family(family)
     try:
-        assert scopes.known("registered:shop")
+        assert scopes.known("shop:all")
         assert not scopes.known("registered:nothing")
-        assert scopes.supported() == [*OWN, "registered:shop", "profile", "address"]
-        assert [i.scope for i in items.items_for(["openid", "registered:shop"])] \
-            == ["openid", "registered:shop"]
+        assert "shop:all" in scopes.offered_by_families()
+        assert [i.scope for i in items.items_for(["openid", "shop:all"])] \
+            == ["openid", "shop:all"]
+        scopes.register_family(family)  # the same family again: nothing changes
         with pytest.raises(ValueError):
-            scopes.register_family(family)
+            scopes.register_family(ScopeFamily("shop:", lambda name: None))
     finally:
-        scopes.unregister_family("registered:")
-    assert not scopes.known("registered:shop")
+        scopes.unregister_family("shop:")
+    assert not scopes.known("shop:all")
+
+
+def test_registered_data_scopes_follow_the_categories_in_use(app):
+    """Test that registered:/contribute: scopes exist exactly for the categories in use,
+    and that discovery lists them between our fixed scopes and the standard ones."""
+    from idp.exchange import categories
+
+    assert not scopes.known("registered:language")
+    categories.ensure_defaults()
+    assert scopes.known("registered:language") and scopes.known("contribute:language")
+    assert not scopes.known("registered:no_such_thing")
+    assert scopes.is_about_resident("registered:language")
+    assert not scopes.is_about_resident("contribute:language")
+    offered = scopes.offered_by_families()
+    assert {"registered:household", "contribute:household"} <= set(offered)
+    document = metadata(SETTINGS, offered)["scopes_supported"]
+    assert document[-2:] == ["profile", "address"] and "registered:language" in document
