@@ -62,8 +62,8 @@ def registered_data_delete(item_id: str):
     except residents.ResidentDataError:
         db.session.rollback()
         abort(404)
-    flash(_("The item was deleted. %(company)s can no longer provide it to anyone through "
-            "Machi ID.", company=row.company.name), "success")
+    flash(_("The item from %(company)s was deleted. Machi ID no longer provides it to any "
+            "service.", company=row.company.name), "success")
     return redirect(url_for("account.registered_data"), 303)
 
 
