@@ -27,6 +27,7 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
 from tests import factories
+from tests.flows.logout.test_end_access_paths import PATHS
 from tests.helpers.accounts import post_form
 from tests.helpers.admin import events
 from tests.helpers.app import flush_outbox
@@ -319,3 +320,23 @@ def test_logout_tokens_are_unchanged_for_a_client_with_both(client, receiver,
     claims = jwt_claims(logout_token)
     assert claims["sid"] == jwt_claims(issued["id_token"])["sid"]
     assert set(sets(client, receiver)) == {events_.SESSION_REVOKED}
+
+
+@pytest.mark.parametrize(("end_access", "reason"), PATHS, ids=[p.__name__ for p, _ in PATHS])
+def test_every_path_that_ends_access_sends_session_revoked(client, rp, receiver, cli,
+                                                          end_access, reason):
+    """Test that each cut-off of tests/flows/logout/test_end_access_paths.py also pushes
+    the client (which registered only an event receiver) a CAEP session-revoked about the
+    sub its ID token named, audited with the path's reason."""
+    issued = tokens_for(client, rp, "openid name email offline_access")
+    sub = jwt_claims(issued["id_token"])["sub"]
+    end_access(client, rp, cli, issued)
+    received = sets(client, receiver)
+    assert events_.SESSION_REVOKED in received, f"{end_access.__name__}: no session-revoked"
+    claims = received[events_.SESSION_REVOKED]
+    assert claims["aud"] == rp.client_id and claims["sub_id"]["sub"] == sub
+    members = claims["events"][events_.SESSION_REVOKED]
+    assert members["reason_admin"] == {"en": events_.REASONS[reason]}
+    assert members["initiating_entity"] == events_.initiating_entity(reason)
+    deliveries = [e for e in events(TAG) if e.data["event"] == events_.SESSION_REVOKED]
+    assert {(e.data["reason"], e.data["result"]) for e in deliveries} == {(reason, "delivered")}
