@@ -79,7 +79,9 @@ def revoke_grants(*, resident=None, client=None, company=None, reason: str,
     a resident at a client, or every client of a company not revoked yet.
 
     ``resident`` is the row or its id; ``client`` and ``company`` are the caller's
-    rows (``company.clients``, ``client.revoked_at``, ``client.backchannel_logout_uri``).
+    rows (``company.clients``, ``client.revoked_at``, ``client.backchannel_logout_uri``,
+    ``client.event_receiver_uri``). A resident's cut-off at one client for a reason in
+    ``EVENTS`` (a withdrawn consent) also sends the client that event.
     Returns ``{"tokens_revoked": n}``. A resident's device codes expire too. A
     cut-off client's device codes are left as they are: a kiosk's poll fails at
     client authentication, a resident entering the code is told the service
