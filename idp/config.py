@@ -289,8 +289,8 @@ class Settings:
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
     outbox_delivery: str = field(
         default="thread",
-        metadata=_doc("Who delivers queued messages (back-channel logout tokens) after their "
-                      "change commits: thread (a thread of the app, woken after each request "
+        metadata=_doc("Who delivers queued messages (logout tokens, security events, mail) after "
+                      "their change commits: thread (a thread of the app, woken after each request "
                       "that queued one; run `idp worker` as well for retries), worker (only "
                       "`idp worker`), or inline (at the end of the request, tests only)."),
     )
