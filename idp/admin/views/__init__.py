@@ -176,7 +176,7 @@ def refused(what: str, error: Exception, back: str, **ids):
 
 def done(message: str, back: str):
     """Go back; the request's unit of work commits the action with the redirect (and the
-    outbox then sends any back-channel logouts)."""
+    outbox then sends what the action queued: logout tokens, security events, mail)."""
     flash(message, "success")
     return redirect(back, 303)
 
