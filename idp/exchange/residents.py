@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
+from idp.access import security_events
 from idp.audit.service import record as audit
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
@@ -57,6 +58,8 @@ from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 
 MAX_NOTE = 500
+# The ``reason`` of the security event (and of its audit record).
+DISPUTE_REASON = "registered_data_disputed"
 
 
 class ResidentDataError(LookupError):
@@ -234,12 +237,31 @@ def dispute(resident_id: str, item_id: Any, note: Any) -> tuple[RegisteredRecord
 
 
 def _tell_contributor(row: RegisteredRecord) -> int:
-    """The security event to the contributing company's clients (see ``dispute``).
-
-    Left for the merge with the security events: ``idp.access.security_events.queue``
-    for each active client of ``row.company_id``, event ``REGISTERED_DATA_DISPUTED``,
-    detail ``{"category", "record_id", "note", "disputed_at"}``."""
-    return 0
+    """The ``registered-data-disputed`` security event to every active client of the
+    contributing company with an event receiver (docs/security-events.md): the
+    category, the contributor's own record id, when, and the resident's note. The
+    subject is the company's pairwise ``sub`` (the one it contributed under).
+    Returns how many were queued."""
+    detail = {"category": row.category, "record_id": row.record_id,
+              "disputed_at": int(row.disputed_at.timestamp()), "note": row.dispute_note}
+    client_ids = db.session.scalars(
+        select(Client.id).where(Client.company_id == row.company_id,
+                                Client.event_receiver_uri.is_not(None),
+                                Client.revoked_at.is_(None))
+        .order_by(Client.id))
+    queued = 0
+    for client_id in client_ids:
+        try:
+            queued += security_events.queue(
+                client_id, row.resident_id, security_events.REGISTERED_DATA_DISPUTED, detail,
+                reason=DISPUTE_REASON)
+        except ValueError:
+            # The note happens to hold the resident's internal id, which a company must
+            # never see: the event goes without the note (the record keeps it).
+            queued += security_events.queue(
+                client_id, row.resident_id, security_events.REGISTERED_DATA_DISPUTED,
+                {k: v for k, v in detail.items() if k != "note"}, reason=DISPUTE_REASON)
+    return queued
 
 
 def stop(resident_id: str, company_id: str, *, delete_sent: bool = False

@@ -5,6 +5,7 @@ its services, and records about a resident with their provenance."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from idp.exchange import contracts
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 from tests import factories
+
+_ids = itertools.count(1)
 
 
 @dataclass
@@ -46,7 +49,7 @@ def contribute(source: Contributor, resident_id: str, category: str, value: Any,
     row = RegisteredRecord(
         resident_id=resident_id, category=category, company_id=source.company_id,
         client_id=source.client_id, contract_id=source.contract_id,
-        record_id=record_id or f"r-{category}-{resident_id}-{now.timestamp()}",
+        record_id=record_id or f"r-{next(_ids)}",
         value=value, collected_at=collected_at or now - dt.timedelta(days=1),
         received_at=now, expires_at=now + dt.timedelta(days=365))
     db.session.add(row)

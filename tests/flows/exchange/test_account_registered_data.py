@@ -8,11 +8,13 @@ import re
 import pytest
 from sqlalchemy import select
 
+from idp.access import security_events
 from idp.audit.tags import AuditTag
 from idp.exchange import residents
 from idp.exchange.models import CollectionStop
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
+from idp.outbox.models import OutboxMessage
 from tests import factories
 from tests.helpers.accounts import Inputs
 from tests.helpers.accounts import post_form
@@ -270,3 +272,17 @@ def test_every_form_posts_a_csrf_token(client, hanako, a):
     forms = re.findall(r"<form[^>]*method=\"post\".*?</form>", html, re.S)
     assert len(forms) == 3  # dispute, delete, stop
     assert all('name="csrf_token"' in form for form in forms)
+
+
+def test_dispute_from_the_page_tells_the_contributor(client, hanako):
+    """Test that the dispute form queues the registered-data-disputed SET for the
+    contributing company's client with a receiver, with the note."""
+    source = contributor("A社", event_receiver_uri="https://a.example.jp/events")
+    row = contribute(source, hanako.id, "language", "ja", record_id="A-1")
+    sign_in(client)
+    post_form(client, PAGE, {"note": "英語です"}, action=f"/account/data/items/{row.id}/dispute")
+    db.session.rollback()
+    (message,) = db.session.scalars(select(OutboxMessage)
+                                    .where(OutboxMessage.kind == "security_event"))
+    assert message.payload["aud"] == source.client_id
+    assert message.payload["events"][security_events.REGISTERED_DATA_DISPUTED]["note"] == "英語です"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from idp.access import security_events
+from idp.access.subjects import existing_subject
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.db import utcnow
@@ -17,6 +20,7 @@ from idp.exchange.models import CollectionStop
 from idp.exchange.models import DataLink
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
+from idp.outbox.models import OutboxMessage
 from idp.privacy.export import Names
 from tests import factories
 from tests.helpers.accounts import tags as stored_tags
@@ -270,3 +274,53 @@ def test_forget_deletes_every_exchange_row_of_the_resident_only(hanako, jiro, a)
     assert [r.id for r in db.session.scalars(select(RegisteredRecord))] == [theirs.id]
     assert [r.id for r in db.session.scalars(select(DataLink))] == [their_link.id]
     assert db.session.scalars(select(CollectionStop)).all() == []
+
+
+def security_events_queued() -> list[OutboxMessage]:
+    db.session.commit()
+    return list(db.session.scalars(select(OutboxMessage)
+                                   .where(OutboxMessage.kind == "security_event")
+                                   .order_by(OutboxMessage.id)))
+
+
+def test_dispute_tells_every_client_of_the_contributor_with_a_receiver(hanako, jiro):
+    """Test that a dispute queues a registered-data-disputed SET for each active client
+    of the contributing company that has a receiver, about the company's pairwise sub,
+    with the category, its record id and the note, and nothing naming the resident."""
+    a = contributor("A社", event_receiver_uri="https://a.example.jp/events")
+    second = factories.rp(a.company_id, event_receiver_uri="https://a.example.jp/events2")
+    factories.rp(a.company_id)  # no receiver: not told
+    other = factories.rp(factories.company("B社"), event_receiver_uri="https://b.example.jp/e")
+    row = contribute(a, hanako.id, "occupation", "student", record_id="A-42")
+    _row, told = residents.dispute(hanako.id, row.id, "会社員です")
+    assert told == 2
+    messages = security_events_queued()
+    assert sorted(m.payload["aud"] for m in messages) == sorted([a.client_id, second.client_id])
+    assert other.client_id not in {m.payload["aud"] for m in messages}
+    for message in messages:
+        (event,) = message.payload["events"].values()
+        assert list(message.payload["events"]) == [security_events.REGISTERED_DATA_DISPUTED]
+        assert event["category"] == "occupation" and event["record_id"] == "A-42"
+        assert event["note"] == "会社員です" and event["reason"] == "registered_data_disputed"
+        assert event["disputed_at"] == int(row.disputed_at.timestamp())
+        assert message.payload["sub_id"]["sub"] == existing_subject(hanako.id, a.company_id)
+        assert hanako.id not in json.dumps(message.payload)
+        assert "student" not in json.dumps(message.payload)
+    assert tags(AuditTag.RESIDENT_DATA_DISPUTE)[0].data["security_events"] == 2
+
+
+def test_dispute_without_a_receiver_still_flags(hanako, a):
+    row = contribute(a, hanako.id, "language", "ja")
+    _row, told = residents.dispute(hanako.id, row.id, "違う")
+    assert told == 0 and row.disputed_at is not None
+    assert security_events_queued() == []
+
+
+def test_a_note_holding_the_residents_id_is_sent_without_the_note(hanako):
+    a = contributor("A社", event_receiver_uri="https://a.example.jp/events")
+    row = contribute(a, hanako.id, "language", "ja")
+    residents.dispute(hanako.id, row.id, f"my id is {hanako.id}")
+    (message,) = security_events_queued()
+    (event,) = message.payload["events"].values()
+    assert "note" not in event and hanako.id not in json.dumps(message.payload)
+    assert row.dispute_note == f"my id is {hanako.id}"
