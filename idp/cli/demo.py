@@ -15,6 +15,7 @@ from idp.accounts import service as accounts
 from idp.accounts.models import Resident
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.clients import service as clients
 from idp.clients.models import Client
 from idp.config import ROOT
@@ -92,7 +93,7 @@ def seed_demo() -> dict:
 
 
 @group.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def seed(as_json: bool) -> None:
     """Create the demo company, app and resident (idempotent)."""
