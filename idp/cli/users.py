@@ -44,6 +44,13 @@ def create(email, password, family_name, given_name, family_name_kana, given_nam
          f"created resident {resident.display_id} ({resident.email})")
 
 
+def _resident(email: str):
+    resident = service.find_by_email(email)
+    if resident is None:
+        raise service.ResidentError(f"no resident with email {email}")
+    return resident
+
+
 @group.command("reset-second-factor")
 @click.option("--email", required=True)
 @json_option
@@ -55,9 +62,7 @@ def reset_second_factor(email: str, as_json: bool) -> None:
     """
     from idp.accounts import totp
 
-    resident = service.find_by_email(email)
-    if resident is None:
-        raise service.ResidentError(f"no resident with email {email}")
+    resident = _resident(email)
     totp.reset_by_operator(resident, actor="cli")
     emit(as_json, {"id": resident.id, "totp_enabled": False},
          f"two-step verification is off for {resident.display_id}")
@@ -72,9 +77,7 @@ def sign_out(email: str, as_json: bool) -> None:
     shared computer); services with a back-channel logout URI are told."""
     from idp.access import service as access
 
-    resident = service.find_by_email(email)
-    if resident is None:
-        raise service.ResidentError(f"no resident with email {email}")
+    resident = _resident(email)
     counts = access.sign_out_everywhere(resident, "admin", actor="cli")
     emit(as_json, {"id": resident.id, **counts},
          f"{resident.display_id}: {counts['sessions_ended']} session(s) ended, "
