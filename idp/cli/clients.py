@@ -8,6 +8,7 @@ import click
 
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.clients import service
 from idp.security.algorithms import SIGNING_ALGS
 
@@ -43,7 +44,7 @@ def group() -> None:
               help="Where OIDC back-channel logout tokens are POSTed.")
 @click.option("--verified-claims", is_flag=True,
               help="The client may receive verified_claims (with the resident's consent).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, grant_types,
            scopes, purpose, purpose_en, policy_uri, tos_uri, token_endpoint_auth_method,
@@ -75,7 +76,7 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
 
 @group.command()
 @click.argument("client_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def revoke(client_id: str, as_json: bool) -> None:
     """Revoke a client for good: authentication and every token fail at once."""
@@ -101,7 +102,7 @@ def describe(client) -> dict:
 
 @group.command("list")
 @click.option("--company", "company_id", default=None, help="Only this company's clients.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def list_clients(company_id: str | None, as_json: bool) -> None:
     """Every client (of one company), with its state."""
@@ -113,7 +114,7 @@ def list_clients(company_id: str | None, as_json: bool) -> None:
 
 @group.command()
 @click.argument("client_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def show(client_id: str, as_json: bool) -> None:
     """One client's settings and state (never its secret, which is not stored)."""
@@ -142,7 +143,7 @@ def show(client_id: str, as_json: bool) -> None:
               help="Back-channel logout URI ('' removes it).")
 @click.option("--verified-claims/--no-verified-claims", default=None,
               help="Whether the client may receive verified_claims.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def update(client_id, name, redirect_uris, post_logout_redirect_uris,
            no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, policy_uri,
@@ -172,7 +173,7 @@ def update(client_id, name, redirect_uris, post_logout_redirect_uris,
 @click.argument("client_id")
 @click.option("--revoke-tokens", is_flag=True,
               help="Also revoke every token of the client (the old secret leaked).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def rotate_secret(client_id: str, revoke_tokens: bool, as_json: bool) -> None:
     """A new client secret, printed once; the old one stops working at once."""

@@ -9,6 +9,7 @@ import click
 
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 
 
 @click.group("worker", invoke_without_command=True)
@@ -46,7 +47,7 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
 @group.command()
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def dead(limit: int, as_json: bool) -> None:
     """Messages given up on (dead letters), newest first."""
