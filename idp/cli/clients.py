@@ -7,6 +7,7 @@ import json
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
 from idp.cli import json_option
 from idp.clients import service
@@ -107,9 +108,9 @@ def describe(client) -> dict:
 def list_clients(company_id: str | None, as_json: bool) -> None:
     """Every client (of one company), with its state."""
     rows = [describe(c) for c in service.list_clients(company_id)]
-    emit(as_json, {"clients": rows},
-         "\n".join(f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}"
-                   for r in rows) or "no clients")
+    emit_rows(as_json, "clients", rows,
+              lambda r: f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}",
+              "no clients")
 
 
 @group.command()
