@@ -1,4 +1,4 @@
-"""``idp worker``: deliver the outbox (back-channel logout tokens), retries included."""
+"""``idp worker``: deliver the outbox (logout tokens, security events, mail), retries included."""
 
 from __future__ import annotations
 
