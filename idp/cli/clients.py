@@ -7,7 +7,9 @@ import json
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.clients import service
 from idp.security.algorithms import SIGNING_ALGS
 
@@ -45,7 +47,7 @@ def group() -> None:
               help="Where Security Event Tokens are pushed (RFC 8935; docs/security-events.md).")
 @click.option("--verified-claims", is_flag=True,
               help="The client may receive verified_claims (with the resident's consent).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, grant_types,
            scopes, purpose, purpose_en, policy_uri, tos_uri, token_endpoint_auth_method,
@@ -78,7 +80,7 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
 
 @group.command()
 @click.argument("client_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def revoke(client_id: str, as_json: bool) -> None:
     """Revoke a client for good: authentication and every token fail at once."""
@@ -104,19 +106,19 @@ def describe(client) -> dict:
 
 @group.command("list")
 @click.option("--company", "company_id", default=None, help="Only this company's clients.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def list_clients(company_id: str | None, as_json: bool) -> None:
     """Every client (of one company), with its state."""
     rows = [describe(c) for c in service.list_clients(company_id)]
-    emit(as_json, {"clients": rows},
-         "\n".join(f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}"
-                   for r in rows) or "no clients")
+    emit_rows(as_json, "clients", rows,
+              lambda r: f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}",
+              "no clients")
 
 
 @group.command()
 @click.argument("client_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def show(client_id: str, as_json: bool) -> None:
     """One client's settings and state (never its secret, which is not stored)."""
@@ -147,7 +149,7 @@ def show(client_id: str, as_json: bool) -> None:
               help="Security event receiver URI, RFC 8935 push ('' removes it).")
 @click.option("--verified-claims/--no-verified-claims", default=None,
               help="Whether the client may receive verified_claims.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def update(client_id, name, redirect_uris, post_logout_redirect_uris,
            no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, policy_uri,
@@ -178,7 +180,7 @@ def update(client_id, name, redirect_uris, post_logout_redirect_uris,
 @click.argument("client_id")
 @click.option("--revoke-tokens", is_flag=True,
               help="Also revoke every token of the client (the old secret leaked).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def rotate_secret(client_id: str, revoke_tokens: bool, as_json: bool) -> None:
     """A new client secret, printed once; the old one stops working at once."""

@@ -11,6 +11,7 @@ import requests
 
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.kiosk import service
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -25,7 +26,7 @@ def group() -> None:
 @click.option("--company", "company_id", required=True, help="Owning company id.")
 @click.option("--name", required=True, help="The kiosk's service name, shown on consent.")
 @click.option("--location", required=True, help="Where the screen stands.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(company_id: str, name: str, location: str, as_json: bool) -> None:
     """Register a kiosk: a confidential device_code + client_credentials client."""

@@ -1,7 +1,7 @@
 """client event receiver URI: where Security Event Tokens are pushed
 
 Revision ID: a1e5c7b9d2f4
-Revises: f3a9c1d7e2b4
+Revises: b7d2e9f4c1a6
 Create Date: 2026-12-03 05:40:00.000000
 
 A member company registers, per client, the URL that receives signed security
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'a1e5c7b9d2f4'
-down_revision = 'f3a9c1d7e2b4'
+down_revision = 'b7d2e9f4c1a6'
 branch_labels = None
 depends_on = None
 
