@@ -19,8 +19,10 @@ and resume collection from a company.
                  contributor corrects it (DELETE and a new contribution, which
                  starts undisputed);
 - ``stop``       the company's contributions about the resident are refused from
-                 now on (``idp.exchange.records`` checks ``collection_stopped``);
-                 if the resident chooses, what it sent is deleted too;
+                 now on (``idp.exchange.records`` checks the ``CollectionStop``;
+                 ``collection_stopped`` asks the same), and the data links do not
+                 release what it sent while stopped; if the resident chooses, what
+                 it sent is deleted too;
 - ``resume``     the stop goes; contributions are accepted again (nothing deleted
                  comes back).
 
