@@ -69,7 +69,7 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
         terms_version=current_terms.version,
         resident=pending.resident,
         form_action=url_for("interaction.consent", uid=uid),
-        link_expiry=_expiry_choices() if any(i["registered"] for i in items) else None,
+        link_expiry=expiry_choices() if any(i["registered"] for i in items) else None,
     ), status
 
 
@@ -84,7 +84,7 @@ def registered_item(resident_id: str, scope: str) -> dict:
                         for source in links.sources(resident_id, keys[0])]}
 
 
-def _expiry_choices() -> list[dict]:
+def expiry_choices() -> list[dict]:
     labels = {"90d": _("3 months"), "365d": _("1 year"), "withdrawn": _("Until I withdraw it")}
     return [{"value": value, "label": labels[value], "selected": value == links.DEFAULT_EXPIRY}
             for value in links.EXPIRY_CHOICES]
