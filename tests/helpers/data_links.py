@@ -27,6 +27,22 @@ class Exchange:
     rp: factories.RP          # B社's service, registered for registered:language
 
 
+@dataclass
+class Source:
+    company_id: str
+    contract_id: str
+
+
+def setup_source(name: str = "A社", keys: tuple[str, ...] = ("language",)) -> Source:
+    """A company under a contract to contribute ``keys`` (the default categories exist)."""
+    categories.ensure_defaults()
+    company_id = factories.company(name)
+    contract = contracts.create(company_id, list(keys), "言語設定の提供",
+                                valid_until=(utcnow() + ONE_YEAR).date())
+    db.session.commit()
+    return Source(company_id, contract.id)
+
+
 def setup(keys: tuple[str, ...] = ("language",), *, source: str = "A社",
           recipient: str = "B社", **rp_options) -> Exchange:
     categories.ensure_defaults()
