@@ -58,6 +58,13 @@ def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
 
+def emit_rows(as_json: bool, key: str, rows: list[dict[str, Any]],
+              line: Callable[[dict[str, Any]], str], empty: str) -> None:
+    """A listing: ``{key: rows}`` with --json, one ``line(row)`` per row otherwise (or
+    ``empty`` when there are none)."""
+    emit(as_json, {key: rows}, "\n".join(line(r) for r in rows) or empty)
+
+
 def in_app(fn: Callable) -> Callable:
     """Run the command inside an app context; commit on success, roll back on error.
 

@@ -6,6 +6,7 @@ import click
 
 from idp.admin import service
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
 from idp.cli import json_option
 
@@ -44,8 +45,8 @@ def list_admins(as_json: bool) -> None:
              "created_at": a.created_at.isoformat(),
              "last_login_at": a.last_login_at.isoformat() if a.last_login_at else None}
             for a in service.list_admins()]
-    emit(as_json, {"admins": rows},
-         "\n".join(f"{r['id']} {r['status']:<8} {r['email']}" for r in rows) or "no admins")
+    emit_rows(as_json, "admins", rows, lambda r: f"{r['id']} {r['status']:<8} {r['email']}",
+              "no admins")
 
 
 @group.command()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
 from idp.cli import json_option
 from idp.clients import service
@@ -51,8 +52,8 @@ def create(name: str, as_json: bool) -> None:
 def list_companies(as_json: bool) -> None:
     """Every company with its status and contract."""
     rows = [describe(c) for c in service.list_companies()]
-    emit(as_json, {"companies": rows},
-         "\n".join(f"{r['id']} {r['status']:<9} {r['name']}" for r in rows) or "no companies")
+    emit_rows(as_json, "companies", rows, lambda r: f"{r['id']} {r['status']:<9} {r['name']}",
+              "no companies")
 
 
 @group.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
 from idp.cli import json_option
 from idp.keys import service
@@ -38,8 +39,8 @@ def rotate(immediately: bool, drop_old: bool, as_json: bool) -> None:
 def list_keys(as_json: bool) -> None:
     """Every key with its state (published, active, retired, expired)."""
     rows = service.describe()
-    emit(as_json, {"keys": rows},
-         "\n".join(f"{r['alg']} {r['kid']} {r['state']}" for r in rows) or "no keys yet")
+    emit_rows(as_json, "keys", rows, lambda r: f"{r['alg']} {r['kid']} {r['state']}",
+              "no keys yet")
 
 
 @group.command()

@@ -138,6 +138,19 @@ def document(settings: Settings) -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object", "required": ["issuer"]},
                                            "Metadata")},
             }},
+            "/.well-known/ssf-configuration": {"get": {
+                "operationId": "ssfConfiguration",
+                "summary": "Shared Signals Framework transmitter metadata (security events)",
+                "responses": {"200": _json({"type": "object", "required": ["issuer"],
+                                            "properties": {
+                                                "spec_version": {"type": "string"},
+                                                "issuer": {"type": "string"},
+                                                "jwks_uri": {"type": "string"},
+                                                "delivery_methods_supported": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"}}}},
+                                           "Transmitter metadata")},
+            }},
             "/jwks.json": {"get": {
                 "operationId": "jwks",
                 "summary": "Signing keys",

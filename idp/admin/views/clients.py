@@ -47,6 +47,7 @@ def settings_from_form() -> clients.ClientSettings:
         policy_uri=request.form.get("policy_uri"),
         tos_uri=request.form.get("tos_uri"),
         backchannel_logout_uri=request.form.get("backchannel_logout_uri"),
+        event_receiver_uri=request.form.get("event_receiver_uri"),
         verified_claims_allowed=request.form.get("verified_claims_allowed") == "yes",
     )
 
@@ -102,6 +103,7 @@ def client_create():
             purpose_en=values.purpose_en, policy_uri=values.policy_uri, tos_uri=values.tos_uri,
             token_endpoint_auth_method=method, jwks=jwks, id_token_signed_response_alg=alg,
             backchannel_logout_uri=values.backchannel_logout_uri,
+            event_receiver_uri=values.event_receiver_uri,
             verified_claims_allowed=values.verified_claims_allowed, actor="admin")
     except clients.ClientError as error:
         db.session.rollback()
