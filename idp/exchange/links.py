@@ -25,7 +25,10 @@ withdrawn). There is one row per (resident, recipient, source, category):
                      (``new_sources``, ``idp.interaction.policy``). A link the
                      resident withdrew is their decision and is not asked again.
 
-Every change is audited (DATA_LINK_GRANT, DATA_LINK_WITHDRAW).
+Every change is audited (DATA_LINK_GRANT, DATA_LINK_WITHDRAW); a link that ends
+is pushed to the recipient as a security event (``urn:machi-id:secevent:
+data-link-ended``, docs/security-events.md). A link that runs out at its expiry
+is not pushed: the recipient stops receiving the category at that moment.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from idp.access import security_events
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
@@ -174,13 +178,24 @@ def grant(resident_id: str, client: Client, requested: list[str], consented: lis
     return made
 
 
+# Why a link ended → the ``reason`` of the recipient's data-link-ended event.
+EVENT_REASONS = {"withdrawn": "data_link_withdrawn", "declined": "data_link_declined",
+                 "consent_withdrawn": "consent_withdrawn"}
+
+
 def _end(link: DataLink, reason: str, now: dt.datetime) -> None:
+    """End a link, audited; the recipient service is told by a security event
+    (``urn:machi-id:secevent:data-link-ended``) naming the category and the source
+    company by name, as the claim did."""
     link.withdrawn_at = now
     link.end_reason = reason
     client = db.session.get(Client, link.client_id)
     record(AuditTag.DATA_LINK_WITHDRAW, resident_id=link.resident_id, client_id=link.client_id,
            company_id=client.company_id if client else None, link=link.id,
            category=link.category, source_company_id=link.source_company_id, reason=reason)
+    security_events.queue(link.client_id, link.resident_id, security_events.DATA_LINK_ENDED,
+                          {"category": link.category, "source": link.source_company.name},
+                          reason=EVENT_REASONS.get(reason, reason))
 
 
 def end_all(resident_id: str, client_id: str, reason: str) -> int:

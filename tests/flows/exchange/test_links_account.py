@@ -138,3 +138,39 @@ def test_expired_links_are_shown_as_expired(client, two_sources):
         card = page.text[start:]
         card = card[:card.index("</li>")]
         assert "data-link-expired" in card and 'name="link_id"' not in card
+
+
+def test_the_recipient_is_told_when_a_link_ends(client):
+    """Test that withdrawing a link pushes B's receiver a signed data-link-ended SET about
+    B's own sub, naming the category and the source by name, and nothing of A's ids."""
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    from idp.access import security_events
+    from idp.access.subjects import subject_for
+    from tests.helpers.oauth import EventReceiver
+    from tests.helpers.oauth import jwt_claims
+
+    receiver = EventReceiver()
+    try:
+        resident = factories.resident()
+        setup = data_links.setup(event_receiver_uri=receiver.uri)
+        data_links.contribute(resident.id, setup.source_company, setup.source_contract, "vi")
+        body = consent(client, setup.rp)
+        b_sub = jwt_claims(body["id_token"])["sub"]
+        a_sub = subject_for(resident.id, setup.source_company)
+        db.session.commit()
+        link = link_from(resident.id, setup.source_company)
+        assert post_form(client, "/account/consents",
+                         {"link_id": str(link.id)}).status_code == 303
+        (token,) = receiver.tokens()
+        keys = KeySet.import_key_set(client.get("/jwks.json").json)
+        claims = jwt.decode(token, keys, algorithms=["RS256", "ES256"]).claims
+        assert claims["aud"] == setup.rp.client_id and claims["sub_id"]["sub"] == b_sub
+        event = claims["events"][security_events.DATA_LINK_ENDED]
+        assert event["category"] == "language" and event["source"] == "A社"
+        assert event["reason"] == "data_link_withdrawn"
+        for secret in (a_sub, resident.id, setup.source_company, setup.source_contract):
+            assert secret not in token and secret not in str(claims)
+    finally:
+        receiver.close()
