@@ -52,8 +52,8 @@ def setup(keys: tuple[str, ...] = ("language",), *, source: str = "A社",
     a = contracts.create(source_id, list(keys), "言語設定の提供", valid_until=until)
     b = contracts.create(recipient_id, list(keys), "多言語での観光案内", valid_until=until)
     db.session.commit()
-    rp = factories.rp(recipient_id, scopes=[*factories.ALL_SCOPES,
-                                            *(f"registered:{k}" for k in keys)], **rp_options)
+    rp_options.setdefault("scopes", [*factories.ALL_SCOPES, *(f"registered:{k}" for k in keys)])
+    rp = factories.rp(recipient_id, **rp_options)
     return Exchange(source_id, recipient_id, a.id, b.id, rp)
 
 
