@@ -8,7 +8,9 @@ reload polls the token endpoint once, never faster than the IdP's ``interval``.
 
     python -m demo.kiosk --issuer http://127.0.0.1:5000 --client-id ID --client-secret S
 
-One screen, one resident at a time; the state lives in this process's memory.
+One screen, one resident at a time; the state lives in this process's memory. "Finish" revokes
+the resident's token at ``/revoke`` (RFC 7009) before the next person; when the IdP says the
+session ended (idle or too long, docs/kiosk.md), the screen starts over the same way.
 """
 
 from __future__ import annotations
@@ -74,6 +76,20 @@ def create_app(issuer: str, client_id: str, client_secret: str,
             state["message"] = error
             state["grant"] = None
 
+    def end(message: str | None = None) -> None:
+        """The resident is done: revoke their token (RFC 7009) and start over."""
+        token = state.get("token")
+        if token:
+            try:
+                requests.post(f"{issuer}/revoke", auth=auth, timeout=10, data={
+                    "token": token["access_token"], "token_type_hint": "access_token"})
+            except requests.RequestException:
+                logging.getLogger(__name__).warning("revocation failed; the token expires "
+                                                    "with the session's maximum length")
+        state.clear()
+        if message:
+            state["message"] = message
+
     def check_csrf():
         if not hmac.compare_digest(request.form.get("csrf", ""), csrf):
             abort(400)
@@ -110,6 +126,9 @@ def create_app(issuer: str, client_id: str, client_secret: str,
                     "events": [{"occurred_at": now.isoformat(), "target": target}]},
                     headers={"Authorization": f"Bearer {token['access_token']}"})
                 result = f"HTTP {r.status_code}" + ("" if r.ok else f" {r.text[:200]}")
+                if r.status_code == 401 or (r.status_code == 400 and "session_ended" in r.text):
+                    end("session_ended")
+                    return redirect(url_for("index"))
             except requests.RequestException as exc:
                 result = f"{type(exc).__name__}: {exc}"
             state["events"].insert(0, {"at": now.astimezone().strftime("%H:%M:%S"),
@@ -120,7 +139,7 @@ def create_app(issuer: str, client_id: str, client_secret: str,
     def reset():
         check_csrf()
         with lock:
-            state.clear()
+            end()
         return redirect(url_for("index"))
 
     return app

@@ -44,7 +44,8 @@ def create(company_id: str, name: str, location: str, as_json: bool) -> None:
 @click.pass_obj
 def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events: int,
              timeout: int) -> None:
-    """Play a kiosk: show a QR code, poll until a resident approves, post touch events."""
+    """Play a kiosk: show a QR code, poll until a resident approves, post touch events,
+    then end the resident's session by revoking the token at /revoke."""
     issuer = (issuer or ctx.settings.issuer).rstrip("/")
     http = requests.Session()
     http.auth = (client_id, client_secret)
@@ -89,5 +90,9 @@ def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events
     stored = requests.post(f"{issuer}/api/touch-events", json=batch, timeout=10,
                            headers={"Authorization": f"Bearer {token['access_token']}"})
     click.echo(stored.text.strip())
+    # The resident is done: the kiosk revokes their token (RFC 7009) before the next person.
+    revoked = http.post(meta["revocation_endpoint"], timeout=10, data={
+        "token": token["access_token"], "token_type_hint": "access_token"})
+    click.echo(f"session ended: token revoked (HTTP {revoked.status_code})", err=True)
     if stored.status_code != 201:
         raise click.ClickException("posting touch events failed")
