@@ -88,6 +88,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.self_service.outbox import bp as outbox_bp
 
     app.register_blueprint(account_bp)
+    from idp.transparency import bp as transparency_bp
+
+    app.register_blueprint(transparency_bp)
     app.register_blueprint(outbox_bp)
     from idp.admin.views import bp as admin_bp
     from idp.oauth import backchannel

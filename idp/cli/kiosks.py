@@ -25,12 +25,20 @@ def group() -> None:
 @click.option("--company", "company_id", required=True, help="Owning company id.")
 @click.option("--name", required=True, help="The kiosk's service name, shown on consent.")
 @click.option("--location", required=True, help="Where the screen stands.")
+@click.option("--lat", type=float, default=None, help="Latitude (WGS 84), with --lon: the "
+                                                     "transparency page's map.")
+@click.option("--lon", type=float, default=None, help="Longitude (WGS 84), with --lat.")
+@click.option("--contact", default="", help="Whom the public asks (shown on /transparency).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @in_app
-def create(company_id: str, name: str, location: str, as_json: bool) -> None:
+def create(company_id: str, name: str, location: str, lat: float | None, lon: float | None,
+           contact: str, as_json: bool) -> None:
     """Register a kiosk: a confidential device_code + client_credentials client."""
-    client, secret, kiosk = service.create_kiosk(company_id, name, location, actor="cli")
-    emit(as_json, {"client_id": client.id, "client_secret": secret, "location": kiosk.location},
+    client, secret, kiosk = service.create_kiosk(company_id, name, location, actor="cli",
+                                                 latitude=lat, longitude=lon, contact=contact)
+    emit(as_json, {"client_id": client.id, "client_secret": secret, "location": kiosk.location,
+                   "latitude": kiosk.latitude, "longitude": kiosk.longitude,
+                   "transparency": f"/transparency#kiosk-{client.id}"},
          f"client_id: {client.id}\nclient_secret: {secret}\n(shown once; provision it on the "
          f"kiosk at {kiosk.location})")
 

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import sqlite
 
 from idp import config
+from idp import geo
 from idp.access import service as access
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -72,12 +73,28 @@ class ValidEvent:
     event_id: str | None
 
 
+def _place(latitude, longitude, contact: str | None) -> tuple[float | None, float | None, str]:
+    """Coordinates (both or neither) and a contact for the transparency page."""
+    try:
+        latitude, longitude = geo.coordinates(latitude, longitude)
+    except ValueError as error:
+        raise clients.ClientError(str(error)) from None
+    contact = (contact or "").strip()
+    if len(contact) > 200:
+        raise clients.ClientError("contact must be at most 200 characters")
+    return latitude, longitude, contact
+
+
 def create_kiosk(company_id: str, name: str, location: str,
-                 actor: str | None = None) -> tuple[Client, str, Kiosk]:
-    """A confidential device-flow client plus where its screen stands."""
+                 actor: str | None = None, *, latitude: float | None = None,
+                 longitude: float | None = None, contact: str = ""
+                 ) -> tuple[Client, str, Kiosk]:
+    """A confidential device-flow client plus where its screen stands (and, for the
+    transparency page, its coordinates and whom to ask)."""
     location = (location or "").strip()
     if not location or len(location) > 200:
         raise clients.ClientError("location must be 1 to 200 characters")
+    latitude, longitude, contact = _place(latitude, longitude, contact)
     client, secret = clients.register_client(
         company_id, name, grant_types=list(KIOSK_GRANT_TYPES), scopes=list(KIOSK_SCOPES),
         purpose="タッチ操作の履歴（いつ、どのコンテンツに触れたか）を記録し、"
@@ -87,11 +104,13 @@ def create_kiosk(company_id: str, name: str, location: str,
                    "statistics.",
         actor=actor,
     )
-    kiosk = Kiosk(client=client, location=location)
+    kiosk = Kiosk(client=client, location=location, latitude=latitude, longitude=longitude,
+                  contact=contact)
     db.session.add(kiosk)
     db.session.flush()
     record(AuditTag.KIOSK_CREATE, actor=actor, client_id=client.id,
-           company_id=client.company_id, location=location)
+           company_id=client.company_id, location=location, latitude=latitude,
+           longitude=longitude, contact=contact)
     return client, secret, kiosk
 
 

@@ -10,7 +10,6 @@ that speaks for a resident.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy import tuple_
 from sqlalchemy import update
 
+from idp import geo
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
@@ -98,18 +98,10 @@ def checked_placement(placement: Placement) -> Placement:
 def checked_coordinates(latitude: float | None,
                         longitude: float | None) -> tuple[float | None, float | None]:
     """WGS 84 degrees, both or neither."""
-    if latitude is None and longitude is None:
-        return None, None
-    if latitude is None or longitude is None:
-        raise SensorError("give both latitude and longitude, or neither")
     try:
-        latitude, longitude = float(latitude), float(longitude)
-    except (TypeError, ValueError):
-        raise SensorError("latitude and longitude must be numbers") from None
-    if not (math.isfinite(latitude) and math.isfinite(longitude)) \
-            or not -90 <= latitude <= 90 or not -180 <= longitude <= 180:
-        raise SensorError("latitude must be -90 to 90 and longitude -180 to 180")
-    return latitude, longitude
+        return geo.coordinates(latitude, longitude)
+    except ValueError as error:
+        raise SensorError(str(error)) from None
 
 
 def create_sensor(company_id: str, name: str, placement: Placement, *, purpose: str = "",

@@ -29,7 +29,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("access", {"access"}),
     ("records", {"audit", "outbox"}),
     ("base", {"db", "config", "extensions", "secrets", "security", "scopes", "locales", "http",
-              "errors", "inputs", "proxy", "spreadsheet", "limiter_storage"}),
+              "errors", "inputs", "proxy", "spreadsheet", "limiter_storage", "geo"}),
 ]
 WIRING = {"__init__", "models"}
 
