@@ -1,5 +1,5 @@
-"""Clients and kiosks: registration (the secret is shown once), settings, secret
-rotation, revocation; a kiosk's location and when it was last seen."""
+"""Clients, kiosks and sensors: registration (the secret is shown once), settings, secret
+rotation, revocation; a kiosk's or sensor's place and when it was last seen."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.kiosk import service as kiosk_service
 from idp.security.algorithms import SIGNING_ALGS
+from idp.sensors import service as sensor_service
 
 MAX_LINES = 20
 
@@ -199,7 +200,8 @@ def kiosk_create():
     try:
         client, secret, _kiosk = kiosk_service.create_kiosk(
             company_id, request.form.get("name", ""), request.form.get("location", ""),
-            actor="admin")
+            actor="admin", latitude=_number("latitude"), longitude=_number("longitude"),
+            contact=request.form.get("contact", ""))
     except clients.ClientError as error:
         return refused("kiosk:create", error, url_for("admin.kiosks"),
                        company_id=company_id[:16])
@@ -217,3 +219,49 @@ def kiosk_location(client_id: str):
     except clients.ClientError as error:
         return refused("kiosk:update", error, back, client_id=client_id[:40])
     return done(_("The kiosk's location was saved."), back)
+
+
+def _number(name: str) -> float | str | None:
+    """An optional number from the form: None when empty, the text when not a number (the
+    domain refuses it with its own message)."""
+    value = request.form.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+# ---- sensors ----------------------------------------------------------------------
+
+@bp.get("/sensors")
+@admin_required
+def sensors():
+    """People-counting sensors with their place, company, state and last contact."""
+    return render_template("admin/sensors.html", sensors=sensor_service.sensors(),
+                           companies=[c for c in clients.list_companies() if c.is_active])
+
+
+@bp.post("/sensors")
+@admin_required
+@action()
+def sensor_create():
+    """Register a sensor (a client_credentials client); its secret is shown once."""
+    company_id = request.form.get("company_id", "")
+    try:
+        retention = int(request.form.get("retention_days", "365") or 365)
+    except ValueError:
+        retention = 0  # refused below, with the domain's message
+    try:
+        client, secret, _sensor = sensor_service.create_sensor(
+            company_id, request.form.get("name", ""), sensor_service.Placement(
+                location=request.form.get("location", ""), latitude=_number("latitude"),
+                longitude=_number("longitude"), area=request.form.get("area", ""),
+                retention_days=retention, contact=request.form.get("contact", "")),
+            actor="admin")
+    except clients.ClientError as error:
+        return refused("sensor:create", error, url_for("admin.sensors"),
+                       company_id=company_id[:16])
+    return render_template("admin/client_secret.html", client=client, secret=secret,
+                           created=True)
