@@ -47,6 +47,9 @@ def create_app(issuer: str, client_id: str, client_secret: str,
     csrf = secrets.token_urlsafe(24)
     lock = threading.Lock()
     state: dict = {}
+    # What this screen records, and for whom: its entry on the IdP's public transparency page
+    # (a real kiosk prints it as a QR code on its frame).
+    about = f"{issuer}/transparency#kiosk-{client_id}"
 
     def start(message: str | None = None) -> None:
         r = requests.post(f"{issuer}/device_authorization", auth=auth, timeout=10,
@@ -107,9 +110,10 @@ def create_app(issuer: str, client_id: str, client_secret: str,
                             start(state["message"])
             except (requests.RequestException, ValueError, KeyError) as exc:
                 return render_template_string(PAGE, title=title, error=str(exc), state={},
+                                              about=about,
                                               csrf=csrf, contents=CONTENTS, svg=""), 502
             svg = Markup(state["svg"])  # noqa: S704 - the IdP's own QR code (SVG)
-            return render_template_string(PAGE, title=title, state=state, csrf=csrf,
+            return render_template_string(PAGE, title=title, state=state, csrf=csrf, about=about,
                                           contents=CONTENTS, svg=svg, error=None)
 
     @app.post("/touch")
@@ -197,6 +201,7 @@ usage history at Machi ID.</span></p>
 <form method="post" action="{{ url_for('reset') }}"><input type="hidden" name="csrf"
  value="{{ csrf }}"><button class="btn sub">終了して次の方へ / Finish (next person)</button></form>
 {% endif %}
+<p class="en"><a href="{{ about }}">この画面が記録すること / What this screen records</a></p>
 </main></body></html>"""
 
 

@@ -89,9 +89,10 @@ def test_only_device_scopes_are_not_about_a_resident():
                                                                   "sensor_counts"}
 
 
-def test_sensor_counts_is_never_on_a_consent_screen():
+def test_sensor_counts_is_never_on_a_consent_screen(app):
     """Test that sensor_counts has no consent item: no resident ever grants it."""
     assert "sensor_counts" not in [item.name for item in scopes.consent_items()]
+    assert scopes.consent_items(["openid", "sensor_counts"]) == scopes.consent_items(["openid"])
 
 
 def test_a_family_adds_its_scopes_everywhere(app):
