@@ -94,6 +94,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(outbox_bp)
     from idp.admin.views import bp as admin_bp
     from idp.oauth import backchannel
+    from idp.oauth import security_events
     from idp.outbox import service as outbox
 
     app.register_blueprint(admin_bp)
@@ -102,6 +103,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     outbox.init_app(app)
     backchannel.init_app(app)
+    security_events.init_app(app)
     mail.init_app(app)
     exchange_scopes.register()  # registered:<category>, contribute:<category>
     build_authorization_server(app, settings)

@@ -237,6 +237,11 @@ class Settings:
         metadata=_doc("Seconds to wait for a client's back-channel logout endpoint "
                       "(OIDC Back-Channel Logout 1.0) before the delivery counts as failed."),
     )
+    security_event_timeout: int = field(
+        default=5,
+        metadata=_doc("Seconds to wait for a company's security event receiver (RFC 8935 "
+                      "push) before the delivery counts as failed and is retried."),
+    )
     proofing_trust_framework: str = field(
         default="jp_machi_id_counter",
         metadata=_doc("The trust_framework value of verified_claims (OpenID Connect for Identity "
@@ -296,8 +301,8 @@ class Settings:
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
     outbox_delivery: str = field(
         default="thread",
-        metadata=_doc("Who delivers queued messages (back-channel logout tokens) after their "
-                      "change commits: thread (a thread of the app, woken after each request "
+        metadata=_doc("Who delivers queued messages (logout tokens, security events, mail) after "
+                      "their change commits: thread (a thread of the app, woken after each request "
                       "that queued one; run `idp worker` as well for retries), worker (only "
                       "`idp worker`), or inline (at the end of the request, tests only)."),
     )
@@ -485,6 +490,8 @@ class Settings:
             problems.append("admin_enrolment_ttl must be between 1 second and 7 days")
         if not 1 <= self.backchannel_logout_timeout <= 60:
             problems.append("backchannel_logout_timeout must be between 1 and 60 seconds")
+        if not 1 <= self.security_event_timeout <= 60:
+            problems.append("security_event_timeout must be between 1 and 60 seconds")
         if not self.proofing_trust_framework.strip():
             problems.append("proofing_trust_framework must not be empty")
         return problems

@@ -14,6 +14,7 @@ from sqlalchemy import String
 from sqlalchemy import TypeDecorator
 from sqlalchemy import delete
 from sqlalchemy import event
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
@@ -50,6 +51,18 @@ def delete_where(session: Any, model: Any, condition: Any) -> int:
     return session.execute(
         delete(model).where(condition).execution_options(synchronize_session=False)
     ).rowcount
+
+
+def claim_once(session: Any, column: Any, row_id: Any, value: Any, *conditions: Any) -> bool:
+    """Set a single-use row's ``column`` from NULL to ``value`` in one ``UPDATE … WHERE
+    column IS NULL`` (and ``conditions``): True for the one caller that did. The statement
+    takes the row lock on PostgreSQL, so a concurrent or replayed second claim waits, then
+    finds the row taken."""
+    model = column.class_
+    return session.execute(
+        update(model).where(model.id == row_id, column.is_(None), *conditions)
+        .values({column.key: value})
+    ).rowcount == 1
 
 
 class UTCDateTime(TypeDecorator):

@@ -82,6 +82,7 @@ class AuditTag(enum.StrEnum):
     PROOFING_RECORD = "proofing:record"
     PROOFING_WITHDRAW = "proofing:withdraw"
     BACKCHANNEL_LOGOUT = "oauth:backchannel_logout:delivery"
+    SECURITY_EVENT = "security_event:delivery"
     MAIL_DELIVERY = "mail:delivery"
     RESIDENT_SIGN_OUT = "resident:session:end_all"
     # The data exchange (idp/exchange, idp/api/registered_data, the resident's data pages)

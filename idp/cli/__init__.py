@@ -36,9 +36,33 @@ class Context:
         return self.app.extensions[config.EXTENSION]
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+def period_options(fn: Callable) -> Callable:
+    """``--from``, ``--to`` (days in Japan time) and ``--format`` (csv or json)."""
+    for option in reversed((
+        click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+                     help="First day (Japan time), YYYY-MM-DD."),
+        click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+                     help="Last day (Japan time), inclusive."),
+        click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+                     show_default=True),
+    )):
+        fn = option(fn)
+    return fn
+
+
 def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     """One JSON object on stdout with --json, a human line otherwise."""
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
+
+
+def emit_rows(as_json: bool, key: str, rows: list[dict[str, Any]],
+              line: Callable[[dict[str, Any]], str], empty: str) -> None:
+    """A listing: ``{key: rows}`` with --json, one ``line(row)`` per row otherwise (or
+    ``empty`` when there are none)."""
+    emit(as_json, {key: rows}, "\n".join(line(r) for r in rows) or empty)
 
 
 def in_app(fn: Callable) -> Callable:

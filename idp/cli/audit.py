@@ -14,6 +14,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.extensions import db
 
 
@@ -25,7 +26,7 @@ def group() -> None:
 @group.command()
 @click.option("--expect", "anchors", multiple=True, metavar="SEQ:DIGEST",
               help="A head recorded earlier (repeatable): the chain must still pass through it.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def verify(anchors: tuple[str, ...], as_json: bool) -> None:
     """Recompute the hash chain; name the first broken link. Exit 1 when it is broken.

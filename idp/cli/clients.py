@@ -7,7 +7,9 @@ import json
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.clients import service
 from idp.security.algorithms import SIGNING_ALGS
 
@@ -41,13 +43,16 @@ def group() -> None:
               help="ID token signing algorithm for this client.")
 @click.option("--backchannel-logout-uri", default=None,
               help="Where OIDC back-channel logout tokens are POSTed.")
+@click.option("--event-receiver-uri", default=None,
+              help="Where Security Event Tokens are pushed (RFC 8935; docs/security-events.md).")
 @click.option("--verified-claims", is_flag=True,
               help="The client may receive verified_claims (with the resident's consent).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, grant_types,
            scopes, purpose, purpose_en, policy_uri, tos_uri, token_endpoint_auth_method,
-           jwks_file, id_token_alg, backchannel_logout_uri, verified_claims, as_json) -> None:
+           jwks_file, id_token_alg, backchannel_logout_uri, event_receiver_uri, verified_claims,
+           as_json) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
     jwks = json.load(jwks_file) if jwks_file else None
     client, secret = service.register_client(
@@ -61,8 +66,8 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
         policy_uri=policy_uri, tos_uri=tos_uri,
         token_endpoint_auth_method=token_endpoint_auth_method,
         jwks=jwks, id_token_signed_response_alg=id_token_alg,
-        backchannel_logout_uri=backchannel_logout_uri, verified_claims_allowed=verified_claims,
-        actor="cli",
+        backchannel_logout_uri=backchannel_logout_uri, event_receiver_uri=event_receiver_uri,
+        verified_claims_allowed=verified_claims, actor="cli",
     )
     data = {"client_id": client.id}
     if secret:
@@ -75,7 +80,7 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
 
 @group.command()
 @click.argument("client_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def revoke(client_id: str, as_json: bool) -> None:
     """Revoke a client for good: authentication and every token fail at once."""
@@ -101,19 +106,19 @@ def describe(client) -> dict:
 
 @group.command("list")
 @click.option("--company", "company_id", default=None, help="Only this company's clients.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def list_clients(company_id: str | None, as_json: bool) -> None:
     """Every client (of one company), with its state."""
     rows = [describe(c) for c in service.list_clients(company_id)]
-    emit(as_json, {"clients": rows},
-         "\n".join(f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}"
-                   for r in rows) or "no clients")
+    emit_rows(as_json, "clients", rows,
+              lambda r: f"{r['client_id']} {r['status']:<9} {r['company_id']} {r['name']}",
+              "no clients")
 
 
 @group.command()
 @click.argument("client_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def show(client_id: str, as_json: bool) -> None:
     """One client's settings and state (never its secret, which is not stored)."""
@@ -140,19 +145,22 @@ def show(client_id: str, as_json: bool) -> None:
 @click.option("--tos-uri", default=None, help="Terms URL ('' removes it).")
 @click.option("--backchannel-logout-uri", default=None,
               help="Back-channel logout URI ('' removes it).")
+@click.option("--event-receiver-uri", default=None,
+              help="Security event receiver URI, RFC 8935 push ('' removes it).")
 @click.option("--verified-claims/--no-verified-claims", default=None,
               help="Whether the client may receive verified_claims.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def update(client_id, name, redirect_uris, post_logout_redirect_uris,
            no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, policy_uri,
-           tos_uri, backchannel_logout_uri, verified_claims, as_json) -> None:
+           tos_uri, backchannel_logout_uri, event_receiver_uri, verified_claims, as_json) -> None:
     """Change a client's settings; what is not given stays. Removing a scope revokes
     the tokens that carry it; removing a redirect URI or grant expires pending codes."""
     settings = service.settings_of(service.get_client(client_id))
     given = {
         "name": name, "purpose": purpose, "purpose_en": purpose_en, "policy_uri": policy_uri,
         "tos_uri": tos_uri, "backchannel_logout_uri": backchannel_logout_uri,
+        "event_receiver_uri": event_receiver_uri,
         "verified_claims_allowed": verified_claims,
         "redirect_uris": list(redirect_uris) or None,
         "post_logout_redirect_uris": [] if no_post_logout_redirect_uris
@@ -172,7 +180,7 @@ def update(client_id, name, redirect_uris, post_logout_redirect_uris,
 @click.argument("client_id")
 @click.option("--revoke-tokens", is_flag=True,
               help="Also revoke every token of the client (the old secret leaked).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def rotate_secret(client_id: str, revoke_tokens: bool, as_json: bool) -> None:
     """A new client secret, printed once; the old one stops working at once."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.clients import service
 
 
@@ -33,7 +37,7 @@ def describe(company) -> dict:
 
 @group.command()
 @click.option("--name", required=True, help="The company's name as residents see it.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(name: str, as_json: bool) -> None:
     """Admit a member company."""
@@ -43,18 +47,18 @@ def create(name: str, as_json: bool) -> None:
 
 
 @group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def list_companies(as_json: bool) -> None:
     """Every company with its status and contract."""
     rows = [describe(c) for c in service.list_companies()]
-    emit(as_json, {"companies": rows},
-         "\n".join(f"{r['id']} {r['status']:<9} {r['name']}" for r in rows) or "no companies")
+    emit_rows(as_json, "companies", rows, lambda r: f"{r['id']} {r['status']:<9} {r['name']}",
+              "no companies")
 
 
 @group.command()
 @click.argument("company_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def show(company_id: str, as_json: bool) -> None:
     """One company: status, contract in force and clients."""
@@ -70,7 +74,7 @@ def show(company_id: str, as_json: bool) -> None:
 @group.command()
 @click.argument("company_id")
 @click.option("--name", required=True, help="The new name as residents see it.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def rename(company_id: str, name: str, as_json: bool) -> None:
     """Change the company's name (shown on the consent screen at once)."""
@@ -85,7 +89,7 @@ def rename(company_id: str, name: str, as_json: bool) -> None:
 @click.option("--version", "version", required=True, help="The contract text's version.")
 @click.option("--signed-on", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="Signing date, YYYY-MM-DD.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def contract(company_id: str, reference: str, version: str, signed_on, as_json: bool) -> None:
     """Record the data-use contract the company signed (a renewal adds a new one)."""
@@ -95,32 +99,33 @@ def contract(company_id: str, reference: str, version: str, signed_on, as_json: 
          f"contract {row.reference} v{row.version} recorded for {company_id}")
 
 
-@group.command()
-@click.argument("company_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@in_app
-def suspend(company_id: str, as_json: bool) -> None:
-    """Suspend a company: its clients and tokens stop working at once."""
-    company = service.suspend_company(company_id, actor="cli")
-    emit(as_json, {"id": company.id, "status": company.status},
-         f"company {company.id} is {company.status}")
+def _standing_command(name: str, change: Callable, doc: str) -> click.Command:
+    """Suspension and reinstatement mirror each other: one command body for both."""
+
+    @group.command(name, help=doc)
+    @click.argument("company_id")
+    @json_option
+    @in_app
+    def command(company_id: str, as_json: bool) -> None:
+        company = change(company_id, actor="cli")
+        emit(as_json, {"id": company.id, "status": company.status},
+             f"company {company.id} is {company.status}")
+
+    return command
 
 
-@group.command()
-@click.argument("company_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@in_app
-def reinstate(company_id: str, as_json: bool) -> None:
-    """Lift a suspension: clients authenticate again; revoked tokens stay revoked."""
-    company = service.reinstate_company(company_id, actor="cli")
-    emit(as_json, {"id": company.id, "status": company.status},
-         f"company {company.id} is {company.status}")
+suspend = _standing_command(
+    "suspend", service.suspend_company,
+    "Suspend a company: its clients and tokens stop working at once.")
+reinstate = _standing_command(
+    "reinstate", service.reinstate_company,
+    "Lift a suspension: clients authenticate again; revoked tokens stay revoked.")
 
 
 @group.command()
 @click.argument("company_id")
 @click.option("--yes", is_flag=True, help="Confirm: the exclusion cannot be undone.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def revoke(company_id: str, yes: bool, as_json: bool) -> None:
     """Exclude a company for good: cut off, every client revoked, no way back."""

@@ -15,6 +15,7 @@ from idp.accounts import service as accounts
 from idp.accounts.models import Resident
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.clients import service as clients
 from idp.clients.models import Client
 from idp.config import ROOT
@@ -37,39 +38,37 @@ def group() -> None:
     """Local demonstration data and servers."""
 
 
+def _demo_service(company_name: str, name: str, port: int, purpose: str, purpose_en: str):
+    """A demo company and its web app at ``http://127.0.0.1:<port>/``."""
+    company = clients.create_company(company_name, actor="demo")
+    client, secret = clients.register_client(
+        company.id, name,
+        redirect_uris=[f"http://127.0.0.1:{port}/callback"],
+        post_logout_redirect_uris=[f"http://127.0.0.1:{port}/"],
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "name", "birth_year", "gender", "email", "postal_code",
+                "offline_access"],
+        purpose=purpose, purpose_en=purpose_en, policy_uri=f"http://127.0.0.1:{port}/",
+        actor="demo",
+    )
+    return company, client, secret
+
+
 def seed_demo() -> dict:
     """Create (once) A社 and B社, their demo apps, a kiosk and a resident; return the state."""
     state = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
     client = db.session.get(Client, state.get("client_id", ""))
     if client is None:
-        company = clients.create_company("A社", actor="demo")
-        client, secret = clients.register_client(
-            company.id, "XXXサービス",
-            redirect_uris=[f"http://127.0.0.1:{RP_PORT}/callback"],
-            post_logout_redirect_uris=[f"http://127.0.0.1:{RP_PORT}/"],
-            grant_types=["authorization_code", "refresh_token"],
-            scopes=["openid", "name", "birth_year", "gender", "email", "postal_code",
-                    "offline_access"],
-            purpose="XXXサービスの会員登録と、お住まいの地域に合わせたお知らせの配信に利用します。",
-            purpose_en="To register you for XXX service and send news for your area.",
-            policy_uri=f"http://127.0.0.1:{RP_PORT}/",
-            actor="demo",
-        )
+        company, client, secret = _demo_service(
+            "A社", "XXXサービス", RP_PORT,
+            "XXXサービスの会員登録と、お住まいの地域に合わせたお知らせの配信に利用します。",
+            "To register you for XXX service and send news for your area.")
         state = {"company_id": company.id, "client_id": client.id, "client_secret": secret}
     if db.session.get(Client, state.get("b_client_id", "")) is None:
-        b_company = clients.create_company("B社", actor="demo")
-        b_client, b_secret = clients.register_client(
-            b_company.id, "YYYサービス",
-            redirect_uris=[f"http://127.0.0.1:{B_RP_PORT}/callback"],
-            post_logout_redirect_uris=[f"http://127.0.0.1:{B_RP_PORT}/"],
-            grant_types=["authorization_code", "refresh_token"],
-            scopes=["openid", "name", "birth_year", "gender", "email", "postal_code",
-                    "offline_access"],
-            purpose="YYYサービスでの予約の受付と、ご本人確認の連絡に利用します。",
-            purpose_en="To take your bookings on YYY service and contact you about them.",
-            policy_uri=f"http://127.0.0.1:{B_RP_PORT}/",
-            actor="demo",
-        )
+        b_company, b_client, b_secret = _demo_service(
+            "B社", "YYYサービス", B_RP_PORT,
+            "YYYサービスでの予約の受付と、ご本人確認の連絡に利用します。",
+            "To take your bookings on YYY service and contact you about them.")
         state.update(b_company_id=b_company.id, b_client_id=b_client.id,
                      b_client_secret=b_secret)
     if db.session.get(Client, state.get("kiosk_client_id", "")) is None:
@@ -103,7 +102,7 @@ def seed_demo() -> dict:
 
 
 @group.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def seed(as_json: bool) -> None:
     """Create the demo company, app and resident (idempotent)."""

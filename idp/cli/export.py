@@ -9,6 +9,7 @@ import click
 
 from idp import config
 from idp.cli import in_app
+from idp.cli import period_options
 from idp.kiosk import export
 
 
@@ -18,12 +19,7 @@ def group() -> None:
 
 
 @group.command("city-stats")
-@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="First day (Asia/Tokyo), YYYY-MM-DD.")
-@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="Last day (Asia/Tokyo), inclusive.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
-              show_default=True)
+@period_options
 @click.option("--k", type=click.IntRange(min=2), default=None,
               help="Smallest published group of residents (default: city_export_k).")
 @in_app

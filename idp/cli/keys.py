@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.keys import service
 
 
@@ -20,7 +22,7 @@ def group() -> None:
 @click.option("--drop-old", is_flag=True,
               help="A key is compromised: sign with new keys now and remove the old ones from "
                    "JWKS at once (ID tokens they signed stop verifying).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def rotate(immediately: bool, drop_old: bool, as_json: bool) -> None:
     """Add new keys (RS256, ES256): published now, signing after the publish delay."""
@@ -32,13 +34,13 @@ def rotate(immediately: bool, drop_old: bool, as_json: bool) -> None:
 
 
 @group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def list_keys(as_json: bool) -> None:
     """Every key with its state (published, active, retired, expired)."""
     rows = service.describe()
-    emit(as_json, {"keys": rows},
-         "\n".join(f"{r['alg']} {r['kid']} {r['state']}" for r in rows) or "no keys yet")
+    emit_rows(as_json, "keys", rows, lambda r: f"{r['alg']} {r['kid']} {r['state']}",
+              "no keys yet")
 
 
 @group.command()
@@ -46,7 +48,7 @@ def list_keys(as_json: bool) -> None:
 @click.option("--drop", is_flag=True,
               help="The key is compromised: remove it from JWKS at once (its ID tokens stop "
                    "verifying).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def retire(kid: str, drop: bool, as_json: bool) -> None:
     """Stop signing with one key now; a replacement signs at once if none is left."""

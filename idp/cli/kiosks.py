@@ -11,6 +11,7 @@ import requests
 
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.kiosk import service
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -29,7 +30,7 @@ def group() -> None:
                                                      "transparency page's map.")
 @click.option("--lon", type=float, default=None, help="Longitude (WGS 84), with --lat.")
 @click.option("--contact", default="", help="Whom the public asks (shown on /transparency).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(company_id: str, name: str, location: str, lat: float | None, lon: float | None,
            contact: str, as_json: bool) -> None:

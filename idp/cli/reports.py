@@ -10,6 +10,7 @@ from idp.admin import reports
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.cli import in_app
+from idp.cli import period_options
 
 
 @click.group("report")
@@ -19,12 +20,7 @@ def group() -> None:
 
 @group.command()
 @click.option("--company", "company_id", required=True, help="The company's id.")
-@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="First day (Japan time), YYYY-MM-DD.")
-@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="Last day (Japan time), inclusive.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
-              show_default=True)
+@period_options
 @in_app
 def usage(company_id: str, start, end, fmt: str) -> None:
     """Residents who consented, claims released, tokens and kiosk touches (利用状況報告)."""

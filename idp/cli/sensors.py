@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 
 import click
 import requests
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.sensors import service
 
 
@@ -46,7 +47,7 @@ def _entry(sensor) -> dict:
 @click.option("--contact", default="", help="Whom the public asks (address or URL).")
 @click.option("--purpose", default="", help="Purpose in Japanese (a default is given).")
 @click.option("--purpose-en", default="", help="Purpose in English (a default is given).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(company_id: str, name: str, location: str, lat: float | None, lon: float | None,
            area: str, retention_days: int, contact: str, purpose: str, purpose_en: str,
@@ -61,19 +62,14 @@ def create(company_id: str, name: str, location: str, lat: float | None, lon: fl
 
 
 @group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@json_option
 @in_app
 def list_(as_json: bool) -> None:
     """Every sensor with its company and place."""
-    entries = [_entry(s) for s in service.sensors()]
-    if as_json:
-        click.echo(json.dumps(entries, ensure_ascii=False, indent=2))
-        return
-    for e in entries:
-        click.echo(f"{e['client_id']}  {e['company']}  {e['name']}  {e['location']}"
-                   + ("  (revoked)" if e["revoked"] else ""))
-    if not entries:
-        click.echo("no sensors")
+    emit_rows(as_json, "sensors", [_entry(s) for s in service.sensors()],
+              lambda e: f"{e['client_id']}  {e['company']}  {e['name']}  {e['location']}"
+                        + ("  (revoked)" if e["revoked"] else ""),
+              "no sensors")
 
 
 @group.command()

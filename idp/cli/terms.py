@@ -8,6 +8,7 @@ import click
 
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 from idp.terms import service
 
 
@@ -35,7 +36,7 @@ def group() -> None:
 @click.option("--summary-en", default="", help="What changed (English).")
 @click.option("--effective-at", default=None,
               help="When it takes effect (ISO 8601 with time zone); default now.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def publish(version, url, summary, summary_en, effective_at, as_json) -> None:
     """Publish a new version: every resident accepts it at their next sign-in, and every
@@ -48,7 +49,7 @@ def publish(version, url, summary, summary_en, effective_at, as_json) -> None:
 
 
 @group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def list_versions(as_json: bool) -> None:
     """Every published version, newest first, and the one in force."""

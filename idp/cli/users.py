@@ -8,6 +8,7 @@ from idp.accounts import service
 from idp.accounts.models import Gender
 from idp.cli import emit
 from idp.cli import in_app
+from idp.cli import json_option
 
 
 @click.group("users")
@@ -27,7 +28,7 @@ def group() -> None:
 @click.option("--postal-code", help="NNN-NNNN")
 @click.option("--locality", help="Municipality (市区町村).")
 @click.option("--email-verified", is_flag=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def create(email, password, family_name, given_name, family_name_kana, given_name_kana,
            birth_year, gender, postal_code, locality, email_verified, as_json) -> None:
@@ -43,9 +44,16 @@ def create(email, password, family_name, given_name, family_name_kana, given_nam
          f"created resident {resident.display_id} ({resident.email})")
 
 
+def _resident(email: str):
+    resident = service.find_by_email(email)
+    if resident is None:
+        raise service.ResidentError(f"no resident with email {email}")
+    return resident
+
+
 @group.command("reset-second-factor")
 @click.option("--email", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def reset_second_factor(email: str, as_json: bool) -> None:
     """Turn off a resident's two-step verification (lost phone and recovery codes).
@@ -54,9 +62,7 @@ def reset_second_factor(email: str, as_json: bool) -> None:
     """
     from idp.accounts import totp
 
-    resident = service.find_by_email(email)
-    if resident is None:
-        raise service.ResidentError(f"no resident with email {email}")
+    resident = _resident(email)
     totp.reset_by_operator(resident, actor="cli")
     emit(as_json, {"id": resident.id, "totp_enabled": False},
          f"two-step verification is off for {resident.display_id}")
@@ -64,16 +70,14 @@ def reset_second_factor(email: str, as_json: bool) -> None:
 
 @group.command("sign-out")
 @click.option("--email", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def sign_out(email: str, as_json: bool) -> None:
     """End every browser session and revoke every token of a resident (a lost phone, a
     shared computer); services with a back-channel logout URI are told."""
     from idp.access import service as access
 
-    resident = service.find_by_email(email)
-    if resident is None:
-        raise service.ResidentError(f"no resident with email {email}")
+    resident = _resident(email)
     counts = access.sign_out_everywhere(resident, "admin", actor="cli")
     emit(as_json, {"id": resident.id, **counts},
          f"{resident.display_id}: {counts['sessions_ended']} session(s) ended, "

@@ -1,4 +1,4 @@
-"""``idp worker``: deliver the outbox (back-channel logout tokens), retries included."""
+"""``idp worker``: deliver the outbox (logout tokens, security events, mail), retries included."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from collections import Counter
 import click
 
 from idp.cli import emit
+from idp.cli import emit_rows
 from idp.cli import in_app
+from idp.cli import json_option
 
 
 @click.group("worker", invoke_without_command=True)
@@ -46,7 +48,7 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
 @group.command()
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @in_app
 def dead(limit: int, as_json: bool) -> None:
     """Messages given up on (dead letters), newest first."""
@@ -55,10 +57,10 @@ def dead(limit: int, as_json: bool) -> None:
     rows = [{"id": m.id, "kind": m.kind, "target": m.target, "client_id": m.client_id,
              "attempts": m.attempts, "last_error": m.last_error,
              "created_at": m.created_at.isoformat()} for m in outbox.dead_letters(limit)]
-    emit(as_json, {"dead": rows},
-         "\n".join(f"{r['id']} {r['kind']} {r['client_id']} {r['target']} after "
-                   f"{r['attempts']} attempts: {r['last_error']}" for r in rows)
-         or "no dead letters")
+    emit_rows(as_json, "dead", rows,
+              lambda r: f"{r['id']} {r['kind']} {r['client_id']} {r['target']} after "
+                        f"{r['attempts']} attempts: {r['last_error']}",
+              "no dead letters")
 
 
 @group.command()

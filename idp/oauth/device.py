@@ -42,6 +42,7 @@ from idp.access.models import DeviceCode
 from idp.access.subjects import subject_for
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.db import claim_once
 from idp.db import dialect_insert
 from idp.db import utcnow
 from idp.extensions import db
@@ -211,12 +212,7 @@ class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
         raise AuthorizationPendingError()
 
     def _consume(self, credential: DeviceCode, now: dt.datetime) -> Principal:
-        won = db.session.execute(
-            update(DeviceCode)
-            .where(DeviceCode.id == credential.id, DeviceCode.consumed_at.is_(None))
-            .values(consumed_at=now)
-        ).rowcount
-        if won != 1:
+        if not claim_once(db.session, DeviceCode.consumed_at, credential.id, now):
             raise InvalidGrantError("The device code was already used.")
         resident = credential.resident
         client = credential.client

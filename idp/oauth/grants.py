@@ -19,7 +19,6 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from sqlalchemy import select
-from sqlalchemy import update
 
 from idp import config
 from idp import scopes
@@ -29,6 +28,7 @@ from idp.access.subjects import subject_for
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
+from idp.db import claim_once
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth import assurance
@@ -134,12 +134,7 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         now = utcnow()
         if row.used_at is None and row.is_expired(now):
             return None
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
-        ).rowcount
-        if claimed != 1:
+        if not claim_once(db.session, AuthorizationCode.used_at, row.id, now):
             families = tokens.revoke_from_code(row.id)
             record(AuditTag.CODE_REPLAY, resident_id=row.resident_id, client_id=client.id,
                    company_id=client.company_id, code_id=row.id, revoked_families=families)

@@ -47,13 +47,25 @@ def _form(properties: dict, required: list[str]) -> dict:
         "type": "object", "properties": properties, "required": required}}}}
 
 
+def _client_post(operation_id: str, summary: str, fields: list[str], required: list[str],
+                 ok: dict) -> dict:
+    """A form POST by an authenticated client (client_secret_basic): string fields, the
+    200 answer ``ok``, and the 400 and 401 errors."""
+    return {"post": {
+        "operationId": operation_id,
+        "summary": summary,
+        "security": [{"clientBasic": []}],
+        "requestBody": _form({name: {"type": "string"} for name in fields}, required),
+        "responses": {"200": ok, **_errors(400, 401)},
+    }}
+
+
 def _errors(*codes: int) -> dict:
     return {str(code): _json({"$ref": "#/components/schemas/Error"}, "OAuth error")
             for code in codes}
 
 
 def document(settings: Settings) -> dict[str, Any]:
-    basic = [{"clientBasic": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "Machi ID JSON APIs", "version": "1.0.0",
@@ -138,50 +150,27 @@ def document(settings: Settings) -> dict[str, Any]:
                                                                  "company", "location"]}}}},
                                            "Devices")},
             }},
-            "/token": {"post": {
-                "operationId": "token",
-                "summary": "Token endpoint (authorization_code, refresh_token, "
-                           "client_credentials, device_code)",
-                "security": basic,
-                "requestBody": _form({
-                    "grant_type": {"type": "string"}, "code": {"type": "string"},
-                    "redirect_uri": {"type": "string"}, "code_verifier": {"type": "string"},
-                    "refresh_token": {"type": "string"}, "scope": {"type": "string"},
-                    "device_code": {"type": "string"}, "client_id": {"type": "string"}},
-                    ["grant_type"]),
-                "responses": {"200": _json({"$ref": "#/components/schemas/Token"}, "Tokens"),
-                              **_errors(400, 401)},
-            }},
-            "/introspect": {"post": {
-                "operationId": "introspect",
-                "summary": "RFC 7662 token introspection",
-                "security": basic,
-                "requestBody": _form({"token": {"type": "string"},
-                                      "token_type_hint": {"type": "string"}}, ["token"]),
-                "responses": {"200": _json({"type": "object", "required": ["active"],
-                                            "properties": {"active": {"type": "boolean"}}},
-                                           "Introspection"), **_errors(400, 401)},
-            }},
-            "/revoke": {"post": {
-                "operationId": "revoke",
-                "summary": "RFC 7009 token revocation",
-                "security": basic,
-                "requestBody": _form({"token": {"type": "string"},
-                                      "token_type_hint": {"type": "string"}}, ["token"]),
-                "responses": {"200": _json({"type": "object"}, "Revoked (or unknown)"),
-                              **_errors(400, 401)},
-            }},
-            "/device_authorization": {"post": {
-                "operationId": "deviceAuthorization",
-                "summary": "RFC 8628 device authorization",
-                "security": basic,
-                "requestBody": _form({"scope": {"type": "string"},
-                                      "client_id": {"type": "string"}}, []),
-                "responses": {"200": _json({"type": "object", "required": [
+            "/token": _client_post(
+                "token", "Token endpoint (authorization_code, refresh_token, "
+                         "client_credentials, device_code)",
+                ["grant_type", "code", "redirect_uri", "code_verifier", "refresh_token",
+                 "scope", "device_code", "client_id"], ["grant_type"],
+                _json({"$ref": "#/components/schemas/Token"}, "Tokens")),
+            "/introspect": _client_post(
+                "introspect", "RFC 7662 token introspection",
+                ["token", "token_type_hint"], ["token"],
+                _json({"type": "object", "required": ["active"],
+                       "properties": {"active": {"type": "boolean"}}}, "Introspection")),
+            "/revoke": _client_post(
+                "revoke", "RFC 7009 token revocation",
+                ["token", "token_type_hint"], ["token"],
+                _json({"type": "object"}, "Revoked (or unknown)")),
+            "/device_authorization": _client_post(
+                "deviceAuthorization", "RFC 8628 device authorization",
+                ["scope", "client_id"], [],
+                _json({"type": "object", "required": [
                     "device_code", "user_code", "verification_uri",
-                    "verification_uri_complete", "expires_in", "interval"]},
-                    "Codes"), **_errors(400, 401)},
-            }},
+                    "verification_uri_complete", "expires_in", "interval"]}, "Codes")),
             "/userinfo": {"get": {
                 "operationId": "userinfo",
                 "summary": "OIDC UserInfo: consented claims",
@@ -194,6 +183,19 @@ def document(settings: Settings) -> dict[str, Any]:
                 "summary": "OpenID Provider metadata",
                 "responses": {"200": _json({"type": "object", "required": ["issuer"]},
                                            "Metadata")},
+            }},
+            "/.well-known/ssf-configuration": {"get": {
+                "operationId": "ssfConfiguration",
+                "summary": "Shared Signals Framework transmitter metadata (security events)",
+                "responses": {"200": _json({"type": "object", "required": ["issuer"],
+                                            "properties": {
+                                                "spec_version": {"type": "string"},
+                                                "issuer": {"type": "string"},
+                                                "jwks_uri": {"type": "string"},
+                                                "delivery_methods_supported": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"}}}},
+                                           "Transmitter metadata")},
             }},
             "/jwks.json": {"get": {
                 "operationId": "jwks",

@@ -25,6 +25,7 @@ from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.consent import service as consent_service
+from idp.db import claim_once
 from idp.db import utcnow
 from idp.extensions import db
 
@@ -195,12 +196,8 @@ def claim_refresh(row: Token) -> bool:
     ``UPDATE … WHERE refresh_used_at IS NULL`` takes the row lock on
     PostgreSQL: a concurrent rotation waits, then sees the row taken.
     """
-    result = db.session.execute(
-        update(Token)
-        .where(Token.id == row.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
-        .values(refresh_used_at=utcnow())
-    )
-    return result.rowcount == 1
+    return claim_once(db.session, Token.refresh_used_at, row.id, utcnow(),
+                      Token.revoked_at.is_(None))
 
 
 def revoke_family(family_id: str, reason: str, **audit) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -143,20 +146,34 @@ def register_done():
 
 # ---- email verification -----------------------------------------------------
 
+def from_mailed_link(read: Callable, kind: str):
+    """A page opened from a mailed link (``?token=``, kept in the form on POST): the view
+    gets the token, the resident and the link's payload that ``read`` finds; a link that
+    is (or turns out while acting to be) expired or used gets the page saying so."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper():
+            token = request.values.get("token", "")
+            try:
+                resident, payload = read(token)
+                return view(token, resident, payload)
+            except links.LinkError as error:
+                return link_problem(error.reason, kind)
+
+        return wrapper
+
+    return decorate
+
+
 @bp.route("/verify-email", methods=["GET", "POST"])
-def verify_email():
+@from_mailed_link(lambda token: profile_service.read_verification(token), links.VERIFY_EMAIL)
+def verify_email(token: str, resident, payload: dict):
     """Confirm an address from the mailed link (a button, so scanners cannot use it up)."""
-    token = request.values.get("token", "")
-    try:
-        resident, payload = profile_service.read_verification(token)
-    except links.LinkError as error:
-        return link_problem(error.reason, links.VERIFY_EMAIL)
     if request.method == "GET":
         return render_template("account/verify_email.html", token=token, address=payload["e"])
     try:
         messages = profile_service.verify_email(resident, payload)
-    except links.LinkError as error:
-        return link_problem(error.reason, links.VERIFY_EMAIL)
     except profile_service.ProfileError:
         return render_template("account/notice.html", title=_("This address cannot be used"),
                                message=_("Another consortium ID uses this address now. Your "
@@ -190,23 +207,15 @@ def reset_request():
 
 
 @bp.route("/password/reset/confirm", methods=["GET", "POST"])
-def reset_confirm():
+@from_mailed_link(lambda token: recovery.read_reset(token), links.RESET_PASSWORD)
+def reset_confirm(token: str, resident, payload: dict):
     """Choose a new password from the mailed link."""
-    token = request.values.get("token", "")
-    try:
-        resident, payload = recovery.read_reset(token)
-    except links.LinkError as error:
-        return link_problem(error.reason, links.RESET_PASSWORD)
     if request.method == "GET":
         return render_template("account/reset_confirm.html", token=token, errors={})
     password, errors = forms.parse_new_password(request.form, resident.email)
     if errors:
         return render_template("account/reset_confirm.html", token=token, errors=errors), 400
-    try:
-        message = recovery.reset_password(resident, payload, password)
-    except links.LinkError as error:
-        return link_problem(error.reason, links.RESET_PASSWORD)
-    mail.queue([message])
+    mail.queue([recovery.reset_password(resident, payload, password)])
     return render_template(
         "account/notice.html", title=_("Your password has been changed"),
         message=_("You have been signed out everywhere, and services you use will need you to "

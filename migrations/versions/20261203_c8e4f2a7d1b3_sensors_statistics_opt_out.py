@@ -1,7 +1,7 @@
 """people-counting sensors, kiosk coordinates and contact, the statistics opt-out
 
 Revision ID: c8e4f2a7d1b3
-Revises: b7d2e9f4c1a6
+Revises: a1e5c7b9d2f4
 Create Date: 2026-12-03 05:36:04.451946
 
 ``sensors`` and ``sensor_counts`` hold the passers-by counts of the city's
@@ -21,7 +21,7 @@ from alembic import op
 import idp.db
 
 revision = 'c8e4f2a7d1b3'
-down_revision = 'b7d2e9f4c1a6'
+down_revision = 'a1e5c7b9d2f4'
 branch_labels = None
 depends_on = None
 

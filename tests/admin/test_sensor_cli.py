@@ -71,7 +71,7 @@ def test_sensors_list(app, migrated):
     cli(migrated, "sensors", "create", "--company", company, "--name", "南", "--location", "南側")
     result = cli(migrated, "sensors", "list", "--json")
     assert result.exit_code == 0, result.output
-    listed = json.loads(result.output)
+    listed = json.loads(result.output)["sensors"]
     assert [(e["name"], e["location"], e["company"]) for e in listed] == [
         ("北", "北側", "C社"), ("南", "南側", "C社")]
     text = cli(migrated, "sensors", "list")

@@ -27,13 +27,17 @@ Rules every view follows:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint
+from flask import abort
 from flask import flash
 from flask import g
+from flask import make_response
 from flask import redirect
+from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import gettext as _
@@ -135,10 +139,12 @@ def admin_required(view):
 
 
 def action(fresh: bool = False, once: bool = True):
-    """A state-changing POST: a one-time form token, and with ``fresh`` a recent
-    password or TOTP check. Nothing happens when either is missing."""
+    """A state-changing POST by a signed-in admin (``admin_required``): a one-time form
+    token, and with ``fresh`` a recent password or TOTP check. Nothing happens when either
+    is missing."""
 
     def decorate(view):
+        @admin_required
         @wraps(view)
         def wrapper(*args, **kwargs):
             row = g.admin_session
@@ -174,9 +180,42 @@ def refused(what: str, error: Exception, back: str, **ids):
     return redirect(back, 303)
 
 
+def refusable(what: str, *errors: type[Exception], back: Callable[..., str],
+              ids: Callable[..., dict[str, str]] | None = None):
+    """An action view whose ``errors`` are refusals: the view just acts, and what it raises
+    is answered by ``refused`` as ``what`` (formatted with the view's arguments), back to
+    ``back(**view_args)``, the audit record naming ``ids(**view_args)``."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(**kwargs):
+            try:
+                return view(**kwargs)
+            except errors as error:
+                return refused(what.format(**kwargs), error, back(**kwargs),
+                               **(ids(**kwargs) if ids else {}))
+
+        return wrapper
+
+    return decorate
+
+
+def confirmed(expected: str) -> bool:
+    """The admin typed ``expected`` into the form's ``confirm`` field (for what cannot be
+    undone)."""
+    return request.form.get("confirm", "").strip() == expected
+
+
+def found(row, what: str):
+    """``row``; None ends the request with the console's 404 page for ``what``."""
+    if row is None:
+        abort(make_response(render_template("admin/not_found.html", what=what), 404))
+    return row
+
+
 def done(message: str, back: str):
     """Go back; the request's unit of work commits the action with the redirect (and the
-    outbox then sends any back-channel logouts)."""
+    outbox then sends what the action queued: logout tokens, security events, mail)."""
     flash(message, "success")
     return redirect(back, 303)
 

@@ -13,8 +13,10 @@ from flask_babel import gettext as _
 from idp.admin.views import action
 from idp.admin.views import admin_required
 from idp.admin.views import bp
+from idp.admin.views import confirmed
 from idp.admin.views import done
-from idp.admin.views import refused
+from idp.admin.views import found
+from idp.admin.views import refusable
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
@@ -46,6 +48,7 @@ def settings_from_form() -> clients.ClientSettings:
         policy_uri=request.form.get("policy_uri"),
         tos_uri=request.form.get("tos_uri"),
         backchannel_logout_uri=request.form.get("backchannel_logout_uri"),
+        event_receiver_uri=request.form.get("event_receiver_uri"),
         verified_claims_allowed=request.form.get("verified_claims_allowed") == "yes",
     )
 
@@ -78,7 +81,6 @@ def client_new():
 
 
 @bp.post("/clients/new")
-@admin_required
 @action()
 def client_create():
     """Register a client; the response page shows its secret, once."""
@@ -102,6 +104,7 @@ def client_create():
             purpose_en=values.purpose_en, policy_uri=values.policy_uri, tos_uri=values.tos_uri,
             token_endpoint_auth_method=method, jwks=jwks, id_token_signed_response_alg=alg,
             backchannel_logout_uri=values.backchannel_logout_uri,
+            event_receiver_uri=values.event_receiver_uri,
             verified_claims_allowed=values.verified_claims_allowed, actor="admin")
     except clients.ClientError as error:
         db.session.rollback()
@@ -120,65 +123,59 @@ def clients_refusal(what: str, error: Exception, **ids) -> None:
     commit_on_error()
 
 
+def _page(client_id: str) -> str:
+    return url_for("admin.client", client_id=client_id)
+
+
+def _ids(client_id: str) -> dict[str, str]:
+    return {"client_id": client_id[:40]}
+
+
 @bp.get("/clients/<client_id>")
 @admin_required
 def client(client_id: str):
     """One client: settings (editable unless revoked), secret rotation, revocation."""
-    row = clients.find_client(client_id)
-    if row is None:
-        return render_template("admin/not_found.html", what=client_id), 404
+    row = found(clients.find_client(client_id), client_id)
     return render_template("admin/client.html", client=row,
                            kiosk=kiosk_service.kiosk_for(row.id),
                            values=clients.settings_of(row), **_form_context())
 
 
 @bp.post("/clients/<client_id>/edit")
-@admin_required
 @action(fresh=True)
+@refusable("client:update", clients.ClientError, back=_page, ids=_ids)
 def client_edit(client_id: str):
     """Change redirect URIs, scopes, grant types, purpose text and the other settings."""
-    back = url_for("admin.client", client_id=client_id)
-    try:
-        _client, changes = clients.update_client(client_id, settings_from_form(), actor="admin")
-    except clients.ClientError as error:
-        return refused("client:update", error, back, client_id=client_id[:40])
+    _client, changes = clients.update_client(client_id, settings_from_form(), actor="admin")
     if not changes:
         db.session.rollback()
-        return done(_("Nothing was changed."), back)
-    return done(_("The client was saved: %(fields)s.", fields=", ".join(sorted(changes))), back)
+        return done(_("Nothing was changed."), _page(client_id))
+    return done(_("The client was saved: %(fields)s.", fields=", ".join(sorted(changes))),
+                _page(client_id))
 
 
 @bp.post("/clients/<client_id>/rotate-secret")
-@admin_required
 @action(fresh=True)
+@refusable("client:rotate_secret", clients.ClientError, back=_page, ids=_ids)
 def client_rotate(client_id: str):
     """A new secret, shown once; the old one stops working now."""
-    back = url_for("admin.client", client_id=client_id)
-    try:
-        client, secret = clients.rotate_secret(
-            client_id, revoke_tokens=request.form.get("revoke_tokens") == "yes", actor="admin")
-    except clients.ClientError as error:
-        return refused("client:rotate_secret", error, back, client_id=client_id[:40])
+    client, secret = clients.rotate_secret(
+        client_id, revoke_tokens=request.form.get("revoke_tokens") == "yes", actor="admin")
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=False)
 
 
 @bp.post("/clients/<client_id>/revoke")
-@admin_required
 @action(fresh=True)
+@refusable("client:revoke", clients.ClientError, back=_page, ids=_ids)
 def client_revoke(client_id: str):
     """Revoke for good; the admin types the client id to confirm."""
-    back = url_for("admin.client", client_id=client_id)
-    try:
-        if request.form.get("confirm", "").strip() != client_id:
-            raise clients.ClientError(_("type the client id to confirm"))
-        row = clients.get_client(client_id)
-        if row.revoked_at is not None:
-            raise clients.ClientError(_("the client is already revoked"))
-        clients.revoke_client(client_id, actor="admin")
-    except clients.ClientError as error:
-        return refused("client:revoke", error, back, client_id=client_id[:40])
-    return done(_("The client is revoked: it is cut off from now on."), back)
+    if not confirmed(client_id):
+        raise clients.ClientError(_("type the client id to confirm"))
+    if clients.get_client(client_id).revoked_at is not None:
+        raise clients.ClientError(_("the client is already revoked"))
+    clients.revoke_client(client_id, actor="admin")
+    return done(_("The client is revoked: it is cut off from now on."), _page(client_id))
 
 
 # ---- kiosks ----------------------------------------------------------------------
@@ -191,34 +188,30 @@ def kiosks():
                            companies=[c for c in clients.list_companies() if c.is_active])
 
 
+def _form_company() -> dict[str, str]:
+    return {"company_id": request.form.get("company_id", "")[:16]}
+
+
 @bp.post("/kiosks")
-@admin_required
 @action()
+@refusable("kiosk:create", clients.ClientError, back=lambda: url_for("admin.kiosks"),
+           ids=_form_company)
 def kiosk_create():
     """Register a kiosk (a device-flow client); its secret is shown once."""
-    company_id = request.form.get("company_id", "")
-    try:
-        client, secret, _kiosk = kiosk_service.create_kiosk(
-            company_id, request.form.get("name", ""), request.form.get("location", ""),
-            actor="admin", latitude=_number("latitude"), longitude=_number("longitude"),
-            contact=request.form.get("contact", ""))
-    except clients.ClientError as error:
-        return refused("kiosk:create", error, url_for("admin.kiosks"),
-                       company_id=company_id[:16])
+    client, secret, _kiosk = kiosk_service.create_kiosk(
+        request.form.get("company_id", ""), request.form.get("name", ""),
+        request.form.get("location", ""), actor="admin", latitude=_number("latitude"),
+        longitude=_number("longitude"), contact=request.form.get("contact", ""))
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=True)
 
 
 @bp.post("/kiosks/<client_id>/location")
-@admin_required
 @action()
+@refusable("kiosk:update", clients.ClientError, back=_page, ids=_ids)
 def kiosk_location(client_id: str):
-    back = url_for("admin.client", client_id=client_id)
-    try:
-        kiosk_service.update_kiosk(client_id, request.form.get("location", ""), actor="admin")
-    except clients.ClientError as error:
-        return refused("kiosk:update", error, back, client_id=client_id[:40])
-    return done(_("The kiosk's location was saved."), back)
+    kiosk_service.update_kiosk(client_id, request.form.get("location", ""), actor="admin")
+    return done(_("The kiosk's location was saved."), _page(client_id))
 
 
 def _number(name: str) -> float | str | None:
@@ -244,24 +237,21 @@ def sensors():
 
 
 @bp.post("/sensors")
-@admin_required
 @action()
+@refusable("sensor:create", clients.ClientError, back=lambda: url_for("admin.sensors"),
+           ids=_form_company)
 def sensor_create():
     """Register a sensor (a client_credentials client); its secret is shown once."""
-    company_id = request.form.get("company_id", "")
     try:
         retention = int(request.form.get("retention_days", "365") or 365)
     except ValueError:
-        retention = 0  # refused below, with the domain's message
-    try:
-        client, secret, _sensor = sensor_service.create_sensor(
-            company_id, request.form.get("name", ""), sensor_service.Placement(
-                location=request.form.get("location", ""), latitude=_number("latitude"),
-                longitude=_number("longitude"), area=request.form.get("area", ""),
-                retention_days=retention, contact=request.form.get("contact", "")),
-            actor="admin")
-    except clients.ClientError as error:
-        return refused("sensor:create", error, url_for("admin.sensors"),
-                       company_id=company_id[:16])
+        retention = 0  # refused by the domain, with its message
+    client, secret, _sensor = sensor_service.create_sensor(
+        request.form.get("company_id", ""), request.form.get("name", ""),
+        sensor_service.Placement(
+            location=request.form.get("location", ""), latitude=_number("latitude"),
+            longitude=_number("longitude"), area=request.form.get("area", ""),
+            retention_days=retention, contact=request.form.get("contact", "")),
+        actor="admin")
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=True)

@@ -21,6 +21,7 @@ from idp.admin.views import action
 from idp.admin.views import admin_required
 from idp.admin.views import bp
 from idp.admin.views import done
+from idp.admin.views import refusable
 from idp.admin.views import refused
 from idp.admin.views import safe_return
 from idp.audit import chain
@@ -56,7 +57,6 @@ def audit():
 
 
 @bp.post("/audit/export")
-@admin_required
 @action(once=False)
 def audit_export():
     """The filtered events as CSV (every column, digests included); audited."""
@@ -73,7 +73,6 @@ def audit_export():
 
 
 @bp.post("/audit/verify")
-@admin_required
 @action(once=False)
 def audit_verify():
     """Recompute the hash chain now; the result is shown and audited."""
@@ -129,7 +128,6 @@ def reports_page():
 
 
 @bp.post("/reports/download")
-@admin_required
 @action(once=False)
 def report_download():
     """The report as CSV or JSON, for the company's contract file; audited."""
@@ -174,53 +172,47 @@ def _proofing_page(resident, error: str | None = None, status: int = 200):
         today=stats.today().isoformat(), error=error), status
 
 
+def _resident_page(resident_id: str) -> str:
+    return url_for("admin.proofing_search", q=resident_id)
+
+
 @bp.post("/proofing/<resident_id>")
-@admin_required
 @action()
+@refusable("proofing:record", proofing.ProofingError, back=_resident_page)
 def proofing_record(resident_id: str):
     """Record a counter check: claims matched, document, date (the admin is you)."""
     resident = proofing.find_resident(resident_id)
-    back = url_for("admin.proofing_search", q=resident_id)
+    if resident is None:
+        raise proofing.ProofingError(_("no such resident"))
     try:
-        if resident is None:
-            raise proofing.ProofingError(_("no such resident"))
-        try:
-            day = dt.date.fromisoformat(request.form.get("verified_on", ""))
-        except ValueError:
-            raise proofing.ProofingError(_("dates must look like 2026-04-01")) from None
-        proofing.record_proofing(resident.id, request.form.getlist("claim"),
-                                 request.form.get("evidence", ""), day, g.admin.id,
-                                 actor="admin")
-    except proofing.ProofingError as error:
-        return refused("proofing:record", error, back)
-    return done(_("The identity check was recorded."), back)
+        day = dt.date.fromisoformat(request.form.get("verified_on", ""))
+    except ValueError:
+        raise proofing.ProofingError(_("dates must look like 2026-04-01")) from None
+    proofing.record_proofing(resident.id, request.form.getlist("claim"),
+                             request.form.get("evidence", ""), day, g.admin.id, actor="admin")
+    return done(_("The identity check was recorded."), _resident_page(resident_id))
 
 
 @bp.post("/proofing/record/<int:proofing_id>/withdraw")
-@admin_required
 @action(fresh=True)
+@refusable("proofing:withdraw", proofing.ProofingError, back=lambda proofing_id: safe_back())
 def proofing_withdraw(proofing_id: int):
-    back = safe_back()
-    try:
-        proofing.withdraw_proofing(proofing_id, request.form.get("reason", ""), g.admin.id,
-                                   actor="admin")
-    except proofing.ProofingError as error:
-        return refused("proofing:withdraw", error, back)
-    return done(_("The identity check was withdrawn."), back)
+    proofing.withdraw_proofing(proofing_id, request.form.get("reason", ""), g.admin.id,
+                               actor="admin")
+    return done(_("The identity check was withdrawn."), safe_back())
 
 
 @bp.post("/proofing/<resident_id>/sign-out")
-@admin_required
 @action(fresh=True)
+@refusable("resident:sign_out", proofing.ProofingError, back=_resident_page)
 def resident_sign_out(resident_id: str):
     """End every browser session and grant of the resident (a lost phone, a shared
     computer); services with a back-channel logout URI are told."""
     resident = proofing.find_resident(resident_id)
-    back = url_for("admin.proofing_search", q=resident_id)
     if resident is None:
-        return refused("resident:sign_out", proofing.ProofingError(_("no such resident")), back)
+        raise proofing.ProofingError(_("no such resident"))
     access.sign_out_everywhere(resident, "admin")
-    return done(_("The resident is signed out everywhere."), back)
+    return done(_("The resident is signed out everywhere."), _resident_page(resident_id))
 
 
 def safe_back() -> str:

@@ -17,6 +17,7 @@ from idp.admin.views import action
 from idp.admin.views import admin_required
 from idp.admin.views import bp
 from idp.admin.views import done
+from idp.admin.views import refusable
 from idp.admin.views import refused
 from idp.keys import service as keys
 from idp.outbox import service as outbox
@@ -45,22 +46,18 @@ def _local_datetime(value: str) -> dt.datetime | None:
 
 
 @bp.post("/terms")
-@admin_required
 @action(fresh=True)
+@refusable("terms:publish", terms.TermsError, back=lambda: url_for("admin.terms_page"))
 def terms_publish():
     """Publish a new version: from its effective time every resident must accept it."""
-    back = url_for("admin.terms_page")
-    try:
-        row = terms.publish_terms(
-            request.form.get("version", ""), request.form.get("url", ""),
-            summary=request.form.get("summary", ""),
-            summary_en=request.form.get("summary_en", ""),
-            effective_at=_local_datetime(request.form.get("effective_at", "")),
-            actor="admin")
-    except terms.TermsError as error:
-        return refused("terms:publish", error, back)
+    row = terms.publish_terms(
+        request.form.get("version", ""), request.form.get("url", ""),
+        summary=request.form.get("summary", ""),
+        summary_en=request.form.get("summary_en", ""),
+        effective_at=_local_datetime(request.form.get("effective_at", "")),
+        actor="admin")
     return done(_("Version %(version)s is published. Residents accept it at their next "
-                  "sign-in.", version=row.version), back)
+                  "sign-in.", version=row.version), url_for("admin.terms_page"))
 
 
 # ---- signing keys ---------------------------------------------------------------------
@@ -74,7 +71,6 @@ def keys_page():
 
 
 @bp.post("/keys/rotate")
-@admin_required
 @action(fresh=True)
 def keys_rotate():
     """New keys: published now, signing after the publish delay (or at once)."""
@@ -86,16 +82,13 @@ def keys_rotate():
 
 
 @bp.post("/keys/<kid>/retire")
-@admin_required
 @action(fresh=True)
+@refusable("key:retire", keys.SigningKeyError, back=lambda kid: url_for("admin.keys_page"),
+           ids=lambda kid: {"key": kid[:64]})
 def key_retire(kid: str):
     """Stop signing with one key (and with "drop", remove it from JWKS at once)."""
-    back = url_for("admin.keys_page")
-    try:
-        keys.retire(kid, drop=request.form.get("drop") == "yes", actor="admin")
-    except keys.SigningKeyError as error:
-        return refused("key:retire", error, back, key=kid[:64])
-    return done(_("Key %(kid)s is retired.", kid=kid[:12]), back)
+    keys.retire(kid, drop=request.form.get("drop") == "yes", actor="admin")
+    return done(_("Key %(kid)s is retired.", kid=kid[:12]), url_for("admin.keys_page"))
 
 
 # ---- deliveries (idp.outbox) --------------------------------------------------------
@@ -103,12 +96,14 @@ def key_retire(kid: str):
 @bp.get("/outbox")
 @admin_required
 def outbox_page():
-    """Dead letters: messages to services (back-channel logout tokens) given up on."""
-    return render_template("admin/outbox.html", dead=outbox.dead_letters())
+    """Dead letters: messages given up on, of every kind (back-channel logout tokens and
+    security events to services, mail to residents)."""
+    kinds = {"backchannel_logout": _("Back-channel logout token"),
+             "security_event": _("Security event"), "mail": _("Mail")}
+    return render_template("admin/outbox.html", dead=outbox.dead_letters(), kinds=kinds)
 
 
 @bp.post("/outbox/<int:message_id>/retry")
-@admin_required
 @action()
 def outbox_retry(message_id: int):
     """Queue a dead letter again, e.g. once the service's endpoint is fixed."""
@@ -126,6 +121,10 @@ def admins_page():
     return render_template("admin/admins.html", admins=admins.list_admins())
 
 
+def _admins_page(**_view_args) -> str:
+    return url_for("admin.admins_page")
+
+
 def _link_page(admin, token: str, status: str):
     return render_template("admin/enrolment_link.html", target=admin,
                            url=admins.enrolment_url(token), status=status,
@@ -133,39 +132,29 @@ def _link_page(admin, token: str, status: str):
 
 
 @bp.post("/admins")
-@admin_required
 @action(fresh=True)
+@refusable("admin:create", admins.AdminError, back=_admins_page)
 def admin_invite():
     """Invite an admin: the one-time enrolment link is shown once."""
-    try:
-        admin, token = admins.create_admin(request.form.get("email", ""), actor="admin")
-    except admins.AdminError as error:
-        return refused("admin:create", error, url_for("admin.admins_page"))
+    admin, token = admins.create_admin(request.form.get("email", ""), actor="admin")
     return _link_page(admin, token, "invited")
 
 
 @bp.post("/admins/<admin_id>/reset")
-@admin_required
 @action(fresh=True)
+@refusable("admin:reset", admins.AdminError, back=_admins_page)
 def admin_reset(admin_id: str):
     """A new enrolment link (lost phone or password); sessions end."""
-    try:
-        if admin_id == g.admin.id:
-            raise admins.AdminError(_("you cannot reset your own account here; ask another "
-                                      "admin or use the idp command"))
-        admin, token = admins.reset_admin(admin_id, actor="admin")
-    except admins.AdminError as error:
-        return refused("admin:reset", error, url_for("admin.admins_page"))
+    if admin_id == g.admin.id:
+        raise admins.AdminError(_("you cannot reset your own account here; ask another "
+                                  "admin or use the idp command"))
+    admin, token = admins.reset_admin(admin_id, actor="admin")
     return _link_page(admin, token, "reset")
 
 
 @bp.post("/admins/<admin_id>/disable")
-@admin_required
 @action(fresh=True)
+@refusable("admin:disable", admins.AdminError, back=_admins_page)
 def admin_disable(admin_id: str):
-    try:
-        admin = admins.disable_admin(admin_id, actor="admin", acting_admin_id=g.admin.id)
-    except admins.AdminError as error:
-        return refused("admin:disable", error, url_for("admin.admins_page"))
-    return done(_("%(email)s can no longer sign in.", email=admin.email),
-                url_for("admin.admins_page"))
+    admin = admins.disable_admin(admin_id, actor="admin", acting_admin_id=g.admin.id)
+    return done(_("%(email)s can no longer sign in.", email=admin.email), _admins_page())
