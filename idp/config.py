@@ -190,6 +190,18 @@ class Settings:
     touch_events_max_batch: int = field(
         default=1000, metadata=_doc("Most touch events accepted in one API request.")
     )
+    kiosk_idle_timeout: int = field(
+        default=120,
+        metadata=_doc("A resident's session at a kiosk ends after this many seconds without a "
+                      "touch: later touches are refused for the resident (30 to "
+                      "kiosk_max_session)."),
+    )
+    kiosk_max_session: int = field(
+        default=900,
+        metadata=_doc("A resident's session at a kiosk ends this long after they approved it, "
+                      "whatever the activity: the device-flow access token lives no longer, and "
+                      "later touches are refused for the resident (60 to 3600)."),
+    )
     city_export_k: int = field(
         default=10, metadata=_doc("Default k of the city export: cells with fewer residents "
                                   "are suppressed.")
@@ -398,6 +410,11 @@ class Settings:
             problems.append("device_code_ttl and device_poll_interval must be positive")
         if not 1 <= self.touch_events_max_batch <= 10000:
             problems.append("touch_events_max_batch must be between 1 and 10000")
+        if not 60 <= self.kiosk_max_session <= 3600:
+            problems.append("kiosk_max_session must be between 60 and 3600 seconds")
+        if not 30 <= self.kiosk_idle_timeout <= self.kiosk_max_session:
+            problems.append("kiosk_idle_timeout must be between 30 seconds and "
+                            "kiosk_max_session")
         if self.city_export_k < 2:
             problems.append("city_export_k must be at least 2")
         problems.extend(self._mail_problems())

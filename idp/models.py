@@ -32,6 +32,8 @@ from idp.kiosk.models import TouchEvent
 from idp.oauth.models import UsedClientAssertion
 from idp.outbox.models import OutboxMessage
 from idp.proofing.models import IdentityProofing
+from idp.sensors.models import Sensor
+from idp.sensors.models import SensorCount
 from idp.terms.models import TermsVersion
 
 __all__ = [
@@ -41,6 +43,6 @@ __all__ = [
     "IdentityProofing",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",
-    "Resident",
+    "Resident", "Sensor", "SensorCount",
     "SigningKey", "TermsVersion", "Token", "TouchEvent", "UsedClientAssertion", "UsedLink",
 ]

@@ -133,13 +133,14 @@ def _register() -> None:
     from idp.cli import keys
     from idp.cli import kiosks
     from idp.cli import reports
+    from idp.cli import sensors
     from idp.cli import serve
     from idp.cli import terms
     from idp.cli import users
     from idp.cli import worker
 
-    for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
-                   export, serve, demo, worker):
+    for module in (db, companies, clients, kiosks, sensors, users, terms, keys, admins, audit,
+                   reports, export, serve, demo, worker):
         main.add_command(module.group)
 
 
