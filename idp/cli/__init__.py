@@ -125,8 +125,10 @@ def main(ctx: click.Context) -> None:
 def _register() -> None:
     from idp.cli import admins
     from idp.cli import audit
+    from idp.cli import categories
     from idp.cli import clients
     from idp.cli import companies
+    from idp.cli import contracts
     from idp.cli import db
     from idp.cli import demo
     from idp.cli import export
@@ -139,7 +141,7 @@ def _register() -> None:
     from idp.cli import worker
 
     for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
-                   export, serve, demo, worker):
+                   export, serve, demo, worker, categories, contracts):
         main.add_command(module.group)
 
 
