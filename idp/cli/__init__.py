@@ -134,6 +134,7 @@ def _register() -> None:
     from idp.cli import export
     from idp.cli import keys
     from idp.cli import kiosks
+    from idp.cli import monitor
     from idp.cli import reports
     from idp.cli import serve
     from idp.cli import terms
@@ -141,7 +142,7 @@ def _register() -> None:
     from idp.cli import worker
 
     for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
-                   export, serve, demo, worker, categories, contracts):
+                   export, serve, demo, worker, categories, contracts, monitor):
         main.add_command(module.group)
 
 

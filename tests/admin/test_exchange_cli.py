@@ -88,3 +88,27 @@ def test_a_contract_for_an_unknown_company_or_category(cli, app):
                  "--purpose", "p", "--valid-until", "2099-03-31")
     assert result.exit_code == 1
     assert "unknown categories" in result.output
+
+
+def test_monitor_run_and_list(cli, app):
+    """Test that `idp monitor run --json` prints one object with the new alerts."""
+    import datetime as dt
+
+    from freezegun import freeze_time
+
+    from idp.audit.service import record
+    from idp.db import utcnow
+
+    company = factories.company("A社")
+    with freeze_time(utcnow() - dt.timedelta(hours=1)):
+        for _ in range(100):
+            record(AuditTag.RECORD_RELEASE, company_id=company, categories=["language"],
+                   links=[1])
+        db.session.commit()
+    result = cli("monitor", "run", "--json")
+    assert result.exit_code == 0, result.output
+    [alert] = json.loads(result.output)["alerts"]
+    assert (alert["rule"], alert["company_id"]) == ("releases", company)
+    assert json.loads(cli("monitor", "run", "--json").output) == {"alerts": []}
+    listed = json.loads(cli("monitor", "list", "--open", "--json").output)
+    assert [a["id"] for a in listed["alerts"]] == [alert["id"]]
