@@ -56,15 +56,20 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
 def periodic(app) -> None:
     """The data exchange's housekeeping, one unit of work: purge expired registered
-    data, then run the monitoring (its alerts' mail goes out with the outbox next)."""
+    data, run the monitoring (its alerts' mail goes out with the outbox next), and drop
+    token read counts older than the monitoring's baseline."""
     from idp.cli.monitor import run_once
+    from idp.exchange import monitoring
     from idp.exchange import records
+    from idp.exchange import token_reads
     from idp.extensions import db
 
     with app.app_context():
         try:
             records.purge_expired()
             run_once("worker")
+            # Reads older than any baseline are no longer needed.
+            token_reads.purge(monitoring.window().baseline_start)
             db.session.commit()
         except Exception:  # noqa: BLE001 - the outbox must keep being delivered
             db.session.rollback()

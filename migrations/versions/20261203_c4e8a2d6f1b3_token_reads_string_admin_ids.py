@@ -7,7 +7,8 @@ Create Date: 2026-12-03 05:45:59.857963
 ``token_reads``: how often each access token was read (userinfo, resource APIs), in
 five-minute buckets, for the monitoring's "one token read far more often than
 usual" rule (idp.exchange.token_reads). A new table: nodes of the previous version
-never write it.
+never write it. No foreign key to ``tokens``: the counts outlive their tokens for
+the monitoring's baseline and are purged by age.
 
 The admin columns of ``company_usage_reports`` and ``monitoring_alerts`` were
 integers, but an admin's id is a 16-character string (``admins.id``); both tables
@@ -30,12 +31,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('token_reads',
-    sa.Column('token_id', sa.Integer(), nullable=False),
+    sa.Column('token_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('bucket', idp.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('client_id', sa.String(length=40), nullable=False),
     sa.Column('company_id', sa.String(length=16), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['token_id'], ['tokens.id'], name=op.f('fk_token_reads_token_id_tokens'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_id', 'bucket', name=op.f('pk_token_reads'))
     )
     with op.batch_alter_table('token_reads', schema=None) as batch_op:

@@ -13,8 +13,10 @@ from idp.access import subjects
 from idp.audit.models import AuditEvent
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.db import utcnow
 from idp.exchange import monitoring
 from idp.exchange.models import MonitoringAlert
+from idp.exchange import token_reads
 from idp.exchange.token_reads import TokenRead
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
@@ -41,6 +43,14 @@ def baseline(tag: AuditTag, per_window: int, company_id: str, windows: int = 24,
 
 def rules(alerts):
     return sorted((a.rule, a.company_id) for a in alerts)
+
+
+@pytest.fixture(autouse=True)
+def no_pending_reads():
+    """Reads another test left unwritten in this process do not leak in."""
+    token_reads.forget()
+    yield
+    token_reads.forget()
 
 
 @pytest.fixture
@@ -159,8 +169,13 @@ def test_one_token_read_far_more_often_than_usual(app, client, company):
                                          "usual_reads_per_token": 30.0, "threshold": 300.0}]
 
 
+def total_reads() -> int:
+    return sum(r.count for r in db.session.scalars(select(TokenRead)))
+
+
 def test_reads_are_counted_per_token(app, client):
-    """Test that the bearer check counts each accepted read in the token's bucket."""
+    """Test that the bearer check counts each accepted read, held in the process until a
+    flush (a few reads write nothing)."""
     rp = factories.rp()
     factories.resident()
     access_token = factories.tokens(client, rp, scope="openid")["access_token"]
@@ -168,7 +183,27 @@ def test_reads_are_counted_per_token(app, client):
         assert client.get("/userinfo", headers={
             "Authorization": f"Bearer {access_token}"}).status_code == 200
     assert client.get("/userinfo", headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert sum(r.count for r in db.session.scalars(select(TokenRead))) == 3
+    assert total_reads() == 0
+    assert token_reads.flush() == 3
+    assert total_reads() == 3
+
+
+def test_a_busy_token_writes_its_reads_as_it_goes(app, client):
+    """Test that a token's reads are written every FLUSH_AT reads and after FLUSH_AFTER."""
+    rp = factories.rp()
+    factories.resident()
+    bearer = {"Authorization": "Bearer " + factories.tokens(client, rp, scope="openid")[
+        "access_token"]}
+    for _ in range(token_reads.FLUSH_AT):
+        client.get("/userinfo", headers=bearer)
+    assert total_reads() == token_reads.FLUSH_AT
+    client.get("/userinfo", headers=bearer)
+    assert total_reads() == token_reads.FLUSH_AT
+    with freeze_time(utcnow() + token_reads.FLUSH_AFTER):
+        client.get("/userinfo", headers=bearer)
+    assert total_reads() == token_reads.FLUSH_AT + 2
+    assert token_reads.purge(utcnow() + dt.timedelta(hours=1)) >= 1
+    assert total_reads() == 0
 
 
 def test_failed_client_authentication_bursts(app, client):
