@@ -15,8 +15,8 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.exchange import monitoring
-from idp.exchange.models import MonitoringAlert
 from idp.exchange import token_reads
+from idp.exchange.models import MonitoringAlert
 from idp.exchange.token_reads import TokenRead
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
