@@ -192,17 +192,24 @@ def test_a_busy_token_writes_its_reads_as_it_goes(app, client):
     """Test that a token's reads are written every FLUSH_AT reads and after FLUSH_AFTER."""
     rp = factories.rp()
     factories.resident()
-    bearer = {"Authorization": "Bearer " + factories.tokens(client, rp, scope="openid")[
-        "access_token"]}
-    for _ in range(token_reads.FLUSH_AT):
+    # A minute into a five-minute bucket, so the minute later is in the same bucket.
+    with freeze_time(START + dt.timedelta(minutes=1)) as frozen:
+        bearer = {"Authorization": "Bearer " + factories.tokens(client, rp, scope="openid")[
+            "access_token"]}
+        for _ in range(token_reads.FLUSH_AT):
+            client.get("/userinfo", headers=bearer)
+        assert total_reads() == token_reads.FLUSH_AT
         client.get("/userinfo", headers=bearer)
-    assert total_reads() == token_reads.FLUSH_AT
-    client.get("/userinfo", headers=bearer)
-    assert total_reads() == token_reads.FLUSH_AT
-    with freeze_time(utcnow() + token_reads.FLUSH_AFTER):
+        assert total_reads() == token_reads.FLUSH_AT
+        frozen.tick(token_reads.FLUSH_AFTER)
         client.get("/userinfo", headers=bearer)
-    assert total_reads() == token_reads.FLUSH_AT + 2
-    assert token_reads.purge(utcnow() + dt.timedelta(hours=1)) >= 1
+        assert total_reads() == token_reads.FLUSH_AT + 2
+        # A read in the next bucket writes what the last bucket still held.
+        client.get("/userinfo", headers=bearer)
+        frozen.tick(token_reads.BUCKET)
+        client.get("/userinfo", headers=bearer)
+        assert total_reads() == token_reads.FLUSH_AT + 3
+    assert token_reads.purge(START + dt.timedelta(hours=1)) >= 1
     assert total_reads() == 0
 
 
