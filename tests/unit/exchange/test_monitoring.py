@@ -13,7 +13,6 @@ from idp.access import subjects
 from idp.audit.models import AuditEvent
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
-from idp.db import utcnow
 from idp.exchange import monitoring
 from idp.exchange import token_reads
 from idp.exchange.models import MonitoringAlert
