@@ -8,7 +8,9 @@ reload polls the token endpoint once, never faster than the IdP's ``interval``.
 
     python -m demo.kiosk --issuer http://127.0.0.1:5000 --client-id ID --client-secret S
 
-One screen, one resident at a time; the state lives in this process's memory.
+One screen, one resident at a time; the state lives in this process's memory. "Finish" revokes
+the resident's token at ``/revoke`` (RFC 7009) before the next person; when the IdP says the
+session ended (idle or too long, docs/kiosk.md), the screen starts over the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def create_app(issuer: str, client_id: str, client_secret: str,
     csrf = secrets.token_urlsafe(24)
     lock = threading.Lock()
     state: dict = {}
+    # What this screen records, and for whom: its entry on the IdP's public transparency page
+    # (a real kiosk prints it as a QR code on its frame).
+    about = f"{issuer}/transparency#kiosk-{client_id}"
 
     def start(message: str | None = None) -> None:
         r = requests.post(f"{issuer}/device_authorization", auth=auth, timeout=10,
@@ -74,6 +79,20 @@ def create_app(issuer: str, client_id: str, client_secret: str,
             state["message"] = error
             state["grant"] = None
 
+    def end(message: str | None = None) -> None:
+        """The resident is done: revoke their token (RFC 7009) and start over."""
+        token = state.get("token")
+        if token:
+            try:
+                requests.post(f"{issuer}/revoke", auth=auth, timeout=10, data={
+                    "token": token["access_token"], "token_type_hint": "access_token"})
+            except requests.RequestException:
+                logging.getLogger(__name__).warning("revocation failed; the token expires "
+                                                    "with the session's maximum length")
+        state.clear()
+        if message:
+            state["message"] = message
+
     def check_csrf():
         if not hmac.compare_digest(request.form.get("csrf", ""), csrf):
             abort(400)
@@ -91,9 +110,10 @@ def create_app(issuer: str, client_id: str, client_secret: str,
                             start(state["message"])
             except (requests.RequestException, ValueError, KeyError) as exc:
                 return render_template_string(PAGE, title=title, error=str(exc), state={},
+                                              about=about,
                                               csrf=csrf, contents=CONTENTS, svg=""), 502
             svg = Markup(state["svg"])  # noqa: S704 - the IdP's own QR code (SVG)
-            return render_template_string(PAGE, title=title, state=state, csrf=csrf,
+            return render_template_string(PAGE, title=title, state=state, csrf=csrf, about=about,
                                           contents=CONTENTS, svg=svg, error=None)
 
     @app.post("/touch")
@@ -110,6 +130,9 @@ def create_app(issuer: str, client_id: str, client_secret: str,
                     "events": [{"occurred_at": now.isoformat(), "target": target}]},
                     headers={"Authorization": f"Bearer {token['access_token']}"})
                 result = f"HTTP {r.status_code}" + ("" if r.ok else f" {r.text[:200]}")
+                if r.status_code == 401 or (r.status_code == 400 and "session_ended" in r.text):
+                    end("session_ended")
+                    return redirect(url_for("index"))
             except requests.RequestException as exc:
                 result = f"{type(exc).__name__}: {exc}"
             state["events"].insert(0, {"at": now.astimezone().strftime("%H:%M:%S"),
@@ -120,7 +143,7 @@ def create_app(issuer: str, client_id: str, client_secret: str,
     def reset():
         check_csrf()
         with lock:
-            state.clear()
+            end()
         return redirect(url_for("index"))
 
     return app
@@ -178,6 +201,7 @@ usage history at Machi ID.</span></p>
 <form method="post" action="{{ url_for('reset') }}"><input type="hidden" name="csrf"
  value="{{ csrf }}"><button class="btn sub">終了して次の方へ / Finish (next person)</button></form>
 {% endif %}
+<p class="en"><a href="{{ about }}">この画面が記録すること / What this screen records</a></p>
 </main></body></html>"""
 
 

@@ -73,6 +73,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
 
     from idp.api.registered_data import bp as registered_data_bp
+    from idp.api.sensor_counts import bp as sensor_api_bp
     from idp.api.touch_events import bp as kiosk_api_bp
     from idp.interaction.views import bp as interaction_bp
     from idp.interaction.views.device import bp as device_bp
@@ -83,14 +84,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(interaction_bp)
     app.register_blueprint(device_bp)
     app.register_blueprint(kiosk_api_bp)
+    app.register_blueprint(sensor_api_bp)
     app.register_blueprint(registered_data_bp)
     from idp.self_service import bp as account_bp
     from idp.self_service.outbox import bp as outbox_bp
 
     app.register_blueprint(account_bp)
+    from idp.transparency import bp as transparency_bp
+
+    app.register_blueprint(transparency_bp)
     app.register_blueprint(outbox_bp)
     from idp.admin.views import bp as admin_bp
     from idp.oauth import backchannel
+    from idp.oauth import security_events
     from idp.outbox import service as outbox
 
     app.register_blueprint(admin_bp)
@@ -99,6 +105,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     outbox.init_app(app)
     backchannel.init_app(app)
+    security_events.init_app(app)
     mail.init_app(app)
     exchange_scopes.register()  # registered:<category>, contribute:<category>
     build_authorization_server(app, settings)

@@ -230,6 +230,18 @@ class Settings:
     monitoring_interval_minutes: int = field(
         default=5, metadata=_doc("How often `idp worker` runs the monitoring.")
     )
+    kiosk_idle_timeout: int = field(
+        default=120,
+        metadata=_doc("A resident's session at a kiosk ends after this many seconds without a "
+                      "touch: later touches are refused for the resident (30 to "
+                      "kiosk_max_session)."),
+    )
+    kiosk_max_session: int = field(
+        default=900,
+        metadata=_doc("A resident's session at a kiosk ends this long after they approved it, "
+                      "whatever the activity: the device-flow access token lives no longer, and "
+                      "later touches are refused for the resident (60 to 3600)."),
+    )
     city_export_k: int = field(
         default=10, metadata=_doc("Default k of the city export: cells with fewer residents "
                                   "are suppressed.")
@@ -264,6 +276,11 @@ class Settings:
         default=5,
         metadata=_doc("Seconds to wait for a client's back-channel logout endpoint "
                       "(OIDC Back-Channel Logout 1.0) before the delivery counts as failed."),
+    )
+    security_event_timeout: int = field(
+        default=5,
+        metadata=_doc("Seconds to wait for a company's security event receiver (RFC 8935 "
+                      "push) before the delivery counts as failed and is retried."),
     )
     proofing_trust_framework: str = field(
         default="jp_machi_id_counter",
@@ -324,8 +341,8 @@ class Settings:
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
     outbox_delivery: str = field(
         default="thread",
-        metadata=_doc("Who delivers queued messages (back-channel logout tokens) after their "
-                      "change commits: thread (a thread of the app, woken after each request "
+        metadata=_doc("Who delivers queued messages (logout tokens, security events, mail) after "
+                      "their change commits: thread (a thread of the app, woken after each request "
                       "that queued one; run `idp worker` as well for retries), worker (only "
                       "`idp worker`), or inline (at the end of the request, tests only)."),
     )
@@ -440,6 +457,11 @@ class Settings:
                self.monitoring_interval_minutes) < 1:
             problems.append("the monitoring's window, baseline, factors and interval must be "
                             "at least 1")
+        if not 60 <= self.kiosk_max_session <= 3600:
+            problems.append("kiosk_max_session must be between 60 and 3600 seconds")
+        if not 30 <= self.kiosk_idle_timeout <= self.kiosk_max_session:
+            problems.append("kiosk_idle_timeout must be between 30 seconds and "
+                            "kiosk_max_session")
         if self.city_export_k < 2:
             problems.append("city_export_k must be at least 2")
         problems.extend(self._mail_problems())
@@ -515,6 +537,8 @@ class Settings:
             problems.append("admin_enrolment_ttl must be between 1 second and 7 days")
         if not 1 <= self.backchannel_logout_timeout <= 60:
             problems.append("backchannel_logout_timeout must be between 1 and 60 seconds")
+        if not 1 <= self.security_event_timeout <= 60:
+            problems.append("security_event_timeout must be between 1 and 60 seconds")
         if not self.proofing_trust_framework.strip():
             problems.append("proofing_trust_framework must not be empty")
         return problems

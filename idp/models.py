@@ -33,6 +33,8 @@ from idp.kiosk.models import TouchEvent
 from idp.oauth.models import UsedClientAssertion
 from idp.outbox.models import OutboxMessage
 from idp.proofing.models import IdentityProofing
+from idp.sensors.models import Sensor
+from idp.sensors.models import SensorCount
 from idp.terms.models import TermsVersion
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
     "IdentityProofing",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",
-    "Resident",
+    "Resident", "Sensor", "SensorCount",
     "SigningKey", "TermsVersion", "Token", "TokenRead", "TouchEvent", "UsedClientAssertion",
     "UsedLink",
 ]

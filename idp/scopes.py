@@ -141,6 +141,9 @@ SCOPES: tuple[Scope, ...] = (
     Scope("touch_events", _l("Touch history"),
           _l("When and which content you touch on the consortium's digital signage."),
           about_resident=False),
+    # People-counting sensors post counts with it (client_credentials only): about no
+    # resident, never on a consent screen (idp.sensors, /api/sensor-counts).
+    Scope("sensor_counts", about_resident=False),
     # The standard OpenID Connect scopes, read as our finer ones (see above).
     Scope("profile", covers=("name", "birth_year", "gender")),
     Scope("address", covers=("postal_code",)),

@@ -8,7 +8,7 @@ This package sits below the domains (accounts, clients, …), so it knows a
 resident or a client only by id: relationships name their class as a string
 (resolved by SQLAlchemy's registry once every model is imported, ``idp.models``)
 and attributes of a client (``is_active``, ``company_id``,
-``backchannel_logout_uri``) are read duck-typed.
+``backchannel_logout_uri``, ``event_receiver_uri``) are read duck-typed.
 
 The methods named ``get_*``/``check_*``/``is_*`` implement Authlib's model
 interfaces (``TokenMixin``, ``AuthorizationCodeMixin``,

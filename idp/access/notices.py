@@ -19,9 +19,14 @@ sent while a transaction is open. The message holds the claims (``aud``,
 ``sub``, ``sid``); the protocol side (``idp.oauth.backchannel``) signs a fresh
 logout token from them at each delivery attempt.
 
+The same notices say which clients get a CAEP session-revoked security event
+(``idp.access.security_events.for_notices``): a client is found here when it
+registered a back-channel logout URI or an event receiver URI (``reachable``),
+and each side queues only for the clients that registered its URI.
+
 Clients are known here only by id: a client row is reached through the
 ``Token.client`` relationship's mapper (``client_by_id``), and read duck-typed
-(``is_active``, ``company_id``, ``backchannel_logout_uri``).
+(``is_active``, ``company_id``, ``backchannel_logout_uri``, ``event_receiver_uri``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ def client_by_id(client_id: str):
     return db.session.get(Token.client.property.mapper.class_, client_id)
 
 
+def reachable(client) -> bool:
+    """Whether the client registered somewhere to be told that sessions end."""
+    return bool(client.backchannel_logout_uri or client.event_receiver_uri)
+
+
 @dataclass(frozen=True)
 class Notice:
     """One session of one client to be logged out."""
@@ -76,13 +86,14 @@ def notices_for_grants(reason: str, *, client=None,
                        resident_id: str | None = None) -> list[Notice]:
     """Every session still alive here — a live browser session, or live tokens — of
     ``client``, of the resident, or of the resident at ``client``, at clients with a
-    back-channel logout URI. Call it before the tokens are revoked.
+    back-channel logout URI or an event receiver (``reachable``). Call it before
+    the tokens are revoked.
 
     A client-wide cut-off tells the client even if its company was suspended
     a moment ago in the same change; a resident's cut-off tells only clients
     that may act now (a suspended company was told when it was suspended).
     """
-    if client is not None and not client.backchannel_logout_uri:
+    if client is not None and not reachable(client):
         return []
     now = utcnow()
     live_token = and_(
@@ -116,7 +127,7 @@ def notices_for_grants(reason: str, *, client=None,
     notices = []
     for client_id, rid, session_id in found:
         target = client if client is not None else client_by_id(client_id)
-        if target is None or not target.backchannel_logout_uri:
+        if target is None or not reachable(target):
             continue
         if client is None and not target.is_active:
             continue
@@ -125,7 +136,8 @@ def notices_for_grants(reason: str, *, client=None,
 
 
 def notices_for_session(row: BrowserSession, reason: str) -> list[Notice]:
-    """Every connected client the browser session signed in to (a redeemed code)."""
+    """Every connected client the browser session signed in to (a redeemed code), that
+    is ``reachable``."""
     client_ids = db.session.scalars(
         select(AuthorizationCode.client_id)
         .where(AuthorizationCode.session_id == row.id, AuthorizationCode.used_at.is_not(None))
@@ -134,16 +146,16 @@ def notices_for_session(row: BrowserSession, reason: str) -> list[Notice]:
     notices = []
     for client_id in sorted(client_ids):
         client = client_by_id(client_id)
-        if client is not None and client.is_active and client.backchannel_logout_uri:
+        if client is not None and client.is_active and reachable(client):
             notices.append(Notice(client.id, row.resident_id, row.id, reason))
     return notices
 
 
 def notices_for_tokens(tokens, reason: str) -> list[Notice]:
     """The sessions behind these resident tokens (the browser session a token's code
-    was issued in, else the grant itself), at connected clients with a back-channel
-    logout URI: some grants of a client die while the client stays connected (an
-    edit took a scope away). Call it before the tokens are revoked."""
+    was issued in, else the grant itself), at connected ``reachable`` clients: some
+    grants of a client die while the client stays connected (an edit took a scope
+    away). Call it before the tokens are revoked."""
     code_ids = {t.code_id for t in tokens if t.code_id is not None}
     sessions = dict(db.session.execute(
         select(AuthorizationCode.id, AuthorizationCode.session_id)
@@ -153,7 +165,7 @@ def notices_for_tokens(tokens, reason: str) -> list[Notice]:
         if token.resident_id is None:
             continue
         client = client_by_id(token.client_id)
-        if client is not None and client.is_active and client.backchannel_logout_uri:
+        if client is not None and client.is_active and reachable(client):
             notices.add(Notice(token.client_id, token.resident_id,
                                sessions.get(token.code_id), reason))
     return sorted(notices, key=lambda n: (n.client_id, n.resident_id, n.session_id or 0))

@@ -4,7 +4,13 @@
 (and a resident's device codes); ``end_sessions`` ends browser sessions. Both
 queue a logout token (OIDC Back-Channel Logout 1.0, ``idp.access.notices``)
 for every client with a back-channel logout URI that had a session they end,
-in the caller's transaction; the outbox delivers them after the commit.
+and a CAEP session-revoked security event (``idp.access.security_events``)
+for every client with an event receiver that had one, in the caller's
+transaction; the outbox delivers them after the commit. Some cut-offs tell
+more (``EVENTS``): a withdrawn consent sends the client consent-withdrawn, and
+an account deletion sends RISC account-purged to every client of every
+company that was given the resident's pairwise ``sub`` (``forget_resident``,
+before the subjects are deleted).
 
 Who calls what:
 
@@ -37,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from idp.access import notices
+from idp.access import security_events
 from idp.access.models import AuthorizationCode
 from idp.access.models import BrowserSession
 from idp.access.models import DeviceCode
@@ -48,6 +55,17 @@ from idp.db import delete_where
 from idp.db import utcnow
 from idp.extensions import db
 from idp.outbox import service as outbox
+
+# The security event a resident's cut-off at one client sends that client, besides
+# session-revoked for its sessions: sent even when no session or token was live
+# (the company may still hold what the resident shared).
+EVENTS = {"consent_withdrawn": security_events.CONSENT_WITHDRAWN}
+
+
+def _tell(found: list[notices.Notice]) -> None:
+    """Queue what the sessions' clients are told: logout tokens and session-revoked."""
+    notices.queue(found)
+    security_events.for_notices(found)
 
 
 def _id(value) -> str | None:
@@ -61,7 +79,9 @@ def revoke_grants(*, resident=None, client=None, company=None, reason: str,
     a resident at a client, or every client of a company not revoked yet.
 
     ``resident`` is the row or its id; ``client`` and ``company`` are the caller's
-    rows (``company.clients``, ``client.revoked_at``, ``client.backchannel_logout_uri``).
+    rows (``company.clients``, ``client.revoked_at``, ``client.backchannel_logout_uri``,
+    ``client.event_receiver_uri``). A resident's cut-off at one client for a reason in
+    ``EVENTS`` (a withdrawn consent) also sends the client that event.
     Returns ``{"tokens_revoked": n}``. A resident's device codes expire too. A
     cut-off client's device codes are left as they are: a kiosk's poll fails at
     client authentication, a resident entering the code is told the service
@@ -79,8 +99,9 @@ def revoke_grants(*, resident=None, client=None, company=None, reason: str,
     if resident_id is None and client is None:
         raise ValueError("revoke_grants needs a resident, a client or a company")
     if notify:
-        notices.queue(notices.notices_for_grants(reason, client=client,
-                                                 resident_id=resident_id))
+        _tell(notices.notices_for_grants(reason, client=client, resident_id=resident_id))
+        if resident_id is not None and client is not None and reason in EVENTS:
+            security_events.queue(client.id, resident_id, EVENTS[reason], reason=reason)
     now = utcnow()
 
     def scoped(model, *conditions):
@@ -126,7 +147,7 @@ def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str], code_flo
                                                       Token.revoked_at.is_(None)))
         revoked = [token for token in live if set(token.scope.split()) & scopes]
     if notify and revoked:
-        notices.queue(notices.notices_for_tokens(revoked, reason))
+        _tell(notices.notices_for_tokens(revoked, reason))
     for token in revoked:
         token.revoked_at = now
     codes = db.session.scalars(select(AuthorizationCode).where(
@@ -177,7 +198,7 @@ def end_sessions(resident, reason: str, notify: bool = True,
         rows = list(db.session.scalars(query))
     for row in rows:
         if notify:
-            notices.queue(notices.notices_for_session(row, reason))
+            _tell(notices.notices_for_session(row, reason))
         row.ended_at = now
     if session is None:
         # Sessions past their expiry are over already; mark them ended as well.
@@ -202,10 +223,15 @@ def sign_out_everywhere(resident, reason: str, **audit) -> dict[str, int]:
 
 def forget_resident(resident_id: str) -> dict[str, int]:
     """Account deletion (``idp.privacy.deletion``), after ``end_sessions`` and
-    ``revoke_grants`` queued the logout tokens: delete the resident's tokens, codes,
-    pairwise subjects and browser sessions, so nothing a company holds can be linked
-    to a later ID. Returns counts for the audit record."""
-    counts = {"tokens_revoked": delete_where(db.session, Token, Token.resident_id == resident_id)}
+    ``revoke_grants`` queued the logout tokens: every company that was given the
+    resident's pairwise ``sub`` is sent RISC account-purged (at each client with
+    an event receiver) while the subjects still exist; then the resident's tokens,
+    codes, pairwise subjects and browser sessions are deleted, so nothing a company
+    holds can be linked to a later ID. Returns counts for the audit record."""
+    told = security_events.queue_for_resident(resident_id, security_events.ACCOUNT_PURGED,
+                                              reason="account_deleted")
+    counts = {"security_events_queued": told,
+              "tokens_revoked": delete_where(db.session, Token, Token.resident_id == resident_id)}
     delete_where(db.session, AuthorizationCode, AuthorizationCode.resident_id == resident_id)
     delete_where(db.session, DeviceCode, DeviceCode.resident_id == resident_id)
     counts["pairwise_subjects_removed"] = delete_where(db.session, PairwiseSubject,

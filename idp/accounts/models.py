@@ -57,6 +57,9 @@ class Resident(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[dt.datetime | None]
     totp_last_counter: Mapped[int | None]
+    # Set while the resident has asked to be left out of the city's statistics
+    # (idp.accounts.statistics): exports leave them out of every breakdown.
+    statistics_opt_out_at: Mapped[dt.datetime | None]
     created_at: Mapped[created_at]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -171,6 +171,7 @@ def export_resident(resident_id: str, names) -> dict:
             "updated_at": resident.updated_at,
             "terms_version_accepted": resident.terms_version,
             "terms_accepted_at": resident.terms_accepted_at,
+            "statistics_opt_out_at": resident.statistics_opt_out_at,
             "two_step_verification": {
                 "enabled": resident.totp_enabled,
                 "enabled_at": resident.totp_enabled_at,

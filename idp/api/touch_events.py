@@ -8,6 +8,7 @@ from flask import Blueprint
 from flask import jsonify
 from flask import request
 
+from idp.extensions import commit_on_error
 from idp.extensions import csrf
 from idp.kiosk import service
 from idp.oauth import tokens
@@ -28,8 +29,20 @@ def touch_events():
         return jsonify(error="invalid_request",
                        error_description="The body must be JSON (Content-Type: "
                                          "application/json)."), 400
+    granted_at = tokens.granted_at(token)
+    # A device-flow token is a resident's session at a kiosk: it ends when idle or long.
+    session = (service.session_for(token.client_id, token.resident_id, granted_at)
+               if granted_at is not None and token.grant_type == service.DEVICE_CODE
+               else None)
     try:
-        events = service.validate_batch(payload, not_before=tokens.granted_at(token))
+        events = service.validate_batch(payload, not_before=granted_at, session=session)
+    except service.SessionEnded as exc:
+        # The resident has left: their tokens at this kiosk die with this answer, so
+        # the kiosk cannot record anything more against them (docs/kiosk.md).
+        service.end_session(token.client, token.resident_id, exc.reason)
+        commit_on_error()
+        return jsonify(error="invalid_request", field=exc.field, session_ended=exc.reason,
+                       error_description=f"{exc.field}: {exc}"), 400
     except service.TouchEventError as exc:
         return jsonify(error="invalid_request", field=exc.field,
                        error_description=f"{exc.field}: {exc}" if exc.field else str(exc)), 400

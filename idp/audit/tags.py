@@ -72,6 +72,12 @@ class AuditTag(enum.StrEnum):
     CLIENT_UPDATE = "client:update"
     CLIENT_SECRET_ROTATE = "client:secret:rotate"  # noqa: S105
     KIOSK_UPDATE = "kiosk:update"
+    KIOSK_SESSION_END = "kiosk:session:end"
+    SENSOR_CREATE = "sensor:create"
+    SENSOR_UPDATE = "sensor:update"
+    SENSOR_COUNTS = "sensor:counts:store"
+    STATISTICS_OPT_OUT = "resident:statistics:opt_out"
+    STATISTICS_OPT_IN = "resident:statistics:opt_in"
     KEY_RETIRE = "key:retire"
     AUDIT_EXPORT = "audit:export"
     AUDIT_VERIFY = "audit:verify"
@@ -79,6 +85,7 @@ class AuditTag(enum.StrEnum):
     PROOFING_RECORD = "proofing:record"
     PROOFING_WITHDRAW = "proofing:withdraw"
     BACKCHANNEL_LOGOUT = "oauth:backchannel_logout:delivery"
+    SECURITY_EVENT = "security_event:delivery"
     MAIL_DELIVERY = "mail:delivery"
     RESIDENT_SIGN_OUT = "resident:session:end_all"
     # The data exchange (idp/exchange, idp/api/registered_data, the resident's data pages)

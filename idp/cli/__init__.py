@@ -136,13 +136,14 @@ def _register() -> None:
     from idp.cli import kiosks
     from idp.cli import monitor
     from idp.cli import reports
+    from idp.cli import sensors
     from idp.cli import serve
     from idp.cli import terms
     from idp.cli import users
     from idp.cli import worker
 
-    for module in (db, companies, clients, kiosks, users, terms, keys, admins, audit, reports,
-                   export, serve, demo, worker, categories, contracts, monitor):
+    for module in (db, companies, clients, kiosks, sensors, users, terms, keys, admins, audit,
+                   reports, export, serve, demo, worker, categories, contracts, monitor):
         main.add_command(module.group)
 
 

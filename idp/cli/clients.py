@@ -57,13 +57,16 @@ def group() -> None:
               help="ID token signing algorithm for this client.")
 @click.option("--backchannel-logout-uri", default=None,
               help="Where OIDC back-channel logout tokens are POSTed.")
+@click.option("--event-receiver-uri", default=None,
+              help="Where Security Event Tokens are pushed (RFC 8935; docs/security-events.md).")
 @click.option("--verified-claims", is_flag=True,
               help="The client may receive verified_claims (with the resident's consent).")
 @json_option
 @in_app
 def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, grant_types,
            scopes, purpose, purpose_en, policy_uri, tos_uri, token_endpoint_auth_method,
-           jwks_file, id_token_alg, backchannel_logout_uri, verified_claims, as_json) -> None:
+           jwks_file, id_token_alg, backchannel_logout_uri, event_receiver_uri, verified_claims,
+           as_json) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
     jwks = json.load(jwks_file) if jwks_file else None
     client, secret = service.register_client(
@@ -77,8 +80,8 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
         policy_uri=policy_uri, tos_uri=tos_uri,
         token_endpoint_auth_method=token_endpoint_auth_method,
         jwks=jwks, id_token_signed_response_alg=id_token_alg,
-        backchannel_logout_uri=backchannel_logout_uri, verified_claims_allowed=verified_claims,
-        actor="cli",
+        backchannel_logout_uri=backchannel_logout_uri, event_receiver_uri=event_receiver_uri,
+        verified_claims_allowed=verified_claims, actor="cli",
     )
     data = {"client_id": client.id}
     if secret:
@@ -156,19 +159,22 @@ def show(client_id: str, as_json: bool) -> None:
 @click.option("--tos-uri", default=None, help="Terms URL ('' removes it).")
 @click.option("--backchannel-logout-uri", default=None,
               help="Back-channel logout URI ('' removes it).")
+@click.option("--event-receiver-uri", default=None,
+              help="Security event receiver URI, RFC 8935 push ('' removes it).")
 @click.option("--verified-claims/--no-verified-claims", default=None,
               help="Whether the client may receive verified_claims.")
 @json_option
 @in_app
 def update(client_id, name, redirect_uris, post_logout_redirect_uris,
            no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, policy_uri,
-           tos_uri, backchannel_logout_uri, verified_claims, as_json) -> None:
+           tos_uri, backchannel_logout_uri, event_receiver_uri, verified_claims, as_json) -> None:
     """Change a client's settings; what is not given stays. Removing a scope revokes
     the tokens that carry it; removing a redirect URI or grant expires pending codes."""
     settings = service.settings_of(service.get_client(client_id))
     given = {
         "name": name, "purpose": purpose, "purpose_en": purpose_en, "policy_uri": policy_uri,
         "tos_uri": tos_uri, "backchannel_logout_uri": backchannel_logout_uri,
+        "event_receiver_uri": event_receiver_uri,
         "verified_claims_allowed": verified_claims,
         "redirect_uris": list(redirect_uris) or None,
         "post_logout_redirect_uris": [] if no_post_logout_redirect_uris

@@ -22,6 +22,7 @@ from idp.config import ROOT
 from idp.extensions import db
 from idp.keys import service as keys
 from idp.kiosk import service as kiosks
+from idp.sensors import service as sensors
 from idp.terms import service as terms
 
 STATE_FILE = ROOT / "var" / "demo.json"
@@ -74,8 +75,18 @@ def seed_demo() -> dict:
         kiosk_company = clients.create_company("C社", actor="demo")
         kiosk, kiosk_secret, _ = kiosks.create_kiosk(
             kiosk_company.id, "北2条広場サイネージ", "札幌駅前通 北2条西4丁目 交差点広場",
-            actor="demo")
+            actor="demo", latitude=43.06318, longitude=141.35370,
+            contact="signage@c-sha.example.jp")
         state.update(kiosk_client_id=kiosk.id, kiosk_client_secret=kiosk_secret)
+    if db.session.get(Client, state.get("sensor_client_id", "")) is None:
+        # The square's people counters (seed 000): C社 as well, one per side.
+        company_id = db.session.get(Client, state["kiosk_client_id"]).company_id
+        sensor, sensor_secret, _ = sensors.create_sensor(
+            company_id, "北2条広場 人流センサー（北側）", sensors.Placement(
+                location="札幌駅前通 北2条西4丁目 交差点広場 北側入口", latitude=43.06345,
+                longitude=141.35362, area="広場北側の歩道（両方向）", retention_days=365,
+                contact="signage@c-sha.example.jp"), actor="demo")
+        state.update(sensor_client_id=sensor.id, sensor_client_secret=sensor_secret)
     if db.session.scalar(select(Resident).where(Resident.email == RESIDENT_EMAIL)) is None:
         accounts.create_resident(
             RESIDENT_EMAIL, RESIDENT_PASSWORD,
@@ -147,6 +158,10 @@ def run(ctx: click.Context, port: int) -> None:
         "  The same kiosk as a command-line simulator, in another terminal:\n"
         f"    .venv/bin/idp kiosks simulate --client-id {state['kiosk_client_id']} "
         f"--client-secret {state['kiosk_client_secret']}\n"
+        "  A people-counting sensor posting counts (simulator):\n"
+        f"    .venv/bin/idp sensors simulate --client-id {state['sensor_client_id']} "
+        f"--client-secret {state['sensor_client_secret']}\n"
+        f"  What is collected where (public): {issuer}/transparency\n"
         "  Stop with Ctrl-C.\n",
         err=True,
     )

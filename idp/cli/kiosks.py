@@ -26,12 +26,20 @@ def group() -> None:
 @click.option("--company", "company_id", required=True, help="Owning company id.")
 @click.option("--name", required=True, help="The kiosk's service name, shown on consent.")
 @click.option("--location", required=True, help="Where the screen stands.")
+@click.option("--lat", type=float, default=None, help="Latitude (WGS 84), with --lon: the "
+                                                     "transparency page's map.")
+@click.option("--lon", type=float, default=None, help="Longitude (WGS 84), with --lat.")
+@click.option("--contact", default="", help="Whom the public asks (shown on /transparency).")
 @json_option
 @in_app
-def create(company_id: str, name: str, location: str, as_json: bool) -> None:
+def create(company_id: str, name: str, location: str, lat: float | None, lon: float | None,
+           contact: str, as_json: bool) -> None:
     """Register a kiosk: a confidential device_code + client_credentials client."""
-    client, secret, kiosk = service.create_kiosk(company_id, name, location, actor="cli")
-    emit(as_json, {"client_id": client.id, "client_secret": secret, "location": kiosk.location},
+    client, secret, kiosk = service.create_kiosk(company_id, name, location, actor="cli",
+                                                 latitude=lat, longitude=lon, contact=contact)
+    emit(as_json, {"client_id": client.id, "client_secret": secret, "location": kiosk.location,
+                   "latitude": kiosk.latitude, "longitude": kiosk.longitude,
+                   "transparency": f"/transparency#kiosk-{client.id}"},
          f"client_id: {client.id}\nclient_secret: {secret}\n(shown once; provision it on the "
          f"kiosk at {kiosk.location})")
 
@@ -45,7 +53,8 @@ def create(company_id: str, name: str, location: str, as_json: bool) -> None:
 @click.pass_obj
 def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events: int,
              timeout: int) -> None:
-    """Play a kiosk: show a QR code, poll until a resident approves, post touch events."""
+    """Play a kiosk: show a QR code, poll until a resident approves, post touch events,
+    then end the resident's session by revoking the token at /revoke."""
     issuer = (issuer or ctx.settings.issuer).rstrip("/")
     http = requests.Session()
     http.auth = (client_id, client_secret)
@@ -90,5 +99,9 @@ def simulate(ctx, client_id: str, client_secret: str, issuer: str | None, events
     stored = requests.post(f"{issuer}/api/touch-events", json=batch, timeout=10,
                            headers={"Authorization": f"Bearer {token['access_token']}"})
     click.echo(stored.text.strip())
+    # The resident is done: the kiosk revokes their token (RFC 7009) before the next person.
+    revoked = http.post(meta["revocation_endpoint"], timeout=10, data={
+        "token": token["access_token"], "token_type_hint": "access_token"})
+    click.echo(f"session ended: token revoked (HTTP {revoked.status_code})", err=True)
     if stored.status_code != 201:
         raise click.ClickException("posting touch events failed")

@@ -1,4 +1,4 @@
-"""``idp worker``: deliver the outbox (back-channel logout tokens, mail), retries included;
+"""``idp worker``: deliver the outbox (logout tokens, security events, mail), retries included;
 every ``monitoring_interval_minutes`` run the data exchange's monitoring and purge
 registered data past its retention."""
 

@@ -145,6 +145,9 @@ class Client(Base):
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
     # OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed.
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    # RFC 8935: where Security Event Tokens (RFC 8417) about the company's
+    # residents are pushed (docs/security-events.md); None: nothing is sent.
+    event_receiver_uri: Mapped[str | None] = mapped_column(String(500))
     # Whether the consortium lets this client receive verified_claims
     # (OpenID Connect for Identity Assurance 1.0), e.g. under its contract.
     verified_claims_allowed: Mapped[bool] = mapped_column(default=False,

@@ -201,6 +201,7 @@ def register_client(
     jwks: dict | None = None,
     id_token_signed_response_alg: str | None = None,
     backchannel_logout_uri: str | None = None,
+    event_receiver_uri: str | None = None,
     verified_claims_allowed: bool = False,
     actor: str | None = None,
 ) -> tuple[Client, str | None]:
@@ -216,7 +217,7 @@ def register_client(
         post_logout_redirect_uris=list(post_logout_redirect_uris or []),
         grant_types=list(grant_types or []), scopes=list(scopes or []), purpose=purpose,
         purpose_en=purpose_en, policy_uri=policy_uri, tos_uri=tos_uri,
-        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_uri=backchannel_logout_uri, event_receiver_uri=event_receiver_uri,
         verified_claims_allowed=verified_claims_allowed), public)
     validation.check_contracts(company_id, checked.scopes)
     method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
@@ -267,6 +268,7 @@ def settings_of(client: Client) -> ClientSettings:
         grant_types=list(client.grant_types), scopes=list(client.scopes),
         purpose=client.purpose, purpose_en=client.purpose_en, policy_uri=client.policy_uri,
         tos_uri=client.tos_uri, backchannel_logout_uri=client.backchannel_logout_uri,
+        event_receiver_uri=client.event_receiver_uri,
         verified_claims_allowed=client.verified_claims_allowed)
 
 

@@ -32,7 +32,8 @@ def name(value: str, what: str) -> str:
 
 
 def validate_uri(uri: str, what: str = "redirect URI") -> None:
-    """https, or http on a loopback host; no fragment (RFC 9700 §4.1.3, OIDC BCL §2.2)."""
+    """https, or http on a loopback host; no fragment (RFC 9700 §4.1.3, OIDC BCL §2.2;
+    RFC 8935 §2 for an event receiver, which must be TLS-protected)."""
     if not isinstance(uri, str) or not uri or len(uri) > 500 or any(c.isspace() for c in uri):
         raise ClientError(f"{what} must be an absolute URL of at most 500 characters: {uri}")
     parts = urlsplit(uri)
@@ -70,6 +71,7 @@ class ClientSettings:
     policy_uri: str | None = None
     tos_uri: str | None = None
     backchannel_logout_uri: str | None = None
+    event_receiver_uri: str | None = None
     verified_claims_allowed: bool = False
 
 
@@ -111,5 +113,6 @@ def checked(settings: ClientSettings, public: bool) -> ClientSettings:
         tos_uri=_optional_uri(settings.tos_uri, "terms URI"),
         backchannel_logout_uri=_optional_uri(settings.backchannel_logout_uri,
                                              "back-channel logout URI"),
+        event_receiver_uri=_optional_uri(settings.event_receiver_uri, "event receiver URI"),
         verified_claims_allowed=bool(settings.verified_claims_allowed),
     )

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy import select
@@ -76,8 +78,32 @@ DEFAULTS: tuple[Default, ...] = (
 )
 
 
+# The keys in use, per app, for the scopes discovery lists (the discovery document is
+# served without a query): a category created or retired here is seen at once, on
+# another node within this time.
+KEYS_CACHE_TTL = dt.timedelta(seconds=30)
+_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class CategoryError(ValueError):
     pass
+
+
+def keys_in_use() -> tuple[str, ...]:
+    """The keys of the categories in use, from this process's short cache."""
+    app = current_app._get_current_object()
+    now = utcnow()
+    cached = _keys.get(app)
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    keys = tuple(c.key for c in in_use())
+    _keys[app] = (now + KEYS_CACHE_TTL, keys)
+    return keys
+
+
+def forget_cache() -> None:
+    """Drop this process's cached keys (creating or retiring a category calls it)."""
+    _keys.clear()
 
 
 def get(key: str) -> Category | None:
@@ -128,6 +154,7 @@ def create(key: str, label_ja: str, label_en: str, schema: dict[str, Any], *,
                         retention_days=retention_days, statistics=statistics)
     db.session.add(category)
     db.session.flush()
+    forget_cache()
     record(AuditTag.CATEGORY_CREATE, actor=actor, category=key, sensitivity=sensitivity,
            retention_days=retention_days, statistics=statistics)
     return category

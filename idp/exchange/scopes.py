@@ -83,8 +83,15 @@ def _resolver(prefix: str):
 
 def _offered(prefix: str):
     def offered():
-        return [_scope(prefix, category) for category in categories.in_use()]
+        return [_scope(prefix, _Key(key)) for key in categories.keys_in_use()]
     return offered
+
+
+class _Key:
+    """A category known by its key only (the offered list is cached by key)."""
+
+    def __init__(self, key: str):
+        self.key = key
 
 
 def _refusal(company_id: str, name: str) -> str | None:

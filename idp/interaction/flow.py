@@ -28,6 +28,7 @@ from idp.access.models import BrowserSession
 from idp.accounts.models import Resident
 from idp.clients import service as clients
 from idp.consent import service as consent_service
+from idp.exchange import links
 from idp.extensions import db
 from idp.interaction import pages
 from idp.interaction import policy
@@ -224,14 +225,20 @@ def pending_consent(uid: str) -> Pending | object:
     return Pending(validated.grant, validated.client, resident, validated.requested)
 
 
-def decide(uid: str, pending: Pending, allow: bool, granted: list[str]):
-    """Record the resident's decision and answer the client."""
+def decide(uid: str, pending: Pending, allow: bool, granted: list[str],
+           link_expiry: str | None = None):
+    """Record the resident's decision and answer the client. ``link_expiry`` is the
+    expiry chosen for the data links of the registered data consented to
+    (``idp.exchange.links.EXPIRY_CHOICES``)."""
     finish_interaction(uid)
     if not allow:
         consent_service.record_denial(pending.resident, pending.client, pending.requested)
         return protocol.deny(pending.grant)
     granted = [s for s in granted if s in pending.requested]
-    consent_service.grant(pending.resident, pending.client, pending.requested, granted)
+    consent = consent_service.grant(pending.resident, pending.client, pending.requested,
+                                    granted)
+    links.grant(pending.resident.id, pending.client, pending.requested, consent.scopes,
+                link_expiry)
     return protocol.issue_code(pending.grant, pending.resident, browser_session())
 
 

@@ -21,7 +21,9 @@ gets its own page, not an error about an unknown client); the others after.
 4. ``terms_accepted``          the consortium terms now in force → the terms
                                page (``interaction_required`` under
                                ``prompt=none``); declining there signs out;
-5. ``consent``                 ``idp.consent.service.reasons_to_ask`` → the
+5. ``consent``                 ``idp.consent.service.reasons_to_ask``, or a
+                               consented category of registered data with a
+                               new source (``new_sources``) → the
                                consent page (``consent_required`` under
                                ``prompt=none``); the device flow always asks
                                (RFC 8628 §5.4, remote phishing).
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from idp.consent import service as consent_service
+from idp.exchange import links
 from idp.terms import service as terms
 
 
@@ -83,12 +86,23 @@ def _terms_accepted(context: Context) -> bool:
     return not terms.needs_acceptance(context.resident)
 
 
+def consent_reasons(context: Context) -> list[str]:
+    """Why the consent page must be shown: ``idp.consent.service.reasons_to_ask``, and
+    ``new_sources`` when a category of registered data already consented has a source
+    company without a data link (``idp.exchange.links.new_sources``)."""
+    reasons = consent_service.reasons_to_ask(context.resident.id, context.client.id,
+                                             context.requested,
+                                             prompt_consent="consent" in context.prompts)
+    if not reasons and links.new_sources(context.resident.id, context.client.id,
+                                         context.requested):
+        reasons.append("new_sources")
+    return reasons
+
+
 def _consent(context: Context) -> bool:
     if context.always_ask_consent:
         return False
-    return not consent_service.reasons_to_ask(context.resident.id, context.client.id,
-                                              context.requested,
-                                              prompt_consent="consent" in context.prompts)
+    return not consent_reasons(context)
 
 
 CLIENT_STILL_CONNECTED = Check(

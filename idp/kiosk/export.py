@@ -10,7 +10,9 @@ band, gender and municipality. Nothing leaves below k residents:
    to fewer than k, the next smallest cells are suppressed as well, so a
    suppressed value can never be recovered by subtraction from the total.
 
-No identifier, pairwise subject, raw timestamp or content id leaves.
+No identifier, pairwise subject, raw timestamp or content id leaves. A resident who
+opted out of the city's statistics (``idp.accounts.statistics``) counts as an anonymous
+touch: in no resident count and no breakdown.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import case
 from sqlalchemy import select
 
+from idp.accounts import statistics
 from idp.accounts.models import Resident
 from idp.clients.models import Client
 from idp.extensions import db
@@ -75,7 +79,8 @@ def city_stats(start: dt.date, end: dt.date, k: int) -> dict:
     begin = dt.datetime.combine(start, dt.time(), TIMEZONE)
     finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), TIMEZONE)
     rows = db.session.execute(
-        select(TouchEvent.client_id, TouchEvent.occurred_at, TouchEvent.resident_id,
+        select(TouchEvent.client_id, TouchEvent.occurred_at,
+               case((statistics.opted_in(), TouchEvent.resident_id), else_=None),
                Resident.birth_year, Resident.gender, Resident.locality, Kiosk.location,
                Client.name)
         .join(Client, Client.id == TouchEvent.client_id)

@@ -24,6 +24,10 @@ class Kiosk(Base):
 
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), primary_key=True)
     location: Mapped[str] = mapped_column(String(200))
+    # Where it stands on the transparency page's map (WGS 84), and whom to ask.
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    contact: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[created_at]
     last_seen_at: Mapped[dt.datetime | None]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
@@ -14,6 +15,8 @@ from sqlalchemy import update
 from sqlalchemy.dialects import sqlite
 
 from idp import config
+from idp import geo
+from idp.access import service as access
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
@@ -23,7 +26,8 @@ from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
 
-KIOSK_GRANT_TYPES = [clients.DEVICE_CODE, "client_credentials"]
+DEVICE_CODE = clients.DEVICE_CODE
+KIOSK_GRANT_TYPES = [DEVICE_CODE, "client_credentials"]
 KIOSK_SCOPES = ["openid", "touch_events"]
 # A kiosk's clock may lag; a touch cannot come from the future beyond this.
 FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -39,6 +43,29 @@ class TouchEventError(ValueError):
         self.field = field
 
 
+class SessionEnded(TouchEventError):
+    """A touch dated after the resident's session at the kiosk ended: after
+    ``kiosk_idle_timeout`` without a touch, or ``kiosk_max_session`` after the approval.
+    ``reason`` is ``idle`` or ``max_length``."""
+
+    def __init__(self, field: str, message: str, reason: str):
+        super().__init__(field, message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class KioskSession:
+    """A resident's session at one kiosk: it starts when they approve the device
+    flow (the grant of the token) and its last activity is their last touch since."""
+
+    started_at: dt.datetime
+    last_touch_at: dt.datetime | None = None
+
+    @property
+    def last_activity(self) -> dt.datetime:
+        return max(self.started_at, self.last_touch_at or self.started_at)
+
+
 @dataclass(frozen=True)
 class ValidEvent:
     occurred_at: dt.datetime
@@ -46,12 +73,28 @@ class ValidEvent:
     event_id: str | None
 
 
+def _place(latitude, longitude, contact: str | None) -> tuple[float | None, float | None, str]:
+    """Coordinates (both or neither) and a contact for the transparency page."""
+    try:
+        latitude, longitude = geo.coordinates(latitude, longitude)
+    except ValueError as error:
+        raise clients.ClientError(str(error)) from None
+    contact = (contact or "").strip()
+    if len(contact) > 200:
+        raise clients.ClientError("contact must be at most 200 characters")
+    return latitude, longitude, contact
+
+
 def create_kiosk(company_id: str, name: str, location: str,
-                 actor: str | None = None) -> tuple[Client, str, Kiosk]:
-    """A confidential device-flow client plus where its screen stands."""
+                 actor: str | None = None, *, latitude: float | None = None,
+                 longitude: float | None = None, contact: str = ""
+                 ) -> tuple[Client, str, Kiosk]:
+    """A confidential device-flow client plus where its screen stands (and, for the
+    transparency page, its coordinates and whom to ask)."""
     location = (location or "").strip()
     if not location or len(location) > 200:
         raise clients.ClientError("location must be 1 to 200 characters")
+    latitude, longitude, contact = _place(latitude, longitude, contact)
     client, secret = clients.register_client(
         company_id, name, grant_types=list(KIOSK_GRANT_TYPES), scopes=list(KIOSK_SCOPES),
         purpose="タッチ操作の履歴（いつ、どのコンテンツに触れたか）を記録し、"
@@ -61,11 +104,13 @@ def create_kiosk(company_id: str, name: str, location: str,
                    "statistics.",
         actor=actor,
     )
-    kiosk = Kiosk(client=client, location=location)
+    kiosk = Kiosk(client=client, location=location, latitude=latitude, longitude=longitude,
+                  contact=contact)
     db.session.add(kiosk)
     db.session.flush()
     record(AuditTag.KIOSK_CREATE, actor=actor, client_id=client.id,
-           company_id=client.company_id, location=location)
+           company_id=client.company_id, location=location, latitude=latitude,
+           longitude=longitude, contact=contact)
     return client, secret, kiosk
 
 
@@ -117,15 +162,29 @@ def seen(client_id: str) -> None:
     )
 
 
+def session_for(client_id: str, resident_id: str, started_at: dt.datetime) -> KioskSession:
+    """The resident's session at this kiosk that began at ``started_at`` (the grant of
+    their token), with their last touch recorded since."""
+    last = db.session.scalar(
+        select(func.max(TouchEvent.occurred_at))
+        .where(TouchEvent.client_id == client_id, TouchEvent.resident_id == resident_id,
+               TouchEvent.occurred_at >= started_at))
+    return KioskSession(started_at, last)
+
+
 def validate_batch(payload: Any, now: dt.datetime | None = None,
-                   not_before: dt.datetime | None = None) -> list[ValidEvent]:
+                   not_before: dt.datetime | None = None,
+                   session: KioskSession | None = None) -> list[ValidEvent]:
     """Check a whole batch before anything is stored; the first problem rejects it all.
 
     ``not_before`` is the grant of a resident's token (``oauth.tokens.granted_at``):
     a touch dated before the resident approved the kiosk was anonymous when it
-    happened and must not be attached to them afterwards.
+    happened and must not be attached to them afterwards. ``session`` is the
+    resident's session at the kiosk: a touch after it ended raises ``SessionEnded``.
     """
     now = now or utcnow()
+    if session is not None and not_before is None:
+        not_before = session.started_at
     limit = config.settings().touch_events_max_batch
     if not isinstance(payload, dict):
         raise TouchEventError("", "the body must be a JSON object")
@@ -173,7 +232,40 @@ def validate_batch(payload: Any, now: dt.datetime | None = None,
                                       f"repeats events[{seen_ids[event_id]}].event_id")
             seen_ids[event_id] = i
         valid.append(ValidEvent(occurred_at, target.strip(), event_id))
+    if session is not None:
+        check_session(valid, session)
     return valid
+
+
+def check_session(events: list[ValidEvent], session: KioskSession) -> None:
+    """Walk the touches in time order from the session's last activity: a gap longer
+    than ``kiosk_idle_timeout``, or a touch later than ``kiosk_max_session`` after the
+    approval, means the resident had left; that touch is not theirs."""
+    settings = config.settings()
+    idle = dt.timedelta(seconds=settings.kiosk_idle_timeout)
+    end = session.started_at + dt.timedelta(seconds=settings.kiosk_max_session)
+    last = session.last_activity
+    for i, event in sorted(enumerate(events), key=lambda pair: pair[1].occurred_at):
+        where = f"events[{i}].occurred_at"
+        if event.occurred_at > end:
+            raise SessionEnded(where, f"is after the resident's session at this kiosk ended "
+                                      f"({settings.kiosk_max_session} s after the approval); "
+                                      f"send it anonymously", "max_length")
+        if event.occurred_at - last > idle:
+            raise SessionEnded(where, f"is after the resident's session at this kiosk ended "
+                                      f"({settings.kiosk_idle_timeout} s without a touch); "
+                                      f"send it anonymously", "idle")
+        last = max(last, event.occurred_at)
+
+
+def end_session(client: Client, resident_id: str, reason: str) -> dict[str, int]:
+    """The resident's session at the kiosk is over (idle or at its maximum length):
+    their tokens at this kiosk die, so nothing more is recorded against them."""
+    revoked = access.revoke_grants(resident=resident_id, client=client,
+                                   reason="kiosk_session_end")
+    record(AuditTag.KIOSK_SESSION_END, client_id=client.id, company_id=client.company_id,
+           resident_id=resident_id, reason=reason, **revoked)
+    return revoked
 
 
 def _timestamp(value: Any, field: str) -> dt.datetime:

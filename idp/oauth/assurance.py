@@ -26,7 +26,9 @@ always has ``trust_framework`` and, when asked for, ``time``,
 ``verification_process`` and ``evidence``. ``verification_process`` names the
 proofing record as the receiving company sees it (``subjects.per_company_id``):
 stable for that company, unrelated to what any other company receives. Other
-members of the ``claims`` parameter are ignored (claims come from scopes here).
+members of the ``claims`` parameter are ignored (claims come from scopes here),
+but ``registered_data`` in the ``id_token`` member: the ID token then carries the
+registered data the ``registered:<category>`` scopes release (``idp.oauth.claims``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from idp.consent.items import part_of
 from idp.proofing import service as proofing
 
 VERIFIED_CLAIMS = "verified_claims"
+REGISTERED_DATA = "registered_data"
 TARGETS = ("id_token", "userinfo")
 MAX_PARAMETER = 4096
 # claim name in verified_claims.claims → the proofing claim that covers it
@@ -83,6 +86,10 @@ def parse(raw: Any) -> dict[str, list[dict]] | None:
             continue
         if not isinstance(member, dict):
             raise ClaimsRequestError(f"'claims.{target}' must be an object")
+        # registered_data (idp.exchange.release): null or an individual claim request.
+        if not isinstance(member.get(REGISTERED_DATA, {}), dict | None):
+            raise ClaimsRequestError(f"'claims.{target}.registered_data' must be null "
+                                     "or an object")
         requested = member.get(VERIFIED_CLAIMS)
         if requested is None:
             continue

@@ -8,6 +8,9 @@ values, read from the resident, are here:
 - ``gender``      gender
 - ``email``       email, email_verified
 - ``postal_code`` address {postal_code, locality} (no street address, by the draft terms)
+- ``registered:<category>``  registered_data {<category>: {value, sources}}, from
+                  ``idp.exchange.release`` (it reads data links and contracts, so
+                  ``idp.oauth.oidc.release`` adds it, not this module)
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from idp.accounts.service import full_name
 
 # The marker in AuthorizationCode.claims of a request whose ID token must carry auth_time.
 AUTH_TIME = "auth_time"
+# The marker of a request whose ID token must carry registered_data (the values of
+# the registered:<category> scopes consented to, idp.exchange.release); UserInfo
+# carries it whenever the scopes are covered.
+REGISTERED_DATA = "registered_data"
 
 def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[str, Any]:
     """The claims released for these scopes; empty values are left out (OIDC Core §5.3.2)."""
@@ -64,6 +71,12 @@ def auth_time_requested(params: Mapping[str, Any]) -> bool:
     """
     if params.get("max_age") not in (None, ""):
         return True
+    return id_token_requested(params, AUTH_TIME)
+
+
+def id_token_requested(params: Mapping[str, Any], name: str) -> bool:
+    """Whether the ``id_token`` member of the ``claims`` parameter (OIDC Core §5.5)
+    names the claim ``name`` (``{"id_token": {"registered_data": null}}``)."""
     raw = params.get("claims")
     if not isinstance(raw, str) or not raw:
         return False
@@ -72,4 +85,4 @@ def auth_time_requested(params: Mapping[str, Any]) -> bool:
     except ValueError:
         return False
     member = value.get("id_token") if isinstance(value, dict) else None
-    return isinstance(member, dict) and AUTH_TIME in member
+    return isinstance(member, dict) and name in member

@@ -2,7 +2,7 @@
 
 One table says which endpoints answer cross-origin, and to whom:
 
-- ``PUBLIC``  discovery, JWKS and the OpenAPI document hold nothing about anyone:
+- ``PUBLIC``  discovery (OpenID and SSF), JWKS and the OpenAPI document hold nothing about anyone:
               ``Access-Control-Allow-Origin: *``.
 - ``CLIENT``  token, UserInfo and revocation answer the origins of the requesting
               client's registered redirect URIs, and only those. The client is the
@@ -37,6 +37,7 @@ from idp.oauth.client_auth import claimed_client_id
 
 PUBLIC: dict[str, tuple[str, ...]] = {
     "oauth.discovery": ("GET",),
+    "oauth.ssf_configuration": ("GET",),
     "oauth.jwks": ("GET",),
     "oauth.openapi": ("GET",),
 }

@@ -50,9 +50,10 @@ def metadata(settings: Settings, family_scopes: tuple[str, ...] = ()) -> dict[st
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": scopes.supported_claims() + ["iss", "aud", "exp", "iat", "auth_time",
                                                   "nonce", "at_hash", "amr", "sid",
-                                                  "verified_claims"],
+                                                  "verified_claims", "registered_data"],
         "claim_types_supported": ["normal"],
-        # Used for verified_claims only (idp.oauth.assurance); other members are ignored.
+        # Used for verified_claims (idp.oauth.assurance) and registered_data in the ID
+        # token (idp.oauth.claims); other members are ignored.
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -30,11 +30,14 @@ from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
 from idp.db import claim_once
 from idp.db import utcnow
+from idp.exchange.scopes import RECEIVE
 from idp.extensions import db
 from idp.oauth import assurance
 from idp.oauth import tokens
 from idp.oauth.claims import AUTH_TIME
+from idp.oauth.claims import REGISTERED_DATA
 from idp.oauth.claims import auth_time_requested
+from idp.oauth.claims import id_token_requested
 from idp.oauth.tokens import Principal
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -102,6 +105,10 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         if "openid" in scope_to_list(scope) and auth_time_requested(data):
             # Only then does the ID token carry auth_time (OIDC Core §2; claims.py).
             claims = {**(claims or {}), AUTH_TIME: True}
+        if "openid" in scope_to_list(scope) and id_token_requested(data, REGISTERED_DATA) \
+                and any(s.startswith(RECEIVE) for s in scope_to_list(scope)):
+            # The ID token carries registered_data only when asked (idp.oauth.oidc.release).
+            claims = {**(claims or {}), REGISTERED_DATA: True}
         row = AuthorizationCode(
             code_digest=secrets.digest(code),
             client_id=request.client.id,

@@ -5,7 +5,10 @@ consent in force at the moment of release, with the company's pairwise `sub`;
 each release is audited (which claims, to whom, when) so the resident's usage
 history can show it. ``verified_claims`` (OpenID Connect for Identity Assurance
 1.0) are added when the client asked through the ``claims`` parameter and the
-resident consented (``idp.oauth.assurance``).
+resident consented (``idp.oauth.assurance``). ``registered_data`` (the values of
+the ``registered:<category>`` scopes, per data link: ``idp.exchange.release``) is
+added at UserInfo, and to the ID token when the ``claims`` parameter's
+``id_token`` member names it.
 
 ID tokens of a browser sign-in carry ``sid`` (OIDC Back-Channel Logout 1.0
 §2.1), the value logout tokens carry too; ending a session notifies the
@@ -47,10 +50,12 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.consent import service as consent_service
+from idp.exchange import release as registered
 from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import assurance
 from idp.oauth.claims import AUTH_TIME
+from idp.oauth.claims import REGISTERED_DATA
 from idp.oauth.claims import claims_for
 from idp.oauth.claims import released_claim_names
 from idp.oauth.tokens import Principal
@@ -80,13 +85,23 @@ def release(principal: Principal, scope: str, channel: str, token: Token | None 
         claims[assurance.VERIFIED_CLAIMS] = verified
         items = verified if isinstance(verified, list) else [verified]
         names += sorted({f"verified_claims.{name}" for item in items for name in item["claims"]})
+    data = None
+    if channel == "userinfo" or (principal.claims or {}).get(REGISTERED_DATA):
+        # Registered data (item 5): per data link and contract in force at this moment.
+        data = registered.registered_data(principal.resident.id, client, scopes)
+        if data.claim:
+            claims[registered.CLAIM] = data.claim
+            names += data.claim_names()
     if token is not None:
-        released = hashlib.sha256(f"{channel}\n{','.join(names)}".encode()).hexdigest()
+        links = ",".join(map(str, data.links)) if data is not None else ""
+        released = hashlib.sha256(f"{channel}\n{','.join(names)}\n{links}".encode()).hexdigest()
         if token.released_claims == released:
             return claims
         token.released_claims = released
     record(AuditTag.CLAIMS_RELEASE, resident_id=principal.resident.id, client_id=client.id,
            company_id=client.company_id, claims=names, channel=channel)
+    if data is not None and data.claim:
+        registered.audit(data, principal.resident.id, client, channel)
     return claims
 
 

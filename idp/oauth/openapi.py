@@ -1,8 +1,9 @@
 """OpenAPI 3.1 description of the JSON APIs, served at /openapi.json.
 
-Covers the touch-event API, the registered-data contribution API (docs/data-exchange.md)
-and the OAuth/OIDC endpoints that answer JSON, so member companies and kiosk vendors can
-generate clients and CI can fuzz them with schemathesis.
+Covers the touch-event, sensor-count and registered-data APIs (docs/data-exchange.md),
+the transparency list and the OAuth/OIDC endpoints that answer JSON, so member companies,
+kiosk and sensor vendors and the city's open-data portal can generate clients and CI can
+fuzz them with schemathesis.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.config import Settings
+from idp.sensors import service as sensors
 
 ERROR = {
     "type": "object",
@@ -67,8 +69,10 @@ def document(settings: Settings) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Machi ID JSON APIs", "version": "1.0.0",
-                 "description": "Touch events for signage kiosks and the OAuth 2.0 / OpenID "
-                                "Connect endpoints that answer JSON. See docs/endpoints.md."},
+                 "description": "Touch events for signage kiosks, counts from people-counting "
+                                "sensors, the public list of devices (transparency) and the "
+                                "OAuth 2.0 / OpenID Connect endpoints that answer JSON. See "
+                                "docs/endpoints.md."},
         "servers": [{"url": settings.issuer}],
         "components": {
             "securitySchemes": {
@@ -149,6 +153,48 @@ def document(settings: Settings) -> dict[str, Any]:
                                            "maxLength": 100}}],
                 "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404)},
             }},
+            "/api/sensor-counts": {"post": {
+                "operationId": "storeSensorCounts",
+                "summary": "Post people counts per interval and direction (all or nothing; "
+                           "a resend of a sensor + interval_start + direction replaces it). "
+                           "No identity is accepted.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["counts"], "additionalProperties": False,
+                    "properties": {"counts": {
+                        "type": "array", "minItems": 1, "maxItems": sensors.MAX_BATCH,
+                        "items": {"type": "object", "additionalProperties": False,
+                                  "required": ["interval_start", "interval_seconds",
+                                               "direction", "count"],
+                                  "properties": {
+                                      "interval_start": {"type": "string",
+                                                         "format": "date-time"},
+                                      "interval_seconds": {"type": "integer", "minimum": 1,
+                                                           "maximum": sensors.MAX_INTERVAL},
+                                      "direction": {"type": "string",
+                                                    "enum": list(sensors.DIRECTIONS)},
+                                      "count": {"type": "integer", "minimum": 0,
+                                                "maximum": sensors.MAX_COUNT}}}}}}}}},
+                "responses": {
+                    "201": _json({"type": "object", "required": ["stored", "replaced"],
+                                  "properties": {"stored": {"type": "integer"},
+                                                 "replaced": {"type": "integer"}}},
+                                 "Stored (new) and replaced (resent) counts"),
+                    **_errors(400, 401, 403),
+                },
+            }},
+            "/transparency.json": {"get": {
+                "operationId": "transparency",
+                "summary": "Every kiosk and sensor in service: company, place, what it records, "
+                           "purpose, retention, contact (ja and en); public",
+                "responses": {"200": _json({"type": "object", "required": ["devices"],
+                                            "properties": {"devices": {
+                                                "type": "array", "items": {
+                                                    "type": "object",
+                                                    "required": ["kind", "id", "name",
+                                                                 "company", "location"]}}}},
+                                           "Devices")},
+            }},
             "/token": _client_post(
                 "token", "Token endpoint (authorization_code, refresh_token, "
                          "client_credentials, device_code)",
@@ -182,6 +228,19 @@ def document(settings: Settings) -> dict[str, Any]:
                 "summary": "OpenID Provider metadata",
                 "responses": {"200": _json({"type": "object", "required": ["issuer"]},
                                            "Metadata")},
+            }},
+            "/.well-known/ssf-configuration": {"get": {
+                "operationId": "ssfConfiguration",
+                "summary": "Shared Signals Framework transmitter metadata (security events)",
+                "responses": {"200": _json({"type": "object", "required": ["issuer"],
+                                            "properties": {
+                                                "spec_version": {"type": "string"},
+                                                "issuer": {"type": "string"},
+                                                "jwks_uri": {"type": "string"},
+                                                "delivery_methods_supported": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"}}}},
+                                           "Transmitter metadata")},
             }},
             "/jwks.json": {"get": {
                 "operationId": "jwks",

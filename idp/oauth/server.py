@@ -21,6 +21,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750 import InsufficientScopeError
 from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from flask import Flask
 from flask import Request
 from flask import Response
@@ -142,8 +143,16 @@ class TokenGenerator(BearerTokenGenerator):
         super().__init__(
             access_token_generator=lambda **_: secrets.token(32),
             refresh_token_generator=lambda **_: secrets.token(32),
-            expires_generator=lambda client, grant_type: settings.access_token_ttl,
+            expires_generator=lambda client, grant_type: self.expires_in(settings, grant_type),
         )
+
+    @staticmethod
+    def expires_in(settings: Settings, grant_type: str) -> int:
+        """A device-flow token is a resident's session at a kiosk: it lives no longer than
+        ``kiosk_max_session``, whatever the vendor's kiosk does (docs/kiosk.md)."""
+        if grant_type == DEVICE_CODE_GRANT_TYPE:
+            return min(settings.access_token_ttl, settings.kiosk_max_session)
+        return settings.access_token_ttl
 
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
                  include_refresh_token=True):

@@ -17,6 +17,7 @@ from idp.extensions import commit_on_error
 from idp.extensions import csrf
 from idp.keys import service as keys
 from idp.oauth import cors
+from idp.oauth import security_events
 from idp.oauth.discovery import document as discovery_document
 from idp.oauth.openapi import document as openapi_document
 
@@ -48,6 +49,14 @@ def discovery():
     """OpenID Provider / RFC 8414 authorization server metadata."""
     body = discovery_document(config.settings(), registry.offered_by_families())
     response = current_app.response_class(body, mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/.well-known/ssf-configuration")
+def ssf_configuration():
+    """OpenID Shared Signals Framework 1.0 §7.1 transmitter metadata (security events)."""
+    response = jsonify(security_events.metadata(config.settings()))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

@@ -1,5 +1,5 @@
-"""One row per message to another server (a back-channel logout token, later mail or
-security events), from the transaction that caused it to its delivery or dead letter."""
+"""One row per message to another server (a back-channel logout token, a security event
+token, mail), from the transaction that caused it to its delivery or dead letter."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
-    # Where the message is POSTed (a client's backchannel_logout_uri).
+    # Where the message is POSTed (a client's backchannel_logout_uri or
+    # event_receiver_uri; a mail's address).
     target: Mapped[str] = mapped_column(String(500))
     # What the kind renders into the request body at each attempt. A logout
     # token lives two minutes (its ``exp``), so it is signed per attempt from

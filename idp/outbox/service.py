@@ -1,8 +1,10 @@
 """Queue messages with the change that causes them; deliver them after it commits.
 
-Kinds: back-channel logout tokens (``idp.oauth.backchannel``, POSTed to the
-client) and mail to residents (``idp.mail.service``, handed to the SMTP server
-or written to the development mail folder).
+Kinds: back-channel logout tokens (``idp.oauth.backchannel``, a form POSTed to
+the client), security event tokens (``idp.oauth.security_events``, a body of
+their own media type pushed to the company's receiver, RFC 8935) and mail to
+residents (``idp.mail.service``, handed to the SMTP server or written to the
+development mail folder).
 
 ``enqueue`` adds a row to the caller's transaction, so a message exists if and
 only if its change committed (a rolled back revocation logs nobody out).
@@ -22,8 +24,9 @@ transaction or a lock while it waits on another server:
 3. record the outcomes (one short transaction): delivered; or failed, retried
    after ``outbox_backoff`` × 2^(attempt−1) seconds; or dead after
    ``outbox_max_attempts`` attempts, or at once when the receiver refuses the
-   message itself (a 4xx other than 408 and 429). Each outcome is audited with
-   the kind's tag, never with the message body.
+   message itself (by default a 4xx other than 408 and 429; a kind may say
+   otherwise, ``Kind.permanent``). Each outcome is audited with the kind's
+   tag, never with the message body.
 
 Who delivers (``outbox_delivery``): ``thread``, a thread of the app woken after
 each request that queued something (the resident is answered at once), plus
@@ -80,19 +83,37 @@ class OutboxError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Body:
+    """A rendered message POSTed as it is, with its own media type (e.g. a SET,
+    ``application/secevent+jwt``), rather than as form fields."""
+
+    content: str
+    content_type: str
+    accept: str | None = None
+
+
+def refused(outcome: dict[str, Any]) -> bool:
+    """The receiver refused the message itself: sending it again cannot help."""
+    status = outcome.get("status") or 0
+    return 400 <= status < 500 and status not in (408, 429)
+
+
+@dataclass(frozen=True)
 class Kind:
     """How one kind of message is rendered, sent and audited."""
 
     name: str
-    # Form fields to POST for a claimed row; runs inside the claim transaction.
-    render: Callable[[OutboxMessage], dict[str, str]]
+    # Form fields (or a ``Body``) to POST for a claimed row; runs inside the
+    # claim transaction.
+    render: Callable[[OutboxMessage], dict[str, str] | Body]
     audit_tag: AuditTag
     timeout: Callable[[], int]
     # How a rendered message is sent: (target, fields, timeout) → outcome, with
     # no transaction open and no app context (a worker thread). Default: POST
-    # the fields to the target. ``result`` is "delivered" or "failed"; a failed
-    # outcome with a 4xx ``status`` (not 408/429) is not retried.
+    # the fields (or the body) to the target. ``result`` is "delivered" or
+    # "failed"; a failed outcome that ``permanent`` holds refused is not retried.
     send: Callable[[str, dict[str, str], int], dict[str, Any]] | None = None
+    permanent: Callable[[dict[str, Any]], bool] = refused
 
 
 @dataclass
@@ -103,7 +124,7 @@ class _Job:
     attempts: int
     timeout: int
     audit: dict[str, Any]
-    fields: dict[str, str] | None = None
+    fields: dict[str, str] | Body | None = None
     error: str | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
 
@@ -121,16 +142,20 @@ def register(app: Flask, kind: Kind) -> None:
 
 def enqueue(kind: str, target: str, payload: dict[str, Any], *, resident_id: str | None = None,
             client_id: str | None = None, company_id: str | None = None,
-            audit: dict[str, Any] | None = None) -> OutboxMessage | None:
+            audit: dict[str, Any] | None = None,
+            same_as: Any = None) -> OutboxMessage | None:
     """Queue a message in the caller's transaction; it is delivered once that commits.
 
     An identical message (kind, target, payload) still waiting for its first
     attempt is not queued twice: one change that both ends a session and
-    revokes its tokens sends one logout token. ``audit`` is the data of the
-    outcome's audit record; the admin acting in this request is kept with it.
+    revokes its tokens sends one logout token. ``same_as`` (JSON) replaces the
+    payload in that comparison when the payload carries values unique to each
+    message (a SET's ``jti``). ``audit`` is the data of the outcome's audit
+    record; the admin acting in this request is kept with it.
     Returns the row, or None when an identical one was already waiting.
     """
-    key = hashlib.sha256(json.dumps([kind, target, payload], sort_keys=True).encode()).hexdigest()
+    identity = payload if same_as is None else same_as
+    key = hashlib.sha256(json.dumps([kind, target, identity], sort_keys=True).encode()).hexdigest()
     waiting = db.session.scalar(select(OutboxMessage.id).where(
         OutboxMessage.dedupe_key == key, OutboxMessage.status == PENDING,
         OutboxMessage.attempts == 0))
@@ -223,23 +248,38 @@ def _send(job: _Job) -> dict[str, Any]:
 
 
 def _post(job: _Job) -> dict[str, Any]:
+    if isinstance(job.fields, Body):
+        data: Any = job.fields.content.encode("utf-8")
+        headers = {"Content-Type": job.fields.content_type}
+        if job.fields.accept:
+            headers["Accept"] = job.fields.accept
+    else:
+        data, headers = job.fields, {"Content-Type": "application/x-www-form-urlencoded"}
     try:
-        response = requests.post(job.target, data=job.fields, timeout=job.timeout,
-                                 allow_redirects=False,
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = requests.post(job.target, data=data, timeout=job.timeout,
+                                 allow_redirects=False, headers=headers)
     except requests.Timeout:
         return {"result": "failed", "error": "timeout"}
     except requests.RequestException as exc:
         return {"result": "failed", "error": type(exc).__name__}
     if 200 <= response.status_code < 300:
         return {"result": "delivered", "status": response.status_code}
-    return {"result": "failed", "status": response.status_code}
+    return {"result": "failed", "status": response.status_code, **_error_code(response)}
 
 
-def _permanent(outcome: dict[str, Any]) -> bool:
-    """The receiver refused the message itself: sending it again cannot help."""
-    status = outcome.get("status") or 0
-    return 400 <= status < 500 and status not in (408, 429)
+def _error_code(response: requests.Response) -> dict[str, str]:
+    """A receiver's error code, when it gives one the way RFC 8935 §2.3 says
+    (``{"err": "invalid_key", "description": …}``): the code only, at most 40
+    characters; the description is the receiver's prose and is not kept."""
+    if response.status_code != 400 or "json" not in response.headers.get("Content-Type", ""):
+        return {}
+    try:
+        err = response.json().get("err")
+    except (ValueError, AttributeError):
+        return {}
+    if isinstance(err, str) and err.isascii() and err.isprintable():
+        return {"err": err[:40]}
+    return {}
 
 
 def _record_outcomes(jobs: list[_Job]) -> list[dict[str, Any]]:
@@ -255,9 +295,10 @@ def _record_outcomes(jobs: list[_Job]) -> list[dict[str, Any]]:
                 row.status, row.delivered_at, row.last_error = DELIVERED, now, None
                 row.payload = {}
             else:
-                row.last_error = str(outcome.get("error") or f"HTTP {outcome.get('status')}")
+                row.last_error = str(outcome.get("error") or f"HTTP {outcome.get('status')}"
+                                     + (f" {outcome['err']}" if outcome.get("err") else ""))
                 extra["attempt"] = job.attempts
-                if _permanent(outcome) or job.attempts >= settings.outbox_max_attempts:
+                if job.kind.permanent(outcome) or job.attempts >= settings.outbox_max_attempts:
                     row.status = DEAD
                     extra["dead"] = True
                 else:

@@ -13,16 +13,20 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.clients.models import Client
 from idp.consent import receipts
 from idp.consent import service as consent_service
 from idp.consent.items import items_for
 from idp.consent.models import Consent
 from idp.db import utcnow
+from idp.exchange import categories
+from idp.exchange import links
 from idp.extensions import db
 from idp.privacy import history as history_service
 from idp.privacy.export import export as export_data
@@ -38,6 +42,9 @@ def _consents(resident_id: str) -> tuple[list[dict], list[dict]]:
     by_client: dict[str, list] = {}
     for receipt in receipts.for_resident(resident_id):
         by_client.setdefault(receipt.client_id, []).append(receipt)
+    links_by_client: dict[str, list] = {}
+    for link in links.for_resident(resident_id):
+        links_by_client.setdefault(link.client_id, []).append(link)
     current, withdrawn = [], []
     rows = db.session.scalars(select(Consent).where(Consent.resident_id == resident_id)
                               .order_by(Consent.granted_at.desc()))
@@ -55,9 +62,21 @@ def _consents(resident_id: str) -> tuple[list[dict], list[dict]]:
             status = "in_force"
         entry = {"consent": consent, "client": client, "company": client.company,
                  "items": [str(i.label) for i in items_for(consent.scopes)],
-                 "status": status, "receipts": by_client.get(client.id, [])}
+                 "status": status, "receipts": by_client.get(client.id, []),
+                 "links": [_link(link, now) for link in links_by_client.get(client.id, [])]}
         (withdrawn if status == "withdrawn" else current).append(entry)
     return current, withdrawn
+
+
+def _link(link, now) -> dict:
+    """A data link as the page shows it: source → recipient, category, purpose, expiry."""
+    category = categories.get(link.category)
+    return {"id": link.id, "source": link.source_company.name,
+            "category": categories.label(category, str(get_locale() or "ja"))
+            if category is not None else link.category,
+            "purpose": link.purpose, "granted_at": link.granted_at,
+            "expires_at": link.expires_at, "withdrawn_at": link.withdrawn_at,
+            "status": links.status(link, now)}
 
 
 def _render_consents(status: int = 200):
@@ -71,10 +90,14 @@ def _render_consents(status: int = 200):
 def consents():
     """Each service the resident consented to, with a withdraw form per service.
 
-    Contract: the withdraw form posts the client's id in an input named ``client_id``.
+    Contract: the withdraw form posts the client's id in an input named ``client_id``;
+    each data link (registered data from one source company) has its own form posting
+    ``link_id``, which ends that link alone.
     """
     if request.method == "GET":
         return _render_consents()
+    if "link_id" in request.form:
+        return _withdraw_link(request.form.get("link_id", ""))
     client_id = request.form.get("client_id", "")[:64]
     try:
         consent = consent_service.withdraw(g.resident.id, client_id)
@@ -83,10 +106,28 @@ def consents():
         flash(_("There is no consent to withdraw for this service. Nothing was changed."),
               "error")
         return _render_consents(400)
+    links.end_all(g.resident.id, client_id, "consent_withdrawn")
     name = consent.client.name
     flash(_("Your consent for %(service)s has been withdrawn. The service can no longer "
             "receive your information, and will ask for your consent again if you use it.",
             service=name), "success")
+    return redirect(url_for("account.consents"), 303)
+
+
+def _withdraw_link(raw: str):
+    """End one data link (its own form on the page); the recipient is told."""
+    link_id = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    try:
+        ended = links.withdraw(g.resident.id, link_id)
+    except links.LinkError:
+        db.session.rollback()
+        flash(_("There is no data link in force to withdraw. Nothing was changed."), "error")
+        return _render_consents(400)
+    link = ended.link
+    flash(_("%(service)s no longer receives %(category)s from %(company)s.",
+            service=db.session.get(Client, link.client_id).name,
+            category=_link(link, utcnow())["category"], company=link.source_company.name),
+          "success")
     return redirect(url_for("account.consents"), 303)
 
 

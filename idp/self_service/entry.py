@@ -17,6 +17,7 @@ from idp.accounts import links
 from idp.accounts import profile as profile_service
 from idp.accounts import recovery
 from idp.accounts import registration
+from idp.accounts import statistics
 from idp.accounts.service import ResidentError
 from idp.clients.models import Client
 from idp.extensions import db
@@ -76,7 +77,9 @@ def _registration_form(context: dict, errors: dict, agreed: set[str]):
     agreed = agreed - ({"agree_terms"} if "agree_terms" in errors else set())
     return render_template("account/register_complete.html",
                            values=forms.typed_values(request.form), errors=errors,
-                           agreed=agreed, **context), 400
+                           agreed=agreed,
+                           statistics_opt_out=request.form.get("statistics_opt_out") == "yes",
+                           **context), 400
 
 
 @bp.route("/register/complete", methods=["GET", "POST"])
@@ -117,6 +120,8 @@ def register_complete():
         # parallel request won the unique index).
         db.session.rollback()
         return link_problem("used", links.REGISTER)
+    if request.form.get("statistics_opt_out") == "yes":
+        statistics.set_statistics_opt_out(resident, True, via="registration")
     row = flow.sign_in(resident)
     if invitation.interaction and flow.load_interaction(invitation.interaction):
         flow.mark_logged_in(invitation.interaction, row)

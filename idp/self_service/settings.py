@@ -15,6 +15,7 @@ from flask import url_for
 from flask_babel import gettext as _
 
 from idp.accounts import profile as profile_service
+from idp.accounts import statistics
 from idp.accounts import totp
 from idp.accounts.service import ResidentError
 from idp.extensions import db
@@ -40,8 +41,23 @@ def overview():
     return render_template(
         "account/overview.html", resident=resident,
         terms_outdated=terms_service.needs_acceptance(resident),
+        statistics_opt_out=statistics.statistics_opt_out(resident),
         recovery_codes_left=totp.recovery_codes_left(resident.id)
         if resident.totp_enabled else None)
+
+
+@bp.post("/account/statistics")
+@resident_required
+def statistics_choice():
+    """Leave the city's statistics, or come back into them (seed 002)."""
+    opt_out = request.form.get("statistics_opt_out") == "yes"
+    if statistics.set_statistics_opt_out(g.resident, opt_out, via="account"):
+        flash(_("You are left out of the city's statistics from now on.") if opt_out
+              else _("You are counted in the city's de-identified statistics again."),
+              "success")
+    else:
+        flash(_("Nothing was changed."), "success")
+    return redirect(url_for("account.overview"), 303)
 
 
 @bp.route("/account/profile", methods=["GET", "POST"])

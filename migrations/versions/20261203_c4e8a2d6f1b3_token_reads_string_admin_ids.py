@@ -1,7 +1,7 @@
 """token reads, string admin ids
 
 Revision ID: c4e8a2d6f1b3
-Revises: b7d2e9f4c1a6
+Revises: c8e4f2a7d1b3
 Create Date: 2026-12-03 05:45:59.857963
 
 ``token_reads``: how often each access token was read (userinfo, resource APIs), in
@@ -24,7 +24,7 @@ from alembic import op
 import idp.db
 
 revision = 'c4e8a2d6f1b3'
-down_revision = 'b7d2e9f4c1a6'
+down_revision = 'c8e4f2a7d1b3'
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from idp.accounts import service as accounts
+from idp.accounts import statistics
 from idp.accounts.models import Resident
 from idp.cli import main
 from idp.extensions import db
@@ -68,6 +69,17 @@ def test_resident_counts_below_k_are_suppressed(kiosk_id):
     cell = export.city_stats(DAY, DAY, k=10)["cells"][0]
     assert cell["touches"] == 18
     assert cell["residents"] is None and cell["breakdowns"] == {}
+
+
+def test_opted_out_residents_are_in_no_breakdown(kiosk_id):
+    """Test that a resident who left the city's statistics counts as an anonymous touch."""
+    ids = residents(11)
+    statistics.set_statistics_opt_out(db.session.get(Resident, ids[0]), True)
+    db.session.commit()
+    touch(kiosk_id, ids)
+    cell = export.city_stats(DAY, DAY, k=10)["cells"][0]
+    assert cell["touches"] == 11 and cell["residents"] == 10
+    assert cell["breakdowns"]["gender"] == {"female": 10}
 
 
 def test_breakdowns_at_or_above_k_are_published(kiosk_id):

@@ -20,6 +20,7 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.keys.models import SigningKey
 from idp.kiosk import service as kiosks
+from idp.sensors import service as sensors
 from idp.terms import service as terms
 from tests import factories
 from tests.helpers.admin import AdminBrowser
@@ -498,3 +499,54 @@ def test_reauth_window_setting_is_honoured(client, settings_overrides):
                                 f"/admin/companies/{company_id}/suspend")
         assert "/admin/reauth" not in response.headers["Location"]
     assert company(company_id).status == "suspended"
+
+
+# ---- sensors ------------------------------------------------------------------------------------
+
+def test_sensor_registration_on_the_console(browser, client):
+    """Test sensors: registered on the console (secret shown once), listed with their place."""
+    company_id = factories.company("C社")
+    response = browser.form("/admin/sensors", "/admin/sensors", company_id=company_id,
+                            name="人流センサー", location="北2条西4丁目", latitude="43.0632",
+                            longitude="141.3537", area="広場北側", retention_days="90",
+                            contact="c@example.jp")
+    assert response.status_code == 200
+    db.session.rollback()
+    (sensor,) = sensors.sensors()
+    assert (sensor.latitude, sensor.longitude, sensor.retention_days) == (43.0632, 141.3537, 90)
+    assert sensor.client.scopes == ["sensor_counts"]
+    listing = client.get("/admin/sensors").text
+    assert "北2条西4丁目" in listing and sensor.client_id in listing and "広場北側" in listing
+    assert any(e.tag == "sensor:create" and e.actor == "admin" for e in events())
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"latitude": "43.06"}, "both latitude and longitude"),
+    ({"latitude": "north", "longitude": "141"}, "must be numbers"),
+    ({"retention_days": "0"}, "retention"),
+    ({"retention_days": "many"}, "retention"),
+    ({"location": ""}, "location"),
+])
+def test_sensor_registration_refusals_change_nothing(browser, fields, reason):
+    """Test that a refused registration makes no client and says why."""
+    company_id = factories.company("C社")
+    data = {"company_id": company_id, "name": "x", "location": "広場", "retention_days": "365",
+            **fields}
+    response = browser.form("/admin/sensors", "/admin/sensors", **data)
+    assert response.status_code in (303, 400)
+    db.session.rollback()
+    assert sensors.sensors() == []
+    refusal = [e for e in events() if e.tag == "admin:action:refused"][-1]
+    assert reason in refusal.data["reason"]
+
+
+def test_kiosk_registration_with_coordinates(browser):
+    """Test that a kiosk registered on the console can be placed on the public map."""
+    company_id = factories.company("C社")
+    browser.form("/admin/kiosks", "/admin/kiosks", company_id=company_id, name="サイネージ",
+                 location="北2条西4丁目", latitude="43.0632", longitude="141.3537",
+                 contact="c@example.jp")
+    db.session.rollback()
+    (kiosk,) = kiosks.kiosks()
+    assert (kiosk.latitude, kiosk.longitude, kiosk.contact) == (43.0632, 141.3537,
+                                                                 "c@example.jp")

@@ -15,6 +15,7 @@ import requests
 
 from idp.extensions import db
 from idp.kiosk import service as kiosks
+from idp.sensors import service as sensors
 from tests import factories
 from tests.factories import csrf
 from tests.helpers.live import serve
@@ -113,3 +114,28 @@ def test_kiosk_simulator_against_a_served_idp(live, migrated):
         if kiosk.poll() is None:
             kiosk.kill()
     assert '"stored":2' in rest.replace(" ", ""), rest
+    # The resident is done: the simulator revoked the token at /revoke.
+    assert "session ended: token revoked (HTTP 200)" in rest, rest
+
+
+def test_sensor_simulator_against_a_served_idp(app, migrated):
+    """Test `idp sensors simulate` as a process: a client_credentials token, counts posted,
+    a resend replaced."""
+    company = factories.company("C社")
+    sensor, secret, _ = sensors.create_sensor(company, "人流センサー",
+                                              sensors.Placement("北2条広場", 43.063, 141.354))
+    sensor_id = sensor.id
+    db.session.commit()
+    with serve(migrated) as base:
+        env = {**os.environ, "IDP_DATABASE_URL": migrated, "IDP_ENVIRONMENT": "test",
+               "IDP_ISSUER": base, "IDP_SENSOR_CLIENT_SECRET": secret}
+        result = subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "idp.cli", "sensors", "simulate", "--client-id", sensor_id,
+             "--issuer", base, "--intervals", "3", "--seed", "7", "--resend"],
+            capture_output=True, text=True, env=env, timeout=60)
+        public = requests.get(f"{base}/transparency.json", timeout=10).json()
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = [line.replace(" ", "") for line in result.stdout.strip().splitlines()]
+    assert '"stored":6' in first and '"replaced":0' in first
+    assert '"stored":0' in second and '"replaced":6' in second
+    assert [d["id"] for d in public["devices"]] == [f"sensor-{sensor_id}"]

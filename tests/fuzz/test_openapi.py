@@ -24,9 +24,11 @@ from sqlalchemy import select
 from idp.access.models import Token
 from idp.extensions import db
 from idp.kiosk import service as kiosks
+from idp.sensors import service as sensors
 from tests import factories
 
 OPERATIONS = ["GET /.well-known/openid-configuration", "POST /api/touch-events",
+              "POST /api/sensor-counts", "GET /transparency.json",
               "POST /device_authorization", "POST /introspect", "GET /jwks.json",
               "POST /revoke", "POST /token", "GET /userinfo"]
 EXAMPLES = 250
@@ -41,11 +43,19 @@ def credentials(app, client):
     kiosk, secret, _ = kiosks.create_kiosk(company, "サイネージ", "北2条広場")
     kiosk_id = kiosk.id
     db.session.commit()
+    sensor, sensor_secret, _ = sensors.create_sensor(
+        company, "人流センサー", sensors.Placement("北2条広場", 43.063, 141.354))
+    sensor_id = sensor.id
+    db.session.commit()
     token = client.post("/token", data={"grant_type": "client_credentials",
                                         "scope": "touch_events"},
                         auth=(kiosk_id, secret)).json["access_token"]
+    sensor_token = client.post("/token", data={"grant_type": "client_credentials",
+                                               "scope": "sensor_counts"},
+                               auth=(sensor_id, sensor_secret)).json["access_token"]
     db.session.rollback()
-    return {"bearer": token, "basic": (kiosk_id, secret)}
+    return {"bearer": token, "basic": (kiosk_id, secret),
+            "bearer_for": {"POST /api/sensor-counts": sensor_token}}
 
 
 # Operations without parameters or body have no malformed variant.
@@ -69,7 +79,8 @@ def test_api_never_fails_on_generated_input(app, credentials, label, mode):
     def run(case):
         kwargs = {}
         if scheme == "bearer":
-            kwargs["headers"] = {"Authorization": f"Bearer {credentials['bearer']}"}
+            bearer = credentials["bearer_for"].get(label, credentials["bearer"])
+            kwargs["headers"] = {"Authorization": f"Bearer {bearer}"}
         elif scheme == "clientBasic":
             kwargs["auth"] = credentials["basic"]
         db.session.rollback()
@@ -88,3 +99,4 @@ def test_api_never_fails_on_generated_input(app, credentials, label, mode):
     db.session.rollback()
     tokens_after = db.session.scalar(select(func.count()).select_from(Token))
     assert tokens_after - tokens_before == len(issued)
+

@@ -20,7 +20,7 @@ TEST_SETTINGS = {
     "argon2_parallelism": 1,
     "key_publish_delay": 3600,
     "log_level": "WARNING",
-    # Queued messages (back-channel logout tokens) are delivered at the end of
+    # Queued messages (logout tokens, security events, mail) are delivered at the end of
     # the request that queued them, after its transaction has ended, so a test
     # sees them delivered when the request returns. Messages queued outside a
     # request (a service called from the test) wait for ``flush_outbox()``.

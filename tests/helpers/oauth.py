@@ -109,3 +109,45 @@ class RelyingParty:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+class EventReceiver:
+    """A security event receiver (RFC 8935 push): records each POST as it came (headers
+    and the raw body, a SET), answers ``status`` with ``body`` (JSON) if set."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self.status = 202
+        self.body: dict | None = None
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.received.append({
+                    "path": self.path, "content_type": self.headers.get("Content-Type"),
+                    "accept": self.headers.get("Accept"),
+                    "body": self.rfile.read(length).decode()})
+                answer = json.dumps(receiver.body).encode() if receiver.body else b""
+                self.send_response(receiver.status)
+                if answer:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_port}/events"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def tokens(self) -> list[str]:
+        return [r["body"] for r in self.received]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

@@ -21,15 +21,15 @@ IDP = ROOT / "idp"
 # Top to bottom. Every package under idp/ must be on exactly one floor.
 FLOORS: list[tuple[str, set[str]]] = [
     ("operators", {"cli", "admin"}),
-    ("web", {"interaction", "self_service", "api"}),
+    ("web", {"interaction", "self_service", "api", "transparency"}),
     ("protocol", {"oauth"}),
     ("privacy", {"privacy"}),
     ("domains", {"consent", "kiosk", "accounts", "clients", "keys", "terms", "proofing", "mail",
-                  "exchange"}),
+                  "exchange", "sensors"}),
     ("access", {"access"}),
     ("records", {"audit", "outbox"}),
     ("base", {"db", "config", "extensions", "secrets", "security", "scopes", "locales", "http",
-              "errors", "inputs", "proxy", "spreadsheet", "limiter_storage"}),
+              "errors", "inputs", "proxy", "spreadsheet", "limiter_storage", "geo"}),
 ]
 WIRING = {"__init__", "models"}
 
@@ -37,7 +37,7 @@ WIRING = {"__init__", "models"}
 SAME_FLOOR = {
     ("cli", "admin"),
     ("consent", "accounts"), ("consent", "clients"), ("consent", "terms"), ("consent", "proofing"),
-    ("kiosk", "accounts"), ("kiosk", "clients"),
+    ("kiosk", "accounts"), ("kiosk", "clients"), ("sensors", "clients"),
     ("proofing", "accounts"),
     ("exchange", "clients"), ("exchange", "accounts"), ("exchange", "consent"),
     ("exchange", "mail"),  # the monitoring mails its alerts to the admins

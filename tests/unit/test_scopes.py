@@ -19,7 +19,7 @@ from idp.scopes import ScopeFamily
 
 # The lists as they were written out by hand before the registry; they must not drift.
 OWN = ("openid", "name", "birth_year", "gender", "email", "postal_code", "offline_access",
-       "touch_events")
+       "touch_events", "sensor_counts")
 CONSENT_ORDER = ["openid", "name", "birth_year", "gender", "email", "postal_code",
                  "verified_claims", "offline_access", "touch_events"]
 
@@ -43,12 +43,14 @@ def test_discovery_offers_exactly_the_registry_scopes():
 
 
 def test_discovery_claims_are_the_registry_claims():
-    """Test that every claim a scope releases is advertised, and no other resident claim."""
+    """Test that every claim a scope releases is advertised, and no other resident claim
+    but registered_data (what the registered:<category> family releases)."""
     released = {c for claims in scopes.claims().values() for c in claims}
     advertised = set(metadata(SETTINGS)["claims_supported"])
     assert released <= advertised
     assert advertised - released == {"iss", "aud", "exp", "iat", "auth_time", "nonce",
-                                     "at_hash", "amr", "sid", "verified_claims"}
+                                     "at_hash", "amr", "sid", "verified_claims",
+                                     "registered_data"}
 
 
 def test_clients_may_be_registered_for_the_registry_scopes_only():
@@ -83,9 +85,16 @@ def test_standard_scopes_are_read_as_finer_ones():
     assert scopes.expand(None) is None
 
 
-def test_only_touch_events_is_not_about_a_resident():
-    """Test that client_credentials may ask touch_events and no resident scope."""
-    assert {s for s in OWN if not scopes.is_about_resident(s)} == {"touch_events"}
+def test_only_device_scopes_are_not_about_a_resident():
+    """Test that client_credentials may ask touch_events and sensor_counts, no resident scope."""
+    assert {s for s in OWN if not scopes.is_about_resident(s)} == {"touch_events",
+                                                                  "sensor_counts"}
+
+
+def test_sensor_counts_is_never_on_a_consent_screen(app):
+    """Test that sensor_counts has no consent item: no resident ever grants it."""
+    assert "sensor_counts" not in [item.name for item in scopes.consent_items()]
+    assert scopes.consent_items(["openid", "sensor_counts"]) == scopes.consent_items(["openid"])
 
 
 def test_a_family_adds_its_scopes_everywhere(app):

@@ -217,7 +217,7 @@ def found(row, what: str):
 
 def done(message: str, back: str):
     """Go back; the request's unit of work commits the action with the redirect (and the
-    outbox then sends any back-channel logouts)."""
+    outbox then sends what the action queued: logout tokens, security events, mail)."""
     flash(message, "success")
     return redirect(back, 303)
 

@@ -1,5 +1,5 @@
-"""Clients and kiosks: registration (the secret is shown once), settings, secret
-rotation, revocation; a kiosk's location and when it was last seen."""
+"""Clients, kiosks and sensors: registration (the secret is shown once), settings, secret
+rotation, revocation; a kiosk's or sensor's place and when it was last seen."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.kiosk import service as kiosk_service
 from idp.security.algorithms import SIGNING_ALGS
+from idp.sensors import service as sensor_service
 
 MAX_LINES = 20
 
@@ -47,6 +48,7 @@ def settings_from_form() -> clients.ClientSettings:
         policy_uri=request.form.get("policy_uri"),
         tos_uri=request.form.get("tos_uri"),
         backchannel_logout_uri=request.form.get("backchannel_logout_uri"),
+        event_receiver_uri=request.form.get("event_receiver_uri"),
         verified_claims_allowed=request.form.get("verified_claims_allowed") == "yes",
     )
 
@@ -102,6 +104,7 @@ def client_create():
             purpose_en=values.purpose_en, policy_uri=values.policy_uri, tos_uri=values.tos_uri,
             token_endpoint_auth_method=method, jwks=jwks, id_token_signed_response_alg=alg,
             backchannel_logout_uri=values.backchannel_logout_uri,
+            event_receiver_uri=values.event_receiver_uri,
             verified_claims_allowed=values.verified_claims_allowed, actor="admin")
     except clients.ClientError as error:
         db.session.rollback()
@@ -197,7 +200,8 @@ def kiosk_create():
     """Register a kiosk (a device-flow client); its secret is shown once."""
     client, secret, _kiosk = kiosk_service.create_kiosk(
         request.form.get("company_id", ""), request.form.get("name", ""),
-        request.form.get("location", ""), actor="admin")
+        request.form.get("location", ""), actor="admin", latitude=_number("latitude"),
+        longitude=_number("longitude"), contact=request.form.get("contact", ""))
     return render_template("admin/client_secret.html", client=client, secret=secret,
                            created=True)
 
@@ -208,3 +212,46 @@ def kiosk_create():
 def kiosk_location(client_id: str):
     kiosk_service.update_kiosk(client_id, request.form.get("location", ""), actor="admin")
     return done(_("The kiosk's location was saved."), _page(client_id))
+
+
+def _number(name: str) -> float | str | None:
+    """An optional number from the form: None when empty, the text when not a number (the
+    domain refuses it with its own message)."""
+    value = request.form.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+# ---- sensors ----------------------------------------------------------------------
+
+@bp.get("/sensors")
+@admin_required
+def sensors():
+    """People-counting sensors with their place, company, state and last contact."""
+    return render_template("admin/sensors.html", sensors=sensor_service.sensors(),
+                           companies=[c for c in clients.list_companies() if c.is_active])
+
+
+@bp.post("/sensors")
+@action()
+@refusable("sensor:create", clients.ClientError, back=lambda: url_for("admin.sensors"),
+           ids=_form_company)
+def sensor_create():
+    """Register a sensor (a client_credentials client); its secret is shown once."""
+    try:
+        retention = int(request.form.get("retention_days", "365") or 365)
+    except ValueError:
+        retention = 0  # refused by the domain, with its message
+    client, secret, _sensor = sensor_service.create_sensor(
+        request.form.get("company_id", ""), request.form.get("name", ""),
+        sensor_service.Placement(
+            location=request.form.get("location", ""), latitude=_number("latitude"),
+            longitude=_number("longitude"), area=request.form.get("area", ""),
+            retention_days=retention, contact=request.form.get("contact", "")),
+        actor="admin")
+    return render_template("admin/client_secret.html", client=client, secret=secret,
+                           created=True)

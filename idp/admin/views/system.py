@@ -96,8 +96,11 @@ def key_retire(kid: str):
 @bp.get("/outbox")
 @admin_required
 def outbox_page():
-    """Dead letters: messages to services (back-channel logout tokens) given up on."""
-    return render_template("admin/outbox.html", dead=outbox.dead_letters())
+    """Dead letters: messages given up on, of every kind (back-channel logout tokens and
+    security events to services, mail to residents)."""
+    kinds = {"backchannel_logout": _("Back-channel logout token"),
+             "security_event": _("Security event"), "mail": _("Mail")}
+    return render_template("admin/outbox.html", dead=outbox.dead_letters(), kinds=kinds)
 
 
 @bp.post("/outbox/<int:message_id>/retry")

@@ -7,11 +7,13 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import display_values
 from idp.consent.items import items_for
+from idp.exchange import links
 from idp.extensions import commit_on_error
 from idp.interaction import flow
 from idp.interaction.flow import Pending
@@ -28,10 +30,13 @@ def consent(uid: str):
     if request.method == "GET":
         return _render_consent(uid, pending)
     decision = request.form.get("decision")
-    if decision not in ("allow", "deny"):
+    expiry = request.form.get("link_expiry") or None
+    if decision not in ("allow", "deny") or (expiry is not None
+                                             and expiry not in links.EXPIRY_CHOICES):
         return _render_consent(uid, pending, status=400)
     commit_on_error()  # whatever the answer, the decision and its audit record stand
-    return flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"))
+    return flow.decide(uid, pending, decision == "allow", request.form.getlist("scope"),
+                       expiry)
 
 
 def _render_consent(uid: str, pending: Pending, status: int = 200):
@@ -47,6 +52,7 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
             "required": item.scope in REQUIRED_SCOPES,
             "checked": item.scope in REQUIRED_SCOPES or item.scope not in declined,
             "value": display_values(pending.resident, item.scope),
+            **registered_item(pending.resident.id, item.scope),
         }
         for item in items_for(pending.requested)
     ]
@@ -63,7 +69,25 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
         terms_version=current_terms.version,
         resident=pending.resident,
         form_action=url_for("interaction.consent", uid=uid),
+        link_expiry=expiry_choices() if any(i["registered"] for i in items) else None,
     ), status
+
+
+def registered_item(resident_id: str, scope: str) -> dict:
+    """Item 5 of the draft terms for a ``registered:<category>`` scope: the source
+    companies by name and the value each would send (none held yet: an empty list)."""
+    keys = links.category_keys([scope])
+    if not keys:
+        return {"registered": False, "sources": []}
+    return {"registered": True,
+            "sources": [{"company": source.company.name, "value": links.display(source.value)}
+                        for source in links.sources(resident_id, keys[0])]}
+
+
+def expiry_choices() -> list[dict]:
+    labels = {"90d": _("3 months"), "365d": _("1 year"), "withdrawn": _("Until I withdraw it")}
+    return [{"value": value, "label": labels[value], "selected": value == links.DEFAULT_EXPIRY}
+            for value in links.EXPIRY_CHOICES]
 
 
 def _purpose(client) -> str:

@@ -30,10 +30,13 @@ from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
 from idp.consent.items import items_for
 from idp.errors import error_page
+from idp.exchange import links
 from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import flow
+from idp.interaction.views.consent import expiry_choices
+from idp.interaction.views.consent import registered_item
 from idp.kiosk.service import kiosk_for
 from idp.oauth import device as device_flow
 
@@ -100,10 +103,13 @@ def confirm():
         return answer
     if request.method == "POST":
         decision = request.form.get("decision")
-        if decision in ("allow", "deny"):
+        expiry = request.form.get("link_expiry") or None
+        if decision in ("allow", "deny") and (expiry is None or expiry in links.EXPIRY_CHOICES):
             requested = row.scope.split()
             if decision == "allow":
-                consent_service.grant(resident, client, requested, requested)
+                consent = consent_service.grant(resident, client, requested, requested)
+                # Registered data asked for: a data link per source, as on the consent page.
+                links.grant(resident.id, client, requested, consent.scopes, expiry)
             else:
                 consent_service.record_denial(resident, client, requested)
             device_flow.decide(row, resident, decision == "allow")
@@ -112,13 +118,15 @@ def confirm():
             return render_template("device_done.html", approved=decision == "allow",
                                    client=client)
     kiosk = kiosk_for(client.id)
+    items = [{"scope": i.scope, "label": str(i.label), "detail": str(i.detail),
+              **registered_item(resident.id, i.scope)} for i in items_for(row.scope.split())]
     purpose = client.purpose_en if str(get_locale()) == "en" and client.purpose_en \
         else client.purpose
     return render_template(
         "device_consent.html",
         client=client, company=client.company, kiosk=kiosk, purpose=purpose,
-        items=[{"scope": i.scope, "label": str(i.label), "detail": str(i.detail)}
-               for i in items_for(row.scope.split())],
+        items=items,
+        link_expiry=expiry_choices() if any(i["registered"] for i in items) else None,
         user_code=session.get("device_user_code"), resident=resident,
         form_action=url_for("device.confirm"),
     ), 400 if request.method == "POST" else 200

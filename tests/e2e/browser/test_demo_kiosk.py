@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
+from idp.access.models import Token
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
@@ -48,6 +51,15 @@ def test_demo_kiosk_page(app, idp, phone, new_page, shot):
         shot(screen, "kiosk-touches-logged")
         rows = screen.locator("table").inner_text()
         assert "観光マップ" in rows and "防災情報" in rows and "HTTP 201" in rows
+
+        # "Finish" ends the resident's session: the token is revoked at /revoke and the
+        # screen shows a fresh QR code for the next person.
+        screen.get_by_role("button", name=re.compile("終了して次の方へ")).click()
+        screen.locator(".qr svg").wait_for(timeout=30_000)
+        db.session.rollback()
+        device_tokens = db.session.scalars(select(Token).where(
+            Token.client_id == client_id, Token.resident_id.is_not(None))).all()
+        assert device_tokens and all(t.revoked_at is not None for t in device_tokens)
 
     phone.goto(f"{idp}/account/history")
     shot(phone, "phone-history")

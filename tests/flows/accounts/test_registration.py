@@ -139,7 +139,8 @@ def test_registration_form_marks_every_profile_item_optional(client):
     """Test that the profile fields carry the 任意 badge, the agreements 必須, and every field is labelled."""
     request_link(client)
     page = client.get(registration_link())
-    assert page.text.count('badge-optional">任意') == 8  # 4 name fields, year, gender, postal, city
+    # 4 name fields, year, gender, postal, city, and leaving the city's statistics
+    assert page.text.count('badge-optional">任意') == 9
     assert page.text.count('badge-required">必須') == 5  # the password twice, the three agreements
     assert Inputs(page.text).unlabelled() == []
 

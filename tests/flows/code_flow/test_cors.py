@@ -30,7 +30,8 @@ def preflight(client, path, origin, method="POST"):
 
 
 @pytest.mark.parametrize("path", ["/.well-known/openid-configuration",
-                                  "/.well-known/oauth-authorization-server", "/jwks.json"])
+                                  "/.well-known/oauth-authorization-server", "/jwks.json",
+                                  "/.well-known/ssf-configuration"])
 def test_public_documents_are_readable_from_any_origin(client, path):
     """Test that discovery and JWKS answer Access-Control-Allow-Origin: *."""
     response = client.get(path, headers={"Origin": "https://anywhere.example"})

@@ -26,7 +26,9 @@ arrival itself, so the logout token's ``iat`` and ``exp`` add nothing
 (``Received.pushed``).
 
 Channels covered: the code flow (the redirect back, the token response, the ID
-token), UserInfo, refresh, verified_claims (ID token and UserInfo), introspection,
+token), UserInfo, refresh, verified_claims (ID token and UserInfo), registered_data
+(item 5: a third company's contribution, released to both through data links, in
+the ID token and UserInfo), introspection,
 revocation, the device flow (device authorization, polling, tokens, touch events), back-channel
 logout (logout tokens caught by a real HTTP receiver per company) and
 RP-initiated logout, and error answers (error bodies, ``WWW-Authenticate``,
@@ -65,12 +67,15 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from idp.exchange import contracts
+from idp.exchange import links
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.oauth import backchannel
 from idp.oauth.claims import claims_for
 from idp.proofing import service as proofing
 from tests import factories
+from tests.helpers import data_links
 from tests.helpers.admin import enrolled_admin
 from tests.helpers.app import IsolatedClient
 from tests.helpers.app import flush_outbox
@@ -81,12 +86,12 @@ from tests.helpers.oauth import redeem
 from tests.helpers.oauth import refresh
 from tests.helpers.oauth import userinfo
 
-SCOPE = "openid name birth_year gender email postal_code offline_access"
+SCOPE = "openid name birth_year gender email postal_code registered:language offline_access"
 VERIFIED = {"verification": {"trust_framework": None, "time": None,
                              "verification_process": None, "evidence": None},
             "claims": {"given_name": None, "family_name": None, "birthdate": None,
                        "address": None}}
-CLAIMS = json.dumps({"id_token": {"verified_claims": VERIFIED},
+CLAIMS = json.dumps({"id_token": {"verified_claims": VERIFIED, "registered_data": None},
                      "userinfo": {"verified_claims": VERIFIED}})
 BYE = "https://rp.example.jp/bye"
 # Transport, not content: the length of a body and the clock of the answer.
@@ -425,11 +430,15 @@ class Journey:
 
 def consented(resident) -> set[str]:
     """The profile values the resident agreed to release (every consent item of SCOPE
-    and "verified identity information", the day of the counter check included)."""
+    and "verified identity information", the day of the counter check included, and
+    the registered data of item 5 with its source company's name)."""
     allowed = Received()
     allowed.value({k: v for k, v in claims_for(resident, SCOPE.split(), "").items()
                    if k != "sub"}, "profile")
     allowed.value(proofing.claim_values(resident), "verified claims")
+    # Registered data (item 5): the value and the source company's name, never its ids.
+    allowed.value([{"value": source.value, "sources": [source.company.name]}
+                   for source in links.sources(resident.id, "language")], "registered data")
     allowed.value([item.verified_on.isoformat() for item in proofing.verified(resident)],
                   "date of the counter check")
     return allowed.values
@@ -453,8 +462,11 @@ def receivers():
 
 def company(name: str, receiver: LogoutReceiver) -> Company:
     company_id = factories.company(name)
+    contracts.create(company_id, ["language"], "多言語での案内",
+                     valid_until=dt.date.today() + dt.timedelta(days=365))
     rp = factories.rp(company_id, backchannel_logout_uri=receiver.uri,
-                      post_logout_redirect_uris=[BYE], verified_claims_allowed=True)
+                      post_logout_redirect_uris=[BYE], verified_claims_allowed=True,
+                      scopes=[*factories.ALL_SCOPES, "registered:language"])
     client, secret, _ = kiosks.create_kiosk(company_id, f"{name} kiosk", "北2条西4丁目")
     db.session.commit()
     return Company(name, rp, factories.RP(client.id, secret, company_id, ""), receiver)
@@ -473,6 +485,12 @@ def test_two_companies_share_nothing_but_consented_profile_values(app, receivers
                       given_name="太郎", family_name_kana="ハコダテ", given_name_kana="タロウ",
                       birth_year=1978, gender="male", postal_code="040-0001",
                       locality="函館市")
+    # A third company contributed the language of both residents (registered data).
+    source = data_links.setup_source("D社")
+    data_links.contribute(resident.id, source.company_id, source.contract_id, "vi",
+                          record_id="d-hanako")
+    data_links.contribute(control.id, source.company_id, source.contract_id, "en",
+                          record_id="d-taro")
     start = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with freeze_time(start) as clock:
         a = company("A社", receivers[0])
@@ -495,7 +513,11 @@ def test_two_companies_share_nothing_but_consented_profile_values(app, receivers
     # The journey reached what it means to test: both companies got the profile, and
     # each got identifiers of its own on every channel that carries one.
     assert {"hanako@example.jp", "札幌 花子", "ハナコ", "1990", "060-0042",
-            "札幌市中央区"} <= shared(a, b) & profile
+            "札幌市中央区", "vi"} <= shared(a, b) & profile
+    for seen in (a.seen, b.seen):
+        assert "vi" in seen.by_key["value"] and "D社" in seen.values
+        # First seen in the ID token (asked for through the claims parameter).
+        assert "(JWT)" in seen.where["registered_data"], seen.where["registered_data"]
     for key in ("sub", "sid", "jti", "verification_process", "access_token", "refresh_token",
                 "device_code", "code"):
         assert a.seen.by_key.get(key) and b.seen.by_key.get(key), key

@@ -146,8 +146,10 @@ def test_device_polling_while_pending(client, company):
 
 
 def test_discovery_and_jwks_need_no_query_once_warm(client):
-    """Test that discovery never queries and JWKS is served from its short cache."""
+    """Test that discovery and JWKS are served from their short caches once warm (discovery
+    lists the scopes of the categories of registered data in use, cached like the keys)."""
     assert client.get("/jwks.json").status_code == 200
+    assert client.get("/.well-known/openid-configuration").status_code == 200
     with counted() as statements:
         assert client.get("/.well-known/openid-configuration").status_code == 200
         assert client.get("/jwks.json").status_code == 200

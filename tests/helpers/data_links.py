@@ -1,0 +1,71 @@
+"""Data-exchange fixtures for the data-link tests: categories, contracts, a source
+company's records (written directly, as its contribution would store them) and a
+recipient service registered for ``registered:<category>``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from idp.db import utcnow
+from idp.exchange import categories
+from idp.exchange import contracts
+from idp.exchange.models import RegisteredRecord
+from idp.extensions import db
+from tests import factories
+
+ONE_YEAR = dt.timedelta(days=365)
+
+
+@dataclass
+class Exchange:
+    source_company: str       # A社: contributes language
+    recipient_company: str    # B社: receives language
+    source_contract: str
+    recipient_contract: str
+    rp: factories.RP          # B社's service, registered for registered:language
+
+
+@dataclass
+class Source:
+    company_id: str
+    contract_id: str
+
+
+def setup_source(name: str = "A社", keys: tuple[str, ...] = ("language",)) -> Source:
+    """A company under a contract to contribute ``keys`` (the default categories exist)."""
+    categories.ensure_defaults()
+    company_id = factories.company(name)
+    contract = contracts.create(company_id, list(keys), "言語設定の提供",
+                                valid_until=(utcnow() + ONE_YEAR).date())
+    db.session.commit()
+    return Source(company_id, contract.id)
+
+
+def setup(keys: tuple[str, ...] = ("language",), *, source: str = "A社",
+          recipient: str = "B社", **rp_options) -> Exchange:
+    categories.ensure_defaults()
+    source_id = factories.company(source)
+    recipient_id = factories.company(recipient)
+    until = (utcnow() + ONE_YEAR).date()
+    a = contracts.create(source_id, list(keys), "言語設定の提供", valid_until=until)
+    b = contracts.create(recipient_id, list(keys), "多言語での観光案内", valid_until=until)
+    db.session.commit()
+    rp_options.setdefault("scopes", [*factories.ALL_SCOPES, *(f"registered:{k}" for k in keys)])
+    rp = factories.rp(recipient_id, **rp_options)
+    return Exchange(source_id, recipient_id, a.id, b.id, rp)
+
+
+def contribute(resident_id: str, company_id: str, contract_id: str, value: Any, *,
+               category: str = "language", record_id: str = "r-1",
+               collected_at: dt.datetime | None = None,
+               expires_in: dt.timedelta = ONE_YEAR) -> RegisteredRecord:
+    now = utcnow()
+    row = RegisteredRecord(resident_id=resident_id, category=category, company_id=company_id,
+                           client_id="mc_contributor_client", contract_id=contract_id,
+                           record_id=record_id, value=value,
+                           collected_at=collected_at or now, expires_at=now + expires_in)
+    db.session.add(row)
+    db.session.commit()
+    return row
