@@ -72,6 +72,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     inputs.init_app(app)
     errors.init_app(app)
 
+    from idp.api.registered_data import bp as registered_data_bp
     from idp.api.sensor_counts import bp as sensor_api_bp
     from idp.api.touch_events import bp as kiosk_api_bp
     from idp.interaction.views import bp as interaction_bp
@@ -84,6 +85,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(device_bp)
     app.register_blueprint(kiosk_api_bp)
     app.register_blueprint(sensor_api_bp)
+    app.register_blueprint(registered_data_bp)
     from idp.self_service import bp as account_bp
     from idp.self_service.outbox import bp as outbox_bp
 

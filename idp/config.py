@@ -190,6 +190,46 @@ class Settings:
     touch_events_max_batch: int = field(
         default=1000, metadata=_doc("Most touch events accepted in one API request.")
     )
+    registered_data_max_batch: int = field(
+        default=500, metadata=_doc("Most records of registered data accepted in one "
+                                   "POST /api/registered-data (all or nothing).")
+    )
+    monitoring_window_minutes: int = field(
+        default=60, metadata=_doc("Length of the window the monitoring (idp monitor run) "
+                                  "evaluates; a company's baseline is its own previous windows.")
+    )
+    monitoring_baseline_windows: int = field(
+        default=24, metadata=_doc("How many previous windows make a company's baseline "
+                                  "(their mean count).")
+    )
+    monitoring_volume_factor: int = field(
+        default=5, metadata=_doc("Releases or contributions of a company in a window above "
+                                 "this many times its baseline are flagged.")
+    )
+    monitoring_volume_minimum: int = field(
+        default=100, metadata=_doc("Releases or contributions in a window below this count "
+                                   "are never flagged (a quiet company's first busy hour).")
+    )
+    monitoring_never_served_minimum: int = field(
+        default=10, metadata=_doc("Contributions in a window for this many residents the "
+                                  "company never served (unknown subs, or subs it was never "
+                                  "issued a token for) are flagged.")
+    )
+    monitoring_token_reads_factor: int = field(
+        default=10, metadata=_doc("One token read (userinfo, APIs) in a window more than this "
+                                  "many times the company's usual reads per token is flagged.")
+    )
+    monitoring_token_reads_minimum: int = field(
+        default=200, metadata=_doc("Reads of one token in a window below this count are "
+                                   "never flagged.")
+    )
+    monitoring_auth_failures_minimum: int = field(
+        default=20, metadata=_doc("Failed client authentications in a window (per client id "
+                                  "claimed) from this count on are flagged as a burst.")
+    )
+    monitoring_interval_minutes: int = field(
+        default=5, metadata=_doc("How often `idp worker` runs the monitoring.")
+    )
     kiosk_idle_timeout: int = field(
         default=120,
         metadata=_doc("A resident's session at a kiosk ends after this many seconds without a "
@@ -410,6 +450,13 @@ class Settings:
             problems.append("device_code_ttl and device_poll_interval must be positive")
         if not 1 <= self.touch_events_max_batch <= 10000:
             problems.append("touch_events_max_batch must be between 1 and 10000")
+        if not 1 <= self.registered_data_max_batch <= 10000:
+            problems.append("registered_data_max_batch must be between 1 and 10000")
+        if min(self.monitoring_window_minutes, self.monitoring_baseline_windows,
+               self.monitoring_volume_factor, self.monitoring_token_reads_factor,
+               self.monitoring_interval_minutes) < 1:
+            problems.append("the monitoring's window, baseline, factors and interval must be "
+                            "at least 1")
         if not 60 <= self.kiosk_max_session <= 3600:
             problems.append("kiosk_max_session must be between 60 and 3600 seconds")
         if not 30 <= self.kiosk_idle_timeout <= self.kiosk_max_session:

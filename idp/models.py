@@ -26,6 +26,7 @@ from idp.exchange.models import DataContract
 from idp.exchange.models import DataLink
 from idp.exchange.models import MonitoringAlert
 from idp.exchange.models import RegisteredRecord
+from idp.exchange.token_reads import TokenRead
 from idp.keys.models import SigningKey
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
@@ -44,5 +45,6 @@ __all__ = [
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",
     "Resident", "Sensor", "SensorCount",
-    "SigningKey", "TermsVersion", "Token", "TouchEvent", "UsedClientAssertion", "UsedLink",
+    "SigningKey", "TermsVersion", "Token", "TokenRead", "TouchEvent", "UsedClientAssertion",
+    "UsedLink",
 ]

@@ -8,7 +8,10 @@ For the days ``first`` to ``last`` (Japan time, inclusive):
 - claims: how many times each claim was released, by channel (ID token,
   UserInfo); releases of ``verified_claims`` are counted per claim too;
 - tokens issued (code, device and client credentials grants, and refreshes);
-- touch events logged by the company's kiosks, with and without a resident.
+- touch events logged by the company's kiosks, with and without a resident;
+- registered data (``idp.exchange.usage``): contributions and releases per
+  category, releases per data link (received, and of the company's own records),
+  and the usage reports the company submitted for the period.
 
 Everything comes from the audit trail and the touch events; no resident
 identifier leaves the report. Producing a report is itself audited
@@ -32,6 +35,7 @@ from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.clients.models import Client
 from idp.db import utcnow
+from idp.exchange import usage as exchange_usage
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
@@ -136,6 +140,11 @@ def usage(company_id: str, first: dt.date, last: dt.date) -> dict[str, Any]:
             "total": sum(t["total"] for t in touches.values()),
             "with_resident": sum(t["with_resident"] for t in touches.values()),
         },
+        "registered_data": {
+            **exchange_usage.company_usage(company.id, start, end),
+            "submitted_reports": exchange_usage.in_period(
+                exchange_usage.uploaded(company.id), first, last),
+        },
         "clients": [{
             "client_id": c.id,
             "name": c.name,
@@ -178,6 +187,21 @@ def to_csv(report: dict[str, Any]) -> str:
     writer.writerow(["tokens", "", "", "issued", report["tokens_issued"]])
     for key, value in report["touch_events"].items():
         writer.writerow(["touch_events", "", "", key, value])
+    data = report["registered_data"]
+    for key, value in data["contributions"].items():
+        writer.writerow(["contributions", "", "", key, value])
+    writer.writerow(["registered_releases", "", "", "total", data["releases"]])
+    for row in data["categories"]:
+        for key in ("contributed", "withdrawn", "released"):
+            writer.writerow(["categories", "", row["category"], key, row[key]])
+    for section in ("links", "released_from"):
+        for row in data[section]:
+            name = f"{row['source_company'] or ''} → {row['recipient_client_id'] or ''}"
+            writer.writerow([section, row["recipient_client_id"] or "", name,
+                             f"link {row['link_id']} {row['category'] or ''}".strip(),
+                             row["releases"]])
+    for row in data["submitted_reports"]:
+        writer.writerow(["submitted_reports", "", row["filename"], "sha256", row["sha256"]])
     for client in report["clients"]:
         for key, value in client.items():
             if key not in ("client_id", "name"):

@@ -29,6 +29,9 @@ class AuditTag(enum.StrEnum):
     COMPANY_SUSPEND = "company:suspend"
     CLIENT_CREATE = "client:create"
     CLIENT_REVOKE = "client:revoke"
+    # A token, revocation, introspection or device request whose client authentication
+    # failed (the monitoring counts bursts of them).
+    CLIENT_AUTH_FAILURE = "client:authentication:failure"
     KEY_ROTATE = "key:rotate"
     # The resident's own pages (idp/self_service, idp/interaction/views/terms)
     REGISTRATION_EXISTING = "resident:registration:existing"

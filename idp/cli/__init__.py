@@ -125,13 +125,16 @@ def main(ctx: click.Context) -> None:
 def _register() -> None:
     from idp.cli import admins
     from idp.cli import audit
+    from idp.cli import categories
     from idp.cli import clients
     from idp.cli import companies
+    from idp.cli import contracts
     from idp.cli import db
     from idp.cli import demo
     from idp.cli import export
     from idp.cli import keys
     from idp.cli import kiosks
+    from idp.cli import monitor
     from idp.cli import reports
     from idp.cli import sensors
     from idp.cli import serve
@@ -140,7 +143,7 @@ def _register() -> None:
     from idp.cli import worker
 
     for module in (db, companies, clients, kiosks, sensors, users, terms, keys, admins, audit,
-                   reports, export, serve, demo, worker):
+                   reports, export, serve, demo, worker, categories, contracts, monitor):
         main.add_command(module.group)
 
 

@@ -1,4 +1,6 @@
-"""``idp worker``: deliver the outbox (logout tokens, security events, mail), retries included."""
+"""``idp worker``: deliver the outbox (logout tokens, security events, mail), retries included;
+every ``monitoring_interval_minutes`` run the data exchange's monitoring and purge
+registered data past its retention."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
     app = ctx.obj.app
     if once:
+        periodic(app)
         results = outbox.deliver_in_new_context(app)
         counts = Counter(r["result"] for r in results)
         emit(as_json, {"attempted": len(results), "delivered": counts["delivered"],
@@ -38,12 +41,39 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
              f"{counts['failed']} failed")
         return
     click.echo(f"delivering the outbox every {interval} s (Ctrl-C stops)", err=True)
+    every = app.extensions["idp.settings"].monitoring_interval_minutes * 60
+    last = 0.0
     try:
         while True:
+            if time.monotonic() - last >= every:
+                periodic(app)
+                last = time.monotonic()
             outbox.deliver_in_new_context(app)
             time.sleep(interval)
     except KeyboardInterrupt:
         pass
+
+
+def periodic(app) -> None:
+    """The data exchange's housekeeping, one unit of work: purge expired registered
+    data, run the monitoring (its alerts' mail goes out with the outbox next), and drop
+    token read counts older than the monitoring's baseline."""
+    from idp.cli.monitor import run_once
+    from idp.exchange import monitoring
+    from idp.exchange import records
+    from idp.exchange import token_reads
+    from idp.extensions import db
+
+    with app.app_context():
+        try:
+            records.purge_expired()
+            run_once("worker")
+            # Reads older than any baseline are no longer needed.
+            token_reads.purge(monitoring.window().baseline_start)
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - the outbox must keep being delivered
+            db.session.rollback()
+            app.logger.exception("the data exchange's periodic work failed")
 
 
 @group.command()

@@ -219,6 +219,7 @@ def register_client(
         purpose_en=purpose_en, policy_uri=policy_uri, tos_uri=tos_uri,
         backchannel_logout_uri=backchannel_logout_uri, event_receiver_uri=event_receiver_uri,
         verified_claims_allowed=verified_claims_allowed), public)
+    validation.check_contracts(company_id, checked.scopes)
     method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS:
         raise ClientError(f"unsupported token endpoint auth method: {method}")
@@ -292,6 +293,8 @@ def update_client(client_id: str, settings: ClientSettings,
     client = editable_client(client_id)
     before = settings_of(client)
     after = validation.checked(settings, client.is_public)
+    validation.check_contracts(client.company_id,
+                               [s for s in after.scopes if s not in before.scopes])
     changes = {key: [getattr(before, key), getattr(after, key)] for key in vars(after)
                if getattr(before, key) != getattr(after, key)}
     if not changes:

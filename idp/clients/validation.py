@@ -75,6 +75,15 @@ class ClientSettings:
     verified_claims_allowed: bool = False
 
 
+def check_contracts(company_id: str, scopes: list[str]) -> None:
+    """A family's scope (``contribute:<category>``, ``registered:<category>``) only while
+    a data-use contract of the company in force names the category (``registry.refusal``)."""
+    for scope in scopes:
+        reason = registry.refusal(company_id, scope)
+        if reason is not None:
+            raise ClientError(f"scope {scope} refused: {reason}")
+
+
 def checked(settings: ClientSettings, public: bool) -> ClientSettings:
     client_name = name(settings.name, "client")
     grant_types = list(dict.fromkeys(settings.grant_types or ["authorization_code"]))

@@ -22,6 +22,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy import select
 
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.exchange.models import SENSITIVITIES
 from idp.exchange.models import Category
@@ -134,7 +136,7 @@ def check_schema(schema: Any) -> None:
 
 def create(key: str, label_ja: str, label_en: str, schema: dict[str, Any], *,
            sensitivity: str = "normal", retention_days: int = 365,
-           statistics: bool = False) -> Category:
+           statistics: bool = False, actor: str | None = None) -> Category:
     if not isinstance(key, str) or not KEY.match(key):
         raise CategoryError("the key must be 2-40 lowercase letters, digits or _, "
                             "starting with a letter")
@@ -153,6 +155,8 @@ def create(key: str, label_ja: str, label_en: str, schema: dict[str, Any], *,
     db.session.add(category)
     db.session.flush()
     forget_cache()
+    record(AuditTag.CATEGORY_CREATE, actor=actor, category=key, sensitivity=sensitivity,
+           retention_days=retention_days, statistics=statistics)
     return category
 
 
@@ -163,7 +167,7 @@ def ensure_defaults() -> list[str]:
         if db.session.get(Category, default.key) is None:
             create(default.key, default.label_ja, default.label_en, default.schema,
                    sensitivity=default.sensitivity, retention_days=default.retention_days,
-                   statistics=default.statistics)
+                   statistics=default.statistics, actor="system")
             created.append(default.key)
     return created
 

@@ -11,6 +11,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
 from idp.clients.models import Company
 from idp.db import utcnow
 from idp.exchange import categories as category_service
@@ -43,6 +45,18 @@ def for_company(company_id: str) -> list[DataContract]:
         .order_by(DataContract.valid_from.desc(), DataContract.created_at.desc())))
 
 
+def listing(company_id: str | None = None) -> list[DataContract]:
+    """Every contract (or one company's), newest first."""
+    query = select(DataContract).order_by(DataContract.created_at.desc(), DataContract.id)
+    if company_id is not None:
+        query = query.where(DataContract.company_id == company_id)
+    return list(db.session.scalars(query))
+
+
+def get(contract_id: str) -> DataContract | None:
+    return db.session.get(DataContract, contract_id) if isinstance(contract_id, str) else None
+
+
 def in_force(company_id: str, category: str, on: dt.date | None = None) -> DataContract | None:
     """The contract in force that names the category (the one valid longest), or None."""
     on = on or today()
@@ -70,7 +84,8 @@ def require(company_id: str, category: str) -> DataContract:
 
 def create(company_id: str, categories: list[str], purpose: str, *, valid_until: dt.date,
            valid_from: dt.date | None = None, retention_days: int = 365, liability: str = "",
-           audit_rights: str = "", breach_contact: str = "") -> DataContract:
+           audit_rights: str = "", breach_contact: str = "",
+           actor: str | None = None) -> DataContract:
     company = db.session.get(Company, company_id) if isinstance(company_id, str) else None
     if company is None:
         raise ContractError("no such company")
@@ -96,10 +111,14 @@ def create(company_id: str, categories: list[str], purpose: str, *, valid_until:
                             valid_from=valid_from, valid_until=valid_until)
     db.session.add(contract)
     db.session.flush()
+    record(AuditTag.DATA_CONTRACT_CREATE, actor=actor, company_id=company_id,
+           contract_id=contract.id, categories=keys, valid_from=valid_from.isoformat(),
+           valid_until=valid_until.isoformat())
     return contract
 
 
-def end(contract_id: str, reason: str = "ended by the consortium") -> DataContract:
+def end(contract_id: str, reason: str = "ended by the consortium",
+        actor: str | None = None) -> DataContract:
     contract = db.session.get(DataContract, contract_id) if isinstance(contract_id, str) else None
     if contract is None:
         raise ContractError("no such contract")
@@ -108,4 +127,7 @@ def end(contract_id: str, reason: str = "ended by the consortium") -> DataContra
     contract.ended_at = utcnow()
     contract.end_reason = reason[:200]
     db.session.flush()
+    record(AuditTag.DATA_CONTRACT_END, actor=actor, company_id=contract.company_id,
+           contract_id=contract.id, categories=list(contract.categories),
+           reason=contract.end_reason)
     return contract

@@ -159,7 +159,8 @@ class CompanyUsageReport(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[created_at]
-    admin_id: Mapped[int | None]
+    # The admin who uploaded it (admins' ids are strings).
+    admin_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class MonitoringAlert(Base):
@@ -176,4 +177,4 @@ class MonitoringAlert(Base):
     evidence: Mapped[dict[str, Any]]
     detected_at: Mapped[created_at]
     acknowledged_at: Mapped[dt.datetime | None]
-    acknowledged_by: Mapped[int | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(16))

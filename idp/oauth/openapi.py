@@ -1,9 +1,9 @@
 """OpenAPI 3.1 description of the JSON APIs, served at /openapi.json.
 
-Covers the touch-event and sensor-count APIs, the transparency list and the
-OAuth/OIDC endpoints that answer JSON, so member companies, kiosk and sensor
-vendors and the city's open-data portal can generate clients and CI can fuzz
-them with schemathesis.
+Covers the touch-event, sensor-count and registered-data APIs (docs/data-exchange.md),
+the transparency list and the OAuth/OIDC endpoints that answer JSON, so member companies,
+kiosk and sensor vendors and the city's open-data portal can generate clients and CI can
+fuzz them with schemathesis.
 """
 
 from __future__ import annotations
@@ -107,6 +107,51 @@ def document(settings: Settings) -> dict[str, Any]:
                                  "Stored"),
                     **_errors(400, 401, 403),
                 },
+            }},
+            "/api/registered-data": {"post": {
+                "operationId": "contributeRegisteredData",
+                "summary": "Contribute registered data about residents the company serves "
+                           "(all or nothing; idempotent per record_id). A client_credentials "
+                           "token with contribute:<category> for each category; the resident "
+                           "is named by the company's own pairwise sub.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["records"], "additionalProperties": False,
+                    "properties": {"records": {
+                        "type": "array", "minItems": 1,
+                        "maxItems": settings.registered_data_max_batch,
+                        "items": {"type": "object",
+                                  "required": ["sub", "category", "value", "record_id",
+                                               "collected_at"],
+                                  "additionalProperties": False,
+                                  "properties": {
+                                      "sub": {"type": "string", "minLength": 1,
+                                              "maxLength": 64},
+                                      "category": {"type": "string",
+                                                   "pattern": "^[a-z][a-z0-9_]{1,39}$"},
+                                      "value": {"description": "Valid against the category's "
+                                                               "JSON Schema (idp categories "
+                                                               "list)"},
+                                      "record_id": {"type": "string", "minLength": 1,
+                                                    "maxLength": 100},
+                                      "collected_at": {"type": "string",
+                                                       "format": "date-time"}}}}}}}}},
+                "responses": {
+                    "201": _json({"type": "object", "required": ["stored", "duplicates"],
+                                  "properties": {"stored": {"type": "integer"},
+                                                 "duplicates": {"type": "integer"}}},
+                                 "Stored"),
+                    **_errors(400, 401, 403, 409),
+                },
+            }},
+            "/api/registered-data/{record_id}": {"delete": {
+                "operationId": "withdrawRegisteredData",
+                "summary": "Delete one of the company's records by its record_id",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "record_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "minLength": 1,
+                                           "maxLength": 100}}],
+                "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404)},
             }},
             "/api/sensor-counts": {"post": {
                 "operationId": "storeSensorCounts",

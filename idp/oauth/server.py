@@ -33,9 +33,12 @@ from flask import request as flask_request
 from idp import config
 from idp import scopes as registry
 from idp import secrets
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
 from idp.clients.service import active_client
 from idp.config import Settings
 from idp.consent import service as consent_service
+from idp.exchange import token_reads
 from idp.oauth import client_auth
 from idp.oauth import ratelimit
 from idp.oauth import tokens
@@ -74,6 +77,9 @@ class BearerTokenValidator(_BearerTokenValidator):
             raise InvalidTokenError(realm=self.realm, extra_attributes=self.extra_attributes)
         if self.scope_insufficient(" ".join(in_force), scopes):
             raise InsufficientScopeError()
+        # Every accepted read counts (the monitoring flags a token read far more often
+        # than the company's tokens usually are).
+        token_reads.count(token)
 
 
 class NoBearerCredentials(OAuth2Error):
@@ -150,6 +156,7 @@ class TokenGenerator(BearerTokenGenerator):
 
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
                  include_refresh_token=True):
+        refuse_without_contract(client, scope)
         include_refresh_token = (
             include_refresh_token
             and "offline_access" in scope_to_list(scope or "")
@@ -158,6 +165,21 @@ class TokenGenerator(BearerTokenGenerator):
         return super().generate(grant_type, client, user=user, scope=scope,
                                 expires_in=expires_in,
                                 include_refresh_token=include_refresh_token)
+
+
+def refuse_without_contract(client, scope: str | None) -> None:
+    """A family's scope (``contribute:``/``registered:<category>``) is issued only while a
+    data-use contract of the client's company in force names the category: the
+    contract may have ended or expired since the client was registered. invalid_scope
+    saying why, audited (the token endpoint keeps its error's writes)."""
+    refused = [(s, reason) for s in scope_to_list(scope or "")
+               if (reason := registry.refusal(client.company_id, s)) is not None]
+    for name, reason in refused:
+        record(AuditTag.DATA_CONTRACT_REFUSED, actor="client", client_id=client.id,
+               company_id=client.company_id, use="token", scope=name, reason=reason)
+    if refused:
+        name, reason = refused[0]
+        raise InvalidScopeError(describe(f"{name}: {reason}"))
 
 
 class _Payload(FlaskOAuth2Payload):
@@ -197,6 +219,11 @@ class OAuthServer(AuthorizationServer):
             claimed = claimed_client_id(request)
             named = self.query_client(claimed) if claimed else None
             g.oauth_client = named  # its origins may read the error (idp.oauth.cors)
+            # Audited (kept although the answer is an error): the monitoring flags bursts.
+            record(AuditTag.CLIENT_AUTH_FAILURE, actor="client",
+                   client_id=named.id if named is not None else None,
+                   company_id=named.company_id if named is not None else None,
+                   endpoint=endpoint, claimed=(claimed or "")[:100] if named is None else None)
             realm = config.settings().issuer
             raise client_auth.failure(request, named, methods, endpoint, realm) from error
         g.oauth_client = client

@@ -40,6 +40,7 @@ SAME_FLOOR = {
     ("kiosk", "accounts"), ("kiosk", "clients"), ("sensors", "clients"),
     ("proofing", "accounts"),
     ("exchange", "clients"), ("exchange", "accounts"), ("exchange", "consent"),
+    ("exchange", "mail"),  # the monitoring mails its alerts to the admins
     ("accounts", "mail"), ("accounts", "terms"),
     ("self_service", "interaction"),  # the browser session and a pending interaction at registration
     ("config", "proxy"), ("extensions", "db"), ("http", "config"), ("inputs", "config"),

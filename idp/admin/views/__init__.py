@@ -6,7 +6,9 @@
 - ``clients``    clients and kiosks: registration, settings, secret rotation, revocation;
 - ``system``     consortium terms of use, signing keys, admin accounts;
 - ``records``    the audit trail (filters, CSV, chain verification), usage reports,
-                 identity proofing.
+                 identity proofing;
+- ``exchange``   categories of registered data, data-use contracts and the usage
+                 reports companies submit under them, the monitoring's alerts.
 
 Rules every view follows:
 
@@ -223,6 +225,7 @@ def done(message: str, back: str):
 from idp.admin.views import clients  # noqa: E402,F401  (routes register on bp)
 from idp.admin.views import companies  # noqa: E402,F401
 from idp.admin.views import dashboard  # noqa: E402,F401
+from idp.admin.views import exchange  # noqa: E402,F401
 from idp.admin.views import records  # noqa: E402,F401
 from idp.admin.views import session  # noqa: E402,F401
 from idp.admin.views import system  # noqa: E402,F401
