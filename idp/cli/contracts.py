@@ -11,6 +11,7 @@ from idp.cli import emit_rows
 from idp.cli import in_app
 from idp.cli import json_option
 from idp.exchange import contracts
+from idp.exchange import lifecycle
 
 DATE = click.DateTime(["%Y-%m-%d"])
 
@@ -71,9 +72,10 @@ def create(company_id, keys, purpose, valid_until, valid_from, retention_days, l
 @json_option
 @in_app
 def end(contract_id: str, reason: str, as_json: bool) -> None:
-    """End a contract now: its categories are refused to the company from now on."""
-    contract = contracts.end(contract_id, reason, actor="cli")
-    data = describe(contract)
+    """End a contract now: its categories are refused to the company from now on, and the
+    data links it alone allowed end (their services are told)."""
+    contract, links = lifecycle.end_contract(contract_id, reason, actor="cli")
+    data = {**describe(contract), "links_ended": links}
     emit(as_json, data, f"ended contract {contract.id}")
 
 

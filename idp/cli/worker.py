@@ -56,9 +56,11 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
 def periodic(app) -> None:
     """The data exchange's housekeeping, one unit of work: purge expired registered
-    data, run the monitoring (its alerts' mail goes out with the outbox next), and drop
+    data, tell recipients of data links that reached their expiry, run the monitoring
+    (its alerts' mail goes out with the outbox next), and drop
     token read counts older than the monitoring's baseline."""
     from idp.cli.monitor import run_once
+    from idp.exchange import lifecycle
     from idp.exchange import monitoring
     from idp.exchange import records
     from idp.exchange import token_reads
@@ -67,6 +69,7 @@ def periodic(app) -> None:
     with app.app_context():
         try:
             records.purge_expired()
+            lifecycle.end_expired_links()
             run_once("worker")
             # Reads older than any baseline are no longer needed.
             token_reads.purge(monitoring.window().baseline_start)

@@ -28,7 +28,8 @@ withdrawn). There is one row per (resident, recipient, source, category):
 Every change is audited (DATA_LINK_GRANT, DATA_LINK_WITHDRAW); a link that ends
 is pushed to the recipient as a security event (``urn:machi-id:secevent:
 data-link-ended``, docs/security-events.md). A link that runs out at its expiry
-is not pushed: the recipient stops receiving the category at that moment.
+stops releasing at that moment; ``idp worker`` then tells the recipient
+(``idp.exchange.lifecycle``), as it does for links a contract's end ends.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def grant(resident_id: str, client: Client, requested: list[str], consented: lis
                expires_at=link.expires_at.isoformat() if link.expires_at else None)
     for key in declined:
         for link in in_force(resident_id, client.id, key, now):
-            _end(link, "declined", now)
+            end_link(link, "declined", now)
     return made
 
 
@@ -183,7 +184,7 @@ EVENT_REASONS = {"withdrawn": "data_link_withdrawn", "declined": "data_link_decl
                  "consent_withdrawn": "consent_withdrawn"}
 
 
-def _end(link: DataLink, reason: str, now: dt.datetime) -> None:
+def end_link(link: DataLink, reason: str, now: dt.datetime) -> None:
     """End a link, audited; the recipient service is told by a security event
     (``urn:machi-id:secevent:data-link-ended``) naming the category and the source
     company by name, as the claim did."""
@@ -204,7 +205,7 @@ def end_all(resident_id: str, client_id: str, reason: str) -> int:
     now = utcnow()
     ended = [link for link in for_client(resident_id, client_id) if link.in_force(now)]
     for link in ended:
-        _end(link, reason, now)
+        end_link(link, reason, now)
     return len(ended)
 
 
@@ -222,7 +223,7 @@ def withdraw(resident_id: str, link_id: Any) -> Withdrawn:
     now = utcnow()
     if link is None or link.resident_id != resident_id or not link.in_force(now):
         raise LinkError("no data link in force with this id")
-    _end(link, "withdrawn", now)
+    end_link(link, "withdrawn", now)
     narrowed = False
     if not in_force(resident_id, link.client_id, link.category, now):
         narrowed = _narrow(resident_id, link.client_id, f"{RECEIVE}{link.category}")

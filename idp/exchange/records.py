@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from idp import config
 from idp.access.models import PairwiseSubject
@@ -54,6 +55,8 @@ MAX_RECORD_ID = 100
 FUTURE_SKEW = dt.timedelta(minutes=5)
 # One answer for every sub that does not name a resident this company served.
 UNKNOWN_SUBJECT = "no resident with this sub for this company"
+CONFLICT = ("this record_id names a different record already; send a new record_id, or "
+            "DELETE the old record first")
 
 
 class RecordError(ValueError):
@@ -241,31 +244,52 @@ def contribute(client, granted_scopes: list[str], payload: Any) -> tuple[int, in
         for a in accepted:
             row = existing.get(a.item.record_id)
             if row is not None and not _same(row, a):
-                raise Refused(f"{a.item.where}.record_id",
-                              "this record_id names a different record already; send a new "
-                              "record_id, or DELETE the old record first",
+                raise Refused(f"{a.item.where}.record_id", CONFLICT,
                               code="conflict", error="conflict", status=409)
     except Refused as refused:
         _audit_refusal(client, items, refused)
         raise
-    stored = 0
-    for a in accepted:
-        if a.item.record_id in existing:
-            continue
-        item = a.item
-        db.session.add(RegisteredRecord(
-            resident_id=a.resident_id, category=item.category.key, company_id=client.company_id,
-            client_id=client.id, contract_id=a.contract.id, record_id=item.record_id,
-            value=item.value, collected_at=item.collected_at, received_at=now,
-            expires_at=expiry(item.category, a.contract, now)))
+    stored = []
+    try:
+        # The batch's own SAVEPOINT: a conflict found while inserting (a twin request
+        # stored another record under one of these ids) takes back every row of it.
+        with db.session.begin_nested():
+            stored = [a for a in accepted
+                      if a.item.record_id not in existing and _insert(client, a, now)]
+    except Refused as refused:
+        _audit_refusal(client, items, refused)
+        raise
+    for a in stored:
         # One event per record, carrying the resident: the resident's history shows it.
         audit(AuditTag.RECORD_CONTRIBUTE, actor="client", client_id=client.id,
               company_id=client.company_id, resident_id=a.resident_id,
-              category=item.category.key, record_id=item.record_id,
-              contract_id=a.contract.id, collected_at=item.collected_at.isoformat())
-        stored += 1
+              category=a.item.category.key, record_id=a.item.record_id,
+              contract_id=a.contract.id, collected_at=a.item.collected_at.isoformat())
     db.session.flush()
-    return stored, len(accepted) - stored
+    return len(stored), len(accepted) - len(stored)
+
+
+def _insert(client, a: Accepted, now: dt.datetime) -> bool:
+    """Insert one record in a SAVEPOINT; False when a concurrent request stored the same
+    record first (the unique (company, record_id) constraint), ``Refused`` (409) when it
+    stored a different one under this record_id."""
+    item = a.item
+    try:
+        with db.session.begin_nested():
+            db.session.add(RegisteredRecord(
+                resident_id=a.resident_id, category=item.category.key,
+                company_id=client.company_id, client_id=client.id, contract_id=a.contract.id,
+                record_id=item.record_id, value=item.value, collected_at=item.collected_at,
+                received_at=now, expires_at=expiry(item.category, a.contract, now)))
+    except IntegrityError:
+        row = db.session.scalar(select(RegisteredRecord).where(
+            RegisteredRecord.company_id == client.company_id,
+            RegisteredRecord.record_id == item.record_id))
+        if row is not None and _same(row, a):
+            return False
+        raise Refused(f"{item.where}.record_id", CONFLICT, code="conflict", error="conflict",
+                      status=409) from None
+    return True
 
 
 def _audit_refusal(client, items: list[Item], refused: Refused) -> None:

@@ -7,6 +7,7 @@ documented status with a documented body, and never a token for a bad request.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 
 import pytest
 import schemathesis
@@ -22,6 +23,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from idp.access.models import Token
+from idp.db import utcnow
+from idp.exchange import categories
+from idp.exchange import contracts
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from idp.sensors import service as sensors
@@ -29,6 +33,7 @@ from tests import factories
 
 OPERATIONS = ["GET /.well-known/openid-configuration", "POST /api/touch-events",
               "POST /api/sensor-counts", "GET /transparency.json",
+              "POST /api/registered-data", "DELETE /api/registered-data/{record_id}",
               "POST /device_authorization", "POST /introspect", "GET /jwks.json",
               "POST /revoke", "POST /token", "GET /userinfo"]
 EXAMPLES = 250
@@ -53,14 +58,29 @@ def credentials(app, client):
     sensor_token = client.post("/token", data={"grant_type": "client_credentials",
                                                "scope": "sensor_counts"},
                                auth=(sensor_id, sensor_secret)).json["access_token"]
+    # A member company's backend, contributing every default category under a contract.
+    categories.ensure_defaults()
+    keys = [c.key for c in categories.in_use()]
+    contracts.create(company, keys, "登録データの提供",
+                     valid_until=(utcnow() + dt.timedelta(days=365)).date())
+    db.session.commit()
+    contributor = factories.rp(company, scopes=["openid", *(f"contribute:{k}" for k in keys)],
+                               grant_types=["client_credentials"], redirect_uris=[])
+    contributor_token = client.post(
+        "/token", data={"grant_type": "client_credentials",
+                        "scope": " ".join(f"contribute:{k}" for k in keys)},
+        auth=(contributor.client_id, contributor.client_secret)).json["access_token"]
     db.session.rollback()
     return {"bearer": token, "basic": (kiosk_id, secret),
-            "bearer_for": {"POST /api/sensor-counts": sensor_token}}
+            "bearer_for": {"POST /api/sensor-counts": sensor_token,
+                           "POST /api/registered-data": contributor_token,
+                           "DELETE /api/registered-data/{record_id}": contributor_token}}
 
 
 # Operations without parameters or body have no malformed variant.
 PAIRS = [(label, GenerationMode.POSITIVE) for label in OPERATIONS] + [
-    (label, GenerationMode.NEGATIVE) for label in OPERATIONS if label.startswith("POST")]
+    (label, GenerationMode.NEGATIVE) for label in OPERATIONS
+    if label.startswith(("POST", "DELETE"))]
 
 
 @pytest.mark.parametrize(("label", "mode"), PAIRS, ids=[f"{lb}-{m.value}" for lb, m in PAIRS])

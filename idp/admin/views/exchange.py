@@ -24,6 +24,7 @@ from idp.admin.views.companies import parse_date
 from idp.clients import service as clients
 from idp.exchange import categories as category_service
 from idp.exchange import contracts as contract_service
+from idp.exchange import lifecycle
 from idp.exchange import monitoring
 from idp.exchange import usage
 from idp.exchange.models import SENSITIVITIES
@@ -110,9 +111,10 @@ def contract_create():
 @action(fresh=True)
 @refusable("contract:end", contract_service.ContractError, back=_contracts_page)
 def contract_end(contract_id: str):
-    """End a contract now: its categories are refused to the company from now on."""
-    contract = contract_service.end(contract_id, request.form.get("reason") or
-                                    "ended by the consortium", actor="admin")
+    """End a contract now: its categories are refused to the company from now on, and the
+    data links it alone allowed end (their services are told)."""
+    contract, _links = lifecycle.end_contract(contract_id, request.form.get("reason") or
+                                              "ended by the consortium", actor="admin")
     return done(_("Contract %(id)s was ended.", id=contract.id),
                 url_for("admin.contracts_page", company=contract.company_id))
 
