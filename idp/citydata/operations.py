@@ -160,8 +160,9 @@ def _publish(cells: dict[str, Tally], about_residents: bool, k: int) -> dict[str
 
 
 def summary(month: str, k: int | None = None, *, now: dt.datetime | None = None,
-            via: str = "cli") -> dict[str, Any]:
-    """The operation statistics of one closed month; audited."""
+            via: str = "cli", audited: bool = True) -> dict[str, Any]:
+    """The operation statistics of one closed month; audited when it is published (not
+    when the console only shows it)."""
     settings = config.settings()
     k = settings.city_export_k if k is None else k
     if k < settings.city_export_k:
@@ -171,8 +172,9 @@ def summary(month: str, k: int | None = None, *, now: dt.datetime | None = None,
     tallies = _tallies(begin, end)
     measures = {m: _publish(tallies[m], m in ABOUT_RESIDENTS, k) for m in MEASURES}
     measures["sign_ins"]["breakdown"] = {}
-    record(AuditTag.REPORT_OPERATIONS, actor="cli" if via == "cli" else None, via=via,
-           month=month, k=k)
+    if audited:
+        record(AuditTag.REPORT_OPERATIONS, actor="cli" if via == "cli" else None, via=via,
+               month=month, k=k)
     return {"month": month, "timezone": str(TIMEZONE), "k": k, "measures": measures}
 
 
