@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import case
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from idp import config
 from idp.accounts import statistics
@@ -138,13 +139,21 @@ def seal(spans: list[tuple[dt.datetime, dt.datetime]], granularity: str,
             runs.append([span])
     for run in runs:
         for (start, _), counts in zip(run, _compute(run, now), strict=True):
-            row = CitySeal(granularity=granularity, bucket_start=start, counts=counts,
-                           method=METHOD, sealed_at=now)
-            db.session.add(row)
-            rows[start] = row
-    if missing:
-        db.session.flush()
+            rows[start] = _insert(granularity, start, counts, now)
     return rows
+
+
+def _insert(granularity: str, start: dt.datetime, counts: dict, now: dt.datetime) -> CitySeal:
+    """Add a seal; when another export sealed the bucket meanwhile, theirs stands."""
+    row = CitySeal(granularity=granularity, bucket_start=start, counts=counts, method=METHOD,
+                   sealed_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        return db.session.scalars(select(CitySeal).where(
+            CitySeal.granularity == granularity, CitySeal.bucket_start == start)).one()
+    return row
 
 
 def _publish(area: str, period: str, counts: dict, k: int, l_diversity: int,

@@ -175,3 +175,16 @@ def test_suppression_is_the_same_in_every_export(kiosk_id):  # noqa: F811
     assert [c for c in wider if c["period"].startswith("2026-11-20")] == alone
     # 12 female and 3 male: "male" is hidden, so "female" is hidden with it (15 - 12).
     assert "gender" not in alone[0]["breakdowns"]
+
+
+def test_a_bucket_sealed_meanwhile_is_not_sealed_twice(kiosk_id):  # noqa: F811
+    """Test that when another export sealed a bucket first (two admins at once), the
+    first seal stands and this export publishes from it."""
+    touch(kiosk_id, residents(10))
+    spans = buckets.buckets(DAY, DAY, "day", dt.datetime.now(JST).date())
+    first = export._insert("day", spans[0][0], {"areas": {}, "sensitive": []},
+                           dt.datetime.now(dt.UTC))
+    again = export._insert("day", spans[0][0], {"areas": {"x": {}}, "sensitive": []},
+                           dt.datetime.now(dt.UTC))
+    assert again.id == first.id and again.counts == {"areas": {}, "sensitive": []}
+    assert export.city_stats(DAY, DAY, granularity="day")["cells"] == []
