@@ -104,7 +104,12 @@ def claims_table(id_token_claims: dict | None, userinfo: dict | None) -> list[tu
 
 
 def create_app(issuer: str, client_id: str, client_secret: str, redirect_uri: str,
-               title: str = DEFAULT_TITLE, scope: str = DEFAULT_SCOPE) -> Flask:
+               title: str = DEFAULT_TITLE, scope: str = DEFAULT_SCOPE,
+               contributes: dict[str, object] | None = None) -> Flask:
+    """The demo app. ``contributes`` (category → value): the company also contributes
+    registered data about the signed-in resident, as a member company's backend would:
+    a client_credentials token with ``contribute:<category>``, then
+    ``POST /api/registered-data`` naming the resident by this company's own ``sub``."""
     app = Flask(__name__)
     cookie = f"demo_rp_session_{urlsplit(redirect_uri).port or 80}"  # one per demo app
     app.config.update(SECRET_KEY=secrets.token_hex(32), SESSION_COOKIE_NAME=cookie,
@@ -158,7 +163,8 @@ def create_app(issuer: str, client_id: str, client_secret: str, redirect_uri: st
         return True
 
     def page(status=200, **ctx):
-        return render_template_string(PAGE, title=title, issuer=issuer, **ctx), status
+        return render_template_string(PAGE, title=title, issuer=issuer,
+                                      contributes=contributes or {}, **ctx), status
 
     def error_page(code, description, status=400):
         return page(status, error=(code or "error", description or "", FRIENDLY.get(code or "")))
@@ -216,6 +222,42 @@ def create_app(issuer: str, client_id: str, client_secret: str, redirect_uri: st
         load_userinfo(entry)
         session["sid"] = secrets.token_urlsafe(32)
         store[session["sid"]] = entry
+        return redirect(url_for("index"))
+
+    @app.post("/contribute")
+    def contribute():
+        check_csrf()
+        entry = current()
+        if not entry or not contributes:
+            return redirect(url_for("index"))
+        try:
+            meta = metadata()
+            token = requests.post(
+                meta["token_endpoint"], auth=(client_id, client_secret), timeout=10,
+                data={"grant_type": "client_credentials",
+                      "scope": " ".join(f"contribute:{k}" for k in contributes)})
+            if token.status_code != 200:
+                raise OAuthError(token.json().get("error", "token"),
+                                 token.json().get("error_description", ""))
+            now = datetime.now().astimezone().isoformat(timespec="seconds")
+            sub = entry["claims"]["sub"]
+            # One record id per resident and category: contributing again is idempotent.
+            tag = hmac.new(b"demo", sub.encode(), "sha256").hexdigest()[:16]
+            records = [{"sub": sub, "category": key, "value": value, "collected_at": now,
+                        "record_id": f"demo-{key}-{tag}"} for key, value in contributes.items()]
+            bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            answer = requests.post(urljoin(issuer.rstrip("/") + "/", "api/registered-data"),
+                                   json={"records": records}, timeout=10, headers=bearer)
+            body = answer.json()
+        except (OAuthError, requests.RequestException, ValueError, KeyError) as exc:
+            flash(f"登録データの提供に失敗 / Contribution failed: {exc}", "error")
+            return redirect(url_for("index"))
+        if answer.status_code == 201:
+            flash(f"推進体制へ登録データを提供しました / Registered data contributed: "
+                  f"stored {body.get('stored')}, already held {body.get('duplicates')}.", "ok")
+        else:
+            flash(f"登録データの提供に失敗 / Contribution refused ({answer.status_code}): "
+                  f"{body.get('error')}: {body.get('error_description')}", "error")
         return redirect(url_for("index"))
 
     @app.post("/refresh-userinfo")
@@ -336,6 +378,16 @@ they cannot link their records.</span></p>
 <form method="post" action="{{ url_for('refresh') }}"><input type="hidden" name="csrf"
  value="{{ csrf }}"><button class="btn">トークンを更新 / Refresh token</button></form>
 <a class="btn sub" href="{{ url_for('logout') }}">ログアウト / Sign out</a></p>
+{% if contributes %}<div class="box"><h2>登録データの提供<span class="en">Contribute registered
+data</span></h2><p>このサービスで登録された情報を、推進体制へ登録データとして提供します
+（あなたが推進体制で収集を停止していない場合）。他社は、あなたが同意した場合にだけ受け取れます。
+<span class="en">This service
+passes what you registered here to the consortium as registered data, unless you stopped
+collection there. Other companies receive it only if you consent.</span></p>
+<table>{% for key, value in contributes.items() %}<tr><td><code>{{ key }}</code></td>
+<td><code>{{ value | tojson }}</code></td></tr>{% endfor %}</table>
+<form method="post" action="{{ url_for('contribute') }}"><input type="hidden" name="csrf"
+ value="{{ csrf }}"><button class="btn">推進体制へ提供 / Contribute</button></form></div>{% endif %}
 <details><summary>ID トークン (raw) / Raw ID token</summary><p><code>{{ entry.id_token }}</code>
 </p></details>
 {% endif %}
@@ -352,12 +404,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=5001)
     p.add_argument("--title", default=DEFAULT_TITLE)
     p.add_argument("--redirect-uri", help="default http://HOST:PORT/callback")
+    p.add_argument("--scope", default=DEFAULT_SCOPE, help="the scopes to ask for")
+    p.add_argument("--contribute", action="append", default=[], metavar="CATEGORY=JSON",
+                   help="registered data this company contributes about the signed-in "
+                        "resident (repeatable), e.g. language='\"ja\"'")
     args = p.parse_args(argv)
+    contributes = {}
+    for item in args.contribute:
+        key, _, value = item.partition("=")
+        try:
+            contributes[key] = json.loads(value)
+        except ValueError:
+            p.error(f"--contribute {item}: the value must be JSON")
     if not args.client_secret:
         p.error("--client-secret (or DEMO_RP_CLIENT_SECRET) is required")
     logging.basicConfig(level=logging.INFO)
     redirect_uri = args.redirect_uri or f"http://{args.host}:{args.port}/callback"
-    app = create_app(args.issuer, args.client_id, args.client_secret, redirect_uri, args.title)
+    app = create_app(args.issuer, args.client_id, args.client_secret, redirect_uri, args.title,
+                     args.scope, contributes)
     run_simple(args.host, args.port, app, threaded=True)
 
 

@@ -10,6 +10,9 @@ After the password is re-entered, in one transaction:
   authorization codes and device codes;
 - every consent, consent receipt, recovery code and browser session is
   deleted;
+- every registered-data record member companies contributed about the
+  resident, every data link and every collection stop is deleted
+  (``idp.exchange.residents``);
 - the pairwise subjects are deleted: no company can ever be given the same
   ``sub`` again, so nothing they hold can be re-linked to a later ID;
 - touch events recorded against the resident lose their link
@@ -40,12 +43,14 @@ from idp.audit import service as audit
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent
+from idp.exchange import residents as exchange
 from idp.kiosk import service as kiosk
 from idp.mail.service import Message
 from idp.mail.service import compose
 
 # Each domain's part, in the order they run; a new domain adds one line.
 PARTS = [
+    exchange.forget_resident,   # registered records, data links, collection stops deleted
     consent.forget_resident,    # consents_withdrawn; consents and receipts deleted
     access.forget_resident,     # tokens_revoked, pairwise_subjects_removed; codes, sessions
     kiosk.forget_resident,      # touch_events_anonymised

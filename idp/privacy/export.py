@@ -2,11 +2,12 @@
 
 Included: the account and profile, the pairwise subjects each company knows
 the resident by, consents and every consent receipt, sign-in sessions, token
-grants (metadata only), the full audit trail about the resident and the touch
-events kiosks recorded. Left out on purpose: secrets and their digests (the
-password hash, the TOTP secret, recovery-code, token and session digests),
-which are not information about the resident and would only help an attacker
-who got hold of the file.
+grants (metadata only), the full audit trail about the resident, the touch
+events kiosks recorded, and the data exchange's part: every registered-data
+record with its provenance, every data link and every collection stop. Left
+out on purpose: secrets and their digests (the password hash, the TOTP
+secret, recovery-code, token and session digests), which are not information
+about the resident and would only help an attacker who got hold of the file.
 
 Each domain writes its own part (``export_resident(resident_id, names)``, in
 the order of ``PARTS``: the order of the file's sections); this module adds
@@ -29,6 +30,7 @@ from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.consent import service as consent
 from idp.db import utcnow
+from idp.exchange import residents as exchange
 from idp.extensions import db
 from idp.kiosk import service as kiosk
 
@@ -42,6 +44,7 @@ PARTS = [
     access.export_resident,     # sessions, tokens
     audit.export_resident,      # history
     kiosk.export_resident,      # touch_events
+    exchange.export_resident,   # registered_data, data_links, collection_stops
 ]
 
 

@@ -6,6 +6,9 @@ Two sources, merged in one ordered query so pagination is exact:
   (``oauth:claims:release``: which company, which service, which items, when),
   every sign-in (and failed attempt on the account), consents given, changed,
   declined or withdrawn, terms accepted, and changes to the account;
+- registered data member companies sent about the resident (each contribution:
+  which company, which service, which category, when) and what the resident did
+  about it (deleted or disputed an item, stopped or resumed collection);
 - touch events that kiosks recorded against the resident (which kiosk, where,
   which content, when).
 
@@ -23,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select
 from sqlalchemy import func
 from sqlalchemy import literal
@@ -37,6 +42,8 @@ from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.consent.items import items_for
+from idp.exchange import categories
+from idp.exchange.models import Category
 from idp.extensions import db
 from idp.kiosk import service as kiosk
 from idp.kiosk.models import Kiosk
@@ -53,13 +60,23 @@ SHOWN = (
     AuditTag.PROFILE_CHANGE, AuditTag.EMAIL_CHANGE, AuditTag.EMAIL_VERIFY,
     AuditTag.PASSWORD_CHANGE, AuditTag.PASSWORD_RESET, AuditTag.TOTP_ENABLE,
     AuditTag.TOTP_DISABLE, AuditTag.RECOVERY_CODE_USE, AuditTag.DATA_EXPORT,
-    AuditTag.DEVICE_APPROVE,
+    AuditTag.DEVICE_APPROVE, AuditTag.RECORD_CONTRIBUTE, AuditTag.RESIDENT_DATA_DELETE,
+    AuditTag.RESIDENT_DATA_DISPUTE, AuditTag.COLLECTION_STOP, AuditTag.COLLECTION_RESUME,
 )
 
 # Released claim → the consent item it belongs to (the registry's, idp.scopes; the
 # pairwise ``sub`` is not a released item here).
 CLAIM_ITEMS = {claim: scope for scope, released in scopes.claims().items()
                for claim in released if claim != "sub"}
+
+
+# What the resident did about registered data (idp.exchange.residents).
+EXCHANGE_TITLES = {
+    AuditTag.RESIDENT_DATA_DELETE: _l("Registered data deleted"),
+    AuditTag.RESIDENT_DATA_DISPUTE: _l("Registered data reported as wrong"),
+    AuditTag.COLLECTION_STOP: _l("Collection of registered data stopped"),
+    AuditTag.COLLECTION_RESUME: _l("Collection of registered data resumed"),
+}
 
 
 @dataclass
@@ -175,6 +192,19 @@ def scope_labels(granted: list[str]) -> list[str]:
     return [str(item.label) for item in items_for(granted or [])]
 
 
+def category_labels(keys: list) -> list[str]:
+    """Registered-data category keys → their labels in the page's language (a key
+    no longer known is shown as it is)."""
+    locale = str(get_locale() or "ja")
+    labels = []
+    for key in keys:
+        if not isinstance(key, str):
+            continue
+        category = db.session.get(Category, key)
+        labels.append(categories.label(category, locale) if category else key)
+    return labels
+
+
 def _audit_entry(event: AuditEvent, names: dict[str, str]) -> Entry:
     data = event.data or {}
     company = names.get(event.company_id or "")
@@ -208,6 +238,12 @@ def _audit_entry(event: AuditEvent, names: dict[str, str]) -> Entry:
                      items=scope_labels(data.get("scopes")), **base)
     if tag == AuditTag.CONSENT_DENY:
         return Entry("consent", title=_("Consent declined"), **base)
+    if tag == AuditTag.RECORD_CONTRIBUTE:
+        return Entry("contribution", title=_("Registered data received from a company"),
+                     items=category_labels([data.get("category")]), **base)
+    if tag in EXCHANGE_TITLES:
+        return Entry("registered_data", title=str(EXCHANGE_TITLES[tag]),
+                     items=category_labels([data.get("category")]), **base)
     if tag == AuditTag.DEVICE_APPROVE:
         return Entry("sign_in", title=_("Sign-in on a kiosk approved"), **base)
     titles = {

@@ -8,6 +8,8 @@ interaction pages (``idp.interaction.views``).
                verification, deletion;
 - ``data``     ``/account/consents`` (withdrawal, receipts), ``/account/history``,
                ``/account/export``;
+- ``registered`` ``/account/data``: registered data member companies sent
+               (delete, dispute, stop and resume collection);
 - ``forms``    reading what residents type;
 - ``outbox``   ``/dev/outbox``, the mail a resident is sent, in development.
 
@@ -79,4 +81,5 @@ limit_by_resident = limiter.limit(_mail_limit, methods=["POST"], key_func=_resid
 
 from idp.self_service import data  # noqa: E402,F401  (routes register on bp)
 from idp.self_service import entry  # noqa: E402,F401
+from idp.self_service import registered  # noqa: E402,F401
 from idp.self_service import settings  # noqa: E402,F401

@@ -149,7 +149,8 @@ def test_audit_trail_keeps_counts_but_no_personal_data(client, resident):
     # One count from each domain's part of the deletion (idp.privacy.deletion.PARTS).
     assert set(deleted.data) == {"consents_withdrawn", "security_events_queued", "tokens_revoked",
                                  "pairwise_subjects_removed", "touch_events_anonymised",
-                                 "audit_events_deidentified"}
+                                 "audit_events_deidentified", "registered_records_deleted",
+                                 "data_links_deleted", "collection_stops_deleted"}
     assert EMAIL not in str(deleted.data) and rid not in str(deleted.data)
 
 
