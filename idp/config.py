@@ -243,8 +243,15 @@ class Settings:
                       "later touches are refused for the resident (60 to 3600)."),
     )
     city_export_k: int = field(
-        default=10, metadata=_doc("Default k of the city export: cells with fewer residents "
-                                  "are suppressed.")
+        default=10, metadata=_doc("The floor k of the city export and of the published "
+                                  "operation statistics: a count of fewer residents (or "
+                                  "events) is suppressed; an export may ask a larger k, never "
+                                  "a smaller one (at least 2).")
+    )
+    city_export_l: int = field(
+        default=3, metadata=_doc("The floor l of the city export: a breakdown of a sensitive "
+                                 "category (income band, household) is published only with at "
+                                 "least l distinct known values (l-diversity; at least 2).")
     )
     admin_session_idle: int = field(
         default=900,
@@ -464,6 +471,8 @@ class Settings:
                             "kiosk_max_session")
         if self.city_export_k < 2:
             problems.append("city_export_k must be at least 2")
+        if self.city_export_l < 2:
+            problems.append("city_export_l must be at least 2")
         problems.extend(self._mail_problems())
         problems.extend(self._admin_problems())
         if self.key_encryption_key:

@@ -13,6 +13,7 @@ from idp.admin.models import AdminFormToken
 from idp.admin.models import AdminSession
 from idp.audit.models import AuditChainHead
 from idp.audit.models import AuditEvent
+from idp.citydata.models import CitySeal
 from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.clients.models import CompanyContract
@@ -42,6 +43,7 @@ __all__ = [
     "DataContract", "DataLink", "MonitoringAlert", "RegisteredRecord",
     "AdminSession", "AuditChainHead", "CompanyContract",
     "IdentityProofing",
+    "CitySeal",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",
     "Resident", "Sensor", "SensorCount",

@@ -82,6 +82,8 @@ class AuditTag(enum.StrEnum):
     AUDIT_EXPORT = "audit:export"
     AUDIT_VERIFY = "audit:verify"
     REPORT_USAGE = "report:usage"
+    REPORT_OPERATIONS = "report:operations"
+    CITY_EXPORT = "city:export"
     PROOFING_RECORD = "proofing:record"
     PROOFING_WITHDRAW = "proofing:withdraw"
     BACKCHANNEL_LOGOUT = "oauth:backchannel_logout:delivery"

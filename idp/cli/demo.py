@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import random
+import secrets
 import subprocess
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import select
@@ -22,7 +26,9 @@ from idp.config import ROOT
 from idp.extensions import db
 from idp.keys import service as keys
 from idp.kiosk import service as kiosks
+from idp.kiosk.models import TouchEvent
 from idp.sensors import service as sensors
+from idp.sensors.models import SensorCount
 from idp.terms import service as terms
 
 STATE_FILE = ROOT / "var" / "demo.json"
@@ -31,6 +37,7 @@ B_RP_PORT = 5002  # B社: a second company, so a newcomer sees pairwise subjects
 KIOSK_PORT = 5003  # C社's signage kiosk (demo/kiosk.py): a live QR and the touches it logs
 RESIDENT_EMAIL = "hanako@example.jp"
 RESIDENT_PASSWORD = "sapporo-demo-2026"  # noqa: S105 - printed demo credential
+CITIZENS = "demo.example.jp"  # the domain of the residents behind yesterday's touches
 
 
 @click.group("demo")
@@ -95,10 +102,47 @@ def seed_demo() -> dict:
                              postal_code="060-0042", locality="札幌市中央区"),
             email_verified=True, actor="demo", terms_version=terms.current_version(),
         )
+    if "city_day" not in state or db.session.scalar(
+            select(Resident).where(Resident.email == f"citizen00@{CITIZENS}")) is None:
+        state["city_day"] = _seed_square_yesterday(state)
     keys.ensure_keys()
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
     STATE_FILE.write_text(json.dumps(state, indent=2))
     return state
+
+
+def _seed_square_yesterday(state: dict) -> str:
+    """Yesterday at the square, so the city's export has something to show: twenty-four demo
+    residents (no password anyone knows) touching the kiosk, anonymous touches and the
+    sensor's counts. Returns the day (Japan time)."""
+    tokyo = ZoneInfo("Asia/Tokyo")
+    day = dt.datetime.now(tokyo).date() - dt.timedelta(days=1)
+    rng = random.Random(2026)  # noqa: S311 - demo data, not a secret
+    people = []
+    for n in range(24):
+        email = f"citizen{n:02d}@{CITIZENS}"
+        resident = db.session.scalar(select(Resident).where(Resident.email == email))
+        if resident is None:
+            resident = accounts.create_resident(
+                email, secrets.token_urlsafe(24),
+                accounts.Profile(birth_year=1950 + 2 * n, gender=("female", "male")[n % 2],
+                                 locality=("札幌市中央区", "札幌市北区")[n % 3 == 0]),
+                email_verified=True, actor="demo")
+        people.append(resident.id)
+    for hour in range(8, 20):
+        at = dt.datetime.combine(day, dt.time(hour, 10), tokyo)
+        # At noon everyone is at the square: the one hour with enough residents to show.
+        present = people if hour == 12 else rng.sample(people, rng.randint(0, 4))
+        for resident_id in [*present, *[None] * rng.randint(2, 9)]:
+            db.session.add(TouchEvent(client_id=state["kiosk_client_id"], target="map",
+                                      resident_id=resident_id, occurred_at=at))
+        for quarter in range(4):
+            for direction in ("in", "out"):
+                db.session.add(SensorCount(
+                    client_id=state["sensor_client_id"], interval_seconds=900,
+                    interval_start=at.replace(minute=15 * quarter), direction=direction,
+                    count=rng.randint(20, 120)))
+    return day.isoformat()
 
 
 @group.command()
@@ -162,6 +206,10 @@ def run(ctx: click.Context, port: int) -> None:
         f"    .venv/bin/idp sensors simulate --client-id {state['sensor_client_id']} "
         f"--client-secret {state['sensor_client_secret']}\n"
         f"  What is collected where (public): {issuer}/transparency\n"
+        "  Yesterday at the square, as the city receives it (de-identified):\n"
+        f"    .venv/bin/idp export city-stats --from {state['city_day']} --to "
+        f"{state['city_day']} --granularity day --format json\n"
+        f"    or the console's City data page: {issuer}/admin/city-data\n"
         "  Stop with Ctrl-C.\n",
         err=True,
     )

@@ -7,10 +7,10 @@ import json
 
 import click
 
-from idp import config
+from idp.citydata import buckets
+from idp.citydata import export
 from idp.cli import in_app
 from idp.cli import period_options
-from idp.kiosk import export
 
 
 @click.group("export")
@@ -21,11 +21,20 @@ def group() -> None:
 @group.command("city-stats")
 @period_options
 @click.option("--k", type=click.IntRange(min=2), default=None,
-              help="Smallest published group of residents (default: city_export_k).")
+              help="Smallest published group of residents (default and floor: "
+                   "city_export_k).")
+@click.option("--l", "l_diversity", type=click.IntRange(min=2), default=None,
+              help="Distinct values a sensitive breakdown needs (default and floor: "
+                   "city_export_l).")
+@click.option("--granularity", type=click.Choice(buckets.GRANULARITIES), default="hour",
+              show_default=True, help="The time bucket: whole closed hours, days, ISO weeks "
+                                      "(Monday to Sunday) or months.")
 @in_app
-def city_stats(start: dt.datetime, end: dt.datetime, fmt: str, k: int | None) -> None:
-    """Touches and k-anonymous resident counts per kiosk and hour."""
-    k = k or config.settings().city_export_k
-    stats = export.city_stats(start.date(), end.date(), k)
+def city_stats(start: dt.datetime, end: dt.datetime, fmt: str, k: int | None,
+               l_diversity: int | None, granularity: str) -> None:
+    """Touches, sensor counts and de-identified resident breakdowns per area and time
+    bucket (docs/city-export.md)."""
+    stats = export.city_stats(start.date(), end.date(), k, granularity=granularity,
+                              l_diversity=l_diversity)
     click.echo(json.dumps(stats, ensure_ascii=False) if fmt == "json"
                else export.to_csv(stats), nl=fmt == "json")

@@ -1,1 +1,2 @@
-"""Digital-signage kiosks: device-flow sign-in, touch events, the de-identified city export."""
+"""Digital-signage kiosks: device-flow sign-in, touch events (the city export that counts
+them is ``idp.citydata``)."""

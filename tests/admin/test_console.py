@@ -476,6 +476,7 @@ def test_every_console_page_renders(browser, client):
                  "/admin/clients", f"/admin/clients/{rp.client_id}", "/admin/clients/new",
                  "/admin/kiosks", "/admin/terms", "/admin/keys", "/admin/audit",
                  "/admin/reports", f"/admin/reports?company={rp.company_id}",
+                 "/admin/city-data", "/admin/city-data?month=2026-10",
                  "/admin/proofing", f"/admin/proofing?q={resident.id}", "/admin/admins"):
         assert client.get(path).status_code == 200, path
 

@@ -23,7 +23,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("operators", {"cli", "admin"}),
     ("web", {"interaction", "self_service", "api", "transparency"}),
     ("protocol", {"oauth"}),
-    ("privacy", {"privacy"}),
+    ("privacy", {"privacy", "citydata"}),
     ("domains", {"consent", "kiosk", "accounts", "clients", "keys", "terms", "proofing", "mail",
                   "exchange", "sensors"}),
     ("access", {"access"}),

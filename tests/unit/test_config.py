@@ -277,3 +277,11 @@ def test_cli_reports_a_missing_config_file_clearly(tmp_path):
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit)
     assert str(missing) in result.output
+
+
+@pytest.mark.parametrize("name", ["city_export_k", "city_export_l"])
+def test_city_export_floors_below_two_are_refused(name):
+    """Test that start-up refuses a k or l below 2 for the city export (docs/city-export.md)."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.load(environ={f"IDP_{name.upper()}": "1"})
+    assert getattr(Settings.load(environ={f"IDP_{name.upper()}": "2"}), name) == 2

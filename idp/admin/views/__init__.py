@@ -222,7 +222,8 @@ def done(message: str, back: str):
     return redirect(back, 303)
 
 
-from idp.admin.views import clients  # noqa: E402,F401  (routes register on bp)
+from idp.admin.views import citydata  # noqa: E402,F401  (routes register on bp)
+from idp.admin.views import clients  # noqa: E402,F401
 from idp.admin.views import companies  # noqa: E402,F401
 from idp.admin.views import dashboard  # noqa: E402,F401
 from idp.admin.views import exchange  # noqa: E402,F401
