@@ -23,6 +23,9 @@ from idp.cli import json_option
 from idp.clients import service as clients
 from idp.clients.models import Client
 from idp.config import ROOT
+from idp.db import utcnow
+from idp.exchange import categories
+from idp.exchange import contracts
 from idp.extensions import db
 from idp.keys import service as keys
 from idp.kiosk import service as kiosks
@@ -59,6 +62,36 @@ def _demo_service(company_name: str, name: str, port: int, purpose: str, purpose
         actor="demo",
     )
     return company, client, secret
+
+
+# The data exchange in the demo: A社's service contributes what its users registered
+# there, B社's service asks for it (the draft terms' item 5), each under a contract.
+EXCHANGED = ("language", "interests", "household")
+A_CONTRIBUTES = {"language": "ja", "interests": ["観光", "グルメ", "雪まつり"],
+                 "household": {"members": 2, "children": 0}}
+
+
+def _seed_exchange(state: dict) -> dict:
+    """Contracts for A社 (contributes) and B社 (receives) and the scopes that go with them:
+    A社's service gets ``contribute:<key>`` and client_credentials (its backend), B社's
+    ``registered:<key>``. Run once per demo database."""
+    categories.ensure_defaults()
+    until = (utcnow() + dt.timedelta(days=365)).date()
+    a = contracts.create(state["company_id"], list(EXCHANGED),
+                         "XXXサービスで登録されたお客様の言語・興味・世帯を推進体制へ提供するため",
+                         valid_until=until, breach_contact="privacy@a-sha.example.jp")
+    b = contracts.create(state["b_company_id"], list(EXCHANGED),
+                         "YYYサービスでのご案内を、お客様の言語・興味・世帯に合わせるため",
+                         valid_until=until, breach_contact="privacy@b-sha.example.jp")
+    for client_id, scopes, grants in (
+            (state["client_id"], [f"contribute:{k}" for k in EXCHANGED], ["client_credentials"]),
+            (state["b_client_id"], [f"registered:{k}" for k in EXCHANGED], [])):
+        settings = clients.settings_of(db.session.get(Client, client_id))
+        settings.scopes = [*settings.scopes, *(s for s in scopes if s not in settings.scopes)]
+        settings.grant_types = [*settings.grant_types,
+                                *(g for g in grants if g not in settings.grant_types)]
+        clients.update_client(client_id, settings, actor="demo")
+    return {"a_contract": a.id, "b_contract": b.id}
 
 
 def seed_demo() -> dict:
@@ -102,6 +135,8 @@ def seed_demo() -> dict:
                              postal_code="060-0042", locality="札幌市中央区"),
             email_verified=True, actor="demo", terms_version=terms.current_version(),
         )
+    if not state.get("exchange"):
+        state["exchange"] = _seed_exchange(state)
     if "city_day" not in state or db.session.scalar(
             select(Resident).where(Resident.email == f"citizen00@{CITIZENS}")) is None:
         state["city_day"] = _seed_square_yesterday(state)
@@ -171,15 +206,21 @@ def run(ctx: click.Context, port: int) -> None:
         # before the demo apps start and read it.
         db.session.commit()
     issuer = ctx.obj.settings.issuer
+    contribute = [arg for key, value in A_CONTRIBUTES.items()
+                  for arg in ("--contribute", f"{key}={json.dumps(value, ensure_ascii=False)}")]
+    b_scope = "openid profile email offline_access " + " ".join(
+        f"registered:{k}" for k in EXCHANGED)
     rps = [
         subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [sys.executable, "-m", "demo.relying_party", "--issuer", issuer,
-             "--client-id", client_id, "--port", str(rp_port), "--title", title],
+             "--client-id", client_id, "--port", str(rp_port), "--title", title, *extra],
             env={**os.environ, "DEMO_RP_CLIENT_SECRET": secret},
         )
-        for client_id, secret, rp_port, title in (
-            (state["client_id"], state["client_secret"], RP_PORT, "A社 XXXサービス"),
-            (state["b_client_id"], state["b_client_secret"], B_RP_PORT, "B社 YYYサービス"),
+        for client_id, secret, rp_port, title, extra in (
+            (state["client_id"], state["client_secret"], RP_PORT, "A社 XXXサービス",
+             contribute),
+            (state["b_client_id"], state["b_client_secret"], B_RP_PORT, "B社 YYYサービス",
+             ["--scope", b_scope]),
         )
     ]
     rps.append(subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
@@ -195,6 +236,10 @@ def run(ctx: click.Context, port: int) -> None:
         f"  Demo app (A社 XXXサービス): http://127.0.0.1:{RP_PORT}/\n"
         f"  Demo app (B社 YYYサービス): http://127.0.0.1:{B_RP_PORT}/\n"
         "    sign in to both: each company gets a different 利用者ID (sub) for you.\n"
+        "  Data exchange: sign in to A社 and press 推進体制へ提供 (A社 contributes your\n"
+        "    language, interests and household by its own sub); then sign in to B社: the\n"
+        "    consent screen names A社 as the source of item 5, and B社 receives the values.\n"
+        f"    What is held and linked: {issuer}/account/data and {issuer}/account/consents\n"
         f"  Resident:           {RESIDENT_EMAIL}\n"
         f"  Password:           {RESIDENT_PASSWORD}\n"
         f"  Demo kiosk (C社 北2条広場サイネージ): http://127.0.0.1:{KIOSK_PORT}/\n"
