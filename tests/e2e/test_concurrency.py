@@ -139,3 +139,45 @@ def test_parallel_device_polls_after_approval_issue_tokens_once(app, client, mig
     assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Token)) == 1
+
+
+def test_twin_contribution_batches_store_each_record_once(app, client, migrated):
+    """Test that 20 parallel copies of one contribution batch all succeed (201), store each
+    record once, and that the copies count as duplicates: a retrying backend is safe."""
+    import datetime as dt
+
+    from idp.access.subjects import subject_for
+    from idp.db import utcnow
+    from idp.exchange import categories
+    from idp.exchange import contracts
+    from idp.exchange.models import RegisteredRecord
+
+    resident = factories.resident()
+    categories.ensure_defaults()
+    company = factories.company("A社")
+    contracts.create(company, ["language", "interests"], "登録データの提供",
+                     valid_until=(utcnow() + dt.timedelta(days=365)).date())
+    sub = subject_for(resident.id, company)
+    db.session.commit()
+    backend = factories.rp(company, scopes=["openid", "contribute:language",
+                                            "contribute:interests"],
+                           grant_types=["client_credentials"], redirect_uris=[])
+    token = client.post("/token", auth=(backend.client_id, backend.client_secret),
+                        data={"grant_type": "client_credentials",
+                              "scope": "contribute:language contribute:interests"})
+    bearer = {"Authorization": f"Bearer {token.json['access_token']}"}
+    batch = {"records": [
+        {"sub": sub, "category": "language", "value": "ja", "record_id": "lang-1",
+         "collected_at": "2026-12-01T09:00:00+09:00"},
+        {"sub": sub, "category": "interests", "value": ["観光"], "record_id": "int-1",
+         "collected_at": "2026-12-01T09:00:00+09:00"}]}
+    db.session.rollback()
+    with serve(migrated) as base:
+        responses = in_parallel(lambda _: requests.post(
+            base + "/api/registered-data", json=batch, headers=bearer, timeout=60))
+    assert sorted(r.status_code for r in responses) == [201] * PARALLEL, \
+        [r.text for r in responses if r.status_code != 201]
+    assert sum(r.json()["stored"] for r in responses) == 2
+    assert sum(r.json()["duplicates"] for r in responses) == 2 * PARALLEL - 2
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(RegisteredRecord)) == 2
