@@ -182,10 +182,16 @@ def _names(client_ids: set[str], company_ids: set[str]) -> dict[str, str]:
     return names
 
 
+REGISTERED = "registered_data."
+
+
 def released_items(claims: list[str]) -> list[str]:
-    """Claim names → the consent items' labels, in the order of the consent screen."""
-    return [str(item.label) for item in items_for({CLAIM_ITEMS[c] for c in claims
-                                                   if c in CLAIM_ITEMS})]
+    """Claim names → the consent items' labels, in the order of the consent screen; the
+    registered data released (``registered_data.<key>``) by their categories' labels."""
+    fixed = [str(item.label) for item in items_for({CLAIM_ITEMS[c] for c in claims
+                                                    if c in CLAIM_ITEMS})]
+    registered = [c[len(REGISTERED):] for c in claims if c.startswith(REGISTERED)]
+    return [*fixed, *category_labels(registered)]
 
 
 def scope_labels(granted: list[str]) -> list[str]:
