@@ -71,8 +71,9 @@ def test_no_serious_axe_violations(lang, browser, shot, demo_rp, idp):
         page.wait_for_url(re.compile(r"/device/confirm"))
         check("device-confirm")
 
-        for path in ("/account", "/account/consents", "/account/history", "/account/profile",
-                     "/account/security", "/register", "/dev/outbox/"):
+        for path in ("/account", "/account/consents", "/account/data", "/account/history",
+                     "/account/profile", "/account/security", "/register", "/dev/outbox/",
+                     "/transparency"):
             page.goto(idp + path)
             check(path.strip("/").replace("/", "-"))
 
@@ -85,7 +86,8 @@ def test_no_serious_axe_violations(lang, browser, shot, demo_rp, idp):
         page.wait_for_url(re.compile(r"/admin/?$"))
         check("admin-dashboard")
         for path in ("/admin/companies", "/admin/clients", f"/admin/clients/{demo_rp.client.client_id}",
-                     "/admin/kiosks", "/admin/audit"):
+                     "/admin/kiosks", "/admin/sensors", "/admin/categories", "/admin/contracts",
+                     "/admin/monitoring", "/admin/city-data", "/admin/audit"):
             page.goto(idp + path)
             check(path.strip("/").replace("/", "-")[:40])
     finally:
