@@ -21,6 +21,7 @@ from flask import current_app
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -82,6 +83,7 @@ DEFAULTS: tuple[Default, ...] = (
 # served without a query): a category created or retired here is seen at once, on
 # another node within this time.
 KEYS_CACHE_TTL = dt.timedelta(seconds=30)
+KEYS_RETRY = dt.timedelta(seconds=5)
 _keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -96,7 +98,15 @@ def keys_in_use() -> tuple[str, ...]:
     cached = _keys.get(app)
     if cached is not None and now < cached[0]:
         return cached[1]
-    keys = tuple(c.key for c in in_use())
+    try:
+        keys = tuple(c.key for c in in_use())
+    except SQLAlchemyError:
+        # The database is unreachable: discovery must still answer (it needs no
+        # database otherwise), with the keys last seen, or none; asked again soon.
+        db.session.rollback()
+        keys = cached[1] if cached is not None else ()
+        _keys[app] = (now + KEYS_RETRY, keys)
+        return keys
     _keys[app] = (now + KEYS_CACHE_TTL, keys)
     return keys
 

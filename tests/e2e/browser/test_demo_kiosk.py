@@ -60,6 +60,8 @@ def test_demo_kiosk_page(app, idp, phone, new_page, shot):
         device_tokens = db.session.scalars(select(Token).where(
             Token.client_id == client_id, Token.resident_id.is_not(None))).all()
         assert device_tokens and all(t.revoked_at is not None for t in device_tokens)
+        # Let go of the database (SQLite: this test's transaction holds the write lock).
+        db.session.rollback()
 
     phone.goto(f"{idp}/account/history")
     shot(phone, "phone-history")
