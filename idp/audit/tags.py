@@ -110,3 +110,4 @@ class AuditTag(enum.StrEnum):
     RESIDENT_DATA_DISPUTE = "resident:registered_data:dispute"
     COLLECTION_STOP = "resident:collection:stop"
     COLLECTION_RESUME = "resident:collection:resume"
+    SENSOR_COUNTS_EXPIRE = "sensor:counts:expire"

@@ -56,7 +56,8 @@ def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
 
 def periodic(app) -> None:
     """The data exchange's housekeeping, one unit of work: purge expired registered
-    data, tell recipients of data links that reached their expiry, run the monitoring
+    data and sensor counts past their retention, tell recipients of data links that
+    reached their expiry, run the monitoring
     (its alerts' mail goes out with the outbox next), and drop
     token read counts older than the monitoring's baseline."""
     from idp.cli.monitor import run_once
@@ -65,11 +66,13 @@ def periodic(app) -> None:
     from idp.exchange import records
     from idp.exchange import token_reads
     from idp.extensions import db
+    from idp.sensors import service as sensors
 
     with app.app_context():
         try:
             records.purge_expired()
             lifecycle.end_expired_links()
+            sensors.purge_expired()  # the retention /transparency states
             run_once("worker")
             # Reads older than any baseline are no longer needed.
             token_reads.purge(monitoring.window().baseline_start)

@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import tuple_
@@ -281,3 +282,18 @@ def counts_for(client_id: str, limit: int = 100) -> list[SensorCount]:
     return list(db.session.scalars(
         select(SensorCount).where(SensorCount.client_id == client_id)
         .order_by(SensorCount.interval_start.desc(), SensorCount.direction).limit(limit)))
+
+
+def purge_expired(now: dt.datetime | None = None) -> int:
+    """Delete every count older than its sensor's retention period (what /transparency
+    promises); how many. ``idp worker`` runs it with the data exchange's housekeeping."""
+    now = now or utcnow()
+    deleted = 0
+    for client_id, days in db.session.execute(select(Sensor.client_id, Sensor.retention_days)):
+        deleted += db.session.execute(
+            delete(SensorCount).where(SensorCount.client_id == client_id,
+                                      SensorCount.interval_start < now - dt.timedelta(days=days))
+            .execution_options(synchronize_session=False)).rowcount
+    if deleted:
+        record(AuditTag.SENSOR_COUNTS_EXPIRE, actor="worker", count=deleted)
+    return deleted

@@ -190,3 +190,20 @@ def test_sensor_tokens_do_not_get_resident_scopes(client, sensor):
     """Test that the sensor's client_credentials grant is limited to sensor_counts."""
     response = sensor_token(client, sensor, scope="sensor_counts touch_events")
     assert response.status_code == 400 and response.json["error"] == "invalid_scope"
+
+
+def test_counts_past_the_sensors_retention_are_purged(client, sensor):
+    """Test that the worker's purge keeps what /transparency promises: counts older than
+    the sensor's retention period go, younger ones stay, and the purge is audited."""
+    with freeze_time(T0):
+        token = sensor_token(client, sensor).json["access_token"]
+        assert post(client, token, [item(30, "in", 12), item(15, "out", 3)]).status_code == 201
+    retention = db.session.get(Sensor, sensor.client_id).retention_days
+    just_inside = T0 + dt.timedelta(days=retention) - dt.timedelta(minutes=20)
+    assert sensors.purge_expired(just_inside) == 1
+    assert rows() == [("out", 3)]
+    assert sensors.purge_expired(T0 + dt.timedelta(days=retention)) == 1
+    assert rows() == []
+    db.session.commit()  # audit events are written with the unit of work
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.tag == "sensor:counts:expire")) == 2
