@@ -260,6 +260,9 @@ class Journey:
     def __init__(self, app, email: str, companies: list[Company], clock):
         app.test_client_class = IsolatedClient
         self.client = app.test_client()
+        # A company's servers call the back-channel endpoints without the resident's
+        # browser cookies (which the IdP refreshes on every request that carries them).
+        self.backend = app.test_client()
         self.browser = ResidentBrowser(self.client, email)
         self.companies = companies
         self.clock = clock
@@ -299,7 +302,7 @@ class Journey:
         company.seen.redirect(response, "authorization response")
         code = factories.query(response.headers["Location"])["code"]
         self.step()
-        answer = redeem(self.client, company.rp, code, verifier)
+        answer = redeem(self.backend, company.rp, code, verifier)
         assert answer.status_code == 200, answer.text
         company.seen.response(answer, "token response")
         self.issued[company.name] = answer.json
@@ -307,26 +310,26 @@ class Journey:
 
     def userinfo(self, company: Company) -> None:
         self.step()
-        answer = userinfo(self.client, self.issued[company.name]["access_token"])
+        answer = userinfo(self.backend, self.issued[company.name]["access_token"])
         assert answer.status_code == 200, answer.text
         company.seen.response(answer, "userinfo")
 
     def introspection(self, company: Company) -> None:
         self.step()
         for kind in ("access_token", "refresh_token"):
-            answer = introspect(self.client, company.rp, self.issued[company.name][kind])
+            answer = introspect(self.backend, company.rp, self.issued[company.name][kind])
             assert answer.json["active"] is True, answer.text
             company.seen.response(answer, f"introspection of the {kind}")
 
     def refresh(self, company: Company) -> None:
         self.step()
         old = self.issued[company.name]["refresh_token"]
-        answer = refresh(self.client, company.rp, old)
+        answer = refresh(self.backend, company.rp, old)
         assert answer.status_code == 200, answer.text
         company.seen.response(answer, "refresh")
         self.issued[company.name] = {**self.issued[company.name], **answer.json}
         self.step()
-        answer = userinfo(self.client, answer.json["access_token"])
+        answer = userinfo(self.backend, answer.json["access_token"])
         assert answer.status_code == 200, answer.text
         company.seen.response(answer, "userinfo after refresh")
         self.rotated = old
@@ -335,7 +338,7 @@ class Journey:
         """A kiosk of the company: device authorization, polls, the resident approves, tokens."""
         self.step()
         kiosk = company.kiosk
-        answer = self.client.post("/device_authorization", data={"scope": "openid touch_events"},
+        answer = self.backend.post("/device_authorization", data={"scope": "openid touch_events"},
                                   auth=(kiosk.client_id, kiosk.client_secret))
         assert answer.status_code == 200, answer.text
         company.seen.response(answer, "device authorization")
@@ -368,13 +371,13 @@ class Journey:
             ("touch events", [{"occurred_at": now, "target": "map"}], 201),
             ("touch events error", [{"occurred_at": "yesterday"}], 400),
         ):
-            answer = self.client.post("/api/touch-events", json={"events": events},
+            answer = self.backend.post("/api/touch-events", json={"events": events},
                                       headers={"Authorization": f"Bearer {access_token}"})
             assert answer.status_code == status, answer.text
             company.seen.response(answer, where)
 
     def _poll(self, kiosk, device_code: str):
-        return self.client.post("/token", data={"grant_type": DEVICE_GRANT,
+        return self.backend.post("/token", data={"grant_type": DEVICE_GRANT,
                                                 "device_code": device_code},
                                 auth=(kiosk.client_id, kiosk.client_secret))
 
@@ -383,22 +386,22 @@ class Journey:
         refresh token, a revoked token at introspection and UserInfo."""
         self.step()
         for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-            answer = self.client.get("/userinfo", headers=headers)
+            answer = self.backend.get("/userinfo", headers=headers)
             assert answer.status_code == 401, answer.text
             company.seen.response(answer, f"userinfo error {headers or 'no token'}")
         name, code, verifier = self.code
         assert name == company.name
         issued = self.issued[company.name]
-        answer = self.client.post("/revoke", data={"token": issued["access_token"]},
+        answer = self.backend.post("/revoke", data={"token": issued["access_token"]},
                                   auth=(company.rp.client_id, company.rp.client_secret))
         assert answer.status_code == 200, answer.text
         company.seen.response(answer, "revocation")
         for where, answer, status in (
             ("introspection of a revoked token",
-             introspect(self.client, company.rp, issued["access_token"]), 200),
-            ("userinfo with a revoked token", userinfo(self.client, issued["access_token"]), 401),
-            ("rotated refresh token", refresh(self.client, company.rp, self.rotated), 400),
-            ("replayed code", redeem(self.client, company.rp, code, verifier), 400),
+             introspect(self.backend, company.rp, issued["access_token"]), 200),
+            ("userinfo with a revoked token", userinfo(self.backend, issued["access_token"]), 401),
+            ("rotated refresh token", refresh(self.backend, company.rp, self.rotated), 400),
+            ("replayed code", redeem(self.backend, company.rp, code, verifier), 400),
         ):
             assert answer.status_code == status, (where, answer.text)
             company.seen.response(answer, where)
