@@ -10,7 +10,9 @@ new one — returns it in ``X-Request-ID``, and after the answer logs one line
 status, duration_ms, client_id) and counts the request (``idp.metrics``).
 
 What is never logged: query strings and bodies (login hints, codes, tokens,
-passwords), emails, names, subs, cookies and Authorization headers. Log
+passwords), emails, names, subs, cookies and Authorization headers; the
+libraries that would (Authlib's DEBUG lines hold issued tokens) are held at
+INFO (``NEVER_DEBUG``). Log
 calls name things by ids that are not personal (a client id, an outbox row)
 or by an exception's class, never by its message.
 """
@@ -34,6 +36,10 @@ from idp import metrics
 from idp.config import Settings
 
 HANDLER_MARK = "idp_handler"
+# Libraries whose DEBUG lines carry secrets: Authlib logs each issued token
+# ("Issue token {...access_token...}"), urllib3 the URLs it calls (a logout
+# token in a query). They stay at INFO whatever log_level says.
+NEVER_DEBUG = ("authlib", "urllib3")
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -69,6 +75,8 @@ def configure(settings: Settings) -> None:
     """The root logger's one handler (stderr), formatted as the settings say; idempotent."""
     root = logging.getLogger()
     root.setLevel(settings.log_level.upper())
+    for name in NEVER_DEBUG:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     handler = next((h for h in root.handlers if getattr(h, HANDLER_MARK, False)), None)
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)

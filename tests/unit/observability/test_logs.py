@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import logging.config
@@ -13,24 +12,13 @@ import pytest
 from idp import logs
 from idp.config import Settings
 from idp.config import SettingsError
+from tests.helpers.logs import json_lines
 
 
 @pytest.fixture
-def captured():
-    """The JSON lines every logger writes during the test (INFO and above)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.json_formatter())
-    handler.addFilter(logs.RequestIdFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+def captured(app):
+    with json_lines() as lines:
+        yield lines
 
 
 def test_request_id_is_made_returned_and_logged(client, captured):
