@@ -107,18 +107,19 @@ def registry() -> CollectorRegistry:
 Increment = tuple[Any, dict[str, str]]
 
 
-def at_commit(session: Session, metric: Any, **labels: str) -> None:
+def at_commit(session: Session, metric: Any, amount: float = 1, **labels: str) -> None:
     """Count ``metric`` once the session's transaction commits; never if it rolls back."""
-    session.info.setdefault(PENDING, []).append((metric, labels))
+    session.info.setdefault(PENDING, []).append((metric, labels, amount))
 
 
 def count_events(session: Session, events: Iterable[Any]) -> None:
     """The audit trail's events of a transaction about to commit (``AuditEvent`` rows)."""
     companies = _allowed_companies()
     for event in events:
-        for metric, labels in increments(event.tag, event.data or {}, event.company_id,
-                                         companies):
-            at_commit(session, metric, **labels)
+        data = event.data or {}
+        for metric, labels in increments(event.tag, data, event.company_id, companies):
+            amount = _amount(event.tag, data) if metric is EXCHANGE_RECORDS else 1
+            at_commit(session, metric, amount, **labels)
 
 
 def increments(tag: str, data: dict[str, Any], company_id: str | None,
@@ -164,6 +165,12 @@ def increments(tag: str, data: dict[str, Any], company_id: str | None,
     return found
 
 
+def _amount(tag: str, data: dict[str, Any]) -> float:
+    # A purge records one event per company and category with how many expired.
+    count = data.get("count") if tag == "exchange:record:expire" else None
+    return count if isinstance(count, int) and count >= 0 else 1
+
+
 def _category(value: Any) -> str:
     # Category keys are an admin-managed list (idp.exchange.categories); anything
     # else (not a short key) is folded into one value.
@@ -180,8 +187,8 @@ def _allowed_companies() -> frozenset[str]:
 
 
 def _flush(session: Session) -> None:
-    for metric, labels in session.info.pop(PENDING, ()):
-        (metric.labels(**labels) if labels else metric).inc()
+    for metric, labels, amount in session.info.pop(PENDING, ()):
+        (metric.labels(**labels) if labels else metric).inc(amount)
 
 
 def _forget(session: Session, transaction: Any) -> None:

@@ -178,6 +178,19 @@ def test_audit_tags_map_to_bounded_labels(tag, data, company, expected):
     assert expected in found
 
 
+def test_expired_records_count_by_record(app):
+    """Test that one purge event counts each expired record, and the audit event once."""
+    from idp.audit.service import record
+    from idp.audit.tags import AuditTag
+    expired = metrics.EXCHANGE_RECORDS.labels(category="language", action="expired",
+                                              company="other")
+    events = metrics.AUDIT_EVENTS.labels(tag="exchange:record:expire")
+    before = expired._value.get(), events._value.get()
+    record(AuditTag.RECORD_EXPIRE, actor="worker", category="language", count=7)
+    db.session.commit()
+    assert (expired._value.get(), events._value.get()) == (before[0] + 7, before[1] + 1)
+
+
 def test_a_release_counts_each_category():
     """Test that one release counts once per released category."""
     found = metrics.increments("exchange:record:release",
