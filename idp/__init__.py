@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from flask import Flask
@@ -11,6 +10,8 @@ from flask import url_for
 
 from idp import config
 from idp import limiter_storage
+from idp import logs
+from idp import metrics
 from idp.config import ROOT
 from idp.config import Settings
 
@@ -18,7 +19,7 @@ from idp.config import Settings
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Settings → extensions → blueprints → OAuth server; nothing else."""
     settings = Settings.load(overrides)
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings)
     app = Flask(
         __name__,
         template_folder=str(ROOT / "consent_ui" / "templates"),
@@ -46,6 +47,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX="machi-id",
     )
     app.extensions[config.EXTENSION] = settings
+    # First hooks of all: the request id, and the time, status, log line and
+    # metrics of the whole answer (idp.logs, idp.metrics).
+    logs.init_app(app)
     from idp.proxy import wrap
 
     app.wsgi_app = wrap(app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
@@ -65,6 +69,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)  # SQLite pragmas and BEGIN IMMEDIATE
     audit.init_app(app)  # the audit chain is sealed at each commit
     db.init_app(app)
+    with app.app_context():
+        metrics.watch_pool(db.engine)
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
@@ -79,7 +85,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.interaction.views.device import bp as device_bp
     from idp.oauth.server import build_authorization_server
     from idp.oauth.views import bp as oauth_bp
+    from idp.observability import bp as observability_bp
 
+    app.register_blueprint(observability_bp)
     app.register_blueprint(oauth_bp)
     app.register_blueprint(interaction_bp)
     app.register_blueprint(device_bp)
@@ -117,10 +125,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 
 def _engine_options(settings: Settings) -> dict[str, Any]:
+    # hide_parameters: a database error's message (logged) never carries the
+    # statement's values (emails, digests, names).
     if settings.sqlalchemy_url.startswith("sqlite"):
         # Writers wait for each other instead of failing with "database is locked".
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5},
+            "hide_parameters": True}
 
 
 def _template_context(app: Flask, settings: Settings) -> None:

@@ -346,6 +346,33 @@ class Settings:
                       "values, and any holding NUL or a lone surrogate, are refused with 400."),
     )
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
+    log_format: str = field(
+        default="auto",
+        metadata=_doc("json (one JSON object per line, with the request id; for log "
+                      "collectors), text (for people) or auto (json in production, text "
+                      "otherwise)."),
+    )
+    metrics_allow: str = field(
+        default="127.0.0.1/32, ::1/128",
+        metadata=_doc("Comma-separated addresses or networks allowed to read /metrics (the "
+                      "client address after trusted_proxies). Empty: only metrics_token."),
+    )
+    metrics_token: str = field(
+        default="",
+        metadata=_doc("A bearer secret (32+ characters) that also opens /metrics from any "
+                      "address (Authorization: Bearer <token>). Empty: addresses only."),
+    )
+    metrics_companies: str = field(
+        default="",
+        metadata=_doc("Comma-separated company ids that get their own company label in the "
+                      "metrics; every other company is counted as \"other\" (bounded "
+                      "labels, docs/metrics.md)."),
+    )
+    readiness_timeout_ms: int = field(
+        default=2000,
+        metadata=_doc("Longest time each /readyz check (database, Redis) may take, "
+                      "milliseconds."),
+    )
     outbox_delivery: str = field(
         default="thread",
         metadata=_doc("Who delivers queued messages (logout tokens, security events, mail) after "
@@ -367,6 +394,10 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (self.log_format == "auto" and self.is_production)
 
     @property
     def secure_cookies(self) -> bool:
@@ -453,6 +484,16 @@ class Settings:
             problems.append("authorization_code_ttl must be at most 600 seconds")
         if not isinstance(logging.getLevelName(self.log_level.upper()), int):
             problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.log_format not in ("auto", "json", "text"):
+            problems.append("log_format must be auto, json or text")
+        try:
+            parse_networks(self.metrics_allow)
+        except ValueError as exc:
+            problems.append(f"metrics_allow: {exc}")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            problems.append("metrics_token must be at least 32 characters")
+        if not 50 <= self.readiness_timeout_ms <= 10000:
+            problems.append("readiness_timeout_ms must be between 50 and 10000")
         if self.device_code_ttl <= 0 or self.device_poll_interval <= 0:
             problems.append("device_code_ttl and device_poll_interval must be positive")
         if not 1 <= self.touch_events_max_batch <= 10000:

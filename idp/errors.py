@@ -99,7 +99,8 @@ def init_app(app: Flask) -> None:
     def database_unavailable(error: Exception):
         """The database is down or unreachable: 503, and the pool heals itself
         (pre-ping replaces dead connections once it is back)."""
-        log.error("database unavailable on %s %s: %s", request.method, request.path,
+        # The endpoint, not the path: a path may hold a resident's id (idp.logs).
+        log.error("database unavailable on %s %s: %s", request.method, request.endpoint,
                   type(error).__name__)
         g.idp_database_unavailable = True
         try:
@@ -119,7 +120,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, request.endpoint)
         if wants_json():
             return jsonify(error="server_error",
                            error_description="The server could not complete the request."), 500

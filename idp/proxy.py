@@ -9,6 +9,11 @@ sees them, so the scheme, host and client address are the connection's own.
 
 Through a trusted peer, ``proxy_hops`` (at least 1) values are trusted, as
 ``ProxyFix`` does: 1 for a single nginx in front of the nodes.
+
+``X-Request-ID`` (the proxy's id of the request, carried into the app's log
+lines, ``idp.logs``) is trusted the same way: from a trusted peer, or by
+position when only ``proxy_hops`` is set; with neither it is always removed
+and the app makes its own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ FORWARDED_HEADERS = (
     "HTTP_X_FORWARDED_HOST",
     "HTTP_X_FORWARDED_PORT",
     "HTTP_X_FORWARDED_PREFIX",
+    "HTTP_X_REQUEST_ID",
 )
 
 
@@ -68,6 +74,17 @@ class TrustedProxies:
         return self.app(environ, start_response)
 
 
+class NoProxy:
+    """WSGI middleware: no proxy is trusted, so no request may name its own request id."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        environ.pop("HTTP_X_REQUEST_ID", None)
+        return self.app(environ, start_response)
+
+
 def wrap(app, trusted_proxies: str, proxy_hops: int):
     """The app as the settings say: trust by source address, by position, or not at all."""
     networks = parse_networks(trusted_proxies)
@@ -75,4 +92,4 @@ def wrap(app, trusted_proxies: str, proxy_hops: int):
         return TrustedProxies(app, networks, max(proxy_hops, 1))
     if proxy_hops:
         return ProxyFix(app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)
-    return app
+    return NoProxy(app)

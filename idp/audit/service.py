@@ -27,6 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import SessionTransaction
 
+from idp import metrics
 from idp.audit import chain
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
@@ -100,6 +101,7 @@ def init_app(app: Any) -> None:
     The listeners are process-wide (every SQLAlchemy ``Session``) and installed
     once however many apps a process creates.
     """
+    metrics.init_session_events()
     for name, listener in (("before_commit", _chain_pending),
                            ("after_soft_rollback", _discard_rolled_back),
                            ("after_transaction_end", _forget_on_close)):
@@ -113,7 +115,10 @@ def _chain_pending(session: Session) -> None:
         return
     pending = session.info.pop(PENDING, None)
     if pending:
-        chain.append(session, [event for _, event in pending])
+        events = [event for _, event in pending]
+        chain.append(session, events)
+        # Counted once the commit succeeds (docs/metrics.md).
+        metrics.count_events(session, events)
 
 
 def _discard_rolled_back(session: Session, previous: SessionTransaction) -> None:

@@ -11,6 +11,7 @@ request; a connection that has not sent its headers within
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,8 @@ from granian import Granian
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
 
+from idp import logs
+from idp import metrics
 from idp.config import Settings
 
 # The path only: query strings carry login_hint emails and id_token_hints.
@@ -46,13 +49,29 @@ def server_options(settings: Settings, host: str, port: int,
             header_read_timeout=settings.serve_header_timeout * 1000,
             keep_alive=settings.gunicorn_keepalive > 0),
         "websockets": False,
-        "log_access": True,
+        # With JSON logs the app writes each request's line itself (idp.logs: with
+        # its request id, endpoint and client id), so granian's would be a duplicate.
+        "log_access": not settings.json_logs,
         "log_access_format": ACCESS_LOG_FORMAT,
+        "log_dictconfig": logs.granian_log_config(settings),
         # A worker that dies (killed, out of memory) is started again, as gunicorn did.
         "respawn_failed_workers": True,
         # Forwarded headers are the app's business (settings.proxy_hops): granian
-        # applies none of its own.
+        # applies none of its own. Metrics from every worker process: set
+        # PROMETHEUS_MULTIPROC_DIR (docs/metrics.md) in the service's environment.
     }
+
+
+def reset_metrics_dir() -> None:
+    """Empty PROMETHEUS_MULTIPROC_DIR before the workers start: files of a previous run
+    would add its counts to this one's (prometheus-client multiprocess mode)."""
+    path = metrics.multiprocess_dir()
+    if path is None:
+        return
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
 
 
 def run(target: str, options: dict[str, Any], factory: bool = False) -> None:
@@ -69,5 +88,6 @@ def group(ctx, host: str, port: int, workers: int | None) -> None:
     # Building the app here checks the settings before any worker starts; each
     # worker then builds its own from the same environment.
     settings = ctx.settings
+    reset_metrics_dir()
     run("idp.cli.serve:served_app", server_options(settings, host, port, workers),
         factory=True)

@@ -59,6 +59,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from idp import config
+from idp import metrics
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -172,6 +173,7 @@ def enqueue(kind: str, target: str, payload: dict[str, Any], *, resident_id: str
                             attempts=0, next_attempt_at=utcnow())
     db.session.add(message)
     db.session.flush()
+    metrics.at_commit(db.session(), metrics.OUTBOX_MESSAGES, kind=kind, result="queued")
     return message
 
 

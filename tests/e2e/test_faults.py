@@ -4,6 +4,8 @@
   page for people) without a stack trace, and the process recovers by itself
   when the database is back (a throwaway PostgreSQL cluster is stopped and
   started for real).
+- ``/readyz`` turns unready (503, naming the database) when the database stops,
+  while ``/healthz`` stays 200, and ready again once it is back.
 - A gunicorn worker killed with SIGKILL in the middle of a load of touch-event
   batches and token requests loses nothing it acknowledged.
 """
@@ -161,6 +163,36 @@ def test_recovers_by_itself_when_the_database_returns(cluster):
     assert client.post("/introspect", data={"token": "t"}, auth=("mc_x", "s")).status_code == 401
     assert client.post("/login", data={"email": "a@example.jp", "password": "x" * 10}
                        ).status_code == 401
+
+
+@pg_only
+def test_readyz_turns_unready_when_the_database_stops(cluster):
+    """Test that /readyz is 200, then 503 naming the database while it is stopped (quickly,
+    /healthz still 200), then 200 again after the restart, in the same process."""
+    from idp.extensions import db
+
+    app = create_app({**TEST_SETTINGS, "database_url": cluster.url()})
+    with app.app_context():
+        keys.ensure_keys()
+        db.session.commit()
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["checks"] == {"database": "ok", "migrations": "ok", "signing_key": "ok",
+                                    "redis": "skipped"}
+    cluster.stop()
+    started = time.monotonic()
+    unready = client.get("/readyz")
+    assert time.monotonic() - started < 5
+    assert unready.status_code == 503
+    assert unready.json["status"] == "unready"
+    assert unready.json["checks"]["database"].startswith("failed: ")
+    assert unready.json["checks"]["redis"] == "skipped"
+    assert "Traceback" not in unready.text and "psycopg" not in unready.text
+    assert client.get("/healthz").status_code == 200
+    cluster.start()
+    again = client.get("/readyz")
+    assert again.status_code == 200, again.json
 
 
 @pg_only

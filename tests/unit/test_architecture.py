@@ -21,7 +21,7 @@ IDP = ROOT / "idp"
 # Top to bottom. Every package under idp/ must be on exactly one floor.
 FLOORS: list[tuple[str, set[str]]] = [
     ("operators", {"cli", "admin"}),
-    ("web", {"interaction", "self_service", "api", "transparency"}),
+    ("web", {"interaction", "self_service", "api", "transparency", "observability"}),
     ("protocol", {"oauth"}),
     ("privacy", {"privacy", "citydata"}),
     ("domains", {"consent", "kiosk", "accounts", "clients", "keys", "terms", "proofing", "mail",
@@ -29,7 +29,8 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("access", {"access"}),
     ("records", {"audit", "outbox"}),
     ("base", {"db", "config", "extensions", "secrets", "security", "scopes", "locales", "http",
-              "errors", "inputs", "proxy", "spreadsheet", "limiter_storage", "geo"}),
+              "errors", "inputs", "proxy", "spreadsheet", "limiter_storage", "geo", "metrics",
+              "logs"}),
 ]
 WIRING = {"__init__", "models"}
 
@@ -47,6 +48,7 @@ SAME_FLOOR = {
     ("inputs", "errors"), ("errors", "extensions"), ("limiter_storage", "config"),
     ("config", "security"), ("security", "secrets"), ("security", "extensions"), ("security", "db"),
     ("audit", "spreadsheet"), ("outbox", "audit"),
+    ("metrics", "config"), ("logs", "metrics"), ("logs", "config"),
 }
 
 FLOOR_OF = {package: index for index, (_, packages) in enumerate(FLOORS) for package in packages}
