@@ -5,8 +5,9 @@ The schema checks always run. Prometheus's own checker runs too when ``promtool`
 installed (on PATH or named by ``PROMTOOL``; .ci/run extracts it from Debian's prometheus
 package): ``promtool check rules`` and the rules' unit tests in alerts.test.yml.
 
-"Exported" means named in docs/metrics.md, the metrics' reference. Until that page exists
-on this branch, the names agreed with the metrics work stand in for it.
+"Exported" means named in docs/metrics.md, the metrics' reference (until that page is on this
+branch, its names as of writing stand in), plus the audit sealing lag, announced by the
+performance work.
 """
 
 from __future__ import annotations
@@ -27,13 +28,23 @@ RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "machi-id.json"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
-# The names agreed with the metrics work, used only while docs/metrics.md is missing.
-AGREED = {
-    "idp_http_requests_total", "idp_http_request_duration_seconds", "idp_tokens_issued_total",
-    "idp_sign_ins_total", "idp_rate_limited_total", "idp_outbox_deliveries_total",
-    "idp_outbox_depth", "idp_outbox_oldest_age_seconds", "idp_signing_key_age_seconds",
-    "idp_db_pool_in_use", "idp_audit_sealing_lag_seconds",
+# The metrics' reference is written by the metrics work on its own branch; until it is on
+# this branch, these names from it stand in.
+FROM_METRICS_DOC = {
+    "machi_id_http_requests_total", "machi_id_http_request_duration_seconds",
+    "machi_id_tokens_issued_total", "machi_id_sign_ins_total",
+    "machi_id_rate_limit_refusals_total", "machi_id_consents_total",
+    "machi_id_client_auth_failures_total", "machi_id_token_replays_total",
+    "machi_id_outbox_messages_total", "machi_id_outbox_pending",
+    "machi_id_outbox_oldest_pending_age_seconds", "machi_id_outbox_dead",
+    "machi_id_db_pool_checked_out", "machi_id_db_pool_overflow",
+    "machi_id_signing_key_age_seconds", "machi_id_signing_keys",
+    "machi_id_exchange_records_total", "machi_id_exchange_refusals_total",
+    "machi_id_audit_events_total", "machi_id_ready",
 }
+# Announced but not exported yet: the audit sealing of the performance work adds it. Its
+# rule is written and stays silent until then (docs/operations.md#alerts).
+ANNOUNCED = {"machi_id_audit_sealing_lag_seconds"}
 # Series Prometheus itself adds to every scrape.
 PROMETHEUS_OWN = {"up"}
 SEVERITIES = {"page", "ticket"}
@@ -43,15 +54,16 @@ SUFFIXES = ("_bucket", "_sum", "_count")
 
 def documented() -> set[str]:
     if not METRICS_DOC.exists():
-        return AGREED
-    return set(re.findall(r"\b(idp_[a-z0-9_]+)", METRICS_DOC.read_text(encoding="utf-8")))
+        return FROM_METRICS_DOC | ANNOUNCED
+    text = METRICS_DOC.read_text(encoding="utf-8")
+    return set(re.findall(r"\b(machi_id_[a-z0-9_]+)", text)) | ANNOUNCED
 
 
 def metrics_in(expr: str) -> set[str]:
     """Metric names a PromQL expression selects: a name before ``{`` or ``[``, or any
-    ``idp_`` name (``max(idp_outbox_depth)``)."""
+    ``machi_id_`` name (``max(machi_id_outbox_pending)``)."""
     selected = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]", expr))
-    selected |= set(re.findall(r"\b(idp_[a-z0-9_]+)", expr))
+    selected |= set(re.findall(r"\b(machi_id_[a-z0-9_]+)", expr))
     return selected - {"by", "without", "on", "ignoring", "group_left", "group_right"}
 
 
@@ -93,14 +105,15 @@ def test_the_issue_s_alerts_are_all_there():
     for rule in rules():
         for name in metrics_in(rule["expr"]):
             by_metric.setdefault(name, []).append(rule["alert"])
-    for needed in ("idp_http_requests_total", "idp_http_request_duration_seconds_bucket",
-                   "idp_outbox_deliveries_total", "idp_outbox_oldest_age_seconds",
-                   "idp_audit_sealing_lag_seconds", "idp_signing_key_age_seconds",
-                   "idp_sign_ins_total"):
+    for needed in ("machi_id_http_requests_total",
+                   "machi_id_http_request_duration_seconds_bucket",
+                   "machi_id_outbox_messages_total", "machi_id_outbox_oldest_pending_age_seconds",
+                   "machi_id_audit_sealing_lag_seconds", "machi_id_signing_key_age_seconds",
+                   "machi_id_sign_ins_total"):
         assert needed in by_metric, needed
     expressions = " ".join(rule["expr"] for rule in rules())
     assert 'result="dead"' in expressions and 'result="failed"' in expressions
-    assert 'result="failure"' in expressions
+    assert 'realm="resident",result!="succeeded"' in expressions
 
 
 def test_rules_name_only_documented_metrics():
@@ -163,8 +176,18 @@ def test_promtool_accepts_the_rules_and_their_tests_pass(args):
 
 
 def test_the_name_check_catches_a_metric_nobody_exports():
-    assert unknown(metrics_in('sum(rate(idp_made_up_total{kind="x"}[5m]))'), AGREED) \
-        == {"idp_made_up_total"}
-    assert unknown(metrics_in("node_load1 > 4"), AGREED) == set()  # not a selector: no braces
-    assert unknown(metrics_in('node_load1{job="x"} > 4'), AGREED) == {"node_load1"}
-    assert not unknown(metrics_in("rate(idp_http_request_duration_seconds_count[5m])"), AGREED)
+    known = FROM_METRICS_DOC
+    assert unknown(metrics_in('sum(rate(machi_id_made_up_total{kind="x"}[5m]))'), known) \
+        == {"machi_id_made_up_total"}
+    assert unknown(metrics_in("max(machi_id_outbox_depth)"), known) == {"machi_id_outbox_depth"}
+    assert unknown(metrics_in('idp_http_requests_total{job="x"} > 4'), known) \
+        == {"idp_http_requests_total"}
+    assert not unknown(
+        metrics_in("rate(machi_id_http_request_duration_seconds_count[5m])"), known)
+
+
+def test_the_stand_in_names_are_the_metrics_doc_s_when_it_is_here():
+    if not METRICS_DOC.exists():
+        pytest.skip("docs/metrics.md comes with the metrics work")
+    text = METRICS_DOC.read_text(encoding="utf-8")
+    assert set(re.findall(r"\b(machi_id_[a-z0-9_]+)", text)) >= FROM_METRICS_DOC
