@@ -3,8 +3,11 @@
 - ``database``: ``SELECT 1`` on the request's session, within ``readiness_timeout_ms``
   (PostgreSQL ``statement_timeout``; a dead server fails at connect,
   ``connect_timeout``, and the pool's pre-ping); always rolled back.
-- ``migrations``: the database's Alembic revision is the code's head (a node of
-  a newer release in front of an older schema, or the reverse, is not ready).
+- ``migrations``: the database's Alembic revision is the code's head, or a revision
+  this code does not know: a newer release has migrated, and migrations are
+  expand-then-contract (docs/operations.md), so the previous release's nodes keep
+  serving during a rolling upgrade (``ok: schema ahead``). A schema behind the code
+  (a known revision short of the head, or none) is not ready.
 - ``signing_key``: a key signs ID tokens now for every algorithm that has keys
   (read only: the first key is never made here, unlike ``idp.keys.service``).
 - ``redis``: PING, when ``redis_url`` is set (else ``skipped``).
@@ -31,6 +34,7 @@ from idp.extensions import db
 from idp.keys.models import SigningKey
 
 OK = "ok"
+AHEAD = "ok: schema ahead"
 SKIPPED = "skipped"
 
 
@@ -83,7 +87,18 @@ def _migrations(connection: Any) -> str:
                 text("SELECT version_num FROM alembic_version")).scalars())
     except Exception:  # noqa: BLE001 - no alembic_version table: never migrated
         return _failed("not migrated")
-    return OK if found == set(code_heads()) else _failed("database revision is not the code's head")
+    if found == set(code_heads()):
+        return OK
+    known = _known_revisions()
+    if found and not (found & known):
+        return AHEAD
+    return _failed("database revision is behind the code's head")
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    """Every revision of this release's migrations (read once per process)."""
+    return frozenset(r.revision for r in ScriptDirectory(str(ROOT / "migrations")).walk_revisions())
 
 
 def _signing_key(connection: Any) -> str:
@@ -117,9 +132,9 @@ def checks() -> dict[str, str]:
     results["redis"] = _redis(settings.redis_url, settings.readiness_timeout_ms)
     for name, value in results.items():
         if value != SKIPPED:
-            metrics.READY.labels(check=name).set(1 if value == OK else 0)
+            metrics.READY.labels(check=name).set(1 if value in (OK, AHEAD) else 0)
     return results
 
 
 def ready(results: dict[str, str]) -> bool:
-    return all(value in (OK, SKIPPED) for value in results.values())
+    return all(value in (OK, AHEAD, SKIPPED) for value in results.values())

@@ -57,6 +57,17 @@ def test_migrations_behind_the_code_is_unready(client, with_keys, monkeypatch):
     assert response.json["checks"]["database"] == "ok"
 
 
+def test_a_schema_ahead_of_the_code_stays_ready(client, with_keys, monkeypatch):
+    """Test that a node of the previous release stays ready once a newer release has
+    migrated (a revision it does not know): migrations are expand-then-contract, and a
+    rolling upgrade must not pull every old node at once."""
+    monkeypatch.setattr(readiness, "code_heads", lambda: frozenset({"an_older_head"}))
+    monkeypatch.setattr(readiness, "_known_revisions", lambda: frozenset({"an_older_head"}))
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"]["migrations"] == "ok: schema ahead"
+
+
 @pytest.mark.parametrize("settings_overrides", [{"redis_url": "redis://127.0.0.1:1/0",
                                                  "readiness_timeout_ms": 200}])
 def test_unreachable_redis_is_unready(client, with_keys):
