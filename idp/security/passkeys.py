@@ -1,0 +1,179 @@
+"""WebAuthn (passkeys) through py_webauthn: options out, responses verified in.
+
+Nothing here parses an attestation or an assertion: ``webauthn`` (py_webauthn)
+does, and this module only fixes the relying party. The RP id is the issuer's
+host and the one accepted origin is the issuer's scheme, host and port
+(``config.settings().issuer``), so a passkey made here works nowhere else and
+a response produced for another site is refused (WebAuthn §7.1 step 9, §7.2
+step 13).
+
+User verification is required (a PIN, fingerprint or face on the device): a
+passkey is then two factors by itself, possession of the key and the user
+verification, which is why a passkey sign-in skips the TOTP step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import webauthn
+from webauthn.helpers import base64url_to_bytes
+from webauthn.helpers import bytes_to_base64url
+from webauthn.helpers import exceptions
+from webauthn.helpers.structs import AuthenticatorSelectionCriteria
+from webauthn.helpers.structs import CredentialDeviceType
+from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+from webauthn.helpers.structs import ResidentKeyRequirement
+from webauthn.helpers.structs import UserVerificationRequirement
+
+from idp import config
+
+TIMEOUT_MS = 120_000
+MAX_RESPONSE = 16_384  # a WebAuthn response is a few kilobytes; refuse anything bigger
+
+
+class PasskeyError(ValueError):
+    """A WebAuthn response was refused; ``reason`` says why (for the audit)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def rp_id() -> str:
+    return urlsplit(config.settings().issuer).hostname or "localhost"
+
+
+def origin() -> str:
+    parts = urlsplit(config.settings().issuer)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def from_base64url(value: str) -> bytes:
+    return base64url_to_bytes(value)
+
+
+def new_challenge() -> bytes:
+    return webauthn.helpers.generate_challenge()
+
+
+def registration_options(challenge: bytes, user_handle: bytes, user_name: str,
+                         display_name: str, exclude: list[bytes]) -> str:
+    """``PublicKeyCredentialCreationOptions`` as JSON: a discoverable credential
+    (resident key required, so sign-in needs no address) with user verification."""
+    options = webauthn.generate_registration_options(
+        rp_id=rp_id(), rp_name="Machi ID", user_id=user_handle, user_name=user_name,
+        user_display_name=display_name, challenge=challenge, timeout=TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in exclude])
+    return webauthn.options_to_json(options)
+
+
+def authentication_options(challenge: bytes, allow: list[bytes] | None = None) -> str:
+    """``PublicKeyCredentialRequestOptions`` as JSON; without ``allow`` the browser
+    offers every passkey it holds for this site (discoverable credentials)."""
+    options = webauthn.generate_authentication_options(
+        rp_id=rp_id(), challenge=challenge, timeout=TIMEOUT_MS,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in allow or []],
+        user_verification=UserVerificationRequirement.REQUIRED)
+    return webauthn.options_to_json(options)
+
+
+@dataclass(frozen=True)
+class Registered:
+    credential_id: str  # base64url
+    public_key: bytes
+    sign_count: int
+    aaguid: str
+    multi_device: bool  # backup eligible (BE): a synced passkey
+    backed_up: bool  # backup state (BS)
+    transports: list[str]
+
+
+@dataclass(frozen=True)
+class Asserted:
+    credential_id: str
+    sign_count: int
+    multi_device: bool
+    backed_up: bool
+    user_verified: bool
+
+
+def _load(response: str | dict) -> dict:
+    if isinstance(response, str):
+        if len(response) > MAX_RESPONSE:
+            raise PasskeyError("too_large")
+        try:
+            response = json.loads(response)
+        except ValueError as error:
+            raise PasskeyError("malformed") from error
+    if not isinstance(response, dict) or not isinstance(response.get("id"), str) \
+            or not isinstance(response.get("response"), dict):
+        raise PasskeyError("malformed")
+    return response
+
+
+def credential_id_of(response: str | dict) -> str:
+    """The credential id a response claims (not yet verified): to find its key."""
+    return _load(response)["id"][:1400]
+
+
+def verify_registration(response: str | dict, challenge: bytes) -> Registered:
+    data = _load(response)
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=data, expected_challenge=challenge, expected_rp_id=rp_id(),
+            expected_origin=origin(), require_user_verification=True)
+    except (exceptions.InvalidRegistrationResponse, exceptions.InvalidCBORData,
+            exceptions.InvalidJSONStructure, exceptions.InvalidAuthenticatorDataStructure,
+            exceptions.UnsupportedPublicKeyType, exceptions.InvalidPublicKeyStructure,
+            ValueError, KeyError, TypeError) as error:
+        raise PasskeyError("invalid_registration") from error
+    transports = data["response"].get("transports") or []
+    return Registered(
+        credential_id=bytes_to_base64url(verified.credential_id),
+        public_key=verified.credential_public_key, sign_count=verified.sign_count,
+        aaguid=verified.aaguid,
+        multi_device=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+        backed_up=verified.credential_backed_up,
+        transports=[t for t in transports if isinstance(t, str)][:8])
+
+
+def verify_authentication(response: str | dict, challenge: bytes, public_key: bytes,
+                          sign_count: int) -> Asserted:
+    """Check an assertion against the stored key and signature counter. The library
+    refuses a counter that did not grow (when either is non-zero): a cloned key."""
+    data = _load(response)
+    try:
+        verified = webauthn.verify_authentication_response(
+            credential=data, expected_challenge=challenge, expected_rp_id=rp_id(),
+            expected_origin=origin(), credential_public_key=public_key,
+            credential_current_sign_count=sign_count, require_user_verification=True)
+    except exceptions.InvalidAuthenticationResponse as error:
+        reason = "counter" if "sign count" in str(error) else "invalid_assertion"
+        raise PasskeyError(reason) from error
+    except (exceptions.InvalidCBORData, exceptions.InvalidJSONStructure,
+            exceptions.InvalidAuthenticatorDataStructure, exceptions.UnsupportedPublicKeyType,
+            exceptions.InvalidPublicKeyStructure, ValueError, KeyError, TypeError) as error:
+        raise PasskeyError("invalid_assertion") from error
+    return Asserted(
+        credential_id=bytes_to_base64url(verified.credential_id),
+        sign_count=verified.new_sign_count,
+        multi_device=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+        backed_up=verified.credential_backed_up, user_verified=verified.user_verified)
+
+
+def amr(multi_device: bool, user_verified: bool) -> list[str]:
+    """RFC 8176 methods of a passkey sign-in. A passkey that can be backed up (BE flag,
+    synced across devices) is a software-secured key, ``swk``: its private key leaves
+    the device. One that cannot is bound to its authenticator, ``hwk`` (we do not ask
+    for attestation, so this is what the authenticator says of itself). ``user`` and
+    ``mfa`` only when the authenticator verified the user (always, as we require it)."""
+    methods = ["swk" if multi_device else "hwk"]
+    if user_verified:
+        methods += ["user", "mfa"]
+    return methods
