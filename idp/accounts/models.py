@@ -1,6 +1,6 @@
 """Resident (the consortium ID), the resident's TOTP recovery codes, passkeys and
-their single-use challenges, and the single-use record of emailed links. A sign-in on one browser is a
-``BrowserSession`` (``idp.access.models``)."""
+their single-use challenges, and the single-use record of emailed links. A sign-in
+on one browser is a ``BrowserSession`` (``idp.access.models``)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ import datetime as dt
 from sqlalchemy import delete
 from sqlalchemy import select
 
+from idp import config
 from idp import secrets
 from idp.accounts.models import Passkey
 from idp.accounts.models import PasskeyChallenge
@@ -49,6 +50,10 @@ REGISTER = "register"
 SIGN_IN = "sign_in"
 
 __all__ = ["PasskeyError"]
+
+
+def _issuer() -> str:
+    return config.settings().issuer
 
 
 # ---- challenges (shared with the console's admin passkeys) ----------------------
@@ -98,11 +103,23 @@ def has_passkey(resident_id: str) -> bool:
         select(Passkey.id).where(Passkey.resident_id == resident_id).limit(1)) is not None
 
 
+def can_satisfy(resident_id: str, acr_values: list[str]) -> bool:
+    """Whether one of the resident's passkeys could meet the requested ACR values:
+    any passkey for ``phr``, a device-bound one for ``phrh`` alone."""
+    wanted = [v for v in acr_values if v in webauthn.ACR_VALUES]
+    if not wanted:
+        return False
+    rows = passkeys_of(resident_id)
+    if webauthn.ACR_PHISHING_RESISTANT in wanted:
+        return bool(rows)
+    return any(not row.multi_device for row in rows)
+
+
 def begin_registration(resident: Resident) -> tuple[str, str]:
     """(challenge id, creation options as JSON) for adding a passkey."""
     challenge_id, challenge = new_challenge(REGISTER, resident.id)
     options = webauthn.registration_options(
-        challenge, resident.id.encode(), resident.email, resident.email,
+        _issuer(), challenge, resident.id.encode(), resident.email, resident.email,
         credential_ids(passkeys_of(resident.id)))
     return challenge_id, options
 
@@ -118,7 +135,7 @@ def finish_registration(resident: Resident, challenge_id: str | None, response,
     existing = passkeys_of(resident.id)
     if len(existing) >= MAX_PASSKEYS:
         raise PasskeyError("too_many")
-    made = webauthn.verify_registration(response, challenge)
+    made = webauthn.verify_registration(_issuer(), response, challenge)
     if db.session.scalar(select(Passkey.id).where(
             Passkey.credential_id == made.credential_id)) is not None:
         raise PasskeyError("duplicate")
@@ -170,14 +187,14 @@ def begin_sign_in() -> tuple[str, str]:
     """(challenge id, request options as JSON) with no allowed list: the browser
     offers the resident's discoverable passkeys for this site."""
     challenge_id, challenge = new_challenge(SIGN_IN)
-    return challenge_id, webauthn.authentication_options(challenge)
+    return challenge_id, webauthn.authentication_options(_issuer(), challenge)
 
 
 def check_assertion(row, response, challenge: bytes) -> webauthn.Asserted:
     """Verify an assertion for a stored credential (resident's or admin's) and update
     its counter, backup state and last use."""
-    asserted = webauthn.verify_authentication(response, challenge, row.public_key,
-                                              row.sign_count)
+    asserted = webauthn.verify_authentication(_issuer(), response, challenge,
+                                              row.public_key, row.sign_count)
     if asserted.multi_device != row.multi_device:
         raise PasskeyError("backup_eligibility")
     row.sign_count = asserted.sign_count
@@ -208,7 +225,3 @@ def sign_in(challenge_id: str | None, response) -> tuple[Resident, list[str]]:
     resident = db.session.get(Resident, row.resident_id)
     return resident, webauthn.amr(asserted.multi_device, asserted.user_verified)
 
-
-def is_phishing_resistant(amr: list[str] | None) -> bool:
-    """Whether a session's methods include a passkey (origin-bound, so phishing-resistant)."""
-    return bool(amr) and ("hwk" in amr or "swk" in amr)

@@ -2,9 +2,9 @@
 
 Nothing here parses an attestation or an assertion: ``webauthn`` (py_webauthn)
 does, and this module only fixes the relying party. The RP id is the issuer's
-host and the one accepted origin is the issuer's scheme, host and port
-(``config.settings().issuer``), so a passkey made here works nowhere else and
-a response produced for another site is refused (WebAuthn §7.1 step 9, §7.2
+host and the one accepted origin is the issuer's scheme, host and port (every
+function takes the issuer, ``config.settings().issuer``), so a passkey made here
+works nowhere else and a response produced for another site is refused (WebAuthn §7.1 step 9, §7.2
 step 13).
 
 User verification is required (a PIN, fingerprint or face on the device): a
@@ -28,9 +28,12 @@ from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 from webauthn.helpers.structs import ResidentKeyRequirement
 from webauthn.helpers.structs import UserVerificationRequirement
 
-from idp import config
-
 TIMEOUT_MS = 120_000
+# OpenID Connect Extended Authentication Profile ACR values: a phishing-resistant
+# sign-in, and one whose key is also protected by hardware (not synced).
+ACR_PHISHING_RESISTANT = "phr"
+ACR_PHISHING_RESISTANT_HARDWARE = "phrh"
+ACR_VALUES = (ACR_PHISHING_RESISTANT, ACR_PHISHING_RESISTANT_HARDWARE)
 MAX_RESPONSE = 16_384  # a WebAuthn response is a few kilobytes; refuse anything bigger
 
 
@@ -42,13 +45,18 @@ class PasskeyError(ValueError):
         self.reason = reason
 
 
-def rp_id() -> str:
-    return urlsplit(config.settings().issuer).hostname or "localhost"
+def rp_id(issuer: str) -> str:
+    return urlsplit(issuer).hostname or "localhost"
 
 
-def origin() -> str:
-    parts = urlsplit(config.settings().issuer)
+def origin(issuer: str) -> str:
+    parts = urlsplit(issuer)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def json_object(options_json: str) -> dict:
+    """Options made by ``*_options`` as a dict, to embed in a JSON answer."""
+    return json.loads(options_json)
 
 
 def from_base64url(value: str) -> bytes:
@@ -59,12 +67,12 @@ def new_challenge() -> bytes:
     return webauthn.helpers.generate_challenge()
 
 
-def registration_options(challenge: bytes, user_handle: bytes, user_name: str,
+def registration_options(issuer: str, challenge: bytes, user_handle: bytes, user_name: str,
                          display_name: str, exclude: list[bytes]) -> str:
     """``PublicKeyCredentialCreationOptions`` as JSON: a discoverable credential
     (resident key required, so sign-in needs no address) with user verification."""
     options = webauthn.generate_registration_options(
-        rp_id=rp_id(), rp_name="Machi ID", user_id=user_handle, user_name=user_name,
+        rp_id=rp_id(issuer), rp_name="Machi ID", user_id=user_handle, user_name=user_name,
         user_display_name=display_name, challenge=challenge, timeout=TIMEOUT_MS,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED,
@@ -73,11 +81,11 @@ def registration_options(challenge: bytes, user_handle: bytes, user_name: str,
     return webauthn.options_to_json(options)
 
 
-def authentication_options(challenge: bytes, allow: list[bytes] | None = None) -> str:
+def authentication_options(issuer: str, challenge: bytes, allow: list[bytes] | None = None) -> str:
     """``PublicKeyCredentialRequestOptions`` as JSON; without ``allow`` the browser
     offers every passkey it holds for this site (discoverable credentials)."""
     options = webauthn.generate_authentication_options(
-        rp_id=rp_id(), challenge=challenge, timeout=TIMEOUT_MS,
+        rp_id=rp_id(issuer), challenge=challenge, timeout=TIMEOUT_MS,
         allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in allow or []],
         user_verification=UserVerificationRequirement.REQUIRED)
     return webauthn.options_to_json(options)
@@ -122,12 +130,12 @@ def credential_id_of(response: str | dict) -> str:
     return _load(response)["id"][:1400]
 
 
-def verify_registration(response: str | dict, challenge: bytes) -> Registered:
+def verify_registration(issuer: str, response: str | dict, challenge: bytes) -> Registered:
     data = _load(response)
     try:
         verified = webauthn.verify_registration_response(
-            credential=data, expected_challenge=challenge, expected_rp_id=rp_id(),
-            expected_origin=origin(), require_user_verification=True)
+            credential=data, expected_challenge=challenge, expected_rp_id=rp_id(issuer),
+            expected_origin=origin(issuer), require_user_verification=True)
     except (exceptions.InvalidRegistrationResponse, exceptions.InvalidCBORData,
             exceptions.InvalidJSONStructure, exceptions.InvalidAuthenticatorDataStructure,
             exceptions.UnsupportedPublicKeyType, exceptions.InvalidPublicKeyStructure,
@@ -143,15 +151,15 @@ def verify_registration(response: str | dict, challenge: bytes) -> Registered:
         transports=[t for t in transports if isinstance(t, str)][:8])
 
 
-def verify_authentication(response: str | dict, challenge: bytes, public_key: bytes,
+def verify_authentication(issuer: str, response: str | dict, challenge: bytes, public_key: bytes,
                           sign_count: int) -> Asserted:
     """Check an assertion against the stored key and signature counter. The library
     refuses a counter that did not grow (when either is non-zero): a cloned key."""
     data = _load(response)
     try:
         verified = webauthn.verify_authentication_response(
-            credential=data, expected_challenge=challenge, expected_rp_id=rp_id(),
-            expected_origin=origin(), credential_public_key=public_key,
+            credential=data, expected_challenge=challenge, expected_rp_id=rp_id(issuer),
+            expected_origin=origin(issuer), credential_public_key=public_key,
             credential_current_sign_count=sign_count, require_user_verification=True)
     except exceptions.InvalidAuthenticationResponse as error:
         reason = "counter" if "sign count" in str(error) else "invalid_assertion"
@@ -177,3 +185,32 @@ def amr(multi_device: bool, user_verified: bool) -> list[str]:
     if user_verified:
         methods += ["user", "mfa"]
     return methods
+
+
+def is_phishing_resistant(amr: list[str] | None) -> bool:
+    """Whether a sign-in's methods include a passkey (bound to our origin, so a
+    look-alike site cannot relay it)."""
+    return bool(amr) and ("hwk" in amr or "swk" in amr)
+
+
+def acr_of(amr: list[str] | None) -> str | None:
+    """The ``acr`` a sign-in honestly earns: ``phrh`` for a device-bound passkey,
+    ``phr`` for a synced one, none for a password (with or without a code)."""
+    if not amr:
+        return None
+    if "hwk" in amr:
+        return ACR_PHISHING_RESISTANT_HARDWARE
+    if "swk" in amr:
+        return ACR_PHISHING_RESISTANT
+    return None
+
+
+def satisfies(amr: list[str] | None, requested: list[str]) -> bool:
+    """Whether a sign-in meets requested ACR values we know (others are ignored,
+    OIDC Core §3.1.2.1: ``acr_values`` is a voluntary request)."""
+    wanted = [v for v in requested if v in ACR_VALUES]
+    if not wanted:
+        return True
+    earned = acr_of(amr)
+    return earned == ACR_PHISHING_RESISTANT_HARDWARE or (
+        earned == ACR_PHISHING_RESISTANT and ACR_PHISHING_RESISTANT in wanted)
