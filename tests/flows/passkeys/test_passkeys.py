@@ -234,7 +234,7 @@ def test_acr_values_phr_asks_a_password_session_for_a_passkey(client, resident):
     response = browser.authorize(rp, scope="openid", acr_values="phr")
     assert "/login?interaction=" in response.headers["Location"]
     page = client.get(response.headers["Location"]).text
-    assert "asks you to sign in with a passkey" in page
+    assert "パスキーでのログインを求めています" in page
     assert 'name="password"' not in page
     none = browser.authorize(rp, scope="openid", acr_values="phr", prompt="none")
     assert factories.query(none.headers["Location"])["error"] == "login_required"
@@ -316,3 +316,12 @@ def test_passkey_sign_in_continues_the_device_flow(client, resident):
     assert response.json["redirect"] == "/device/confirm"
     off_site = passkey_sign_in(client, authenticator, next="https://evil.example/")
     assert off_site.json["redirect"] == "/"
+
+
+def test_registration_offers_a_passkey_once_the_address_is_verified(client, resident):
+    """Test that the page showing the new consortium ID offers to add a passkey."""
+    sign_in(client)
+    page = client.get("/register/done").text
+    assert 'data-passkey="register"' in page
+    assert "/account/security/passkeys/options" in page
+    assert 'data-passkey="register"' in client.get("/account/security").text
