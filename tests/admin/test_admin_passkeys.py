@@ -126,3 +126,17 @@ def test_bad_bodies_answer_json_not_500(client, admin, body):
     AdminBrowser(client, admin).login()
     response = post_json(client, "/admin/passkeys", body, "/admin/passkeys")
     assert response.status_code == 400 and "error" in response.json
+
+
+def test_a_reset_removes_the_admins_passkeys(client, admin):
+    """Test that resetting an admin deletes their passkeys (a stolen one stops working)."""
+    from idp.admin import service as admins  # noqa: PLC0415
+    from idp.extensions import db  # noqa: PLC0415
+
+    AdminBrowser(client, admin).login()
+    authenticator = enrol_passkey(client)
+    admins.reset_admin(admin.email, actor="test")
+    db.session.commit()
+    client.delete_cookie("machi_id_admin", path="/admin")
+    assert passkey_login(client, authenticator).status_code == 401
+    assert events("admin:account:reset")[-1].data["passkeys_removed"] == 1
