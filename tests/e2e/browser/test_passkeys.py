@@ -69,7 +69,7 @@ def add_passkey(page, idp, shot, name="ノートPC"):
     shot(page, "security")
     form = page.locator("form[data-passkey-form]")
     form.get_by_label(re.compile("現在のパスワード|Current password")).fill(factories.PASSWORD)
-    form.get_by_label(re.compile("名前|Name")).fill(name)
+    form.get_by_label(re.compile("名前（任意）|Name \\(optional\\)")).fill(name)
     page.locator('[data-passkey="register"]').click()
     page.wait_for_selector('[data-passkey="list"] > li')
     shot(page, "passkey-added")
