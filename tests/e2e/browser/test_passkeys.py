@@ -200,3 +200,27 @@ def test_passkey_pages_are_axe_clean(browser, shot, idp, lang):
         assert found == []
     finally:
         context.close()
+
+
+def test_an_admin_enrols_a_passkey_and_signs_in_with_it_alone(page, shot, idp):
+    """Test the console: password and code once, add a passkey, then sign in with it only."""
+    from tests.helpers.admin import enrolled_admin  # noqa: PLC0415
+
+    admin = enrolled_admin()
+    db.session.rollback()
+    authenticator(page)
+    page.goto(f"{idp}/admin/login")
+    page.locator("#email").fill(admin.email)
+    page.locator("#password").fill(admin.password)
+    page.locator("#code").fill(admin.code())
+    page.locator("form.form button[type=submit]").first.click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    page.goto(f"{idp}/admin/passkeys")
+    page.locator('[data-passkey="register"]').click()
+    page.wait_for_selector('[data-passkey="list"] > li')
+    shot(page, "admin-passkey-added")
+    page.context.clear_cookies()
+    page.goto(f"{idp}/admin/login")
+    page.locator('[data-passkey="signin"]').click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    shot(page, "admin-signed-in-with-passkey")
