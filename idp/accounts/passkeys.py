@@ -190,6 +190,13 @@ def begin_sign_in() -> tuple[str, str]:
     return challenge_id, webauthn.authentication_options(_issuer(), challenge)
 
 
+def check_owner(owner_id: str, response) -> None:
+    """A user handle in the assertion must be the credential owner's (WebAuthn §7.2)."""
+    handle = webauthn.user_handle_of(response)
+    if handle is not None and handle != owner_id.encode():
+        raise PasskeyError("user_handle")
+
+
 def check_assertion(row, response, challenge: bytes) -> webauthn.Asserted:
     """Verify an assertion for a stored credential (resident's or admin's) and update
     its counter, backup state and last use."""
@@ -213,6 +220,7 @@ def sign_in(challenge_id: str | None, response) -> tuple[Resident, list[str]]:
         if row is None:
             raise PasskeyError("unknown_passkey")
         try:
+            check_owner(row.resident_id, response)
             asserted = check_assertion(row, response, challenge)
         except PasskeyError as error:
             record(AuditTag.LOGIN_FAILURE, resident_id=row.resident_id, method="passkey",

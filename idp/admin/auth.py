@@ -202,6 +202,7 @@ def passkey_sign_in(challenge_id, response) -> Admin:
     if not admin.can_sign_in:
         raise fail("not_enrolled")
     try:
+        passkeys.check_owner(admin.id, response)
         passkeys.check_assertion(row, response, challenge)
     except passkeys.PasskeyError as error:
         raise fail(error.reason) from error

@@ -130,6 +130,18 @@ def credential_id_of(response: str | dict) -> str:
     return _load(response)["id"][:1400]
 
 
+def user_handle_of(response: str | dict) -> bytes | None:
+    """The user handle an assertion carries, if any: WebAuthn §7.2 step 6 asks the RP to
+    check it names the credential's owner (the library does not know the owner)."""
+    handle = _load(response)["response"].get("userHandle")
+    if not handle:
+        return None
+    try:
+        return base64url_to_bytes(handle) if isinstance(handle, str) else b"\x00invalid"
+    except ValueError:
+        return b"\x00invalid"
+
+
 def verify_registration(issuer: str, response: str | dict, challenge: bytes) -> Registered:
     data = _load(response)
     try:

@@ -325,3 +325,27 @@ def test_registration_offers_a_passkey_once_the_address_is_verified(client, resi
     assert 'data-passkey="register"' in page
     assert "/account/security/passkeys/options" in page
     assert 'data-passkey="register"' in client.get("/account/security").text
+
+
+def test_export_lists_passkeys_and_deletion_removes_them(client, resident):
+    """Test the privacy operations: names and dates exported (no keys), rows deleted."""
+    import json  # noqa: PLC0415
+
+    sign_in(client)
+    authenticator = add_passkey(client)
+    exported = json.loads(client.get("/account/export").data)
+    assert [p["name"] for p in exported["account"]["passkeys"]] == ["iPhone"]
+    assert "public_key" not in json.dumps(exported)
+    client.post("/account/delete", data={"csrf_token": _csrf(client, "/account/delete"),
+                                         "password": factories.PASSWORD})
+    assert rows() == []
+    assert passkey_sign_in(client, authenticator).status_code == 401
+
+
+def test_a_user_handle_of_someone_else_is_refused(client, resident):
+    """Test WebAuthn §7.2 step 6: the assertion's user handle must name the owner."""
+    authenticator = enrolled(client, resident)
+    authenticator.user_handle = b"SOMEONEELSE12345"
+    response = passkey_sign_in(client, authenticator)
+    assert response.status_code == 401
+    assert tags("resident:login:failure")[-1].data["reason"] == "user_handle"
