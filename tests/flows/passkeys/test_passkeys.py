@@ -349,3 +349,18 @@ def test_a_user_handle_of_someone_else_is_refused(client, resident):
     response = passkey_sign_in(client, authenticator)
     assert response.status_code == 401
     assert tags("resident:login:failure")[-1].data["reason"] == "user_handle"
+
+
+def test_wrong_answers_for_one_passkey_are_slowed_like_wrong_passwords(client, resident):
+    """Test the per-credential growing delay: after the free failures, 429 with Retry-After."""
+    authenticator = enrolled(client, resident)
+    statuses = []
+    for _ in range(7):
+        authenticator.counter = 0  # a cloned key's counter: refused after the first use
+        response = passkey_sign_in(client, authenticator)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[0] == 200 and set(statuses[1:-1]) == {401}
+    assert statuses[-1] == 429 and response.json["error"] == "slow_down"
+    assert int(response.headers["Retry-After"]) > 0
