@@ -273,6 +273,12 @@ class Settings:
         default=86400,
         metadata=_doc("Lifetime of an admin's one-time enrolment link, seconds."),
     )
+    admin_passkey_required: bool = field(
+        default=False,
+        metadata=_doc("Admins must sign in with a passkey (docs/security.md, passkeys): the "
+                      "password-and-code sign-in is refused to an admin who has one, and an "
+                      "admin without one can only enrol one until they do."),
+    )
     admin_login_limit: str = field(
         default="10 per 15 minutes",
         metadata=_doc("Admin sign-in attempts allowed per client address; a Flask-Limiter rate "

@@ -34,6 +34,7 @@ from sqlalchemy.orm import relationship
 from idp.db import Base
 from idp.db import created_at
 from idp.db import utcnow
+from idp.security import passkeys
 
 
 class BrowserSession(Base):
@@ -55,7 +56,8 @@ class BrowserSession(Base):
     expires_at: Mapped[dt.datetime]
     ended_at: Mapped[dt.datetime | None]
     created_at: Mapped[created_at]
-    # How the resident signed in (RFC 8176): ["pwd"], or ["pwd", "otp", "mfa"].
+    # How the resident signed in (RFC 8176): ["pwd"], ["pwd", "otp", "mfa"], or with a
+    # passkey ["hwk" or "swk", "user", "mfa"] (idp.security.passkeys.amr).
     amr: Mapped[list[str]] = mapped_column(default=lambda: ["pwd"],
                                            server_default=text("'[\"pwd\"]'"))
 
@@ -122,11 +124,15 @@ class AuthorizationCode(Base):
     def get_auth_time(self) -> int:
         return int(self.auth_time.timestamp())
 
-    def get_acr(self) -> None:
+    def get_acr(self) -> str | None:
+        """``phr``/``phrh`` after a passkey sign-in (idp.security.passkeys), else none."""
+        if self.browser_session is not None:
+            return passkeys.acr_of(self.browser_session.amr)
         return None
 
     def get_amr(self) -> list[str]:
-        """How the resident signed in (RFC 8176): ["pwd"], or with TOTP ["pwd", "otp", "mfa"]."""
+        """How the resident signed in (RFC 8176): ["pwd"], with TOTP ["pwd", "otp", "mfa"],
+        with a passkey ["hwk" or "swk", "user", "mfa"]."""
         if self.browser_session is not None and self.browser_session.amr:
             return list(self.browser_session.amr)
         return ["pwd"]

@@ -1,6 +1,6 @@
-"""Resident (the consortium ID), the resident's TOTP recovery codes, and the
-single-use record of emailed links. A sign-in on one browser is a
-``BrowserSession`` (``idp.access.models``)."""
+"""Resident (the consortium ID), the resident's TOTP recovery codes, passkeys and
+their single-use challenges, and the single-use record of emailed links. A sign-in
+on one browser is a ``BrowserSession`` (``idp.access.models``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import datetime as dt
 import enum
 
 from sqlalchemy import ForeignKey
+from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -104,3 +105,46 @@ class UsedLink(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     used_at: Mapped[created_at]
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class Passkey(Base):
+    """A resident's WebAuthn credential (idp.accounts.passkeys).
+
+    The public key as COSE bytes; ``sign_count`` the authenticator's last counter
+    (a counter that does not grow betrays a cloned key); ``multi_device`` the
+    backup-eligible flag (BE), fixed for the credential's life, and ``backed_up``
+    its backup state (BS) at the last use.
+    """
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[str] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(default=0)
+    aaguid: Mapped[str] = mapped_column(String(36))
+    transports: Mapped[list[str]]
+    multi_device: Mapped[bool]
+    backed_up: Mapped[bool]
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[created_at]
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class PasskeyChallenge(Base):
+    """A WebAuthn challenge handed to one browser: used once (``used_at`` set by
+    ``idp.db.claim_once``) and only before ``expires_at``. ``purpose`` and
+    ``subject`` (the resident or admin adding a passkey) bind it to its ceremony."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(24))
+    subject: Mapped[str | None] = mapped_column(String(16))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[created_at]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used_at: Mapped[dt.datetime | None]

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 from flask import url_for
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp.access import service as access
@@ -30,6 +31,7 @@ from idp.access.models import BrowserSession
 from idp.accounts import links
 from idp.accounts import passwords
 from idp.accounts import service as accounts
+from idp.accounts.models import Passkey
 from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
 from idp.accounts.service import Profile
@@ -172,6 +174,11 @@ def export_resident(resident_id: str, names) -> dict:
             "terms_version_accepted": resident.terms_version,
             "terms_accepted_at": resident.terms_accepted_at,
             "statistics_opt_out_at": resident.statistics_opt_out_at,
+            # Names and dates only: the public keys are not information about the resident.
+            "passkeys": [{"name": p.name, "created_at": p.created_at,
+                          "last_used_at": p.last_used_at, "synced": p.multi_device}
+                         for p in db.session.scalars(select(Passkey).where(
+                             Passkey.resident_id == resident_id).order_by(Passkey.id))],
             "two_step_verification": {
                 "enabled": resident.totp_enabled,
                 "enabled_at": resident.totp_enabled_at,
@@ -193,9 +200,10 @@ def export_resident(resident_id: str, names) -> dict:
 
 
 def forget_resident(resident_id: str) -> dict[str, int]:
-    """The account's part of a deletion, last of all: the recovery codes and the resident
-    row go, which frees the email address. Nothing to count."""
+    """The account's part of a deletion, last of all: the recovery codes, the passkeys and
+    the resident row go, which frees the email address. Nothing to count."""
     delete_where(db.session, RecoveryCode, RecoveryCode.resident_id == resident_id)
+    delete_where(db.session, Passkey, Passkey.resident_id == resident_id)
     db.session.delete(db.session.get(Resident, resident_id))
     db.session.flush()
     return {}

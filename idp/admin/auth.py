@@ -1,4 +1,11 @@
-"""Admin sign-in: password **and** TOTP, short sessions, re-authentication, one-time forms.
+"""Admin sign-in: password **and** TOTP, or a passkey; short sessions, re-authentication,
+one-time forms.
+
+A passkey (``passkey_sign_in``) replaces both the password and the code: it is two
+factors by itself (user verification required), bound to the console's origin. With
+``admin_passkey_required`` the password-and-code sign-in is refused, as
+``passkey_required``, to an admin who has a passkey; one who has none yet signs in
+with password and code and can then only enrol one (``idp.admin.views``).
 
 Sign-in checks, in order (the first that fails decides; all are audited as
 ``admin:login:failure`` with the reason, and the page says only that the
@@ -10,9 +17,10 @@ password without its code cannot be told from a wrong one):
 2. ``unknown_admin``   no such email (one argon2 verification is spent anyway);
 3. ``not_enrolled`` / ``disabled``;
 4. ``bad_password``;
-5. ``missing_code``    no TOTP code was given — the second factor is never optional;
-6. ``bad_code``        not the code of the current 30-second step (± one step);
-7. ``replayed_code``   the code's step was already used (sign-in, re-authentication
+5. ``passkey_required`` ``admin_passkey_required`` and the admin has a passkey;
+6. ``missing_code``    no TOTP code was given — the second factor is never optional;
+7. ``bad_code``        not the code of the current 30-second step (± one step);
+8. ``replayed_code``   the code's step was already used (sign-in, re-authentication
                        or enrolment): a code works once, even inside its window
                        (idp.security.totp, the same codes as residents').
 
@@ -34,10 +42,12 @@ from sqlalchemy import select
 
 from idp import config
 from idp import secrets
+from idp.accounts import passkeys
 from idp.accounts import passwords
 from idp.accounts.service import normalise_email
 from idp.admin.models import Admin
 from idp.admin.models import AdminFormToken
+from idp.admin.models import AdminPasskey
 from idp.admin.models import AdminSession
 from idp.audit.query import count_since
 from idp.audit.service import record
@@ -45,6 +55,7 @@ from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
 from idp.security import csrf
+from idp.security import passkeys as webauthn
 from idp.security import totp
 from idp.security.lockout import Lockout
 
@@ -97,6 +108,8 @@ def sign_in(email: str, password: str, code: str) -> Admin:
         raise fail("not_enrolled")
     if not password or not passwords.verify(admin.password_hash, password):
         raise fail("bad_password")
+    if config.settings().admin_passkey_required and has_passkey(admin.id):
+        raise fail("passkey_required")
     reason = claim_code(admin, (code or "")[:32])
     if reason is not None:
         raise fail(reason)
@@ -105,8 +118,100 @@ def sign_in(email: str, password: str, code: str) -> Admin:
     return admin
 
 
-def start_session(admin: Admin) -> str:
-    """A new console session; returns the cookie value (only its digest is stored)."""
+# ---- passkeys -----------------------------------------------------------------------
+
+ADMIN_SIGN_IN = "admin_sign_in"
+ADMIN_REGISTER = "admin_register"
+
+
+def passkeys_of(admin_id: str) -> list[AdminPasskey]:
+    return list(db.session.scalars(
+        select(AdminPasskey).where(AdminPasskey.admin_id == admin_id).order_by(AdminPasskey.id)))
+
+
+def has_passkey(admin_id: str) -> bool:
+    return db.session.scalar(select(AdminPasskey.id).where(
+        AdminPasskey.admin_id == admin_id).limit(1)) is not None
+
+
+def must_enrol_passkey(admin: Admin) -> bool:
+    """``admin_passkey_required`` and this admin has no passkey yet."""
+    return config.settings().admin_passkey_required and not has_passkey(admin.id)
+
+
+def begin_passkey_enrolment(admin: Admin) -> tuple[str, str]:
+    """(challenge id, creation options JSON); the view checks the session is ``fresh``."""
+    challenge_id, challenge = passkeys.new_challenge(ADMIN_REGISTER, admin.id)
+    options = webauthn.registration_options(
+        config.settings().issuer, challenge, admin.id.encode(), admin.email, admin.email,
+        passkeys.credential_ids(passkeys_of(admin.id)))
+    return challenge_id, options
+
+
+def finish_passkey_enrolment(admin: Admin, challenge_id, response, name: str | None
+                             ) -> AdminPasskey:
+    challenge = passkeys.take_challenge(challenge_id, ADMIN_REGISTER, admin.id)
+    existing = passkeys_of(admin.id)
+    if len(existing) >= passkeys.MAX_PASSKEYS:
+        raise passkeys.PasskeyError("too_many")
+    made = webauthn.verify_registration(config.settings().issuer, response, challenge)
+    if db.session.scalar(select(AdminPasskey.id).where(
+            AdminPasskey.credential_id == made.credential_id)) is not None:
+        raise passkeys.PasskeyError("duplicate")
+    row = AdminPasskey(admin_id=admin.id, credential_id=made.credential_id,
+                       public_key=made.public_key, sign_count=made.sign_count,
+                       aaguid=made.aaguid, transports=made.transports,
+                       multi_device=made.multi_device, backed_up=made.backed_up,
+                       name=passkeys.clean_name(name)
+                       or passkeys.default_name(len(existing) + 1))
+    db.session.add(row)
+    db.session.flush()
+    record(AuditTag.ADMIN_PASSKEY_ADD, admin_id=admin.id, actor="admin", passkey=row.id)
+    return row
+
+
+def begin_passkey_sign_in() -> tuple[str, str]:
+    challenge_id, challenge = passkeys.new_challenge(ADMIN_SIGN_IN)
+    return challenge_id, webauthn.authentication_options(config.settings().issuer, challenge)
+
+
+def passkey_sign_in(challenge_id, response) -> Admin:
+    """The admin whose passkey signed the challenge, or AuthError (audited as
+    ``admin:login:failure`` with ``method=passkey``). The caller commits either way."""
+    try:
+        challenge = passkeys.take_challenge(challenge_id, ADMIN_SIGN_IN)
+        row = db.session.scalar(select(AdminPasskey).where(
+            AdminPasskey.credential_id == webauthn.credential_id_of(response)))
+    except passkeys.PasskeyError as error:
+        record(AuditTag.ADMIN_LOGIN_FAILURE, reason=error.reason, method="passkey")
+        raise AuthError(error.reason) from error
+    if row is None:
+        record(AuditTag.ADMIN_LOGIN_FAILURE, reason="unknown_passkey", method="passkey")
+        raise AuthError("unknown_passkey")
+    admin = db.session.get(Admin, row.admin_id)
+
+    def fail(reason: str) -> AuthError:
+        record(AuditTag.ADMIN_LOGIN_FAILURE, admin_id=admin.id, reason=reason,
+               method="passkey")
+        return AuthError(reason)
+
+    if _locked(admin.id):
+        raise fail("locked")
+    if admin.disabled_at is not None:
+        raise fail("disabled")
+    if not admin.can_sign_in:
+        raise fail("not_enrolled")
+    try:
+        passkeys.check_owner(admin.id, response)
+        passkeys.check_assertion(row, response, challenge)
+    except passkeys.PasskeyError as error:
+        raise fail(error.reason) from error
+    return admin
+
+
+def start_session(admin: Admin, method: str = "password") -> str:
+    """A new console session; returns the cookie value (only its digest is stored).
+    ``method``: ``password`` (with its TOTP code) or ``passkey``."""
     settings = config.settings()
     now = utcnow()
     sid = secrets.token(32)
@@ -119,7 +224,7 @@ def start_session(admin: Admin) -> str:
     db.session.add(row)
     admin.last_login_at = now
     db.session.flush()
-    record(AuditTag.ADMIN_LOGIN_SUCCESS, admin_id=admin.id, actor="admin")
+    record(AuditTag.ADMIN_LOGIN_SUCCESS, admin_id=admin.id, actor="admin", method=method)
     return sid
 
 

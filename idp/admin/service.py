@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -25,6 +26,7 @@ from idp.accounts import passwords
 from idp.accounts.service import normalise_email
 from idp.accounts.service import valid_email
 from idp.admin.models import Admin
+from idp.admin.models import AdminPasskey
 from idp.admin.models import AdminSession
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -91,13 +93,17 @@ def create_admin(email: str, actor: str | None = None) -> tuple[Admin, str]:
 
 
 def reset_admin(key: str, actor: str | None = None) -> tuple[Admin, str]:
-    """Back to the invited state: new secret, new link, no password, no sessions."""
+    """Back to the invited state: new secret, new link, no password, no passkeys, no
+    sessions (a lost or stolen passkey stops working with the rest)."""
     admin = get_admin(key)
     if admin.disabled_at is not None:
         raise AdminError(f"admin {admin.id} is disabled")
     token = _new_enrolment(admin)
     ended = end_sessions(admin.id)
+    passkeys_removed = db.session.execute(
+        delete(AdminPasskey).where(AdminPasskey.admin_id == admin.id)).rowcount
     record(AuditTag.ADMIN_RESET, actor=actor, target_admin=admin.id, sessions_ended=ended,
+           passkeys_removed=passkeys_removed,
            expires_at=admin.enrolment_expires_at.isoformat())
     return admin, token
 

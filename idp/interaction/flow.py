@@ -119,6 +119,20 @@ def finish_interaction(uid: str) -> None:
         session["interactions"] = pending
 
 
+def passkey_required(item: dict | None) -> bool:
+    """Whether the pending request waits for a passkey sign-in (the policy's
+    ``phishing_resistant`` check): the login page then offers only that."""
+    if item is None:
+        return False
+    row = browser_session()
+    if row is None:
+        return False
+    context = policy.Context(client=None, resident=db.session.get(Resident, row.resident_id),
+                             signed_in=True, session_amr=list(row.amr or []),
+                             acr_values=protocol.acr_values(request_args(item)))
+    return not policy.PHISHING_RESISTANT.met(context)
+
+
 def request_args(item: dict):
     """The parameters of a pending request (client_id, login_hint, …)."""
     return protocol.rebuild(item["query"]).args
@@ -140,6 +154,7 @@ class Pending:
 STEP_PAGES = {
     "login": ("interaction.login", "interaction"),
     "second_factor": ("interaction.second_factor", "interaction"),
+    "passkey": ("interaction.login", "interaction"),
     "terms": ("interaction.terms", "interaction"),
     "consent": ("interaction.consent", "uid"),
 }
@@ -161,7 +176,8 @@ def authorize(source, uid: str | None = None):
     g.ui_locale = item.get("locale") if item is not None else from_ui_locales(
         args.get("ui_locales"))
     context = policy.Context(client=clients.find_client(args.get("client_id")),
-                             prompts=protocol.prompts(args))
+                             prompts=protocol.prompts(args),
+                             acr_values=protocol.acr_values(args))
     if policy.first_unmet(context, policy.BEFORE_VALIDATION) is not None:
         return pages.disconnected(context.client)
     row = browser_session()
@@ -176,6 +192,7 @@ def authorize(source, uid: str | None = None):
         validated = protocol.validate(source, resident, bad_max_age)
         context.client, context.requested = validated.client, validated.requested
         context.resident, context.signed_in = resident, resident is not None
+        context.session_amr = list(row.amr or []) if logged_in else []
         unmet = policy.first_unmet(context, policy.AFTER_VALIDATION)
         if unmet is not None:
             if "none" in context.prompts and unmet.cannot_interact:
@@ -209,8 +226,11 @@ def pending_consent(uid: str) -> Pending | object:
     g.ui_locale = item.get("locale")
     source = protocol.rebuild(item["query"])
     resident = current_resident()
+    row = browser_session()
     context = policy.Context(client=clients.find_client(source.args.get("client_id")),
-                             resident=resident, signed_in=resident is not None)
+                             resident=resident, signed_in=resident is not None,
+                             acr_values=protocol.acr_values(source.args),
+                             session_amr=list(row.amr or []) if row else [])
     unmet = policy.first_unmet(context, policy.CHECKS[:-1])
     if unmet is policy.CLIENT_STILL_CONNECTED:
         return pages.disconnected(context.client)

@@ -17,11 +17,20 @@ gets its own page, not an error about an unknown client); the others after.
                                code before any session starts
                                (``idp.interaction.signin``): met by every
                                session, unmet only between the password and
-                               the code;
-4. ``terms_accepted``          the consortium terms now in force → the terms
+                               the code (a passkey is two factors by itself);
+4. ``phishing_resistant``      ``acr_values`` asks for ``phr`` or ``phrh``
+                               (idp.security.passkeys) and the session was not
+                               started with such a passkey, while the resident
+                               has one → the login page, passkey only
+                               (``login_required`` under ``prompt=none``). A
+                               resident without a fitting passkey goes on: the
+                               ID token's ``acr`` then tells the client the
+                               request was not met (OIDC Core §3.1.2.1,
+                               ``acr_values`` is voluntary);
+5. ``terms_accepted``          the consortium terms now in force → the terms
                                page (``interaction_required`` under
                                ``prompt=none``); declining there signs out;
-5. ``consent``                 ``idp.consent.service.reasons_to_ask``, or a
+6. ``consent``                 ``idp.consent.service.reasons_to_ask``, or a
                                consented category of registered data with a
                                new source (``new_sources``) → the
                                consent page (``consent_required`` under
@@ -35,8 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
+from idp.accounts import passkeys as resident_passkeys
 from idp.consent import service as consent_service
 from idp.exchange import links
+from idp.security import passkeys
 from idp.terms import service as terms
 
 
@@ -51,6 +62,8 @@ class Context:
     requested: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     always_ask_consent: bool = False
+    acr_values: list[str] = field(default_factory=list)
+    session_amr: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,12 @@ def _second_factor(context: Context) -> bool:
         return True
     waiting = context.password_passed
     return waiting is None or not waiting.totp_enabled
+
+
+def _phishing_resistant(context: Context) -> bool:
+    if passkeys.satisfies(context.session_amr, context.acr_values):
+        return True
+    return not resident_passkeys.can_satisfy(context.resident.id, context.acr_values)
 
 
 def _terms_accepted(context: Context) -> bool:
@@ -114,6 +133,9 @@ SIGNED_IN = Check(
 SECOND_FACTOR = Check(
     "second_factor", "the resident uses two-step verification and has not given the code",
     "second_factor", _second_factor, "login_required")
+PHISHING_RESISTANT = Check(
+    "phishing_resistant", "the service asks for a passkey sign-in and the resident has one",
+    "passkey", _phishing_resistant, "login_required")
 TERMS_ACCEPTED = Check(
     "terms_accepted", "the consortium terms in force have not been accepted",
     "terms", _terms_accepted, "interaction_required")
@@ -121,7 +143,8 @@ CONSENT = Check(
     "consent", "no consent in force covers what the service asks for",
     "consent", _consent, "consent_required")
 
-CHECKS = (CLIENT_STILL_CONNECTED, SIGNED_IN, SECOND_FACTOR, TERMS_ACCEPTED, CONSENT)
+CHECKS = (CLIENT_STILL_CONNECTED, SIGNED_IN, SECOND_FACTOR, PHISHING_RESISTANT, TERMS_ACCEPTED,
+          CONSENT)
 BEFORE_VALIDATION = CHECKS[:1]
 AFTER_VALIDATION = CHECKS[1:]
 

@@ -120,6 +120,11 @@ def prompts(args) -> list[str]:
     return (args.get("prompt") or "").split()
 
 
+def acr_values(args) -> list[str]:
+    """The space-separated ``acr_values`` of a request (OIDC Core §3.1.2.1)."""
+    return (args.get("acr_values") or "")[:500].split()
+
+
 def login_satisfies(args, row: BrowserSession | None, fresh: bool) -> bool:
     """True when the current sign-in satisfies ``prompt=login`` and ``max_age``;
     ``fresh``: the resident signed in for this very request. Raises ValueError

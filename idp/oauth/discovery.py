@@ -13,6 +13,7 @@ from idp.oauth import assurance
 from idp.oauth.grants import ALL_AUTH_METHODS
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
 from idp.security import algorithms
+from idp.security import passkeys
 
 SIGNING_ALGS = list(algorithms.SIGNING_ALGS)
 
@@ -49,7 +50,7 @@ def metadata(settings: Settings, family_scopes: tuple[str, ...] = ()) -> dict[st
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": scopes.supported_claims() + ["iss", "aud", "exp", "iat", "auth_time",
-                                                  "nonce", "at_hash", "amr", "sid",
+                                                  "nonce", "at_hash", "amr", "acr", "sid",
                                                   "verified_claims", "registered_data"],
         "claim_types_supported": ["normal"],
         # Used for verified_claims (idp.oauth.assurance) and registered_data in the ID
@@ -58,6 +59,8 @@ def metadata(settings: Settings, family_scopes: tuple[str, ...] = ()) -> dict[st
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
+        # OpenID Connect EAP ACR values: a passkey sign-in (docs/security.md, passkeys).
+        "acr_values_supported": list(passkeys.ACR_VALUES),
         "ui_locales_supported": ["ja", "en"],
         "claims_locales_supported": ["ja", "ja-Kana-JP"],
         "authorization_response_iss_parameter_supported": True,

@@ -6,6 +6,7 @@ interaction pages (``idp.interaction.views``).
                reachable without a session;
 - ``settings`` ``/account``: profile, email address, password, two-step
                verification, deletion;
+- ``passkeys`` ``/account/security/passkeys``: add, name, remove passkeys;
 - ``data``     ``/account/consents`` (withdrawal, receipts), ``/account/history``,
                ``/account/export``;
 - ``registered`` ``/account/data``: registered data member companies sent
@@ -81,5 +82,6 @@ limit_by_resident = limiter.limit(_mail_limit, methods=["POST"], key_func=_resid
 
 from idp.self_service import data  # noqa: E402,F401  (routes register on bp)
 from idp.self_service import entry  # noqa: E402,F401
+from idp.self_service import passkeys  # noqa: E402,F401
 from idp.self_service import registered  # noqa: E402,F401
 from idp.self_service import settings  # noqa: E402,F401

@@ -14,6 +14,7 @@ from flask import session
 from flask import url_for
 from flask_babel import gettext as _
 
+from idp.accounts import passkeys
 from idp.accounts import profile as profile_service
 from idp.accounts import statistics
 from idp.accounts import totp
@@ -163,9 +164,10 @@ def password():
 @bp.get("/account/security")
 @resident_required
 def security():
-    """Two-step verification: status, turn on or off, recovery codes."""
+    """Passkeys, and two-step verification: status, turn on or off, recovery codes."""
     resident = g.resident
     return render_template("account/security.html", resident=resident,
+                           passkeys=passkeys.passkeys_of(resident.id),
                            recovery_codes_left=totp.recovery_codes_left(resident.id)
                            if resident.totp_enabled else None)
 

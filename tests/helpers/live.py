@@ -20,11 +20,13 @@ class _Dispatch:
 
 
 @contextmanager
-def serve(database_url: str, **overrides) -> Iterator[str]:
-    """Yield the base URL of the IdP served on 127.0.0.1:<free port>, threaded."""
+def serve(database_url: str, hostname: str = "127.0.0.1", **overrides) -> Iterator[str]:
+    """Yield the base URL of the IdP served on 127.0.0.1:<free port>, threaded.
+    ``hostname`` names it in the URL (and issuer): ``localhost`` for WebAuthn, whose
+    relying-party id cannot be an IP address."""
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = f"http://{hostname}:{server.server_port}"
     dispatch.app = create_app({**TEST_SETTINGS, "database_url": database_url, "issuer": base,
                                **overrides})
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -49,7 +49,7 @@ def test_discovery_claims_are_the_registry_claims():
     advertised = set(metadata(SETTINGS)["claims_supported"])
     assert released <= advertised
     assert advertised - released == {"iss", "aud", "exp", "iat", "auth_time", "nonce",
-                                     "at_hash", "amr", "sid", "verified_claims",
+                                     "at_hash", "amr", "acr", "sid", "verified_claims",
                                      "registered_data"}
 
 

@@ -122,6 +122,11 @@ def safe_return(target: str | None, default: str) -> str:
     return target
 
 
+# What an admin who must enrol a passkey (admin_passkey_required) can still reach.
+PASSKEY_ENROLMENT = {"admin.passkeys", "admin.passkey_options", "admin.passkey_add",
+                     "admin.logout", "admin.reauth"}
+
+
 def admin_required(view):
     """Signed-in admins only; others go to the sign-in page and come back."""
 
@@ -132,6 +137,9 @@ def admin_required(view):
             target = request.full_path.rstrip("?") if request.method == "GET" else None
             return redirect(url_for("admin.login", next=target), 303)
         auth.touch(row)
+        if request.endpoint not in PASSKEY_ENROLMENT and auth.must_enrol_passkey(row.admin):
+            db.session.commit()
+            return redirect(url_for("admin.passkeys"), 303)
         # Its own transaction: the activity counts even when the action is then
         # refused and rolled back (``refused``).
         db.session.commit()

@@ -1,9 +1,11 @@
-"""Sign-in (password and TOTP), sign-out, re-authentication and enrolment."""
+"""Sign-in (password and TOTP, or a passkey), sign-out, re-authentication, enrolment,
+and the admin's own passkeys (``/admin/passkeys``)."""
 
 from __future__ import annotations
 
 from flask import flash
 from flask import g
+from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -11,6 +13,7 @@ from flask import url_for
 from flask_babel import gettext as _
 
 from idp import config
+from idp.accounts.passkeys import PasskeyError
 from idp.admin import auth
 from idp.admin import service
 from idp.admin.views import COOKIE
@@ -20,6 +23,7 @@ from idp.admin.views import safe_return
 from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
+from idp.security import passkeys as webauthn
 from idp.security import totp
 
 
@@ -50,13 +54,93 @@ def login():
                     "code. After several failures the account is locked for 15 minutes.")
         return render_template("admin/login.html", email=email[:254], error=message,
                                next_url=next_url), 401
+    return _signed_in(admin, redirect(next_url, 303), "password")
+
+
+def _signed_in(admin, response, method: str):
     if g.get("admin_session") is not None:
         auth.end_session(g.admin_session)  # one browser, one console session
-    sid = auth.start_session(admin)
-    response = redirect(next_url, 303)
+    sid = auth.start_session(admin, method)
     response.set_cookie(COOKIE, sid, httponly=True, secure=config.settings().secure_cookies,
                         samesite="Strict", path="/admin")
     return response
+
+
+def _json_body() -> dict:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+@bp.post("/login/passkey/options")
+@limiter.limit(_login_limit, error_message="too many sign-in attempts")
+def passkey_sign_in_options():
+    """A single-use challenge for the console's passkey sign-in."""
+    challenge_id, options = auth.begin_passkey_sign_in()
+    return jsonify(challenge=challenge_id, options=webauthn.json_object(options))
+
+
+@bp.post("/login/passkey")
+@limiter.limit(_login_limit, error_message="too many sign-in attempts")
+def passkey_sign_in():
+    """Sign in with a passkey alone (it replaces the password and the code)."""
+    body = _json_body()
+    next_url = safe_return(body.get("next") if isinstance(body.get("next"), str) else None,
+                           url_for("admin.dashboard"))
+    try:
+        if not isinstance(body.get("credential"), dict):
+            raise auth.AuthError("malformed")
+        admin = auth.passkey_sign_in(body.get("challenge"), body["credential"])
+    except auth.AuthError:
+        commit_on_error()
+        return jsonify(error="access_denied", message=_(
+            "The sign-in failed. After several failures the account is locked for 15 "
+            "minutes.")), 401
+    return _signed_in(admin, jsonify(redirect=next_url), "passkey")
+
+
+@bp.get("/passkeys")
+@admin_required
+def passkeys():
+    """The admin's passkeys, and adding one (after a recent password or code check)."""
+    row = g.admin_session
+    if not auth.fresh(row):
+        flash(_("Please confirm it is you before this action."), "info")
+        return redirect(url_for("admin.reauth", next=url_for("admin.passkeys")), 303)
+    return render_template("admin/passkeys.html", passkeys=auth.passkeys_of(row.admin_id),
+                           required=auth.must_enrol_passkey(row.admin))
+
+
+@bp.post("/passkeys/options")
+@admin_required
+def passkey_options():
+    row = g.admin_session
+    if not auth.fresh(row):
+        return jsonify(error="reauth", message=_(
+            "Please confirm it is you before this action.")), 401
+    challenge_id, options = auth.begin_passkey_enrolment(row.admin)
+    return jsonify(challenge=challenge_id, options=webauthn.json_object(options))
+
+
+@bp.post("/passkeys")
+@admin_required
+def passkey_add():
+    row = g.admin_session
+    body = _json_body()
+    if not auth.fresh(row):
+        return jsonify(error="reauth", message=_(
+            "Please confirm it is you before this action.")), 401
+    try:
+        if not isinstance(body.get("credential"), dict):
+            raise PasskeyError("malformed")
+        auth.finish_passkey_enrolment(row.admin, body.get("challenge"), body["credential"],
+                                      body.get("name") if isinstance(body.get("name"), str)
+                                      else "")
+    except PasskeyError as error:
+        db.session.rollback()
+        return jsonify(error=error.reason, message=_(
+            "The passkey could not be added. Please try again.")), 400
+    flash(_("Your passkey has been added. You can now sign in with it."), "success")
+    return jsonify(redirect=url_for("admin.passkeys")), 201
 
 
 @bp.post("/logout")

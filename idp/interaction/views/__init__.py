@@ -3,6 +3,7 @@ one module per step:
 
 - ``authorize``      ``/authorize`` and ``/authorize/continue/<uid>``;
 - ``login``          ``/login``, the home page and the language switch;
+- ``passkey``        ``/login/passkey``: sign in with a passkey;
 - ``second_factor``  ``/login/second-factor``;
 - ``terms``          ``/terms``: accept (or decline) the consortium terms;
 - ``consent``        ``/consent/<uid>``;
@@ -23,5 +24,6 @@ from idp.interaction.views import authorize  # noqa: E402,F401  (routes register
 from idp.interaction.views import consent  # noqa: E402,F401
 from idp.interaction.views import login  # noqa: E402,F401
 from idp.interaction.views import logout  # noqa: E402,F401
+from idp.interaction.views import passkey  # noqa: E402,F401
 from idp.interaction.views import second_factor  # noqa: E402,F401
 from idp.interaction.views import terms  # noqa: E402,F401

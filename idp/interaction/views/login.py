@@ -52,6 +52,7 @@ def login():
         return pages.expired_interaction()
     client = None
     hint = ""
+    passkey_only = flow.passkey_required(item)
     if item is not None:
         g.ui_locale = item.get("locale")
         args = flow.request_args(item)
@@ -60,7 +61,7 @@ def login():
     next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("login.html", email=hint, error=None, interaction_id=uid,
-                               client=client, next_url=next_url)
+                               client=client, next_url=next_url, passkey_only=passkey_only)
     email = request.form.get("email", "")[:MAX_FIELD]
     password = request.form.get("password", "")[:MAX_FIELD]
     wait = throttle.retry_after(email) if email else None
