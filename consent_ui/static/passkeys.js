@@ -86,7 +86,12 @@
     box.hidden = !message;
   }
 
-  var supported = !!(window.PublicKeyCredential && navigator.credentials);
+  // WebAuthn refuses an IP address as the relying party id: a server reached as
+  // 127.0.0.1 (the demo's default issuer) cannot offer passkeys; use a host name
+  // (e.g. IDP_ISSUER=http://localhost:5000) to try them locally.
+  var ipHost = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])$/.test(location.hostname) ||
+    location.hostname.indexOf(":") !== -1;
+  var supported = !!(window.PublicKeyCredential && navigator.credentials) && !ipHost;
   var pending = null;  // the AbortController of a conditional (autofill) request
 
   function signIn(button, mediation) {
