@@ -17,6 +17,7 @@ from idp.db import Base
 from idp.db import created_at
 from idp.db import utcnow
 from idp.secrets import random_id
+from idp.security.passkey_columns import PasskeyColumns
 
 
 class Gender(enum.StrEnum):
@@ -107,31 +108,15 @@ class UsedLink(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
-class Passkey(Base):
-    """A resident's WebAuthn credential (idp.accounts.passkeys).
-
-    The public key as COSE bytes; ``sign_count`` the authenticator's last counter
-    (a counter that does not grow betrays a cloned key); ``multi_device`` the
-    backup-eligible flag (BE), fixed for the credential's life, and ``backed_up``
-    its backup state (BS) at the last use.
-    """
+class Passkey(PasskeyColumns, Base):
+    """A resident's WebAuthn credential (idp.accounts.passkeys); the columns are the
+    shared ones of ``idp.security.passkey_columns``."""
 
     __tablename__ = "passkeys"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[str] = mapped_column(
         ForeignKey("residents.id", ondelete="CASCADE"), index=True
     )
-    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
-    public_key: Mapped[bytes] = mapped_column(LargeBinary)
-    sign_count: Mapped[int] = mapped_column(default=0)
-    aaguid: Mapped[str] = mapped_column(String(36))
-    transports: Mapped[list[str]]
-    multi_device: Mapped[bool]
-    backed_up: Mapped[bool]
-    name: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[created_at]
-    last_used_at: Mapped[dt.datetime | None]
 
 
 class PasskeyChallenge(Base):

@@ -86,6 +86,24 @@ def claim_code(admin: Admin, code: str) -> str | None:
     return "replayed_code" if problem == "replayed" else problem
 
 
+def _failure(admin: Admin, **audit):
+    """A sign-in failure of this admin: audited (``admin:login:failure``), then raised."""
+    def fail(reason: str) -> AuthError:
+        record(AuditTag.ADMIN_LOGIN_FAILURE, admin_id=admin.id, reason=reason, **audit)
+        return AuthError(reason)
+    return fail
+
+
+def _may_sign_in(admin: Admin, fail) -> None:
+    """The admin's standing, whatever the method: not locked out, not disabled, enrolled."""
+    if _locked(admin.id):
+        raise fail("locked")
+    if admin.disabled_at is not None:
+        raise fail("disabled")
+    if not admin.can_sign_in:
+        raise fail("not_enrolled")
+
+
 def sign_in(email: str, password: str, code: str) -> Admin:
     """The admin for these credentials, or AuthError. The caller commits either way."""
     email = normalise_email((email or "")[:MAX_FIELD])
@@ -96,16 +114,8 @@ def sign_in(email: str, password: str, code: str) -> Admin:
         record(AuditTag.ADMIN_LOGIN_FAILURE, reason="unknown_admin")
         raise AuthError("unknown_admin")
 
-    def fail(reason: str) -> AuthError:
-        record(AuditTag.ADMIN_LOGIN_FAILURE, admin_id=admin.id, reason=reason)
-        return AuthError(reason)
-
-    if _locked(admin.id):
-        raise fail("locked")
-    if admin.disabled_at is not None:
-        raise fail("disabled")
-    if not admin.can_sign_in:
-        raise fail("not_enrolled")
+    fail = _failure(admin)
+    _may_sign_in(admin, fail)
     if not password or not passwords.verify(admin.password_hash, password):
         raise fail("bad_password")
     if config.settings().admin_passkey_required and has_passkey(admin.id):
@@ -190,17 +200,8 @@ def passkey_sign_in(challenge_id, response) -> Admin:
         raise AuthError("unknown_passkey")
     admin = db.session.get(Admin, row.admin_id)
 
-    def fail(reason: str) -> AuthError:
-        record(AuditTag.ADMIN_LOGIN_FAILURE, admin_id=admin.id, reason=reason,
-               method="passkey")
-        return AuthError(reason)
-
-    if _locked(admin.id):
-        raise fail("locked")
-    if admin.disabled_at is not None:
-        raise fail("disabled")
-    if not admin.can_sign_in:
-        raise fail("not_enrolled")
+    fail = _failure(admin, method="passkey")
+    _may_sign_in(admin, fail)
     try:
         passkeys.check_owner(admin.id, response)
         passkeys.check_assertion(row, response, challenge)

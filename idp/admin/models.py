@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import ForeignKey
-from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -23,6 +22,7 @@ from sqlalchemy.orm import relationship
 from idp import secrets
 from idp.db import Base
 from idp.db import created_at
+from idp.security.passkey_columns import PasskeyColumns
 
 
 def new_admin_id() -> str:
@@ -98,23 +98,12 @@ class AdminFormToken(Base):
     used_at: Mapped[dt.datetime | None]
 
 
-class AdminPasskey(Base):
+class AdminPasskey(PasskeyColumns, Base):
     """An admin's WebAuthn credential (idp.admin.auth): signs in alone, replacing the
     password and TOTP code (user verification is required: two factors by itself).
-    The columns are those of a resident's passkey (idp.accounts.models.Passkey)."""
+    The columns are those of a resident's passkey (idp.security.passkey_columns)."""
 
     __tablename__ = "admin_passkeys"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     admin_id: Mapped[str] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"),
                                           index=True)
-    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
-    public_key: Mapped[bytes] = mapped_column(LargeBinary)
-    sign_count: Mapped[int] = mapped_column(default=0)
-    aaguid: Mapped[str] = mapped_column(String(36))
-    transports: Mapped[list[str]]
-    multi_device: Mapped[bool]
-    backed_up: Mapped[bool]
-    name: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[created_at]
-    last_used_at: Mapped[dt.datetime | None]

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import jsonify
-from flask import request
 
+from idp.api import error
+from idp.api import invalid
+from idp.api import json_body
+from idp.api import not_json
 from idp.exchange import records
 from idp.extensions import commit_on_error
 from idp.extensions import csrf
@@ -23,19 +26,12 @@ from idp.oauth.server import require_oauth
 bp = Blueprint("registered_data_api", __name__)
 
 
-def _error(status: int, error: str, description: str, field: str | None = None):
-    body = {"error": error, "error_description": description}
-    if field is not None:
-        body = {"error": error, "field": field, "error_description": description}
-    return jsonify(body), status
-
-
 def _client_token():
     """The bearer token, or an error answer when it speaks for a resident: contributions
     come from a company's backend (client_credentials), never from a resident's grant."""
     token = bearer_token()
     if token.resident_id is not None:
-        return None, _error(403, "access_denied",
+        return None, error(403, "access_denied",
                             "Contributions need a client_credentials token of the "
                             "contributing company.")
     return token, None
@@ -50,21 +46,19 @@ def _granted(token) -> list[str]:
 @require_oauth()
 def contribute():
     """Store a batch of up to ``registered_data_max_batch`` records; all or nothing."""
-    token, error = _client_token()
-    if error is not None:
-        return error
-    payload = request.get_json(silent=True)
+    token, refusal = _client_token()
+    if refusal is not None:
+        return refusal
+    payload = json_body()
     if payload is None:
-        return _error(400, "invalid_request",
-                      "The body must be JSON (Content-Type: application/json).")
+        return not_json()
     try:
         stored, duplicates = records.contribute(token.client, _granted(token), payload)
     except records.RecordError as exc:
-        return _error(400, "invalid_request",
-                      f"{exc.field}: {exc}" if exc.field else str(exc), exc.field)
+        return invalid(exc)
     except records.Refused as exc:
         commit_on_error()  # the refusal's audit record is kept
-        return _error(exc.status, exc.error, f"{exc.field}: {exc}", exc.field)
+        return error(exc.status, exc.error, f"{exc.field}: {exc}", exc.field)
     return jsonify(stored=stored, duplicates=duplicates), 201
 
 
@@ -73,13 +67,13 @@ def contribute():
 @require_oauth()
 def withdraw(record_id: str):
     """Delete one of the company's records by its ``record_id``; 204."""
-    token, error = _client_token()
-    if error is not None:
-        return error
+    token, refusal = _client_token()
+    if refusal is not None:
+        return refusal
     try:
         records.withdraw(token.client, _granted(token), record_id)
     except LookupError as exc:
-        return _error(404, "not_found", str(exc), "record_id")
+        return error(404, "not_found", str(exc), "record_id")
     except records.Refused as exc:
-        return _error(exc.status, exc.error, str(exc), exc.field)
+        return error(exc.status, exc.error, str(exc), exc.field)
     return "", 204

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import jsonify
-from flask import request
 
+from idp.api import error
+from idp.api import invalid
+from idp.api import json_body
+from idp.api import not_json
 from idp.extensions import csrf
 from idp.oauth.server import bearer_token
 from idp.oauth.server import require_oauth
@@ -23,19 +26,15 @@ def sensor_counts():
     """Store a batch of up to ``MAX_BATCH`` counts; all or nothing; a resend replaces."""
     token = bearer_token()
     if token.resident_id is not None or service.sensor_for(token.client_id) is None:
-        return jsonify(error="invalid_client",
-                       error_description="Only a registered sensor posts counts, with a "
-                                         "client_credentials token."), 403
-    payload = request.get_json(silent=True)
+        return error(403, "invalid_client", "Only a registered sensor posts counts, with a "
+                                            "client_credentials token.")
+    payload = json_body()
     if payload is None:
-        return jsonify(error="invalid_request",
-                       error_description="The body must be JSON (Content-Type: "
-                                         "application/json)."), 400
+        return not_json()
     try:
         counts = service.validate_batch(payload)
     except service.SensorCountError as exc:
-        return jsonify(error="invalid_request", field=exc.field,
-                       error_description=f"{exc.field}: {exc}" if exc.field else str(exc)), 400
+        return invalid(exc)
     stored, replaced = service.store(token.client, counts)
     service.seen(token.client_id)
     return jsonify(stored=stored, replaced=replaced), 201

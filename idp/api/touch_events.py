@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import jsonify
-from flask import request
 
+from idp.api import invalid
+from idp.api import json_body
+from idp.api import not_json
 from idp.extensions import commit_on_error
 from idp.extensions import csrf
 from idp.kiosk import service
@@ -24,11 +26,9 @@ bp = Blueprint("kiosk_api", __name__)
 def touch_events():
     """Store a batch of up to ``touch_events_max_batch`` touches; all or nothing."""
     token = bearer_token()
-    payload = request.get_json(silent=True)
+    payload = json_body()
     if payload is None:
-        return jsonify(error="invalid_request",
-                       error_description="The body must be JSON (Content-Type: "
-                                         "application/json)."), 400
+        return not_json()
     granted_at = tokens.granted_at(token)
     # A device-flow token is a resident's session at a kiosk: it ends when idle or long.
     session = (service.session_for(token.client_id, token.resident_id, granted_at)
@@ -41,11 +41,9 @@ def touch_events():
         # the kiosk cannot record anything more against them (docs/kiosk.md).
         service.end_session(token.client, token.resident_id, exc.reason)
         commit_on_error()
-        return jsonify(error="invalid_request", field=exc.field, session_ended=exc.reason,
-                       error_description=f"{exc.field}: {exc}"), 400
+        return invalid(exc, session_ended=exc.reason)
     except service.TouchEventError as exc:
-        return jsonify(error="invalid_request", field=exc.field,
-                       error_description=f"{exc.field}: {exc}" if exc.field else str(exc)), 400
+        return invalid(exc)
     # A device-flow token speaks for the resident who approved it; a
     # client_credentials token (no resident) logs passers-by anonymously.
     stored, duplicates = service.store(token.client, token.resident_id, events)

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp import config
+from idp import inputs
 from idp.access.models import PairwiseSubject
 from idp.audit.service import record as audit
 from idp.audit.tags import AuditTag
@@ -103,15 +104,10 @@ class Accepted:
 
 
 def _instant(text: Any, where: str, now: dt.datetime) -> dt.datetime:
-    if not isinstance(text, str) or not 10 <= len(text) <= 40:
-        raise RecordError(where, "must be an ISO 8601 date-time with a time zone")
     try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise RecordError(where, "must be an ISO 8601 date-time with a time zone") from None
-    if when.tzinfo is None:
-        raise RecordError(where, "must carry a time zone (e.g. Z or +09:00)")
-    when = when.astimezone(dt.UTC)
+        when = inputs.iso_instant(text)
+    except ValueError as error:
+        raise RecordError(where, str(error)) from None
     if when > now + FUTURE_SKEW:
         raise RecordError(where, "must not be in the future")
     return when

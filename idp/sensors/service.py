@@ -20,6 +20,7 @@ from sqlalchemy import tuple_
 from sqlalchemy import update
 
 from idp import geo
+from idp import inputs
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
@@ -223,18 +224,10 @@ def _integer(value: Any) -> bool:
 
 
 def _timestamp(value: Any, field: str) -> dt.datetime:
-    if not isinstance(value, str) or len(value) > 40:
-        raise SensorCountError(field, "must be an ISO 8601 timestamp with a time zone")
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise SensorCountError(field, "must be an ISO 8601 timestamp with a time zone") from None
-    if parsed.tzinfo is None:
-        raise SensorCountError(field, "must carry a time zone (e.g. Z or +09:00)")
-    try:
-        return parsed.astimezone(dt.UTC)
-    except OverflowError:
-        raise SensorCountError(field, "is out of range") from None
+        return inputs.iso_instant(value)
+    except ValueError as error:
+        raise SensorCountError(field, str(error)) from None
 
 
 def store(client: Client, counts: list[ValidCount]) -> tuple[int, int]:
