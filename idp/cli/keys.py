@@ -43,7 +43,9 @@ def list_keys(as_json: bool) -> None:
               "no keys yet")
 
 
-@group.command()
+# A kid is a JWK thumbprint (RFC 7638, base64url): one in 64 starts with "-", which
+# must still be read as the kid, not as an option.
+@group.command(context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 @click.option("--drop", is_flag=True,
               help="The key is compromised: remove it from JWKS at once (its ID tokens stop "

@@ -183,6 +183,15 @@ def test_keys_retire(cli, client):
     assert cli("keys", "retire", "no-such-kid").exit_code == 1
 
 
+def test_keys_retire_takes_a_kid_that_starts_with_a_dash(cli):
+    """Test that a thumbprint beginning with "-" (one kid in 64) is read as the kid, before
+    or after the options, not refused as an unknown option."""
+    for args in (("-Kno-such-kid",), ("-Kno-such-kid", "--json"), ("--json", "-Kno-such-kid")):
+        result = cli("keys", "retire", *args)
+        assert result.exit_code == 1, result.output
+        assert "No such option" not in result.output
+
+
 # ---- idp audit -------------------------------------------------------------------------------------
 
 def test_audit_verify_prints_the_head_and_checks_anchors(cli):
