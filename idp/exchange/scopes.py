@@ -44,12 +44,12 @@ def _label(category) -> str:
     return categories.label(category, locale)
 
 
-def _scope(prefix: str, category) -> scopes.Scope:
+def _scope(prefix: str, key: str) -> scopes.Scope:
     if prefix == RECEIVE:
-        return scopes.Scope(f"{RECEIVE}{category.key}", _LazyLabel(category.key), RECEIVE_DETAIL,
+        return scopes.Scope(f"{RECEIVE}{key}", _LazyLabel(key), RECEIVE_DETAIL,
                             claims=("registered_data",))
-    return scopes.Scope(f"{CONTRIBUTE}{category.key}", _LazyLabel(category.key),
-                        CONTRIBUTE_DETAIL, about_resident=False)
+    return scopes.Scope(f"{CONTRIBUTE}{key}", _LazyLabel(key), CONTRIBUTE_DETAIL,
+                        about_resident=False)
 
 
 class _LazyLabel:
@@ -62,11 +62,6 @@ class _LazyLabel:
         category = categories.get(self.key)
         return _label(category) if category is not None else self.key
 
-    def __html__(self) -> str:
-        from markupsafe import escape
-
-        return str(escape(str(self)))
-
     def __eq__(self, other) -> bool:
         return isinstance(other, _LazyLabel) and other.key == self.key
 
@@ -77,21 +72,14 @@ class _LazyLabel:
 def _resolver(prefix: str):
     def resolve(name: str) -> scopes.Scope | None:
         category = categories.get(name[len(prefix):])
-        return _scope(prefix, category) if category is not None else None
+        return _scope(prefix, category.key) if category is not None else None
     return resolve
 
 
 def _offered(prefix: str):
     def offered():
-        return [_scope(prefix, _Key(key)) for key in categories.keys_in_use()]
+        return [_scope(prefix, key) for key in categories.keys_in_use()]
     return offered
-
-
-class _Key:
-    """A category known by its key only (the offered list is cached by key)."""
-
-    def __init__(self, key: str):
-        self.key = key
 
 
 def _refusal(company_id: str, name: str) -> str | None:
