@@ -100,6 +100,13 @@ class Settings:
         default="",
         metadata=_doc("Where the consortium terms of use are published (shown on consent)."),
     )
+    terms_contact: str = field(
+        default="",
+        metadata=_doc("How residents reach the consortium about the terms of use and the "
+                      "consortium ID (an address or a web page); named in the terms' article on "
+                      "the operator. Empty: the terms point to the contact published on this "
+                      "service."),
+    )
     smtp_url: str = field(
         default="",
         metadata=_doc("Outgoing mail server: smtp://[user:password@]host[:port] (STARTTLS, "

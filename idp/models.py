@@ -7,6 +7,7 @@ from idp.access.models import PairwiseSubject
 from idp.access.models import Token
 from idp.accounts.models import RecoveryCode
 from idp.accounts.models import Resident
+from idp.accounts.models import RegistrationInvitation
 from idp.accounts.models import UsedLink
 from idp.admin.models import Admin
 from idp.admin.models import AdminFormToken
@@ -48,5 +49,6 @@ __all__ = [
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",
     "Resident", "Sensor", "SensorCount",
     "SigningKey", "TermsVersion", "Token", "TokenRead", "TouchEvent", "UsedClientAssertion",
+    "RegistrationInvitation",
     "UsedLink",
 ]

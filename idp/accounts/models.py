@@ -133,3 +133,23 @@ class PasskeyChallenge(Base):
     created_at: Mapped[created_at]
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     used_at: Mapped[dt.datetime | None]
+
+
+class RegistrationInvitation(Base):
+    """A registration link that was mailed: the link carries only a random token,
+    this row keeps the SHA-256 of that token with the address it was sent to.
+
+    The address therefore never appears in a URL (browser history, proxy and
+    server logs, the Referer of the next page). The row is used up when the
+    consortium ID is issued (``used_at``) and purged a while after it expired.
+    """
+
+    __tablename__ = "registration_invitations"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    interaction: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[created_at]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used_at: Mapped[dt.datetime | None]

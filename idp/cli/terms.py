@@ -32,20 +32,39 @@ def group() -> None:
 @group.command()
 @click.option("--version", "version", required=True, help="Version name, e.g. 2026-12.")
 @click.option("--url", default="", help="Where the full text is published.")
-@click.option("--summary", default="", help="What changed (Japanese), shown to residents.")
-@click.option("--summary-en", default="", help="What changed (English).")
+@click.option("--summary", required=True, help="What changed (Japanese), shown to residents.")
+@click.option("--summary-en", required=True, help="What changed (English).")
+@click.option("--text", "text_file", type=click.File(encoding="utf-8"), default=None,
+              help="File with the full text (Japanese); default: the newest version's text.")
+@click.option("--text-en", "text_en_file", type=click.File(encoding="utf-8"), default=None,
+              help="File with the full text (English); default: the newest version's text.")
 @click.option("--effective-at", default=None,
               help="When it takes effect (ISO 8601 with time zone); default now.")
 @json_option
 @in_app
-def publish(version, url, summary, summary_en, effective_at, as_json) -> None:
+def publish(version, url, summary, summary_en, text_file, text_en_file, effective_at,
+            as_json) -> None:
     """Publish a new version: every resident accepts it at their next sign-in, and every
-    consent is asked again."""
+    consent is asked again. The text format is that of idp/terms/text/ja.md."""
     row = service.publish_terms(version, url, summary=summary, summary_en=summary_en,
+                                text=text_file.read() if text_file else "",
+                                text_en=text_en_file.read() if text_en_file else "",
                                 effective_at=_when(effective_at), actor="cli")
     emit(as_json, {"version": row.version, "url": row.url,
                    "effective_at": row.effective_at.isoformat()},
          f"published terms {row.version}, effective {row.effective_at.isoformat()}")
+
+
+@group.command("show")
+@click.option("--version", "version", default=None, help="Default: the version in force.")
+@click.option("--en", "english", is_flag=True, help="The English text.")
+@in_app
+def show(version, english) -> None:
+    """Print the full text of a version (a start for the next one's --text)."""
+    found = service.find(version) if version else service.current()
+    if found is None:
+        raise click.ClickException(f"no version {version} in effect")
+    click.echo(found.text_en if english else found.text)
 
 
 @group.command("list")

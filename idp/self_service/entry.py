@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -13,7 +14,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from idp import config
 from idp.accounts import links
+from idp.accounts import postal
 from idp.accounts import profile as profile_service
 from idp.accounts import recovery
 from idp.accounts import registration
@@ -30,6 +33,22 @@ from idp.self_service import limit_by_target
 from idp.terms import service as terms_service
 
 CLAUSES = ("agree_provision", "agree_collection", "agree_terms")
+
+
+def _clause_missing(name: str) -> str:
+    """The error for an unticked clause, naming it (the summary lists all three)."""
+    if name == "agree_provision":
+        return _("Agree that your consortium ID and registered information are provided to "
+                 "member companies with your consent.")
+    if name == "agree_collection":
+        return _("Agree that information obtained through member companies' services is "
+                 "collected by the consortium.")
+    return _("Read the terms of use and agree to them.")
+
+
+def _sender_domain() -> str:
+    """The domain our mail comes from, for residents whose carrier filters mail."""
+    return config.settings().mail_sender.rpartition("@")[2]
 
 
 def _locale() -> str:
@@ -65,7 +84,7 @@ def register():
     mail.queue([message])
     return render_template(
         "account/mail_sent.html", email=email, kind="register",
-        hours=links.ttl(links.REGISTER) // 3600)
+        hours=links.ttl(links.REGISTER) // 3600, sender_domain=_sender_domain())
 
 
 def _terms_changed() -> str:
@@ -101,7 +120,7 @@ def register_complete():
     agreed = {name for name in CLAUSES if request.form.get(name) == "yes"}
     for name in CLAUSES:
         if name not in agreed:
-            errors[name] = _("You need to agree to this to get a consortium ID.")
+            errors[name] = _clause_missing(name)
     version = request.form.get("terms_version", "")
     if not errors and version != context["terms"].version:
         errors["agree_terms"] = _terms_changed()
@@ -127,6 +146,17 @@ def register_complete():
         flow.mark_logged_in(invitation.interaction, row)
     mail.queue([registration.welcome(resident)])
     return redirect(url_for("account.register_done", interaction=invitation.interaction))
+
+
+@bp.get("/postal-code")
+def postal_code():
+    """The municipality of a postal code (Japan Post's data, offline), for the form's
+    script; the form works the same without it."""
+    place = postal.lookup(request.args.get("code", ""))
+    if place is None:
+        return jsonify(error="not_found"), 404
+    return jsonify(postal_code=place.postal_code, prefecture=place.prefecture,
+                   locality=place.locality)
 
 
 @bp.get("/register/done")
@@ -203,7 +233,7 @@ def reset_request():
     mail.queue([message])
     return render_template(
         "account/mail_sent.html", email=email, kind="reset",
-        minutes=links.ttl(links.RESET_PASSWORD) // 60)
+        minutes=links.ttl(links.RESET_PASSWORD) // 60, sender_domain=_sender_domain())
 
 
 @bp.route("/password/reset/confirm", methods=["GET", "POST"])

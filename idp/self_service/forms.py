@@ -123,7 +123,8 @@ def parse_new_password(form: Mapping[str, str], email: str | None,
         errors[name] = _l("Use at most %(max)s characters.", max=MAX_PASSWORD)
     elif email and password.strip().lower() == normalise_email(email):
         errors[name] = _l("Do not use your email address as the password.")
-    elif value(form, confirm) != password:
+    # Checked apart from the rules above, so both problems are told at once.
+    if value(form, confirm) != password:
         errors[confirm] = _l("The two passwords do not match.")
     return (None if errors else password), errors
 

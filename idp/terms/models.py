@@ -27,6 +27,10 @@ class TermsVersion(Base):
     # What changed, shown on the acceptance page (Japanese, English).
     summary: Mapped[str] = mapped_column(Text, default="")
     summary_en: Mapped[str] = mapped_column(Text, default="")
+    # The full text (Japanese, English) in the format of idp.terms.document. Empty
+    # only on versions published before the text lived here: they show the bundled text.
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    text_en: Mapped[str] = mapped_column(Text, default="", server_default="")
     effective_at: Mapped[dt.datetime] = mapped_column(index=True)
     published_at: Mapped[created_at]
     published_by: Mapped[str | None] = mapped_column(String(100))

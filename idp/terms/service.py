@@ -29,6 +29,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.extensions import db
+from idp.terms import document
 from idp.terms.models import TermsVersion
 
 VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
@@ -47,10 +48,30 @@ class Terms:
     summary: str = ""
     summary_en: str = ""
     effective_at: dt.datetime | None = None
+    text: str = ""
+    text_en: str = ""
 
     def summary_in(self, locale: str) -> str:
         """The summary for a page in ``locale``: Japanese unless an English one exists."""
         return self.summary_en if locale == "en" and self.summary_en else self.summary
+
+    def text_in(self, locale: str) -> str:
+        """The full text for a page in ``locale``: Japanese unless an English one exists."""
+        return self.text_en if locale == "en" and self.text_en else self.text
+
+
+def _bundled(version: str, url: str = "") -> Terms:
+    """The settings' version with the text shipped in the product (idp/terms/text)."""
+    return Terms(version=version, url=url, text=document.bundled("ja"),
+                 text_en=document.bundled("en"))
+
+
+def _from_row(row: TermsVersion) -> Terms:
+    # Versions published before the text lived in the table show the bundled text.
+    return Terms(version=row.version, url=row.url, summary=row.summary,
+                 summary_en=row.summary_en, effective_at=row.effective_at,
+                 text=row.text or document.bundled("ja"),
+                 text_en=row.text_en or (document.bundled("en") if not row.text else ""))
 
 
 def _newest(*columns, now: dt.datetime | None = None):
@@ -67,9 +88,34 @@ def current(now: dt.datetime | None = None) -> Terms:
     row = db.session.scalar(_newest(TermsVersion, now=now))
     if row is None:
         settings = config.settings()
-        return Terms(version=settings.terms_version, url=settings.terms_url)
-    return Terms(version=row.version, url=row.url, summary=row.summary,
-                 summary_en=row.summary_en, effective_at=row.effective_at)
+        return _bundled(settings.terms_version, settings.terms_url)
+    return _from_row(row)
+
+
+def find(version: str, now: dt.datetime | None = None) -> Terms | None:
+    """A version residents may read: published and in effect (or the settings' version
+    while nothing in effect is published); None for anything else."""
+    if not isinstance(version, str) or not VERSION.match(version):
+        return None
+    row = db.session.get(TermsVersion, version)
+    if row is not None:
+        return _from_row(row) if row.effective_at <= (now or utcnow()) else None
+    if version == config.settings().terms_version:
+        return _bundled(version, config.settings().terms_url)
+    return None
+
+
+def history(now: dt.datetime | None = None) -> list[Terms]:
+    """Every version residents may read, newest first: the published ones in effect,
+    then the settings' version they replaced (the text shipped with the product)."""
+    rows = db.session.scalars(
+        select(TermsVersion).where(TermsVersion.effective_at <= (now or utcnow()))
+        .order_by(TermsVersion.effective_at.desc(), TermsVersion.published_at.desc()))
+    found = [_from_row(row) for row in rows]
+    settings = config.settings()
+    if all(t.version != settings.terms_version for t in found):
+        found.append(_bundled(settings.terms_version, settings.terms_url))
+    return found
 
 
 def current_version() -> str:
@@ -84,10 +130,15 @@ def current_version_sql(now: dt.datetime | None = None):
 
 
 def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en: str = "",
+                  text: str = "", text_en: str = "",
                   effective_at: dt.datetime | None = None,
                   actor: str | None = None) -> TermsVersion:
     """Publish a new version. From ``effective_at`` (default now) every resident must
-    accept it at their next sign-in, and every consent is asked again."""
+    accept it at their next sign-in, and every consent is asked again.
+
+    The summary of changes is required in both languages: it is what a resident asked
+    to agree again reads first. Without ``text``/``text_en`` the new version carries the
+    text of the newest version unchanged (a version that only asks everyone again)."""
     version = (version or "").strip()
     if not VERSION.match(version):
         raise TermsError("version must be 1 to 40 letters, digits, '.', '_' or '-'")
@@ -96,6 +147,20 @@ def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en:
         raise TermsError("url must be an http(s) URL")
     if len(url) > 500:
         raise TermsError("url must be at most 500 characters")
+    summary, summary_en = (summary or "").strip(), (summary_en or "").strip()
+    if not summary or not summary_en:
+        raise TermsError("say what changed, in Japanese and in English (summary, summary_en)")
+    if len(summary) > 2000 or len(summary_en) > 2000:
+        raise TermsError("the summary of changes must be at most 2000 characters")
+    text = (text or "").replace("\r\n", "\n").strip()
+    text_en = (text_en or "").replace("\r\n", "\n").strip()
+    if not text or not text_en:
+        latest = newest_text()
+        text, text_en = text or latest.text, text_en or latest.text_en
+    for language, body in (("ja", text), ("en", text_en)):
+        if document.problems(body):
+            raise TermsError(f"the {language} text must have at least one '## ' article "
+                             f"and at most {document.MAX_TEXT} characters")
     now = utcnow()
     effective_at = effective_at or now
     if effective_at.tzinfo is None:
@@ -106,14 +171,21 @@ def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en:
         select(TermsVersion).order_by(TermsVersion.effective_at.desc()).limit(1))
     if newest is not None and effective_at <= newest.effective_at:
         raise TermsError(f"effective_at must be after that of version {newest.version}")
-    row = TermsVersion(version=version, url=url, summary=summary.strip(),
-                       summary_en=summary_en.strip(), effective_at=effective_at,
+    row = TermsVersion(version=version, url=url, summary=summary, summary_en=summary_en,
+                       text=text, text_en=text_en, effective_at=effective_at,
                        published_at=now, published_by=actor)
     db.session.add(row)
     db.session.flush()
     record(AuditTag.TERMS_PUBLISH, actor=actor, version=version,
            effective_at=effective_at.isoformat())
     return row
+
+
+def newest_text() -> Terms:
+    """The text of the newest version, in effect or scheduled (what a new one starts from)."""
+    row = db.session.scalar(
+        select(TermsVersion).order_by(TermsVersion.effective_at.desc()).limit(1))
+    return _from_row(row) if row is not None else _bundled(config.settings().terms_version)
 
 
 def versions() -> list[TermsVersion]:

@@ -326,7 +326,7 @@ def test_publish_terms_makes_residents_accept_at_next_sign_in(browser, client):
 
 
 def test_publishing_an_existing_version_is_refused(browser):
-    terms.publish_terms("2027-01", actor="test")
+    terms.publish_terms("2027-01", summary="改定", summary_en="Revised", actor="test")
     db.session.commit()
     browser.form("/admin/terms", "/admin/terms", version="2027-01")
     assert events("admin:action:refused")[0].data["action"] == "terms:publish"

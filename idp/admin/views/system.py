@@ -30,7 +30,7 @@ from idp.terms import service as terms
 def terms_page():
     """Published versions, the one in force, and the form to publish a new one."""
     return render_template("admin/terms.html", versions=terms.versions(),
-                           current=terms.current())
+                           current=terms.current(), draft=terms.newest_text())
 
 
 def _local_datetime(value: str) -> dt.datetime | None:
@@ -54,6 +54,7 @@ def terms_publish():
         request.form.get("version", ""), request.form.get("url", ""),
         summary=request.form.get("summary", ""),
         summary_en=request.form.get("summary_en", ""),
+        text=request.form.get("text", ""), text_en=request.form.get("text_en", ""),
         effective_at=_local_datetime(request.form.get("effective_at", "")),
         actor="admin")
     return done(_("Version %(version)s is published. Residents accept it at their next "

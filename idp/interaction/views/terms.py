@@ -1,8 +1,16 @@
 """The consortium's terms of use (the ``terms_accepted`` check of
 ``idp.interaction.policy``): read them, and accept or decline them when asked
-to, before any authorization goes on."""
+to, before any authorization goes on.
+
+``/terms`` shows the version in force in full (with a table of contents and
+the list of versions); ``/terms/<version>`` any version in effect before, as it
+was published. ``terms_page_url(version)`` is the template global every page
+that asks for agreement links to."""
 
 from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
 
 from flask import abort
 from flask import g
@@ -13,18 +21,68 @@ from flask import url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from idp import config
 from idp.access import service as access
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.interaction import flow
 from idp.interaction.views import bp
 from idp.interaction.views.login import safe_next
+from idp.terms import document
 from idp.terms import service as terms_service
 
 
-def _terms_context() -> dict:
+JAPAN = ZoneInfo("Asia/Tokyo")
+
+
+@bp.app_template_filter("terms_time")
+def terms_time(value: dt.datetime | None) -> str:
+    """A time residents read: 2026年12月3日 17:05（日本時間） / 3 Dec 2026, 17:05 (Japan time)."""
+    if value is None:
+        return ""
+    local = value.astimezone(JAPAN)
+    if str(get_locale()) == "en":
+        return f"{local.day} {local:%b %Y, %H:%M} (Japan time)"
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（日本時間）"
+
+
+@bp.app_template_global()
+def terms_page_url(version: str | None = None) -> str:
+    """Where residents read the terms: the version in force, or ``version``."""
+    if version and version != terms_service.current_version():
+        return url_for("interaction.terms_version", version=version)
+    return url_for("interaction.terms")
+
+
+def _document(shown: terms_service.Terms, locale: str) -> document.Document:
+    settings = config.settings()
+    english = locale == "en"
+    contact = settings.terms_contact or _("the contact published on this service")
+    return document.parse(document.fill(
+        shown.text_in(locale),
+        consortium=settings.consortium_name_en if english else settings.consortium_name,
+        contact=contact))
+
+
+def _terms_context(shown: terms_service.Terms | None = None) -> dict:
+    locale = str(get_locale())
     current = terms_service.current()
-    return {"terms": current, "summary": current.summary_in(str(get_locale()))}
+    shown = shown or current
+    return {"terms": current, "summary": current.summary_in(locale), "shown": shown,
+            "shown_summary": shown.summary_in(locale), "document": _document(shown, locale),
+            "history": terms_service.history(), "locale": locale}
+
+
+@bp.get("/terms/<version>")
+def terms_version(version: str):
+    """One version of the terms as it was published (any version in effect so far)."""
+    shown = terms_service.find(version)
+    if shown is None:
+        abort(404)
+    if shown.version == terms_service.current_version():
+        return redirect(url_for("interaction.terms"))
+    return render_template("account/terms.html", interaction_id=None, next_url=None,
+                           asked=False, error=None, **_terms_context(shown))
 
 
 @bp.route("/terms", methods=["GET", "POST"])

@@ -263,7 +263,8 @@ def test_terms_published_while_filling_in_are_not_accepted_blindly(client):
     request_link(client)
     link = registration_link()
     page = client.get(link)
-    terms.publish_terms("2027-01", "https://consortium.example.jp/terms/2027-01")
+    terms.publish_terms("2027-01", "https://consortium.example.jp/terms/2027-01",
+                        summary="改定", summary_en="Revised")
     db.session.commit()
     token = parse_qs(urlsplit(link).query)["token"][0]
     response = client.post("/register/complete", data={

@@ -150,7 +150,8 @@ def test_a_code_redeemed_after_narrowing_yields_only_the_narrowed_scope(client, 
 def test_new_terms_end_what_the_old_consent_covered(client, rp):
     """Test that a consent given under terms since replaced no longer covers live tokens."""
     issued = tokens_for(client, rp, scope=WIDE)
-    terms.publish_terms("2099-01", "https://example.jp/terms/2099-01")
+    terms.publish_terms("2099-01", "https://example.jp/terms/2099-01",
+                        summary="改定", summary_en="Revised")
     db.session.commit()
     assert userinfo(client, issued["access_token"]).status_code == 401
     assert introspect(client, rp, issued["access_token"]).json == {"active": False}

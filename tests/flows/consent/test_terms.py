@@ -92,7 +92,8 @@ def test_a_version_is_published_once_and_in_order(resident):
     with pytest.raises(terms.TermsError, match="after"):
         publish("2026-12", effective_at=utcnow() - dt.timedelta(days=1))
     with pytest.raises(terms.TermsError, match="time zone"):
-        terms.publish_terms("2027-03", effective_at=dt.datetime(2030, 1, 1))  # noqa: DTZ001
+        terms.publish_terms("2027-03", summary="改定", summary_en="Revised",
+                            effective_at=dt.datetime(2030, 1, 1))  # noqa: DTZ001
 
 
 def test_sign_in_stops_at_the_new_terms(client, resident):
@@ -232,13 +233,16 @@ def test_cli_publishes_and_lists(cli, resident):
     """Test `idp terms publish` and `idp terms list --json`."""
     result = cli("terms", "publish", "--version", NEW, "--url",
                  "https://consortium.example.jp/terms/2027-01", "--effective-at",
-                 "2026-01-01T00:00:00+09:00", "--json")
+                 "2026-01-01T00:00:00+09:00", "--summary", "改定", "--summary-en", "Revised",
+                 "--json")
     assert result.exit_code == 0, result.output
     listed = json.loads(cli("terms", "list", "--json").output)
     assert listed["current"] == NEW
     assert [v["version"] for v in listed["versions"]] == [NEW]
     assert tags("terms:publish")[0].actor == "cli"
-    bad = cli("terms", "publish", "--version", "2027-02", "--effective-at", "tomorrow")
+    bad = cli("terms", "publish", "--version", "2027-02", "--effective-at", "tomorrow",
+              "--summary", "改定", "--summary-en", "Revised")
     assert bad.exit_code != 0
-    again = cli("terms", "publish", "--version", NEW)
+    again = cli("terms", "publish", "--version", NEW, "--summary", "改定", "--summary-en",
+                "Revised")
     assert again.exit_code == 1 and "already" in again.output

@@ -403,7 +403,8 @@ def test_new_terms_must_be_accepted_before_a_device_approval(client, kiosk):
     from idp.terms import service as terms
 
     Browser(client).login()
-    terms.publish_terms("2027-01", "https://example.jp/terms")
+    terms.publish_terms("2027-01", "https://example.jp/terms", summary="改定",
+                        summary_en="Revised")
     db.session.commit()
     body = authorize(client, kiosk)
     page = client.get("/device")
