@@ -3,8 +3,11 @@
 
     python3.11 dev.py demo    # virtualenv, install, migrate SQLite, seed the demo, serve :5000
     python3.11 dev.py test    # virtualenv, install with test and browser extras, run the tests
+    python3.11 dev.py idp …   # the `idp` command of .venv (e.g. `dev.py idp admins create …`)
 
-Extra arguments after `test` go to pytest (e.g. `python3.11 dev.py test -k pkce`).
+Extra arguments after `test` go to pytest (e.g. `python3.11 dev.py test -k pkce`); after
+`idp`, to .venv/bin/idp. Every `demo` run brings the demo companies, clients and resident
+back to their demo state (idp/cli/demo.py).
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ def ensure_venv(extras: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "idp"):
         print(__doc__, file=sys.stderr)
         return 2
+    if argv[0] == "idp":
+        # `idp` is not on PATH after the quick start: pass through to the virtualenv's.
+        if not (BIN / "idp").exists():
+            ensure_venv("")
+        os.execv(BIN / "idp", [str(BIN / "idp"), *argv[1:]])  # noqa: S606
     if argv[0] == "demo":
         ensure_venv("")
         os.execv(BIN / "idp", [str(BIN / "idp"), "demo", "run"])  # noqa: S606

@@ -1,4 +1,13 @@
-"""``idp demo``: a company, its demo app and a resident to click through locally."""
+"""``idp demo``: a company, its demo app and a resident to click through locally.
+
+Seeding is idempotent and repairs the demo: every run (``idp demo run`` or
+``idp demo seed``) brings A社, B社 and C社 back to their demo state, so what an admin
+did while trying the console does not stay. A suspended demo company is reinstated;
+a revoked company or client (revocation is final) is replaced by a new one under the
+same name, with a new client id and secret; ended data contracts are signed again
+and the demo clients get their demo scopes back; a deleted demo resident is created
+again. The earlier, revoked rows stay in the database as history.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ from idp.cli import in_app
 from idp.cli import json_option
 from idp.clients import service as clients
 from idp.clients.models import Client
+from idp.clients.models import CompanyStatus
 from idp.config import ROOT
 from idp.db import utcnow
 from idp.exchange import categories
@@ -71,54 +81,84 @@ A_CONTRIBUTES = {"language": "ja", "interests": ["観光", "グルメ", "雪ま�
                  "household": {"members": 2, "children": 0}}
 
 
+def _usable(client_id: str | None) -> Client | None:
+    """The demo client if it can still be used, its company reinstated if an admin
+    suspended it; None when it is gone or revoked (then the demo makes a new one)."""
+    client = db.session.get(Client, client_id or "")
+    if client is None or client.revoked_at is not None:
+        return None
+    if client.company.status == CompanyStatus.REVOKED:
+        return None
+    if client.company.status == CompanyStatus.SUSPENDED:
+        clients.reinstate_company(client.company_id, actor="demo")
+    return client
+
+
+def _exchange_in_force(state: dict) -> bool:
+    return bool(state.get("exchange")) and all(
+        contracts.in_force(state[company], key) is not None
+        for company in ("company_id", "b_company_id") for key in EXCHANGED)
+
+
 def _seed_exchange(state: dict) -> dict:
     """Contracts for A社 (contributes) and B社 (receives) and the scopes that go with them:
     A社's service gets ``contribute:<key>`` and client_credentials (its backend), B社's
-    ``registered:<key>``. Run once per demo database."""
+    ``registered:<key>``. Contracts are signed when none is in force; scopes an admin
+    took away are given back."""
     categories.ensure_defaults()
-    until = (utcnow() + dt.timedelta(days=365)).date()
-    a = contracts.create(state["company_id"], list(EXCHANGED),
-                         "XXXサービスで登録されたお客様の言語・興味・世帯を推進体制へ提供するため",
-                         valid_until=until, breach_contact="privacy@a-sha.example.jp")
-    b = contracts.create(state["b_company_id"], list(EXCHANGED),
-                         "YYYサービスでのご案内を、お客様の言語・興味・世帯に合わせるため",
-                         valid_until=until, breach_contact="privacy@b-sha.example.jp")
+    if _exchange_in_force(state):
+        signed = state["exchange"]
+    else:
+        until = (utcnow() + dt.timedelta(days=365)).date()
+        a = contracts.create(state["company_id"], list(EXCHANGED),
+                             "XXXサービスで登録されたお客様の言語・興味・世帯を推進体制へ提供するため",
+                             valid_until=until, breach_contact="privacy@a-sha.example.jp")
+        b = contracts.create(state["b_company_id"], list(EXCHANGED),
+                             "YYYサービスでのご案内を、お客様の言語・興味・世帯に合わせるため",
+                             valid_until=until, breach_contact="privacy@b-sha.example.jp")
+        signed = {"a_contract": a.id, "b_contract": b.id}
     for client_id, scopes, grants in (
             (state["client_id"], [f"contribute:{k}" for k in EXCHANGED], ["client_credentials"]),
             (state["b_client_id"], [f"registered:{k}" for k in EXCHANGED], [])):
         settings = clients.settings_of(db.session.get(Client, client_id))
-        settings.scopes = [*settings.scopes, *(s for s in scopes if s not in settings.scopes)]
-        settings.grant_types = [*settings.grant_types,
-                                *(g for g in grants if g not in settings.grant_types)]
-        clients.update_client(client_id, settings, actor="demo")
-    return {"a_contract": a.id, "b_contract": b.id}
+        missing = ([s for s in scopes if s not in settings.scopes],
+                   [g for g in grants if g not in settings.grant_types])
+        if missing[0] or missing[1]:
+            settings.scopes = [*settings.scopes, *missing[0]]
+            settings.grant_types = [*settings.grant_types, *missing[1]]
+            clients.update_client(client_id, settings, actor="demo")
+    return signed
 
 
 def seed_demo() -> dict:
-    """Create (once) A社 and B社, their demo apps, a kiosk and a resident; return the state."""
+    """Create A社 and B社, their demo apps, a kiosk and a resident, or bring them back to
+    their demo state (see the module doc); return the state."""
     state = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
-    client = db.session.get(Client, state.get("client_id", ""))
-    if client is None:
+    if _usable(state.get("client_id")) is None:
         company, client, secret = _demo_service(
             "A社", "XXXサービス", RP_PORT,
             "XXXサービスの会員登録と、お住まいの地域に合わせたお知らせの配信に利用します。",
             "To register you for XXX service and send news for your area.")
-        state = {"company_id": company.id, "client_id": client.id, "client_secret": secret}
-    if db.session.get(Client, state.get("b_client_id", "")) is None:
+        state.update(company_id=company.id, client_id=client.id, client_secret=secret)
+        state.pop("exchange", None)
+    if _usable(state.get("b_client_id")) is None:
         b_company, b_client, b_secret = _demo_service(
             "B社", "YYYサービス", B_RP_PORT,
             "YYYサービスでの予約の受付と、ご本人確認の連絡に利用します。",
             "To take your bookings on YYY service and contact you about them.")
         state.update(b_company_id=b_company.id, b_client_id=b_client.id,
                      b_client_secret=b_secret)
-    if db.session.get(Client, state.get("kiosk_client_id", "")) is None:
+        state.pop("exchange", None)
+    if _usable(state.get("kiosk_client_id")) is None:
         kiosk_company = clients.create_company("C社", actor="demo")
         kiosk, kiosk_secret, _ = kiosks.create_kiosk(
             kiosk_company.id, "北2条広場サイネージ", "札幌駅前通 北2条西4丁目 交差点広場",
             actor="demo", latitude=43.06318, longitude=141.35370,
             contact="signage@c-sha.example.jp")
         state.update(kiosk_client_id=kiosk.id, kiosk_client_secret=kiosk_secret)
-    if db.session.get(Client, state.get("sensor_client_id", "")) is None:
+        state.pop("sensor_client_id", None)  # the counters belong to the new C社
+        state.pop("city_day", None)
+    if _usable(state.get("sensor_client_id")) is None:
         # The square's people counters (seed 000): C社 as well, one per side.
         company_id = db.session.get(Client, state["kiosk_client_id"]).company_id
         sensor, sensor_secret, _ = sensors.create_sensor(
@@ -135,8 +175,7 @@ def seed_demo() -> dict:
                              postal_code="060-0042", locality="札幌市中央区"),
             email_verified=True, actor="demo", terms_version=terms.current_version(),
         )
-    if not state.get("exchange"):
-        state["exchange"] = _seed_exchange(state)
+    state["exchange"] = _seed_exchange(state)
     if "city_day" not in state or db.session.scalar(
             select(Resident).where(Resident.email == f"citizen00@{CITIZENS}")) is None:
         state["city_day"] = _seed_square_yesterday(state)
