@@ -6,8 +6,8 @@ from idp.access.models import DeviceCode
 from idp.access.models import PairwiseSubject
 from idp.access.models import Token
 from idp.accounts.models import RecoveryCode
-from idp.accounts.models import Resident
 from idp.accounts.models import RegistrationInvitation
+from idp.accounts.models import Resident
 from idp.accounts.models import UsedLink
 from idp.admin.models import Admin
 from idp.admin.models import AdminFormToken

@@ -36,11 +36,11 @@ from idp.accounts import links
 from idp.accounts import service as accounts
 from idp.accounts.models import RegistrationInvitation
 from idp.accounts.models import Resident
-from idp.db import utcnow
-from idp.extensions import db
 from idp.accounts.service import Profile
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.db import utcnow
+from idp.extensions import db
 from idp.mail.service import Message
 from idp.mail.service import compose
 from idp.terms import service as terms

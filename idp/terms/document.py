@@ -67,7 +67,8 @@ def parse(text: str) -> Document:
         if not line:
             continue
         if line.startswith("## "):
-            articles.append(Article(anchor=f"article-{len(articles) + 1}", heading=line[3:].strip()))
+            articles.append(Article(anchor=f"article-{len(articles) + 1}",
+                                    heading=line[3:].strip()))
             target = articles[-1].paragraphs
         elif line.startswith("# ") and not title and not articles and not preamble:
             title = line[2:].strip()

@@ -1,10 +1,12 @@
 """Which terms of use are current, publishing a new version, and acceptance.
 
 The current version is the newest published row whose ``effective_at`` has
-come. Before anything is published it is the ``terms_version`` setting (with
-``terms_url``), so an installation works from the first day. Publishing is a
-service call (``publish_terms``) shared by ``idp terms publish`` and, later,
-the admin console.
+come. Before anything is published it is the ``terms_version`` setting with the
+text shipped in the product (``idp/terms/text``), so an installation works from
+the first day. Each published version carries its own full text (Japanese,
+English) and a required change summary, so what a resident accepted can be
+shown again as it was (``find``, ``history``). Publishing is a service call
+(``publish_terms``) shared by ``idp terms publish`` and the admin console.
 
 A resident who has not accepted the current version is stopped at the next
 sign-in and at the next authorization request, before anything is released

@@ -31,7 +31,6 @@ from idp.interaction.views.login import safe_next
 from idp.terms import document
 from idp.terms import service as terms_service
 
-
 JAPAN = ZoneInfo("Asia/Tokyo")
 
 
