@@ -4,6 +4,7 @@ change summary, and linked wherever agreement is asked."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from freezegun import freeze_time
@@ -159,3 +160,14 @@ def test_shipped_texts_have_the_same_articles():
     ja, en = (document.parse(document.bundled(lang)) for lang in ("ja", "en"))
     assert len(ja.articles) == len(en.articles) == 16
     assert [len(a.paragraphs) for a in ja.articles] == [len(a.paragraphs) for a in en.articles]
+
+
+def test_consent_screen_links_the_terms_even_without_a_url_setting(app, client):
+    """Test that the consent screen's terms line links to /terms (no admin URL needed)."""
+    from tests.flows.code_flow.test_standard_scopes import consent_page
+    factories.resident()
+    _, _, html = consent_page(client, factories.rp(), "openid name")
+    line = re.search(r'<a href="([^"]+)" target="_blank" rel="noopener">([^<]+)<', html.split(
+        'class="links"')[1])
+    assert line is not None and line.group(1) == "/terms"
+    assert "利用規約" in line.group(2)
