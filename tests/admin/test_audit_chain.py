@@ -640,3 +640,14 @@ def test_migration_chains_events_written_before_it(scratch_url):
         assert guard.installed(db.session.connection())
         db.session.remove()
         db.engine.dispose()
+
+
+def test_sealing_brings_the_lag_metric_back_to_zero(client):
+    """Test that once the sealer ran, /metrics reports no unsealed event and no lag."""
+    append_events(2)
+    db.session.rollback()
+    lag = "machi_id_audit_sealing_lag_seconds"
+    assert f"\n{lag} 0.0" not in "\n" + client.get("/metrics").get_data(as_text=True)
+    seal()
+    body = "\n" + client.get("/metrics").get_data(as_text=True)
+    assert f"\n{lag} 0.0\n" in body and "\nmachi_id_audit_unsealed_events 0.0\n" in body
