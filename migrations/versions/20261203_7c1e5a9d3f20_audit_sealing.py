@@ -26,9 +26,9 @@ stop them before upgrading (no rolling upgrade across this revision). Run
 ``idp worker`` (it seals every second) and then ``idp audit verify``; write
 down its head as the first anchor of the sealed log.
 
-Downgrade needs every entry sealed (``idp audit seal``) and gives the old
-single head row back; events sealed in format 2 do not verify with the
-previous version's code.
+Downgrade is for backing out right after the upgrade: it refuses once any
+event has been sealed in format 2 (the previous version's code cannot verify
+those) or an entry waits unsealed, and gives the old single head row back.
 """
 
 from __future__ import annotations
@@ -93,8 +93,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     postgresql = bind.dialect.name == "postgresql"
-    if bind.execute(sa.text("SELECT 1 FROM audit_events WHERE seq IS NULL LIMIT 1")).first():
-        raise RuntimeError("unsealed audit entries remain: run `idp audit seal` first")
+    if bind.execute(sa.text("SELECT 1 FROM audit_events WHERE seq IS NULL OR format <> 1 "
+                            "LIMIT 1")).first():
+        raise RuntimeError("audit events were appended or sealed since the upgrade: the "
+                           "previous version cannot verify them, so this revision cannot be "
+                           "downgraded")
     for statement in (POSTGRESQL_DROP if postgresql else SQLITE_DROP):
         op.execute(statement)
     op.create_table('audit_chain_head',
