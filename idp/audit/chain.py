@@ -399,10 +399,10 @@ def verify(session: Session, anchors: Iterable[tuple[int, str]] = (),
     its signature with ``check``); stop at the first broken link. Reports the unsealed
     tail."""
     result = Verification()
-    _verify_tail(session, result)
     # The walk stops at the last head as of now: a batch sealed meanwhile commits its
     # events and its head together, so it is either wholly in or wholly out.
     upto = _last_head_seq(session)
+    _verify_tail(session, result, upto)
     wanted = dict(anchors)
     prev, expected, newest_format = GENESIS, 1, 1
     heads = _paged(session, HEADS, upto, batch)
@@ -478,17 +478,19 @@ def _count_redaction(event: Any, result: Verification) -> None:
         result.redactions_accounted += count if isinstance(count, int) else 0
 
 
-def _verify_tail(session: Session, result: Verification) -> None:
-    """The unsealed entries: how many, the oldest, and their part of the redactions."""
+def _verify_tail(session: Session, result: Verification, upto: int) -> None:
+    """The unsealed entries (how many, the oldest), and the redactions of every row the walk
+    up to ``upto`` does not reach: unsealed, or sealed after it started (a row only ever
+    moves from the first kind to the second, so no row is counted twice or missed)."""
     tail = unsealed(session)
     result.unsealed, result.oldest_unsealed_at = tail.count, tail.oldest_at
     result.oldest_unsealed_age = tail.age(utcnow())
-    if not tail.count:
-        return
-    unsealed_rows = EVENTS.c.seq.is_(None)
+    beyond = or_(EVENTS.c.seq.is_(None), EVENTS.c.seq > upto)
+    # Redacted rows first, deletions second: a deletion committed in between is then
+    # counted with fewer of its redactions, never the reverse.
     result.redacted += session.scalar(select(func.count()).where(
-        unsealed_rows, EVENTS.c.personal_salt.is_(None))) or 0
+        beyond, EVENTS.c.personal_salt.is_(None))) or 0
     for event in session.execute(select(EVENTS.c.tag, EVENTS.c.data).where(
-            unsealed_rows, EVENTS.c.tag == DELETION_TAG)):
+            beyond, EVENTS.c.tag == DELETION_TAG)):
         count = (event.data or {}).get(DELETION_COUNT)
         result.redactions_accounted += count if isinstance(count, int) else 0
