@@ -12,8 +12,8 @@ from idp.accounts.models import UsedLink
 from idp.admin.models import Admin
 from idp.admin.models import AdminFormToken
 from idp.admin.models import AdminSession
-from idp.audit.models import AuditChainHead
 from idp.audit.models import AuditEvent
+from idp.audit.models import AuditHead
 from idp.citydata.models import CitySeal
 from idp.clients.models import Client
 from idp.clients.models import Company
@@ -42,7 +42,7 @@ from idp.terms.models import TermsVersion
 __all__ = [
     "Admin", "AdminFormToken", "Category", "CollectionStop", "CompanyUsageReport",
     "DataContract", "DataLink", "MonitoringAlert", "RegisteredRecord",
-    "AdminSession", "AuditChainHead", "CompanyContract",
+    "AdminSession", "AuditHead", "CompanyContract",
     "IdentityProofing",
     "CitySeal",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",

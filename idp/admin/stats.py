@@ -120,7 +120,7 @@ def consent_intervals(client_ids: list[str] | None = None,
                     AuditEvent.at, AuditEvent.data)
              .where(AuditEvent.tag.in_(CONSENT_TAGS), AuditEvent.resident_id.is_not(None),
                     AuditEvent.client_id.is_not(None))
-             .order_by(AuditEvent.seq))
+             .order_by(AuditEvent.id))
     if client_ids is not None:
         query = query.where(AuditEvent.client_id.in_(client_ids))
     if until is not None:

@@ -1,20 +1,42 @@
-"""The audit hash chain: how an event's digest is made, appending, and verification.
+"""The audit log: appending entries, sealing them into a hash chain, and verification.
 
-Digest of event n (format 1)::
+A Certificate-Transparency-style log. Requests only *append* (``append``): one
+INSERT per commit, no chain position yet and no lock any other writer needs.
+The sealer (``seal``, run every second or so by ``idp worker``, or ``idp audit
+seal``) takes the committed, unsealed entries in a well-defined order, gives
+them contiguous positions ``seq`` and digests, and writes a *head* for the
+batch, signed with the IdP's signing key (a Signed Tree Head).
+
+Digest of the event at position n::
 
     personal_digest = SHA-256( canonical {"salt", "resident_id", "ip", "user_agent"} )
-    digest(n)       = SHA-256( digest(n-1) "\\n" canonical {"v": 1, "seq", "tag", "at",
+    digest(n)       = SHA-256( digest(n-1) "\\n" canonical {"v", "seq", "tag", "at",
                                "actor", "admin_id", "client_id", "company_id", "data",
-                               "personal_digest"} )
+                               "personal_digest"[, "id"]} )
 
-``canonical`` is JSON with sorted keys, no spaces, UTF-8; ``at`` is ISO 8601 in
-UTC with microseconds. The first event chains onto 64 zeros (``GENESIS``).
+Format 1 (``"v": 1``, events chained before sealing existed) has no ``"id"``;
+format 2 (``"v": 2``, every event sealed since) adds the entry's append id, so
+the order the sealer chose is bound to the entries it sealed. ``canonical`` is
+JSON with sorted keys, no spaces, UTF-8; ``at`` is ISO 8601 in UTC with
+microseconds. The first event chains onto 64 zeros (``GENESIS``). A head
+signs ``canonical {"v": 2, "seq", "digest", "sealed_at"}`` (``head_statement``)
+as a compact JWS.
+
+Which entries may be sealed: on PostgreSQL the append id comes from a sequence
+at insert, but transactions commit in another order and a rolled-back one
+leaves a gap for good. Each entry records its transaction id
+(``pg_current_xact_id()``); the sealer takes only entries whose transaction is
+older than the oldest one still running (``pg_snapshot_xmin``): no entry it
+cannot see yet can ever come before them, and a gap is never waited on. Among
+those, append id order; the sealing order then defines the chain. SQLite has
+one writer at a time, so every committed entry is sealable, in id order. One
+sealer at a time: an advisory lock on PostgreSQL (``pg_try_advisory_xact_lock``,
+taken by the sealer only), the database write lock on SQLite.
 
 The chain proves that nothing was changed, inserted or removed *since an
-anchor the verifier trusts*: anyone who can write the table can also rebuild
-every digest after a change. So the digest of the head is meant to be written
-down outside the database from time to time (``idp audit verify`` prints it;
-``--expect SEQ:DIGEST`` checks a recorded one).
+anchor the verifier trusts*. A signed head is one such anchor (rebuilding the
+chain needs the signing key); the digest printed by ``idp audit verify`` is
+another, written down outside the database (``--expect SEQ:DIGEST``).
 """
 
 from __future__ import annotations
@@ -22,25 +44,34 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
 from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import literal_column
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from idp.audit.models import AuditChainHead
 from idp.audit.models import AuditEvent
-from idp.db import dialect_insert
+from idp.audit.models import AuditHead
 from idp.db import utcnow
 
 GENESIS = "0" * 64
-FORMAT = 1
-HEAD_ID = 1
+# The digest format the sealer writes; format 1 events (chained before sealing
+# existed) still verify.
+FORMAT = 2
+FORMATS = (1, 2)
+# At most this many entries per head; the sealer loops while there are more.
+BATCH = 5000
+# pg_try_advisory_xact_lock key of the one sealer ("machi-id audit sealer").
+SEALER_LOCK = 0x6D61636869A5EA1
 # Account deletion records how many rows it redacted (idp.privacy.deletion).
 DELETION_TAG = "resident:account:delete"
 DELETION_COUNT = "audit_events_deidentified"
@@ -65,10 +96,10 @@ def personal_digest(salt: str | None, resident_id: str | None, ip: str | None,
                              "user_agent": user_agent}))
 
 
-def _body(event: Any) -> str:
-    return canonical({
-        "v": FORMAT,
-        "seq": event.seq,
+def _body(event: Any, seq: int, fmt: int) -> str:
+    body = {
+        "v": fmt,
+        "seq": seq,
         "tag": event.tag,
         "at": timestamp(event.at),
         "actor": event.actor,
@@ -77,142 +108,168 @@ def _body(event: Any) -> str:
         "company_id": event.company_id,
         "data": event.data,
         "personal_digest": event.personal_digest,
-    }).decode("utf-8")
+    }
+    if fmt >= 2:
+        body["id"] = event.id
+    return canonical(body).decode("utf-8")
 
 
-def event_digest(prev_digest: str, event: Any) -> str:
-    """``event``: an AuditEvent or a row with the same columns."""
-    return sha256(prev_digest.encode("ascii") + b"\n" + _body(event).encode("utf-8"))
+def event_digest(prev_digest: str, event: Any, seq: int | None = None,
+                 fmt: int | None = None) -> str:
+    """``event``: an AuditEvent or a row with the same columns; its own ``seq`` and
+    ``format`` unless given (an unsealed entry has neither)."""
+    seq = event.seq if seq is None else seq
+    fmt = fmt or getattr(event, "format", None) or FORMAT
+    return sha256(prev_digest.encode("ascii") + b"\n" + _body(event, seq, fmt).encode("utf-8"))
+
+
+def head_statement(seq: int, digest: str, sealed_at: dt.datetime) -> bytes:
+    """What a head's signature covers (the JWS payload)."""
+    return canonical({"v": FORMAT, "seq": seq, "digest": digest,
+                      "sealed_at": timestamp(sealed_at)})
 
 
 # ---- appending ---------------------------------------------------------------
 
-HEAD = AuditChainHead.__table__
 EVENTS = AuditEvent.__table__
-# What append() writes of an event (the id is the database's).
-EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
-
-
-def _lock_head(session: Session) -> tuple[int, str]:
-    """The head's (seq, digest), its row locked until the transaction ends (created on
-    an empty database).
-
-    PostgreSQL: ``SELECT … FOR UPDATE`` makes concurrent appenders queue here.
-    SQLite: every transaction already holds the write lock (``BEGIN IMMEDIATE``,
-    ``idp.db``), so they queue before they get this far.
-    """
-    query = select(HEAD.c.seq, HEAD.c.digest).where(HEAD.c.id == HEAD_ID).with_for_update()
-    head = session.execute(query).first()
-    if head is not None:
-        return head.seq, head.digest
-    # A fresh database (or one whose head row was lost): start from the last
-    # event, if any, so appending goes on; verify() reports a head that does
-    # not match the events.
-    last = session.execute(
-        select(EVENTS.c.seq, EVENTS.c.digest).order_by(EVENTS.c.seq.desc()).limit(1)
-    ).first()
-    session.execute(
-        dialect_insert(session, HEAD)
-        .values(id=HEAD_ID, seq=last.seq if last else 0, digest=last.digest if last else GENESIS,
-                updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-    head = session.execute(query).one()
-    return head.seq, head.digest
+HEADS = AuditHead.__table__
+# What append() writes of an entry: everything but what the database or the sealer sets.
+ENTRY_COLUMNS = tuple(c.name for c in EVENTS.columns
+                      if c.name not in ("id", "xid", "seq", "format", "prev_digest", "digest"))
+# PostgreSQL: the appending transaction, as a number (xid8 has no wraparound).
+CURRENT_XID = literal_column("pg_current_xact_id()::text::bigint")
+SNAPSHOT_XMIN = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
 def append(session: Session, events: Iterable[AuditEvent]) -> None:
-    """Chain ``events`` onto the head, in order, and write them.
+    """Write ``events`` as unsealed entries, in order: one INSERT (an executemany), no lock.
 
-    Core statements, not the unit of work: this runs on every audited request
-    (a token, a claims release, a touch-event batch), and the ORM flush cost
-    more CPU than the rest of the append (docs/performance.md). On PostgreSQL
-    a single event (the hot paths' case) is one statement (``_append_one``);
-    otherwise three, whatever the number of events: lock the head, insert the
-    events (one executemany), move the head. The events stay transient
-    objects carrying their ``seq`` and digests; load the row by ``seq`` to see
-    it as stored.
+    Core, not the unit of work: this runs on every audited request (a token, a
+    claims release, a touch-event batch), and the ORM flush cost more CPU than
+    the rest of the append (docs/performance.md). Nothing here reads or locks
+    a shared row: concurrent requests on every node append side by side, and
+    the sealer chains their entries after they commit. The events stay
+    transient objects; load the rows to see them as stored.
     """
     events = list(events)
     if not events:
         return
+    rows = []
     for event in events:
         event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
                                                 event.ip, event.user_agent)
-    if (len(events) == 1 and session.get_bind().dialect.name == "postgresql"
-            and _append_one(session, events[0])):
-        return
-    seq, digest = _lock_head(session)
-    rows = []
-    for event in events:
+        rows.append({name: getattr(event, name) for name in ENTRY_COLUMNS})
+    insert = EVENTS.insert()
+    if session.get_bind().dialect.name == "postgresql":
+        insert = insert.values(xid=CURRENT_XID)
+    session.execute(insert, rows if len(rows) > 1 else rows[0])
+
+
+# ---- sealing --------------------------------------------------------------------
+
+# Signs a head statement: (kid, compact JWS). Given by the caller (idp.keys.audit_heads):
+# the keys live on a floor above this module.
+Signer = Callable[[bytes], tuple[str, str]]
+
+
+@dataclass
+class Sealed:
+    events: int
+    first_seq: int
+    seq: int
+    digest: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"events": self.events, "first_seq": self.first_seq, "seq": self.seq,
+                "digest": self.digest}
+
+
+def _sealable(session: Session):
+    """The entries a sealer may take now (see the module docstring)."""
+    condition = EVENTS.c.seq.is_(None)
+    if session.get_bind().dialect.name == "postgresql":
+        condition = condition & or_(EVENTS.c.xid.is_(None), EVENTS.c.xid < SNAPSHOT_XMIN)
+    return condition
+
+
+def _take_sealer_lock(session: Session) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return True  # the transaction holds SQLite's write lock (BEGIN IMMEDIATE, idp.db)
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                {"key": SEALER_LOCK}).scalar())
+
+
+def chain_end(session: Session) -> tuple[int, str]:
+    """The last sealed event's (seq, digest), or (0, GENESIS)."""
+    last = session.execute(select(EVENTS.c.seq, EVENTS.c.digest)
+                           .where(EVENTS.c.seq.is_not(None))
+                           .order_by(EVENTS.c.seq.desc()).limit(1)).first()
+    return (last.seq, last.digest) if last else (0, GENESIS)
+
+
+_SEAL = (EVENTS.update().where(EVENTS.c.id == bindparam("b_id"))
+         .values(seq=bindparam("b_seq"), prev_digest=bindparam("b_prev"),
+                 digest=bindparam("b_digest"), format=bindparam("b_format")))
+
+
+def seal(session: Session, signer: Signer, limit: int = BATCH) -> Sealed | None:
+    """Seal up to ``limit`` committed entries onto the chain and write their signed head.
+
+    None when there is nothing to seal, or another sealer holds the lock. The
+    caller commits (entries and head together). Runs in its own transaction,
+    never on the request path.
+    """
+    if not _take_sealer_lock(session):
+        return None
+    seq, digest = chain_end(session)
+    entries = session.execute(select(*EVENTS.c).where(_sealable(session))
+                              .order_by(EVENTS.c.id).limit(limit)).all()
+    if not entries:
+        return None
+    first = seq + 1
+    params = []
+    for entry in entries:
         seq += 1
-        event.seq = seq
-        event.prev_digest = digest
-        event.digest = digest = event_digest(digest, event)
-        rows.append({name: getattr(event, name) for name in EVENT_COLUMNS})
-    session.execute(EVENTS.insert(), rows)
-    session.execute(HEAD.update().where(HEAD.c.id == HEAD_ID)
-                    .values(seq=seq, digest=digest, updated_at=utcnow()))
+        link = event_digest(digest, entry, seq, FORMAT)
+        params.append({"b_id": entry.id, "b_seq": seq, "b_prev": digest, "b_digest": link,
+                       "b_format": FORMAT})
+        digest = link
+    session.execute(_SEAL, params)
+    sealed_at = utcnow()
+    kid, signature = signer(head_statement(seq, digest, sealed_at))
+    session.execute(HEADS.insert().values(seq=seq, digest=digest, sealed_at=sealed_at,
+                                          format=FORMAT, kid=kid, signature=signature))
+    return Sealed(len(entries), first, seq, digest)
 
 
-# The digest input of an event is ``prev "\\n" body``, and ``seq`` is the only
-# part of the body that depends on the head. The body is made in Python (the
-# same canonical() as verify) with a placeholder for seq, and PostgreSQL puts
-# the head's next seq in, hashes (sha256(), built in since PostgreSQL 11),
-# inserts the event and moves the head, all in one statement: the head row is
-# locked from this statement to the commit, one round trip instead of three.
-# Top-level keys are sorted, so '"seq":…,"tag":' is the last occurrence.
-SEQ_SENTINEL = -7_340_032_991
-SEQ_MARK = f',"seq":{SEQ_SENTINEL},"tag":'
-ONE_COLUMNS = tuple(n for n in EVENT_COLUMNS if n not in ("seq", "prev_digest", "digest"))
-# The column list comes from the table definition, never from input.
-_APPEND_ONE_SQL = f"""
-    WITH old AS (
-        SELECT seq, digest FROM audit_chain_head WHERE id = :head_id FOR UPDATE
-    ), new AS (
-        SELECT old.seq + 1 AS seq, old.digest AS prev_digest,
-               encode(sha256(convert_to(old.digest || chr(10) || :body_prefix || ',"seq":'
-                                        || (old.seq + 1)::text || ',"tag":' || :body_suffix,
-                                        'UTF8')), 'hex') AS digest
-        FROM old
-    ), ins AS (
-        INSERT INTO audit_events ({", ".join(ONE_COLUMNS)}, seq, prev_digest, digest)
-        SELECT {", ".join(f"CAST(:{n} AS {EVENTS.c[n].type.compile(postgresql.dialect())})"
-                          for n in ONE_COLUMNS)},
-               new.seq, new.prev_digest, new.digest
-        FROM new
-        RETURNING seq, prev_digest, digest
-    )
-    UPDATE audit_chain_head SET seq = ins.seq, digest = ins.digest,
-                                updated_at = CAST(:now AS TIMESTAMP WITH TIME ZONE)
-    FROM ins WHERE audit_chain_head.id = :head_id
-    RETURNING ins.seq, ins.prev_digest, ins.digest
-"""  # noqa: S608
-_APPEND_ONE = text(_APPEND_ONE_SQL).bindparams(
-    *(bindparam(n, type_=EVENTS.c[n].type) for n in ONE_COLUMNS),
-    bindparam("now", type_=HEAD.c.updated_at.type))
+@dataclass
+class Tail:
+    """The entries not sealed yet (committed ones, as this transaction sees them)."""
+    count: int = 0
+    oldest_at: dt.datetime | None = None
+
+    def age(self, now: dt.datetime) -> float:
+        if self.oldest_at is None:
+            return 0.0
+        oldest = self.oldest_at
+        if oldest.tzinfo is None:  # SQLite gives naive UTC back
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        return max((now - oldest).total_seconds(), 0.0)
 
 
-def _append_one(session: Session, event: AuditEvent) -> bool:
-    """PostgreSQL: chain and write one event in one statement. False if there is no head
-    row yet (the first event of a database), for the general path to create it."""
-    event.seq = SEQ_SENTINEL
-    prefix, found, suffix = _body(event).rpartition(SEQ_MARK)
-    if not found:  # cannot happen with canonical(); the general path is always right
-        event.seq = None
-        return False
-    row = session.execute(_APPEND_ONE, {
-        **{n: getattr(event, n) for n in ONE_COLUMNS},
-        "body_prefix": prefix, "body_suffix": suffix, "head_id": HEAD_ID, "now": utcnow(),
-    }).first()
-    if row is None:
-        event.seq = None
-        return False
-    event.seq, event.prev_digest, event.digest = row.seq, row.prev_digest, row.digest
-    return True
+def unsealed(session: Session) -> Tail:
+    row = session.execute(select(func.count(), func.min(EVENTS.c.at))
+                          .where(EVENTS.c.seq.is_(None))).one()
+    return Tail(row[0] or 0, row[1])
 
 
 # ---- verification --------------------------------------------------------------
+
+# Checks a head's signature: (kid, compact JWS) -> the signed payload, or None when the
+# signature does not verify; LookupError when no such key is stored (keys are never
+# deleted, idp.keys.service.retire, so that is a forgery too).
+SignatureCheck = Callable[[str, str], bytes | None]
+
 
 @dataclass
 class Break:
@@ -229,6 +286,11 @@ class Verification:
     events: int = 0
     head_seq: int = 0
     head_digest: str = GENESIS
+    heads: int = 0
+    heads_signed: int = 0
+    unsealed: int = 0
+    oldest_unsealed_at: dt.datetime | None = None
+    oldest_unsealed_age: float = 0.0
     redacted: int = 0
     redactions_accounted: int = 0
     first_break: Break | None = None
@@ -244,6 +306,11 @@ class Verification:
             "ok": self.ok,
             "events": self.events,
             "head": {"seq": self.head_seq, "digest": self.head_digest},
+            "heads": {"count": self.heads, "signed": self.heads_signed},
+            "unsealed": {"count": self.unsealed,
+                         "oldest_at": timestamp(self.oldest_unsealed_at)
+                         if self.oldest_unsealed_at else None,
+                         "oldest_age_seconds": round(self.oldest_unsealed_age, 3)},
             "redacted": self.redacted,
             "redactions_accounted": self.redactions_accounted,
             "first_break": self.first_break.as_dict() if self.first_break else None,
@@ -253,7 +320,7 @@ class Verification:
 
 
 def parse_anchor(value: str) -> tuple[int, str]:
-    """``SEQ:DIGEST`` as printed by ``idp audit verify``."""
+    """``SEQ:DIGEST`` as printed by ``idp audit verify`` (SEQ: a chain position)."""
     seq, sep, digest = value.partition(":")
     digest = digest.strip().lower()
     if not sep or not seq.strip().isdigit() or len(digest) != 64 or \
@@ -262,12 +329,16 @@ def parse_anchor(value: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _check_row(event: Any, expected_seq: int, prev: str) -> str | None:
-    """Why this row breaks the chain, or None."""
+def _check_row(event: Any, expected_seq: int, prev: str, newest_format: int) -> str | None:
+    """Why this sealed row breaks the chain, or None."""
     if event.seq != expected_seq:
         if event.seq > expected_seq:
             return f"events {expected_seq} to {event.seq - 1} are missing"
         return f"seq {event.seq} appears again after {expected_seq - 1}"
+    if event.format not in FORMATS:
+        return f"unknown digest format {event.format!r}"
+    if event.format < newest_format:
+        return f"a format {event.format} event after format {newest_format} events"
     if event.prev_digest != prev:
         return "prev_digest does not match the digest of the event before it"
     if event.personal_salt is not None:
@@ -281,67 +352,145 @@ def _check_row(event: Any, expected_seq: int, prev: str) -> str | None:
     return None
 
 
-def verify(session: Session, anchors: Iterable[tuple[int, str]] = (),
-           batch: int = 1000) -> Verification:
-    """Recompute the chain from the first event; stop at the first broken link."""
-    result = Verification()
-    wanted = dict(anchors)
-    prev, expected = GENESIS, 1
-    last_id = None
-    deleted_total = 0
+def _check_head(head: Any, digest: str, newest_format: int, first: bool,
+                check: SignatureCheck | None, result: Verification) -> str | None:
+    """Why this head (at a sealed event whose digest is ``digest``) is false, or None."""
+    if head.digest != digest:
+        return f"the head at event {head.seq} does not match the chain there (a forged head)"
+    if head.format == 1:
+        # The sealing migration's head of the chain that existed before it: unsigned.
+        if not first or newest_format != 1:
+            return "an unsigned format 1 head after the chain was first sealed"
+        return None
+    if head.format not in FORMATS:
+        return f"unknown head format {head.format!r}"
+    if not head.signature or not head.kid:
+        return f"the head at event {head.seq} is not signed"
+    result.heads_signed += 1
+    if check is None:
+        return None
+    try:
+        payload = check(head.kid, head.signature)
+    except LookupError:
+        return f"the head at event {head.seq} names a signing key that does not exist"
+    if payload is None:
+        return f"the signature of the head at event {head.seq} does not verify (a forged head)"
+    if payload != head_statement(head.seq, head.digest, head.sealed_at):
+        return f"the head at event {head.seq} is not what its signature says (a forged head)"
+    return None
+
+
+def _paged(session: Session, table: Any, upto: int, batch: int) -> Iterator[Any]:
+    """Sealed rows (events or heads) up to position ``upto`` in ``seq`` order, ``batch`` at
+    a time; plain rows, so nothing lands in the caller's session."""
     after = 0
-    while result.first_break is None:
-        # Plain rows, not ORM objects: nothing lands in the caller's session.
-        rows = session.execute(
-            select(*AuditEvent.__table__.c).where(AuditEvent.seq > after)
-            .order_by(AuditEvent.seq).limit(batch)
-        ).all()
+    while True:
+        rows = session.execute(select(*table.c).where(table.c.seq > after, table.c.seq <= upto)
+                               .order_by(table.c.seq).limit(batch)).all()
         if not rows:
-            break
-        for event in rows:
-            reason = _check_row(event, expected, prev)
-            if reason is not None:
-                result.first_break = Break(event.seq, event.id, reason)
-                break
-            if event.seq in wanted:
-                ok = wanted.pop(event.seq) == event.digest
-                result.anchors.append({"seq": event.seq, "ok": ok})
-                if not ok:
-                    result.first_break = Break(
-                        event.seq, event.id,
-                        "the digest differs from the anchor recorded for this event: the "
-                        "chain up to here was rebuilt")
-                    break
-            if event.personal_salt is None:
-                result.redacted += 1
-            if event.tag == DELETION_TAG:
-                count = (event.data or {}).get(DELETION_COUNT)
-                deleted_total += count if isinstance(count, int) else 0
-            prev, expected, last_id = event.digest, expected + 1, event.id
-            result.events += 1
+            return
+        yield from rows
         after = rows[-1].seq
+
+
+def verify(session: Session, anchors: Iterable[tuple[int, str]] = (),
+           check: SignatureCheck | None = None, batch: int = 1000) -> Verification:
+    """Recompute the chain from the first sealed event, check every head on the way (and
+    its signature with ``check``); stop at the first broken link. Reports the unsealed
+    tail."""
+    result = Verification()
+    # The walk stops at the last head as of now: a batch sealed meanwhile commits its
+    # events and its head together, so it is either wholly in or wholly out.
+    upto = _last_head_seq(session)
+    _verify_tail(session, result, upto)
+    wanted = dict(anchors)
+    prev, expected, newest_format = GENESIS, 1, 1
+    heads = _paged(session, HEADS, upto, batch)
+    head = next(heads, None)
+    for event in _paged(session, EVENTS, upto, batch):
+        reason = _check_row(event, expected, prev, newest_format)
+        if reason is not None:
+            result.first_break = Break(event.seq, event.id, reason)
+            break
+        newest_format = event.format
+        if event.seq in wanted:
+            ok = wanted.pop(event.seq) == event.digest
+            result.anchors.append({"seq": event.seq, "ok": ok})
+            if not ok:
+                result.first_break = Break(
+                    event.seq, event.id,
+                    "the digest differs from the anchor recorded for this event: the "
+                    "chain up to here was rebuilt")
+                break
+        while head is not None and head.seq <= event.seq:
+            reason = (_check_head(head, event.digest, newest_format, result.heads == 0, check,
+                                  result)
+                      if head.seq == event.seq else
+                      f"the head at {head.seq} names a position the chain passed")
+            if reason is not None:
+                result.first_break = Break(head.seq, event.id, reason)
+                break
+            result.heads += 1
+            head = next(heads, None)
+        if result.first_break is not None:
+            break
+        _count_redaction(event, result)
+        prev, expected = event.digest, expected + 1
+        result.events += 1
     result.head_seq, result.head_digest = expected - 1, prev
-    result.redactions_accounted = deleted_total
     if result.first_break is not None:
         return result
     for seq in sorted(wanted):
         result.anchors.append({"seq": seq, "ok": False})
         result.first_break = Break(seq, None, "an anchor names an event the chain does not have")
         return result
-    head = session.execute(
-        select(AuditChainHead.seq, AuditChainHead.digest).where(AuditChainHead.id == HEAD_ID)
-    ).first()
-    if head is None:
-        if result.events:
-            result.first_break = Break(None, last_id, "the chain head row is missing")
-    elif (head.seq, head.digest) != (result.head_seq, result.head_digest):
+    if head is not None:
         result.first_break = Break(
             head.seq, None,
-            f"the chain head names event {head.seq}, but the last event is "
+            f"the head names event {head.seq}, but the last sealed event is "
             f"{result.head_seq}: events were removed from the end")
-    if result.first_break is None and result.redacted > deleted_total:
+    else:
+        # One statement: sealed events past the newest head (a sealer writes both at once).
+        newest = select(func.coalesce(func.max(HEADS.c.seq), 0)).scalar_subquery()
+        stray = session.execute(select(func.min(EVENTS.c.seq), func.count())
+                                .where(EVENTS.c.seq > newest)).one()
+        if stray[1]:
+            result.first_break = Break(
+                stray[0], None,
+                f"{stray[1]} sealed events from {stray[0]} on are covered by no head")
+    if result.first_break is None and result.redacted > result.redactions_accounted:
         result.first_break = Break(
             None, None,
             f"{result.redacted} events are redacted but account deletions account for only "
-            f"{deleted_total}")
+            f"{result.redactions_accounted}")
     return result
+
+
+def _last_head_seq(session: Session) -> int:
+    return session.scalar(select(func.max(HEADS.c.seq))) or 0
+
+
+def _count_redaction(event: Any, result: Verification) -> None:
+    if event.personal_salt is None:
+        result.redacted += 1
+    if event.tag == DELETION_TAG:
+        count = (event.data or {}).get(DELETION_COUNT)
+        result.redactions_accounted += count if isinstance(count, int) else 0
+
+
+def _verify_tail(session: Session, result: Verification, upto: int) -> None:
+    """The unsealed entries (how many, the oldest), and the redactions of every row the walk
+    up to ``upto`` does not reach: unsealed, or sealed after it started (a row only ever
+    moves from the first kind to the second, so no row is counted twice or missed)."""
+    tail = unsealed(session)
+    result.unsealed, result.oldest_unsealed_at = tail.count, tail.oldest_at
+    result.oldest_unsealed_age = tail.age(utcnow())
+    beyond = or_(EVENTS.c.seq.is_(None), EVENTS.c.seq > upto)
+    # Redacted rows first, deletions second: a deletion committed in between is then
+    # counted with fewer of its redactions, never the reverse.
+    result.redacted += session.scalar(select(func.count()).where(
+        beyond, EVENTS.c.personal_salt.is_(None))) or 0
+    for event in session.execute(select(EVENTS.c.tag, EVENTS.c.data).where(
+            beyond, EVENTS.c.tag == DELETION_TAG)):
+        count = (event.data or {}).get(DELETION_COUNT)
+        result.redactions_accounted += count if isinstance(count, int) else 0

@@ -3,8 +3,8 @@
 Filters combine with AND: company, client, resident (consortium ID, dashes
 allowed), admin, event type (an exact tag such as ``client:revoke`` or a
 prefix ending in ``:`` such as ``oauth:``) and a time range. Pages go
-backwards from the newest event by ``seq`` (keyset pagination: stable while
-new events arrive).
+backwards from the newest event by append ``id`` (keyset pagination: stable
+while new events arrive), so entries not sealed into the chain yet show too.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PAGE = 50
 TAG = re.compile(r"^[a-z_]+(:[a-z_]+)*:?$")
 ID = re.compile(r"^[0-9A-Za-z_-]{1,40}$")
 CSV_COLUMNS = ["seq", "id", "at", "tag", "actor", "admin_id", "resident_id", "client_id",
-               "company_id", "ip", "user_agent", "data", "prev_digest", "digest"]
+               "company_id", "ip", "user_agent", "data", "format", "prev_digest", "digest"]
 
 
 class FilterError(ValueError):
@@ -102,29 +102,42 @@ class Filters:
                 for k, v in vars(self).items() if v is not None}
 
 
-def page(filters: Filters, before_seq: int | None = None,
+def page(filters: Filters, before_id: int | None = None,
          size: int = PAGE) -> tuple[list[AuditEvent], int | None]:
-    """Up to ``size`` events, newest first; and the seq to continue before, if more."""
-    query = filters.apply(select(AuditEvent)).order_by(AuditEvent.seq.desc()).limit(size + 1)
-    if before_seq is not None:
-        query = query.where(AuditEvent.seq < before_seq)
+    """Up to ``size`` events (sealed or not), newest appended first; and the id to
+    continue before, if more."""
+    query = filters.apply(select(AuditEvent)).order_by(AuditEvent.id.desc()).limit(size + 1)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
     rows = list(db.session.scalars(query))
     more = len(rows) > size
     rows = rows[:size]
-    return rows, rows[-1].seq if more and rows else None
+    return rows, rows[-1].id if more and rows else None
 
 
 def rows(filters: Filters, after_seq: int = 0, batch: int = 1000) -> Iterator:
-    """Every matching event after ``after_seq`` in chain order, as plain rows (exports)."""
+    """Every matching sealed event after position ``after_seq`` in chain order, then the
+    unsealed entries in append order (no ``seq`` yet), as plain rows (exports). An
+    incremental copy continues after the last ``seq`` it received."""
     after = after_seq
     while True:
         chunk = db.session.execute(
             filters.apply(select(*AuditEvent.__table__.c)).where(AuditEvent.seq > after)
             .order_by(AuditEvent.seq).limit(batch)).all()
         if not chunk:
-            return
+            break
         yield from chunk
         after = chunk[-1].seq
+    after_id = 0
+    while True:
+        chunk = db.session.execute(
+            filters.apply(select(*AuditEvent.__table__.c))
+            .where(AuditEvent.seq.is_(None), AuditEvent.id > after_id)
+            .order_by(AuditEvent.id).limit(batch)).all()
+        if not chunk:
+            return
+        yield from chunk
+        after_id = chunk[-1].id
 
 
 def _cell(value) -> str:

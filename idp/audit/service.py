@@ -1,13 +1,12 @@
 """record(): add an audit event to the caller's transaction.
 
-An event is chained when its transaction commits: ``record()`` keeps it with
-the session, and just before the commit (``before_commit``) every event of
-the transaction is appended to the hash chain in one go (``chain.append``),
-under the chain-head lock. The lock is therefore held only for the commit
-itself, never while a request goes on doing other work, so appenders queue
-briefly and cannot deadlock with row locks taken earlier in a transaction.
-The event commits or rolls back with the change it describes: a rollback
-(also of a savepoint the event was recorded in) discards it.
+``record()`` keeps the event with the session, and just before the commit
+(``before_commit``) every event of the transaction is written as an unsealed
+entry in one INSERT (``chain.append``). No lock is taken that another writer
+needs: the hash chain is made after the commit, in batches, by the sealer
+(``chain.seal``, run by ``idp worker``). The event commits or rolls back with
+the change it describes: a rollback (also of a savepoint the event was
+recorded in) discards it.
 """
 
 from __future__ import annotations
@@ -96,21 +95,21 @@ def _transaction(session: Session) -> SessionTransaction | None:
 
 
 def init_app(app: Any) -> None:
-    """Called by ``create_app``: chain events at commit, drop them at rollback.
+    """Called by ``create_app``: append events at commit, drop them at rollback.
 
     The listeners are process-wide (every SQLAlchemy ``Session``) and installed
     once however many apps a process creates.
     """
     metrics.init_session_events()
-    for name, listener in (("before_commit", _chain_pending),
+    for name, listener in (("before_commit", _append_pending),
                            ("after_soft_rollback", _discard_rolled_back),
                            ("after_transaction_end", _forget_on_close)):
         if not sa_event.contains(Session, name, listener):
             sa_event.listen(Session, name, listener)
 
 
-def _chain_pending(session: Session) -> None:
-    # Also called when a savepoint is released: chain only at the real commit.
+def _append_pending(session: Session) -> None:
+    # Also called when a savepoint is released: append only at the real commit.
     if session.get_nested_transaction() is not None:
         return
     pending = session.info.pop(PENDING, None)
@@ -140,7 +139,7 @@ def _discard_rolled_back(session: Session, previous: SessionTransaction) -> None
 
 
 def _forget_on_close(session: Session, transaction: SessionTransaction) -> None:
-    # The outermost transaction ended without a commit chaining the events
+    # The outermost transaction ended without a commit appending the events
     # (e.g. the session was closed): they never happened.
     if transaction.parent is None and not transaction.nested:
         session.info.pop(PENDING, None)
@@ -152,12 +151,13 @@ def deidentify_resident(resident_id: str) -> int:
     The one sanctioned change to written events (account deletion, see
     docs/accounts.md): the rows stay, so the trail still counts what each
     company received and when, but nothing in them points at a person any
-    more. The database triggers allow exactly this change (``idp.audit.guard``)
-    and the chain stays intact, because it covers these columns only through
-    ``personal_digest``; clearing ``personal_salt`` marks the row redacted.
+    more. The database triggers allow exactly this change (``idp.audit.guard``),
+    on sealed and unsealed entries alike, and the chain stays intact, because
+    it covers these columns only through ``personal_digest`` (fixed when the
+    entry is appended); clearing ``personal_salt`` marks the row redacted.
     A bulk UPDATE, so the ORM's append-only guard (which watches changes to
     loaded rows) is not involved. Events of this transaction not yet
-    committed are scrubbed before they are chained. The deletion event that
+    written are scrubbed before they are appended. The deletion event that
     calls this records how many stored rows were redacted; ``idp audit
     verify`` checks that every redacted row is accounted for that way.
     """

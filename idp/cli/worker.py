@@ -1,6 +1,7 @@
-"""``idp worker``: deliver the outbox (logout tokens, security events, mail), retries included;
-every ``monitoring_interval_minutes`` run the data exchange's monitoring and purge
-registered data past its retention."""
+"""``idp worker``: seal the audit trail every ``--seal-interval`` seconds; deliver the outbox
+(logout tokens, security events, mail), retries included; every
+``monitoring_interval_minutes`` run the data exchange's monitoring and purge registered data
+past its retention."""
 
 from __future__ import annotations
 
@@ -19,37 +20,49 @@ from idp.cli import json_option
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (cron, tests).")
 @click.option("--interval", default=5, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds between two looks at the outbox.")
+@click.option("--seal-interval", default=1.0, show_default=True,
+              type=click.FloatRange(0.1, 60),
+              help="Seconds between two sealings of the audit trail.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print one JSON object.")
 @click.pass_context
-def group(ctx: click.Context, once: bool, interval: int, as_json: bool) -> None:
-    """Deliver queued messages whose change has committed, and retry failed ones.
+def group(ctx: click.Context, once: bool, interval: int, seal_interval: float,
+          as_json: bool) -> None:
+    """Seal the audit trail; deliver queued messages whose change has committed, and retry
+    failed ones.
 
-    Safe to run on several nodes at once (each message is claimed by one).
+    Safe to run on several nodes at once (each message is claimed by one; one
+    sealer at a time, the others skip their turn).
     """
     if ctx.invoked_subcommand is not None:
         return
+    from idp.cli.audit import seal_in_new_context
     from idp.outbox import service as outbox
 
     app = ctx.obj.app
     if once:
+        sealed = seal_in_new_context(app)
         periodic(app)
         results = outbox.deliver_in_new_context(app)
         counts = Counter(r["result"] for r in results)
         emit(as_json, {"attempted": len(results), "delivered": counts["delivered"],
-                       "failed": counts["failed"]},
+                       "failed": counts["failed"], "sealed": sealed["events"]},
              f"{len(results)} attempted, {counts['delivered']} delivered, "
-             f"{counts['failed']} failed")
+             f"{counts['failed']} failed; {sealed['events']} audit events sealed")
         return
-    click.echo(f"delivering the outbox every {interval} s (Ctrl-C stops)", err=True)
+    click.echo(f"sealing the audit trail every {seal_interval:g} s, delivering the outbox "
+               f"every {interval} s (Ctrl-C stops)", err=True)
     every = app.extensions["idp.settings"].monitoring_interval_minutes * 60
-    last = 0.0
+    last = delivered = float("-inf")
     try:
         while True:
+            seal_in_new_context(app)
             if time.monotonic() - last >= every:
                 periodic(app)
                 last = time.monotonic()
-            outbox.deliver_in_new_context(app)
-            time.sleep(interval)
+            if time.monotonic() - delivered >= interval:
+                outbox.deliver_in_new_context(app)
+                delivered = time.monotonic()
+            time.sleep(seal_interval)
     except KeyboardInterrupt:
         pass
 

@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from idp import metrics
+from idp.audit import chain
 from idp.db import utcnow
 from idp.extensions import db
 from idp.keys.models import KeyState
@@ -29,12 +30,25 @@ def _kind(value: str) -> str:
 
 
 class DatabaseGauges(Collector):
-    """Outbox depth, age and dead letters; signing keys by algorithm and state."""
+    """Outbox depth, age and dead letters; signing keys by algorithm and state; the audit
+    trail's sealing lag."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = utcnow()
         yield from self._outbox(now)
         yield from self._keys(now)
+        yield from self._audit(now)
+
+    def _audit(self, now) -> Iterator[GaugeMetricFamily]:
+        tail = chain.unsealed(db.session)
+        lag = GaugeMetricFamily(metrics.PREFIX + "audit_sealing_lag_seconds",
+                                "Age of the oldest committed audit event not yet sealed into "
+                                "the chain (0 when all are sealed).")
+        lag.add_metric([], tail.age(now))
+        unsealed = GaugeMetricFamily(metrics.PREFIX + "audit_unsealed_events",
+                                     "Committed audit events not yet sealed into the chain.")
+        unsealed.add_metric([], tail.count)
+        yield from (lag, unsealed)
 
     def _outbox(self, now) -> Iterator[GaugeMetricFamily]:
         pending = GaugeMetricFamily(metrics.PREFIX + "outbox_pending",

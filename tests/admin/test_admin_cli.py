@@ -26,6 +26,7 @@ from idp.keys.models import SigningKey
 from tests import factories
 from tests.helpers.admin import enrolled_admin
 from tests.helpers.admin import events
+from tests.helpers.audit import seal_all
 from tests.helpers.audit_guard import lifted
 
 
@@ -197,12 +198,24 @@ def test_keys_retire_takes_a_kid_that_starts_with_a_dash(cli):
 def test_audit_verify_prints_the_head_and_checks_anchors(cli):
     factories.company()
     factories.company()
+    unsealed = as_json(cli("audit", "verify", "--json"))
+    assert unsealed["ok"] is True and unsealed["events"] == 0
+    assert unsealed["unsealed"]["count"] == 2
+    sealed = as_json(cli("audit", "seal", "--json"))
+    # Three entries (two companies, the verification); PostgreSQL may leave some for a
+    # moment while other transactions on the server are open (tests.helpers.audit).
+    assert sealed["events"] + sealed["unsealed"] == 3 and sealed["batches"] <= 1
+    seal_all()
     data = as_json(cli("audit", "verify", "--json"))
     assert data["ok"] is True and data["guard_installed"] is True
+    assert data["heads"] == {"count": 1, "signed": 1} and data["unsealed"]["count"] == 0
     anchor = f"{data['head']['seq']}:{data['head']['digest']}"
+    seal_all()  # the first verification's record
     text_result = cli("audit", "verify", "--expect", anchor)
     assert text_result.exit_code == 0
     assert f"head {data['head']['seq'] + 1}:" in text_result.output  # the first run is audited
+    assert "unsealed: none" in text_result.output
+    assert "unsealed: 1 entries" in cli("audit", "verify").output  # the previous run
     bad = cli("audit", "verify", "--expect", f"{data['head']['seq']}:{'0' * 64}")
     assert bad.exit_code == 1 and "BROKEN" in bad.output
     malformed = cli("audit", "verify", "--expect", "12:abc")
@@ -212,6 +225,7 @@ def test_audit_verify_prints_the_head_and_checks_anchors(cli):
 def test_audit_verify_names_the_first_broken_link(cli):
     for i in range(4):
         factories.company(f"会社{i}")
+    seal_all()
     db.session.rollback()
     with db.engine.begin() as conn, lifted(conn):
         conn.execute(text("UPDATE audit_events SET company_id = 'co_FORGED00000' WHERE seq = 3"))
@@ -225,6 +239,7 @@ def test_audit_verify_names_the_first_broken_link(cli):
 def test_audit_export_jsonl_can_be_verified_elsewhere(cli):
     """Test that the JSON lines carry what the digests cover: recomputed from the copy alone."""
     factories.rp()
+    seal_all()
     result = cli("audit", "export")
     assert result.exit_code == 0
     lines = [json.loads(line) for line in result.output.splitlines()]
@@ -236,15 +251,18 @@ def test_audit_export_jsonl_can_be_verified_elsewhere(cli):
         row = SimpleNamespace(**{**item, "at": dt.datetime.fromisoformat(item["at"])})
         assert chain.event_digest(prev, row) == item["digest"]
         prev = item["digest"]
-    # Only what came after: the record of the first export itself.
+    # Only what came after: the record of the first export itself, not sealed yet.
     later = cli("audit", "export", "--after", str(lines[-1]["seq"]))
-    assert [json.loads(line)["tag"] for line in later.output.splitlines()] == ["audit:export"]
+    after = [json.loads(line) for line in later.output.splitlines()]
+    assert [(item["tag"], item["seq"], item["digest"]) for item in after] == [
+        ("audit:export", None, None)]
 
 
 def test_audit_export_csv_after_a_seq(cli):
     """Test the CSV export and --after: only later events, formula-like cells neutralised."""
     factories.company("=1+1")
     factories.company("B社")
+    seal_all()
     result = cli("audit", "export", "--format", "csv", "--after", "1")
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert [(r["seq"], r["tag"]) for r in rows] == [("2", "company:create")]

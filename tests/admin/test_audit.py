@@ -135,9 +135,12 @@ def test_successful_login_stores_no_password(client):
 
 
 def stored(event: AuditEvent) -> AuditEvent:
-    """Commit ``event`` and load it as the database holds it (record() keeps no ORM row)."""
+    """Commit ``event`` and load it as the database holds it (record() keeps no ORM row):
+    the newest entry."""
     db.session.commit()
-    return db.session.scalar(db.select(AuditEvent).where(AuditEvent.seq == event.seq))
+    stored = db.session.scalar(db.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
+    assert (stored.tag, stored.data) == (event.tag, event.data)
+    return stored
 
 
 def test_orm_refuses_to_update_an_event(app):

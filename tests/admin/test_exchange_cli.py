@@ -14,7 +14,7 @@ from tests import factories
 
 
 def tags():
-    return [e.tag for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+    return [e.tag for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
 
 
 def test_categories_create_and_list(cli, tmp_path):

@@ -82,6 +82,7 @@ def test_a_dump_restored_into_a_fresh_database_keeps_tokens_consents_keys_and_au
     keys.forget_jwks_cache()
     jwks = client.get("/jwks.json").json
     assert len(jwks["keys"]) >= 3  # the signing RS256 key and both new ones
+    run(migrated, "audit", "seal")  # what idp worker does every second
     head = _json(run(migrated, "audit", "verify", "--json"))
     assert head["ok"] is True and head["events"] > 0
     anchor = f"{head['head']['seq']}:{head['head']['digest']}"

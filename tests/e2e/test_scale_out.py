@@ -273,7 +273,7 @@ def _token_issue_ip(cluster, client_id: str) -> str:
         return db.session.scalars(
             select(AuditEvent.ip).where(AuditEvent.tag == str(AuditTag.TOKEN_ISSUE),
                                         AuditEvent.client_id == client_id)
-            .order_by(AuditEvent.seq.desc())).first()
+            .order_by(AuditEvent.id.desc())).first()
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ class AdminBrowser:
 
 def events(*tags: str) -> list[AuditEvent]:
     db.session.rollback()
-    query = select(AuditEvent).order_by(AuditEvent.seq)
+    query = select(AuditEvent).order_by(AuditEvent.id)
     if tags:
         query = query.where(AuditEvent.tag.in_(tags))
     return list(db.session.scalars(query))

@@ -31,6 +31,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.extensions import db
+from idp.keys import audit_heads
 from idp.proofing import service as proofing
 
 # ---- audit trail -----------------------------------------------------------------------
@@ -84,10 +85,10 @@ def audit_verify():
             error = str(exc)
     if error is not None:
         return refused("audit:verify", ValueError(error), url_for("admin.audit"))
-    result = chain.verify(db.session, anchors)
+    result = chain.verify(db.session, anchors, check=audit_heads.check)
     result.guard_installed = guard.installed(db.session.connection())
     record(AuditTag.AUDIT_VERIFY, ok=result.ok, events=result.events, head_seq=result.head_seq,
-           head_digest=result.head_digest,
+           head_digest=result.head_digest, heads=result.heads, unsealed=result.unsealed,
            first_break=result.first_break.as_dict() if result.first_break else None,
            guard_installed=result.guard_installed)
     return render_template("admin/audit_verify.html", result=result)

@@ -197,3 +197,25 @@ def test_a_release_counts_each_category():
                                {"categories": ["language", "household"]}, "c1")
     assert [labels["category"] for metric, labels in found
             if metric is metrics.EXCHANGE_RECORDS] == ["language", "household"]
+
+
+def test_audit_sealing_lag_is_the_age_of_the_oldest_unsealed_event(client):
+    """Test that machi_id_audit_sealing_lag_seconds is 0 with nothing to seal, then the age of
+    the oldest committed, unsealed event (and the unsealed count beside it)."""
+    from freezegun import freeze_time
+
+    from idp.audit.service import record
+    from idp.audit.tags import AuditTag
+    samples = scrape(client)
+    assert value(samples, "machi_id_audit_sealing_lag_seconds") == 0
+    assert value(samples, "machi_id_audit_unsealed_events") == 0
+    with freeze_time("2026-12-03 09:00:00+00:00") as clock:
+        record(AuditTag.COMPANY_CREATE, actor="test", name="A社")
+        db.session.commit()
+        clock.tick(30)
+        record(AuditTag.COMPANY_CREATE, actor="test", name="B社")
+        db.session.commit()
+        clock.tick(60)
+        samples = scrape(client)
+    assert value(samples, "machi_id_audit_sealing_lag_seconds") == 90
+    assert value(samples, "machi_id_audit_unsealed_events") == 2
