@@ -54,13 +54,17 @@ class Server:
     """A server we started (``idp serve`` or bench/hello.py, granian) and its workers."""
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path,
-                 ready_path: str) -> None:
+                 ready_path: str, cwd: Path = ROOT) -> None:
         self.port = port
         self.log = log
         self._log_file = log.open("wb")
-        self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log_file,
+        self.process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready(ready_path)
+        try:
+            self._wait_ready(ready_path)
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
@@ -86,8 +90,9 @@ class Server:
         return children(self.process.pid)
 
     def worker_rss_mb(self) -> float:
-        """The largest resident set among the workers, in MB."""
-        sizes = [rss_kb(pid) for pid in self.workers()]
+        """The largest resident set among the workers (a single-process server: its
+        own), in MB."""
+        sizes = [rss_kb(pid) for pid in self.workers() or [self.process.pid]]
         return round(max(sizes, default=0) / 1024, 1)
 
     def stop(self) -> None:
@@ -96,7 +101,9 @@ class Server:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                # The whole session: workers must not outlive a master killed here.
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log_file.close()
 
@@ -196,6 +203,19 @@ def database_backends(database: str) -> list[int]:
 def start_idp(env: dict[str, str], port: int, log: Path) -> Server:
     return Server([str(VENV_BIN / "idp"), "serve", "--host", "127.0.0.1", "--port", str(port)],
                   env, port, log, "/.well-known/openid-configuration")
+
+
+def start_gunicorn(env: dict[str, str], port: int, log: Path, worker_class: str,
+                   options: dict) -> Server:
+    """``idp serve``'s app under gunicorn (``--servers``): the same factory, workers,
+    threads (gthread) and keep-alive as the granian settings in ``options``."""
+    argv = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+            "--workers", str(options["workers"]), "--worker-class", worker_class,
+            "--keep-alive", str(options["keep_alive_s"]), "--log-level", "warning",
+            "idp.cli.serve:served_app()"]
+    if worker_class == "gthread":
+        argv[-1:-1] = ["--threads", str(options["threads"])]
+    return Server(argv, env, port, log, "/.well-known/openid-configuration")
 
 
 def start_hello(env: dict[str, str], port: int, log: Path) -> Server:
