@@ -512,6 +512,9 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
         connections = args.connections[-1]
         threads = min(args.wrk_threads, connections)
         targets_ = {"one": cluster.node_url(0), "two": cluster.url}
+        # Both nodes' masters and workers are "the server" (nginx, the last process,
+        # is counted with the load generator).
+        nodes = servers.Group(cluster.processes[:-1])
         for name in SCALE_SCENARIOS:
             if args.only and name not in args.only:
                 continue
@@ -522,8 +525,8 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
             measured = {"one": [], "two": []}
             for who in ("one", "two", "one"):
                 raw = wrk(targets_[who], name, connections, args.duration, data, threads,
-                          None, database_url.rsplit("/", 1)[-1])
-                row = summarise(raw, scenario, connections, None)
+                          nodes, database_url.rsplit("/", 1)[-1])
+                row = summarise(raw, scenario, connections, nodes)
                 row["backend"] = f"{who}-node" if who == "one" else "two-nodes"
                 measured[who].append(row)
                 section["rows"].append(row)

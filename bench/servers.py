@@ -108,6 +108,23 @@ class Server:
         self._log_file.close()
 
 
+class Group:
+    """Several servers measured as one (the nodes behind nginx in scale-out): the
+    masters and all their workers are "the server" for CPU and memory."""
+
+    def __init__(self, processes: list[subprocess.Popen]) -> None:
+        self.process = processes[0]
+        self._processes = processes
+
+    def workers(self) -> list[int]:
+        return [p.pid for p in self._processes[1:]] + [
+            c for p in self._processes for c in children(p.pid)]
+
+    def worker_rss_mb(self) -> float:
+        sizes = [rss_kb(pid) for pid in self.workers()]
+        return round(max(sizes, default=0) / 1024, 1)
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -130,9 +147,10 @@ def rss_kb(pid: int) -> int:
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Processes that are part of a measurement: the load generator, the database,
-# Redis. Anything else burning CPU meanwhile (another job on the machine)
-# is "foreign" and makes the figures pessimistic; the report shows how much.
-OURS = {"wrk", "postgres", "redis-server", "py-spy"}
+# Redis (and nginx in scale-out, counted with the load generator). Anything
+# else burning CPU meanwhile (another job on the machine) is "foreign" and
+# makes the figures pessimistic; the report shows how much.
+OURS = {"wrk", "postgres", "redis-server", "py-spy", "nginx"}
 
 
 def cpu_snapshot() -> dict[int, tuple[str, int]]:
