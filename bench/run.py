@@ -277,7 +277,12 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
     levels = args.connections
     per_run = args.refresh_rate_max * args.duration
     needed = math.ceil(per_run * len(levels) + args.refresh_rate_max * args.warmup)
-    pools = Pools(refresh_tokens=needed, device_codes=needed, kiosks=args.kiosks)
+    # Seed the finite pools only for the scenarios that use them up (seeding
+    # tens of thousands of rows takes a while); the soak reuses a small pool.
+    chosen = {s.name for s in selected(args, backend)}
+    pools = Pools(refresh_tokens=needed if "token_refresh" in chosen else 0,
+                  device_codes=needed if "device_polling" in chosen else 1000,
+                  kiosks=args.kiosks)
     data = work / backend
     print(f"[{backend}] seeding ({pools.refresh_tokens} refresh tokens, "
           f"{pools.device_codes} device codes)", flush=True)
