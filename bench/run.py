@@ -1,15 +1,23 @@
 """Machi ID benchmark: one command, its own servers and data, wrk as the load.
 
-    .venv/bin/python bench/run.py                       # everything, ~10 min
+    .venv/bin/python bench/run.py --preset issue16      # issue 16's targets, ~17 min
+    .venv/bin/python bench/run.py                       # every scenario, both peers
     .venv/bin/python bench/run.py --only token_client_credentials --backends postgres
     .venv/bin/python bench/run.py --soak 300 --backends postgres   # + 5-minute RSS run
+    .venv/bin/python bench/run.py --backends postgres --peers none \
+        --only token_client_credentials,introspection,userinfo \
+        --servers granian,gunicorn-sync,gunicorn-gthread       # the server, measured
 
-For each backend (PostgreSQL with Redis; SQLite with in-process limits) it
+For each backend (PostgreSQL with Redis; SQLite, with Redis for rate limits) it
 creates a database (PostgreSQL: CREATE DATABASE, dropped at the end; SQLite:
 a temp file), migrates it, seeds it (bench/seed.py), starts ``idp serve`` with
 production settings, and drives every scenario with wrk at each connection
-level. The same run measures bench/hello.py — a bare Flask app under the same
-server settings — and reports every figure also as a fraction of it.
+level. The same run measures bench/hello.py (a bare Flask app under the same
+server settings) and reports every figure also as a fraction of it; and,
+alternating with ours, the peers (bench/peers.py: node's oidc-provider,
+django-oauth-toolkit), reporting ours as a ratio to each. ``--servers`` runs the
+app under gunicorn too, ``--scale-out`` two nodes behind nginx against one, and
+the Targets block checks issue 16's targets against the run (bench/targets.py).
 
 The issuer is ``https://127.0.0.1:PORT`` while the server listens on plain
 http: the benchmark plays the TLS-terminating proxy. ``IDP_PROXY_HOPS=1`` and
