@@ -419,6 +419,9 @@ def peer_phase(args, server: servers.Server, data: Path, database: str, work: Pa
             for peer in running.values():
                 peer.write_data(peers.POOL)
         if args.warmup:
+            # Ours too: the scenario before may have been sign-in, whose argon2
+            # verifications leave the workers busy and large for a moment.
+            wrk(server.url, name, levels[0], args.warmup, data, min(args.wrk_threads, levels[0]))
             for peer in running.values():
                 wrk(peer.server.url, script, levels[0], args.warmup, peer.data,
                     min(args.wrk_threads, levels[0]))
