@@ -294,7 +294,9 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
     data = work / backend
     print(f"[{backend}] seeding ({pools.refresh_tokens} refresh tokens, "
           f"{pools.device_codes} device codes)", flush=True)
+    seeding = time.monotonic()
     values = seed(app, data, pools)
+    report.setdefault("seconds", {})[f"{backend}_seeding"] = round(time.monotonic() - seeding, 1)
     if "argon2_verify" not in report:
         report["argon2_verify"] = argon2_verify_cost(app, values["email"], values["password"])
     with app.app_context():
@@ -724,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk"):
         parser.error("wrk is missing: apt-get install -y wrk")
 
+    began = time.monotonic()
     report = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "command": " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
               "machine": machine(), "duration_s": args.duration, "nice": args.nice,
@@ -752,7 +755,10 @@ def main(argv: list[str] | None = None) -> int:
                 redis.Redis.from_url(args.redis_url).flushdb()
             else:
                 parser.error(f"unknown backend {backend}")
+    report.setdefault("seconds", {})["total"] = round(time.monotonic() - began, 1)
     print_table(report)
+    print(f"\nthe run took {report['seconds']['total'] / 60:.1f} minutes "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in report['seconds'].items() if k != 'total')})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
