@@ -192,7 +192,10 @@ def start(names: list[str], work: Path, stack: ExitStack, admin_url: str | None,
                 peer = start_dot(work, stack, admin_url, options)
             else:
                 raise Unavailable(f"{name}: unknown peer (known: {', '.join(KNOWN)})")
-            peer.write_data(tokens)
+            try:
+                peer.write_data(tokens)
+            except (requests.RequestException, ValueError, KeyError) as error:
+                raise Unavailable(f"{name}: asking for tokens failed: {error!r}") from error
             running[name] = peer
         except Unavailable as error:
             skipped[name] = str(error)
