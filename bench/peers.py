@@ -199,5 +199,5 @@ def start(names: list[str], work: Path, stack: ExitStack, admin_url: str | None,
             running[name] = peer
         except Unavailable as error:
             skipped[name] = str(error)
-            print(f"[peers] {name} skipped: {error}", flush=True)
+            print(f"[peers] skipped: {error}", flush=True)
     return running, skipped

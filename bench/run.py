@@ -338,7 +338,7 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
         database = database_url.rsplit("/", 1)[-1]
         if args.peers and backend == args.backends[0]:
             with contextlib.ExitStack() as stack:
-                peer_phase(args, server, data, database, work, report, stack, env)
+                peer_phase(args, backend, server, data, database, work, report, stack, env)
         if args.servers and backend == "postgres":
             servers_phase(args, server, data, database, work, report, env)
         if args.scale_out and backend == "postgres":
@@ -390,8 +390,9 @@ def selected(args, backend: str = "postgres") -> list[Scenario]:
 PEER_SCENARIOS = {"token_client_credentials": "peer_token", "introspection": "peer_introspection"}
 
 
-def peer_phase(args, server: servers.Server, data: Path, database: str, work: Path,
-               report: dict, stack: contextlib.ExitStack, env: dict[str, str]) -> None:
+def peer_phase(args, backend: str, server: servers.Server, data: Path, database: str,
+               work: Path, report: dict, stack: contextlib.ExitStack,
+               env: dict[str, str]) -> None:
     """Ours and each peer in turn on the token endpoint and introspection, at every
     connection level: ours, node, dot, ours. Ours' figure is the mean of the two
     measurements that bracket the peers, so drift of the machine meanwhile weighs on
@@ -402,7 +403,7 @@ def peer_phase(args, server: servers.Server, data: Path, database: str, work: Pa
         "workers": options["workers"], "blocking_threads": options["threads"],
         "keep_alive": options["keep_alive"],
         "header_read_timeout_ms": options["header_read_timeout_ms"]})
-    section = report["peers"] = {"requested": args.peers, "skipped": skipped,
+    section = report["peers"] = {"requested": args.peers, "skipped": skipped, "ours": backend,
                                  "measured": list(running), "rounds": []}
     if "dot" in running:
         section["dot_server"] = {"server": "granian", "workers": options["workers"],
@@ -447,7 +448,8 @@ def peer_phase(args, server: servers.Server, data: Path, database: str, work: Pa
                     measured[who] = row
                 print(format_row(row), flush=True)
             rate = targets.mean_rate(ours)
-            round_ = {"scenario": name, "connections": connections, "ours_requests_per_s": rate,
+            round_ = {"scenario": name, "connections": connections, "backend": backend,
+                      "ours_requests_per_s": rate,
                       "ours": ours, "peers": measured,
                       "ratios": {who: targets.ratio(rate, row["requests_per_s"])
                                  for who, row in measured.items()}}
@@ -893,9 +895,10 @@ def print_sections(report: dict) -> None:
     """The peers, the servers and scale-out, each measured alternately within its block."""
     section = report.get("peers")
     if section:
-        print("\npeers (ours, each peer, ours again; ours = the mean of its two):")
-        for who, reason in section["skipped"].items():
-            print(f"  {who}: skipped: {reason}")
+        print(f"\npeers (ours on {section['ours']}, each peer, ours again; ours = the mean of "
+              "its two):")
+        for reason in section["skipped"].values():
+            print(f"  skipped: {reason}")
         for round_ in section["rounds"]:
             for row in [*round_["ours"], *round_["peers"].values()]:
                 print(format_row(row))

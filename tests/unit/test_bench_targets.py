@@ -127,3 +127,12 @@ def test_two_nodes_must_not_be_slower_than_one_in_any_scenario():
     result = by_name(targets.targets({"scale_out": {"rounds": rounds}}))["two nodes ≥ one node"]
     assert result["met"] is False
     assert result["measured"] == "token_client_credentials ×1.40 / touch_events ×0.97"
+
+
+def test_peer_rounds_against_ours_on_sqlite_do_not_count_for_the_postgres_targets():
+    """Test that a run whose peers were measured against SQLite checks no peer target."""
+    sqlite_round = {**peer_round("token_client_credentials", 16, [100], node=200, dot=10),
+                    "backend": "sqlite"}
+    results = by_name(targets.targets({"peers": {"rounds": [sqlite_round]}, "rows": []}))
+    assert results["token ≥ 1.5 × dot"]["met"] is None
+    assert results["token ≥ 0.2 × node"]["met"] is None
