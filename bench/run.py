@@ -555,8 +555,11 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
                 lambda r: r["requests_per_s"])
             one = sum(rate(r) for r in measured["one"]) / len(measured["one"])
             two = rate(measured["two"][0])
+            # A measurement in which nothing completed (too short for the latency of a
+            # busy machine) gives no ratio rather than a meaningless one.
+            complete = all(rate(r) for r in measured["one"] + measured["two"])
             round_ = {"scenario": name, "connections": connections, "one_node": round(one, 1),
-                      "two_nodes": two, "ratio": targets.ratio(two, one)}
+                      "two_nodes": two, "ratio": targets.ratio(two, one) if complete else None}
             section["rounds"].append(round_)
             print(f"{'scale-out':<16} {name:<25} {connections:>5} one node {one:.0f}/s, two nodes "
                   f"{two:.0f}/s: ×{targets.fmt(round_['ratio'])}", flush=True)
