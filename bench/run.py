@@ -1,15 +1,23 @@
 """Machi ID benchmark: one command, its own servers and data, wrk as the load.
 
-    .venv/bin/python bench/run.py                       # everything, ~10 min
+    .venv/bin/python bench/run.py --preset issue16      # issue 16's targets, ~17 min
+    .venv/bin/python bench/run.py                       # every scenario, both peers
     .venv/bin/python bench/run.py --only token_client_credentials --backends postgres
     .venv/bin/python bench/run.py --soak 300 --backends postgres   # + 5-minute RSS run
+    .venv/bin/python bench/run.py --backends postgres --peers none \
+        --only token_client_credentials,introspection,userinfo \
+        --servers granian,gunicorn-sync,gunicorn-gthread       # the server, measured
 
-For each backend (PostgreSQL with Redis; SQLite with in-process limits) it
+For each backend (PostgreSQL with Redis; SQLite, with Redis for rate limits) it
 creates a database (PostgreSQL: CREATE DATABASE, dropped at the end; SQLite:
 a temp file), migrates it, seeds it (bench/seed.py), starts ``idp serve`` with
 production settings, and drives every scenario with wrk at each connection
-level. The same run measures bench/hello.py — a bare Flask app under the same
-server settings — and reports every figure also as a fraction of it.
+level. The same run measures bench/hello.py (a bare Flask app under the same
+server settings) and reports every figure also as a fraction of it; and,
+alternating with ours, the peers (bench/peers.py: node's oidc-provider,
+django-oauth-toolkit), reporting ours as a ratio to each. ``--servers`` runs the
+app under gunicorn too, ``--scale-out`` two nodes behind nginx against one, and
+the Targets block checks issue 16's targets against the run (bench/targets.py).
 
 The issuer is ``https://127.0.0.1:PORT`` while the server listens on plain
 http: the benchmark plays the TLS-terminating proxy. ``IDP_PROXY_HOPS=1`` and
@@ -44,7 +52,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import peers  # noqa: E402
 from bench import servers  # noqa: E402
+from bench import targets  # noqa: E402
 from bench.seed import Pools  # noqa: E402
 from bench.seed import seed  # noqa: E402
 
@@ -136,7 +146,7 @@ def summarise(raw: dict, scenario: Scenario, connections: int, server: servers.S
         "socket_errors": raw["socket_errors"],
         "statuses": raw["statuses"],
         "notes": raw["notes"],
-        "worker_rss_mb": server.worker_rss_mb(),
+        "worker_rss_mb": server.worker_rss_mb() if server else 0.0,
         # CPU per request (ms) of the server's workers, PostgreSQL, Redis and wrk:
         # the cost of a request independent of how busy the machine was.
         "cpu_ms_per_request": {k: round(1000 * v / max(raw["requests"], 1), 3)
@@ -275,11 +285,18 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
     levels = args.connections
     per_run = args.refresh_rate_max * args.duration
     needed = math.ceil(per_run * len(levels) + args.refresh_rate_max * args.warmup)
-    pools = Pools(refresh_tokens=needed, device_codes=needed, kiosks=args.kiosks)
+    # Seed the finite pools only for the scenarios that use them up (seeding
+    # tens of thousands of rows takes a while); the soak reuses a small pool.
+    chosen = {s.name for s in selected(args, backend)}
+    pools = Pools(refresh_tokens=needed if "token_refresh" in chosen else 0,
+                  device_codes=needed if "device_polling" in chosen else 1000,
+                  kiosks=args.kiosks)
     data = work / backend
     print(f"[{backend}] seeding ({pools.refresh_tokens} refresh tokens, "
           f"{pools.device_codes} device codes)", flush=True)
+    seeding = time.monotonic()
     values = seed(app, data, pools)
+    report.setdefault("seconds", {})[f"{backend}_seeding"] = round(time.monotonic() - seeding, 1)
     if "argon2_verify" not in report:
         report["argon2_verify"] = argon2_verify_cost(app, values["email"], values["password"])
     with app.app_context():
@@ -292,7 +309,7 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
         login_form(server.url, values)
         write_values(data, values)
         report["gunicorn"] = gunicorn_report(env)
-        for scenario in selected(args):
+        for scenario in selected(args, backend):
             threads_for = (lambda c: c) if scenario.one_connection_per_thread else (
                 lambda c: min(args.wrk_threads, c))
             if args.warmup:
@@ -318,6 +335,14 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
             if args.profile and scenario.name in args.profile:
                 profile(args, server, scenario, levels[-1], data, threads_for(levels[-1]),
                         backend)
+        database = database_url.rsplit("/", 1)[-1]
+        if args.peers and backend == args.backends[0]:
+            with contextlib.ExitStack() as stack:
+                peer_phase(args, backend, server, data, database, work, report, stack, env)
+        if args.servers and backend == "postgres":
+            servers_phase(args, server, data, database, work, report, env)
+        if args.scale_out and backend == "postgres":
+            scale_out_phase(args, data, database_url, redis_url, secret, report, env)
         if args.soak and backend == args.backends[0]:
             # A fresh server: the soak watches steady-state memory, not what the
             # sign-in scenario's argon2 verifications (64 MiB each) left behind.
@@ -350,12 +375,194 @@ def gunicorn_report(env: dict[str, str]) -> dict:
     http1 = options["http1_settings"]
     return {"server": "granian", "workers": options["workers"],
             "threads": options["blocking_threads"], "keep_alive": http1.keep_alive,
+            "keep_alive_s": Settings.load(settings_of(env), environ={}).gunicorn_keepalive,
             "header_read_timeout_ms": http1.header_read_timeout,
             "log_access": options["log_access"]}
 
 
-def selected(args) -> list[Scenario]:
-    return [s for s in SCENARIOS if not args.only or s.name in args.only]
+def selected(args, backend: str = "postgres") -> list[Scenario]:
+    only = args.sqlite_only if backend == "sqlite" and args.sqlite_only else args.only
+    return [s for s in SCENARIOS if not only or s.name in only]
+
+
+# ---- peers, servers and scale-out ------------------------------------------------
+
+PEER_SCENARIOS = {"token_client_credentials": "peer_token", "introspection": "peer_introspection"}
+
+
+def peer_phase(args, backend: str, server: servers.Server, data: Path, database: str,
+               work: Path, report: dict, stack: contextlib.ExitStack,
+               env: dict[str, str]) -> None:
+    """Ours and each peer in turn on the token endpoint and introspection, at every
+    connection level: ours, node, dot, ours. Ours' figure is the mean of the two
+    measurements that bracket the peers, so drift of the machine meanwhile weighs on
+    both sides alike."""
+    options = gunicorn_report(env)
+    admin_url = args.postgres_url if "postgres" in args.backends else None
+    running, skipped = peers.start(args.peers, work, stack, admin_url, {
+        "workers": options["workers"], "blocking_threads": options["threads"],
+        "keep_alive": options["keep_alive"],
+        "header_read_timeout_ms": options["header_read_timeout_ms"]})
+    section = report["peers"] = {"requested": args.peers, "skipped": skipped, "ours": backend,
+                                 "measured": list(running), "rounds": []}
+    if "dot" in running:
+        section["dot_server"] = {"server": "granian", "workers": options["workers"],
+                                 "blocking_threads": options["threads"]}
+    if "node" in running:
+        section["node_version"] = subprocess.run(["node", "-v"], capture_output=True,
+                                                 text=True).stdout.strip()
+    if not running:
+        return
+    levels = args.connections
+    for name, script in PEER_SCENARIOS.items():
+        scenario = Scenario(name)
+        if name == "introspection":
+            # oidc-provider's in-memory adapter keeps its last 1,000 entries (an LRU):
+            # the token scenario has pushed the first pool out, so draw it again.
+            for peer in running.values():
+                peer.write_data(peers.POOL)
+        if args.warmup:
+            # Ours too: the scenario before may have been sign-in, whose argon2
+            # verifications leave the workers busy and large for a moment.
+            wrk(server.url, name, levels[0], args.warmup, data, min(args.wrk_threads, levels[0]))
+            for peer in running.values():
+                wrk(peer.server.url, script, levels[0], args.warmup, peer.data,
+                    min(args.wrk_threads, levels[0]))
+        for connections in levels:
+            threads = min(args.wrk_threads, connections)
+            ours = []
+            measured = {}
+            for who in ["ours", *running, "ours"]:
+                if who == "ours":
+                    raw = wrk(server.url, name, connections, args.duration, data, threads,
+                              server, database)
+                    row = summarise(raw, scenario, connections, server)
+                    row["backend"] = "ours"
+                    ours.append(row)
+                else:
+                    peer = running[who]
+                    raw = wrk(peer.server.url, script, connections, args.duration, peer.data,
+                              threads, peer.server, peer.database)
+                    row = summarise(raw, scenario, connections, peer.server)
+                    row["backend"] = who
+                    measured[who] = row
+                print(format_row(row), flush=True)
+            rate = targets.mean_rate(ours)
+            round_ = {"scenario": name, "connections": connections, "backend": backend,
+                      "ours_requests_per_s": rate,
+                      "ours": ours, "peers": measured,
+                      "ratios": {who: targets.ratio(rate, row["requests_per_s"])
+                                 for who, row in measured.items()}}
+            section["rounds"].append(round_)
+            print(format_peer_round(round_), flush=True)
+
+
+def format_peer_round(round_: dict) -> str:
+    ratios = ", ".join(f"×{who} {targets.fmt(v)}" for who, v in round_["ratios"].items())
+    return (f"{'peers':<16} {round_['scenario']:<25} {round_['connections']:>5} ours (mean of "
+            f"{len(round_['ours'])}) {round_['ours_requests_per_s']:.0f} req/s: {ratios}")
+
+
+SERVER_SCENARIOS = ["token_client_credentials", "introspection", "userinfo"]
+
+
+def servers_phase(args, granian: servers.Server, data: Path, database: str, work: Path,
+                  report: dict, env: dict[str, str]) -> None:
+    """The app under each server of ``--servers`` on the same database, alternating per
+    scenario and connection level: granian (``idp serve``), gunicorn sync, gunicorn
+    gthread, with the same workers, threads and keep-alive."""
+    options = gunicorn_report(env)
+    started: dict[str, servers.Server] = {}
+    try:
+        for name in args.servers:
+            if name == "granian":
+                started[name] = granian
+            else:
+                kind = name.removeprefix("gunicorn-")
+                port = servers.free_port()
+                started[name] = servers.start_gunicorn(
+                    env, port, work / f"{name}.log", kind,
+                    {"workers": options["workers"], "threads": options["threads"],
+                     "keep_alive_s": options["keep_alive_s"]})
+        rows = report.setdefault("servers", {"settings": options, "rows": []})["rows"]
+        for name in SERVER_SCENARIOS:
+            if args.only and name not in args.only:
+                continue
+            scenario = Scenario(name)
+            for connections in args.connections:
+                threads = min(args.wrk_threads, connections)
+                for who, server in started.items():
+                    if args.warmup and connections == args.connections[0]:
+                        wrk(server.url, name, connections, args.warmup, data, threads)
+                    raw = wrk(server.url, name, connections, args.duration, data, threads,
+                              server, database)
+                    row = summarise(raw, scenario, connections, server)
+                    row["backend"] = who
+                    row["server"] = who
+                    rows.append(row)
+                    print(format_row(row), flush=True)
+    finally:
+        for who, server in started.items():
+            if who != "granian":
+                server.stop()
+
+
+SCALE_SCENARIOS = ["token_client_credentials", "introspection", "touch_events"]
+
+
+def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret: str,
+                    report: dict, env: dict[str, str]) -> None:
+    """Two ``idp serve`` nodes behind nginx (deploy/scale_out.py's Cluster: TLS, its own
+    foreground nginx) on the same PostgreSQL and Redis, against one node behind the same
+    nginx (its pinned port, which always goes to node 0): one, two, one per scenario at
+    the highest connection level; the ratio is two ÷ the mean of the ones."""
+    from deploy.scale_out import Cluster
+    from deploy.scale_out import nginx_available
+
+    section = report["scale_out"] = {"rounds": [], "rows": []}
+    if not nginx_available():
+        section["skipped"] = "nginx is missing: apt-get install -y nginx-light"
+        print(f"[scale-out] skipped: {section['skipped']}", flush=True)
+        return
+    workers = gunicorn_report(env)["workers"]
+    section["nodes"] = {"workers_per_node": workers, "proxy": "nginx (TLS, round robin)"}
+    node_env = {k: v for k, v in env.items() if k.startswith("IDP_")}
+    with Cluster(database_url, redis_url, nodes=2, secret_key=secret, workers=workers,
+                 env=node_env) as cluster:
+        connections = args.connections[-1]
+        threads = min(args.wrk_threads, connections)
+        targets_ = {"one": cluster.node_url(0), "two": cluster.url}
+        # Both nodes' masters and workers are "the server" (nginx, the last process,
+        # is counted with the load generator).
+        nodes = servers.Group(cluster.processes[:-1])
+        for name in SCALE_SCENARIOS:
+            if args.only and name not in args.only:
+                continue
+            scenario = Scenario(name, unit="events" if name == "touch_events" else "")
+            if args.warmup:
+                for url in targets_.values():
+                    wrk(url, name, connections, args.warmup, data, threads)
+            measured = {"one": [], "two": []}
+            for who in ("one", "two", "one"):
+                raw = wrk(targets_[who], name, connections, args.duration, data, threads,
+                          nodes, database_url.rsplit("/", 1)[-1])
+                row = summarise(raw, scenario, connections, nodes)
+                row["backend"] = f"{who}-node" if who == "one" else "two-nodes"
+                measured[who].append(row)
+                section["rows"].append(row)
+                print(format_row(row), flush=True)
+            rate = (lambda r: r["units_per_s"]) if scenario.unit else (
+                lambda r: r["requests_per_s"])
+            one = sum(rate(r) for r in measured["one"]) / len(measured["one"])
+            two = rate(measured["two"][0])
+            # A measurement in which nothing completed (too short for the latency of a
+            # busy machine) gives no ratio rather than a meaningless one.
+            complete = all(rate(r) for r in measured["one"] + measured["two"])
+            round_ = {"scenario": name, "connections": connections, "one_node": round(one, 1),
+                      "two_nodes": two, "ratio": targets.ratio(two, one) if complete else None}
+            section["rounds"].append(round_)
+            print(f"{'scale-out':<16} {name:<25} {connections:>5} one node {one:.0f}/s, two nodes "
+                  f"{two:.0f}/s: ×{targets.fmt(round_['ratio'])}", flush=True)
 
 
 # ---- soak and profiles ------------------------------------------------------------
@@ -430,9 +637,9 @@ def profile(args, server: servers.Server, scenario: Scenario, connections: int, 
 
 # ---- report --------------------------------------------------------------------
 
-HEADER = (f"{'backend':<9} {'scenario':<25} {'conns':>5} {'req/s':>8} {'units/s':>10} "
+HEADER = (f"{'backend':<16} {'scenario':<25} {'conns':>5} {'req/s':>8} {'units/s':>10} "
           f"{'×hello':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'RSS MB':>7} "
-          f"{'app ms':>7} {'db ms':>6} {'cpu×h':>6} {'noise':>6}")
+          f"{'app ms':>7} {'db ms':>6} {'cpu×h':>6} {'noise':>6} {'×node':>6} {'×dot':>6}")
 
 
 def format_row(row: dict) -> str:
@@ -440,14 +647,16 @@ def format_row(row: dict) -> str:
     fraction = row.get("fraction_of_hello")
     cpu = row.get("cpu_ms_per_request", {})
     cpu_share = row.get("cpu_fraction_of_hello", 1.0 if row["scenario"] == "hello" else None)
-    return (f"{row['backend']:<9} {row['scenario']:<25} {row['connections']:>5} "
+    return (f"{row['backend']:<16} {row['scenario']:<25} {row['connections']:>5} "
             f"{row['requests_per_s']:>8.0f} {units:>10} "
             f"{(f'{fraction:.2f}' if fraction is not None else '-'):>7} "
             f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>6} "
             f"{row['worker_rss_mb']:>7.0f} {cpu.get('server', 0):>7.2f} "
             f"{cpu.get('postgres', 0) + cpu.get('redis', 0):>6.2f} "
             f"{(f'{cpu_share:.2f}' if cpu_share is not None else '-'):>6} "
-            f"{row.get('foreign_cpu_cores', 0):>6.2f}")
+            f"{row.get('foreign_cpu_cores', 0):>6.2f} "
+            f"{targets.fmt(row.get('peer_ratios', {}).get('node')):>6} "
+            f"{targets.fmt(row.get('peer_ratios', {}).get('dot')):>6}")
 
 
 def machine() -> dict:
@@ -471,8 +680,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="postgres,sqlite", type=lambda s: s.split(","))
     parser.add_argument("--only", default=None, type=lambda s: s.split(","),
                         help=f"scenarios: {','.join(BY_NAME)}")
-    parser.add_argument("--soak", type=float, default=0,
+    parser.add_argument("--sqlite-only", default=None, type=lambda s: s.split(","),
+                        help="scenarios on SQLite (default: those of --only)")
+    parser.add_argument("--soak", type=float, default=None,
                         help="then rotate scenarios this many seconds watching worker RSS")
+    parser.add_argument("--peers", default=None, type=names,
+                        help="peers measured against ours in the same run: node (oidc-provider), "
+                             "dot (django-oauth-toolkit), or none (default: node,dot)")
+    parser.add_argument("--servers", default=None, type=names,
+                        help="also run token, introspection and userinfo under each of "
+                             f"{','.join(SERVERS)} alternately")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="two idp serve nodes behind nginx against one (PostgreSQL)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="issue16: every scenario the targets of issue 16 need, the peers, "
+                             "scale-out and the 5-minute soak (~17 minutes)")
     parser.add_argument("--profile", default=None, type=lambda s: s.split(","),
                         help="scenarios to sample with py-spy in an extra run")
     parser.add_argument("--postgres-url", default=os.environ.get(
@@ -493,18 +715,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="scheduling priority of the servers, their PostgreSQL backends and "
                              "wrk (e.g. -10 on a shared machine; needs root)")
     args = parser.parse_args(argv)
+    apply_preset(args)
     global NICE
     NICE = args.nice
-    unknown = set(args.only or []) | set(args.profile or [])
+    unknown = set(args.only or []) | set(args.sqlite_only or []) | set(args.profile or [])
     unknown -= set(BY_NAME)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if set(args.peers) - set(peers.KNOWN):
+        parser.error(f"unknown peers: {', '.join(sorted(set(args.peers) - set(peers.KNOWN)))}")
+    if set(args.servers) - set(SERVERS):
+        parser.error(f"unknown servers (known: {', '.join(SERVERS)})")
+    if (args.servers or args.scale_out) and "postgres" not in args.backends:
+        parser.error("--servers and --scale-out run on PostgreSQL: add it to --backends")
     if not shutil.which("wrk"):
         parser.error("wrk is missing: apt-get install -y wrk")
 
+    began = time.monotonic()
     report = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               "command": " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
               "machine": machine(), "duration_s": args.duration, "nice": args.nice,
+              "preset": args.preset,
               "rows": [], "hello": {}}
     print(f"machine: {report['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="machi-bench-") as tmp:
@@ -519,11 +750,20 @@ def main(argv: list[str] | None = None) -> int:
                     run_backend(args, backend, url, args.redis_url, work, hello, report)
                 redis.Redis.from_url(args.redis_url).flushdb()
             elif backend == "sqlite":
+                # Production settings refuse per-process rate limits with several
+                # workers: SQLite's node counts them in Redis too.
+                import redis
+
+                redis.Redis.from_url(args.redis_url).flushdb()
                 url = f"sqlite:///{work / 'bench.sqlite3'}"
-                run_backend(args, backend, url, "", work, hello, report)
+                run_backend(args, backend, url, args.redis_url, work, hello, report)
+                redis.Redis.from_url(args.redis_url).flushdb()
             else:
                 parser.error(f"unknown backend {backend}")
+    report.setdefault("seconds", {})["total"] = round(time.monotonic() - began, 1)
     print_table(report)
+    print(f"\nthe run took {report['seconds']['total'] / 60:.1f} minutes "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in report['seconds'].items() if k != 'total')})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -531,11 +771,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+SERVERS = ("granian", "gunicorn-sync", "gunicorn-gthread")
+ISSUE16_SCENARIOS = ["token_client_credentials", "token_refresh", "introspection", "userinfo",
+                     "device_polling", "code_flow", "touch_events", "password_login"]
+PRESETS = {
+    # Every figure the targets of issue 16 are checked against (the Targets block),
+    # in one run: hello and hello_db, PostgreSQL with Redis at 16 and 64 connections,
+    # the peers alternating with ours, SQLite's token and touch events, two nodes
+    # against one, and the 5-minute soak.
+    "issue16": {"only": ISSUE16_SCENARIOS, "sqlite_only": ["token_client_credentials",
+                                                          "touch_events"],
+                "backends": ["postgres", "sqlite"], "connections": [16, 64],
+                "peers": list(peers.KNOWN), "scale_out": True, "soak": 300},
+}
+
+
+def names(value: str) -> list[str]:
+    return [] if value in ("", "none") else value.split(",")
+
+
+def apply_preset(args) -> None:
+    """The preset's choices, except where the command line chose otherwise (options
+    left at their defaults take the preset's value); then the remaining defaults."""
+    preset = PRESETS.get(args.preset or "", {})
+    defaults = {"backends": ["postgres", "sqlite"], "connections": [16, 64]}
+    for key, value in preset.items():
+        current = getattr(args, key)
+        if current in (None, False) or (key in defaults and current == defaults[key]):
+            setattr(args, key, value)
+    if args.peers is None:
+        args.peers = list(peers.KNOWN)
+    if args.servers is None:
+        args.servers = []
+    if args.soak is None:
+        args.soak = 0
+
+
 def measure_hello(args, work: Path, report: dict) -> dict[int, float]:
     """bench/hello.py at each connection level; with PostgreSQL among the backends, also
     its ``/db`` route (one pooled SELECT 1 per request) as ``hello_db``."""
     port = servers.free_port()
-    env = server_env(args, port, "sqlite://", "", "x" * 40)
+    # Production settings want Redis for rate limits; hello never uses it.
+    env = server_env(args, port, "sqlite://", args.redis_url, "x" * 40)
     ceiling = {}
     with contextlib.ExitStack() as stack:
         if "postgres" in args.backends:
@@ -578,10 +855,13 @@ errors: unexpected statuses + socket errors; RSS: largest worker resident set (M
 app ms / db ms: CPU per request of the server's workers / of PostgreSQL and Redis
 cpu×h: hello's CPU per request (server + database + Redis + wrk) over this scenario's, per
        flow for the code flow: the ×hello a machine of its own would give
-noise: cores' worth of CPU other processes on the machine used during the measurement"""
+noise: cores' worth of CPU other processes on the machine used during the measurement
+×node / ×dot: req/s over the peer's at the same connections in the same run: its token
+       endpoint (token and device scenarios) or its introspection (introspection, userinfo)"""
 
 
 def print_table(report: dict) -> None:
+    targets.add_peer_ratios(report)
     print(LEGEND)
     print("\n" + HEADER)
     for row in [*report["hello"].values(), *report.get("hello_db", {}).values()]:
@@ -609,6 +889,52 @@ def print_table(report: dict) -> None:
                 print(f"  {row['backend']} {row['connections']} connections: "
                       f"{row['requests_per_s'] / ceiling:.0%} of the ceiling, "
                       f"{row['requests_per_s'] / cost['per_s']:.0%} of measured argon2 alone")
+    print_sections(report)
+    report["targets"] = targets.targets(report, report.get("login_ceiling_per_s"))
+    print("\n" + targets.format_targets(report["targets"]))
+
+
+def print_sections(report: dict) -> None:
+    """The peers, the servers and scale-out, each measured alternately within its block."""
+    section = report.get("peers")
+    if section:
+        print(f"\npeers (ours on {section['ours']}, each peer, ours again; ours = the mean of "
+              "its two):")
+        for reason in section["skipped"].values():
+            print(f"  skipped: {reason}")
+        for round_ in section["rounds"]:
+            for row in [*round_["ours"], *round_["peers"].values()]:
+                print(format_row(row))
+            print(format_peer_round(round_))
+    if report.get("servers", {}).get("rows"):
+        rows = report["servers"]["rows"]
+        print(f"\nservers ({report['servers']['settings']['workers']} workers × "
+              f"{report['servers']['settings']['threads']} threads; gunicorn sync: 1 request "
+              "per worker at a time):")
+        for row in rows:
+            print(format_row(row))
+        by_server: dict[str, dict] = {}
+        for row in rows:
+            entry = by_server.setdefault(row["server"], {"sum": {}, "token_p99": {}})
+            entry["sum"][row["connections"]] = (entry["sum"].get(row["connections"], 0)
+                                                + row["requests_per_s"])
+            if row["scenario"] == "token_client_credentials":
+                entry["token_p99"][row["connections"]] = row["p99_ms"]
+        report["servers"]["summary"] = by_server
+        for who, entry in by_server.items():
+            levels = ", ".join(f"{c}: {entry['sum'][c]:.0f} req/s summed, token p99 "
+                               f"{entry['token_p99'].get(c, 0):.0f} ms" for c in entry["sum"])
+            print(f"  {who:<17} {levels}")
+    scale = report.get("scale_out")
+    if scale:
+        print("\nscale-out (behind nginx, TLS; one node = nginx's port pinned to node 0):")
+        if scale.get("skipped"):
+            print(f"  skipped: {scale['skipped']}")
+        for row in scale["rows"]:
+            print(format_row(row))
+        for round_ in scale["rounds"]:
+            print(f"  {round_['scenario']:<25} one node {round_['one_node']:.0f}/s, two nodes "
+                  f"{round_['two_nodes']:.0f}/s: ×{targets.fmt(round_['ratio'])}")
 
 
 if __name__ == "__main__":

@@ -54,13 +54,17 @@ class Server:
     """A server we started (``idp serve`` or bench/hello.py, granian) and its workers."""
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path,
-                 ready_path: str) -> None:
+                 ready_path: str, cwd: Path = ROOT) -> None:
         self.port = port
         self.log = log
         self._log_file = log.open("wb")
-        self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log_file,
+        self.process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready(ready_path)
+        try:
+            self._wait_ready(ready_path)
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
@@ -86,8 +90,9 @@ class Server:
         return children(self.process.pid)
 
     def worker_rss_mb(self) -> float:
-        """The largest resident set among the workers, in MB."""
-        sizes = [rss_kb(pid) for pid in self.workers()]
+        """The largest resident set among the workers (a single-process server: its
+        own), in MB."""
+        sizes = [rss_kb(pid) for pid in self.workers() or [self.process.pid]]
         return round(max(sizes, default=0) / 1024, 1)
 
     def stop(self) -> None:
@@ -96,9 +101,28 @@ class Server:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                # The whole session: workers must not outlive a master killed here.
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log_file.close()
+
+
+class Group:
+    """Several servers measured as one (the nodes behind nginx in scale-out): the
+    masters and all their workers are "the server" for CPU and memory."""
+
+    def __init__(self, processes: list[subprocess.Popen]) -> None:
+        self.process = processes[0]
+        self._processes = processes
+
+    def workers(self) -> list[int]:
+        return [p.pid for p in self._processes[1:]] + [
+            c for p in self._processes for c in children(p.pid)]
+
+    def worker_rss_mb(self) -> float:
+        sizes = [rss_kb(pid) for pid in self.workers()]
+        return round(max(sizes, default=0) / 1024, 1)
 
 
 def children(pid: int) -> list[int]:
@@ -123,9 +147,10 @@ def rss_kb(pid: int) -> int:
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Processes that are part of a measurement: the load generator, the database,
-# Redis. Anything else burning CPU meanwhile (another job on the machine)
-# is "foreign" and makes the figures pessimistic; the report shows how much.
-OURS = {"wrk", "postgres", "redis-server", "py-spy"}
+# Redis (and nginx in scale-out, counted with the load generator). Anything
+# else burning CPU meanwhile (another job on the machine) is "foreign" and
+# makes the figures pessimistic; the report shows how much.
+OURS = {"wrk", "postgres", "redis-server", "py-spy", "nginx"}
 
 
 def cpu_snapshot() -> dict[int, tuple[str, int]]:
@@ -196,6 +221,19 @@ def database_backends(database: str) -> list[int]:
 def start_idp(env: dict[str, str], port: int, log: Path) -> Server:
     return Server([str(VENV_BIN / "idp"), "serve", "--host", "127.0.0.1", "--port", str(port)],
                   env, port, log, "/.well-known/openid-configuration")
+
+
+def start_gunicorn(env: dict[str, str], port: int, log: Path, worker_class: str,
+                   options: dict) -> Server:
+    """``idp serve``'s app under gunicorn (``--servers``): the same factory, workers,
+    threads (gthread) and keep-alive as the granian settings in ``options``."""
+    argv = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+            "--workers", str(options["workers"]), "--worker-class", worker_class,
+            "--keep-alive", str(options["keep_alive_s"]), "--log-level", "warning",
+            "idp.cli.serve:served_app()"]
+    if worker_class == "gthread":
+        argv[-1:-1] = ["--threads", str(options["threads"])]
+    return Server(argv, env, port, log, "/.well-known/openid-configuration")
 
 
 def start_hello(env: dict[str, str], port: int, log: Path) -> Server:
