@@ -37,6 +37,7 @@ from idp.cli.db import alembic_config
 from idp.config import Settings
 from idp.extensions import db
 from idp.extensions import limiter
+from idp.clients import cache as client_cache
 from idp.keys import service as keys
 from idp.models import Base
 from tests.helpers import audit_guard
@@ -156,6 +157,7 @@ def _shared_app(apps: dict, url: str, overrides: dict, outbox_dir):
     limiter.reset()
     # The app's JWKS document (cached a few seconds) may name keys the last test rolled back.
     keys.forget_jwks_cache()
+    client_cache.forget_all()  # clients the last test rolled back
     return app
 
 
