@@ -34,7 +34,9 @@ from idp.extensions import db
 
 CHANNEL = "idp_revocation_epoch"
 ROW = 1
-_MEMO = "idp_revocation_epoch"
+_SEEN = "idp_revocation_epoch"
+_ASSUMED = "idp_revocation_epoch_assumed"
+_DEFERRED = "idp_revocation_epoch_deferred"
 _BUMPED = "idp_revocation_epoch_bumped"
 _table = RevocationEpoch.__table__
 
@@ -50,12 +52,53 @@ def column():
 
 def current() -> int | None:
     """The epoch now (None before the first bump), read once per request."""
-    if has_request_context() and _MEMO in g:
-        return g.get(_MEMO)
+    if has_request_context() and _SEEN in g:
+        return g.get(_SEEN)
     value = db.session.execute(READ).scalar()
     if has_request_context():
-        setattr(g, _MEMO, value)
+        setattr(g, _SEEN, value)
     return value
+
+
+def seen(value: int | None) -> None:
+    """Note the epoch a statement of this request read along (``column()``); the
+    first one read is the request's."""
+    if has_request_context() and _SEEN not in g:
+        setattr(g, _SEEN, value)
+
+
+def defer() -> None:
+    """The view promises to call :func:`confirmed` before it answers: cached state may
+    be used on the assumption that the epoch has not moved, and the statements the
+    request runs anyway read the epoch along (``column()``) instead of a read first."""
+    setattr(g, _DEFERRED, True)
+
+
+def expected(cached: object, unread: object) -> object:
+    """The epoch value cache entries must carry for this request: the one it read; else,
+    in a deferred request, the cache's own (``cached``; assumed, to be confirmed); else
+    the one read now. ``unread`` is the cache's value for "never filled"."""
+    if has_request_context():
+        if _SEEN in g:
+            return g.get(_SEEN)
+        if g.get(_DEFERRED) and cached is not unread:
+            return g.setdefault(_ASSUMED, cached)
+    return current()
+
+
+def confirmed() -> bool:
+    """True unless the request used cached state under an epoch value that is not the
+    one it read (then the view must answer again, with the cache emptied). A request
+    that read no epoch along its statements reads it here."""
+    if _ASSUMED not in g:
+        return True
+    return current() == g.get(_ASSUMED)
+
+
+def restart() -> None:
+    """Forget what this request read and assumed (before it is answered again)."""
+    for name in (_SEEN, _ASSUMED, _DEFERRED):
+        g.pop(name, None)
 
 
 def bump(reason: str) -> int:
@@ -76,5 +119,5 @@ def bump(reason: str) -> int:
         session.execute(select(func.pg_notify(CHANNEL, f"{value} {reason}"[:200])))
     session.info[_BUMPED] = (session.get_transaction(), value)
     if has_request_context():
-        setattr(g, _MEMO, value)
+        setattr(g, _SEEN, value)
     return value

@@ -22,6 +22,7 @@ cut-off its reload, correctness never depends on it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -31,6 +32,7 @@ from flask import Flask
 from flask import current_app
 from sqlalchemy import bindparam
 from sqlalchemy import inspect
+from sqlalchemy import Select
 from sqlalchemy import select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -50,14 +52,17 @@ def _columns(model) -> list[tuple[str, Any]]:
     return [(prop.key, prop.columns[0]) for prop in inspect(model).column_attrs]
 
 
-_CLIENT = _columns(Client)
-_COMPANY = _columns(Company)
-# The client, its company and the epoch in one constant Core statement (compiled once,
-# prepared by psycopg after a few uses): the entry is tagged with the epoch its own
-# snapshot saw, never with one read before or after it.
-_LOAD = (select(*(c for _, c in _CLIENT), *(c for _, c in _COMPANY), epoch.column())
-         .join_from(Client, Company, Client.company_id == Company.id)
-         .where(Client.id == bindparam("client_id")))
+@functools.cache
+def _load_statement() -> tuple[Select, list, list]:
+    """The client, its company and the epoch in one constant Core statement (compiled
+    once, prepared by psycopg after a few uses): an entry is tagged with the epoch its
+    own snapshot saw, never with one read before or after it. Built on first use, once
+    every mapper is configured."""
+    client, company = _columns(Client), _columns(Company)
+    statement = (select(*(c for _, c in client), *(c for _, c in company), epoch.column())
+                 .join_from(Client, Company, Client.company_id == Company.id)
+                 .where(Client.id == bindparam("client_id")))
+    return statement, client, company
 
 
 class ClientCache:
@@ -72,12 +77,6 @@ class ClientCache:
         with self.lock:
             self.epoch = _UNREAD
             self.clients = {}
-
-    def get(self, client_id: str, seen: int | None) -> Client | None:
-        with self.lock:
-            if self.epoch != seen:
-                return None
-            return self.clients.get(client_id)
 
     def put(self, client: Client, seen: int | None) -> None:
         with self.lock:
@@ -102,28 +101,31 @@ def forget_all() -> None:
 
 
 def client(client_id: str) -> Client | None:
-    """The client with this id as of the epoch now, attached to the request's session;
-    None for an unknown id."""
+    """The client with this id as of the request's epoch, attached to the request's
+    session; None for an unknown id."""
     cache = cache_of(current_app._get_current_object())
-    seen = epoch.current()
-    entry = cache.get(client_id, seen)
-    if entry is None:
-        entry, seen = _load(client_id)
+    with cache.lock:
+        tag, entry = cache.epoch, cache.clients.get(client_id)
+    if entry is None or tag != epoch.expected(tag, _UNREAD):
+        entry, loaded = _load(client_id)
         if entry is None:
             return None
-        cache.put(entry, seen)
+        epoch.seen(loaded)
+        cache.put(entry, loaded)
     return db.session.merge(entry, load=False)
 
 
 def _load(client_id: str) -> tuple[Client | None, int | None]:
     """A detached copy of the client and its company, built from one row: the
     request's own session and objects are left alone."""
-    row = db.session.execute(_LOAD, {"client_id": client_id}).first()
+    statement, client_columns, company_columns = _load_statement()
+    row = db.session.execute(statement, {"client_id": client_id}).first()
     if row is None:
         return None, None
-    company = Company(**{key: row[len(_CLIENT) + i] for i, (key, _) in enumerate(_COMPANY)})
+    offset = len(client_columns)
+    company = Company(**{key: row[offset + i] for i, (key, _) in enumerate(company_columns)})
     make_transient_to_detached(company)
-    entry = Client(**{key: row[i] for i, (key, _) in enumerate(_CLIENT)})
+    entry = Client(**{key: row[i] for i, (key, _) in enumerate(client_columns)})
     make_transient_to_detached(entry)
     set_committed_value(entry, "company", company)  # as if loaded; company.clients untouched
     return entry, row[-1]

@@ -88,26 +88,29 @@ def access_token(client, company):
 
 
 def test_token_client_credentials(client, backend):
-    """Test that client_credentials is one client lookup and one token insert."""
+    """Test that client_credentials, its client cached, is one token insert that reads the
+    revocation epoch along (idp.access.epoch), plus the audit append."""
     data = {"grant_type": "client_credentials", "scope": "touch_events"}
     assert client.post("/token", data=data, auth=backend).status_code == 200
     with counted() as statements:
         assert client.post("/token", data=data, auth=backend).status_code == 200
-    assert len(statements.protocol) == 2, statements.protocol
-    assert statements.protocol[0].startswith("SELECT revocation_epoch.value")
-    assert statements.protocol[1].startswith("INSERT INTO tokens")
+    assert len(statements.protocol) == 1, statements.protocol
+    assert statements.protocol[0].startswith("INSERT INTO tokens")
+    assert "FROM revocation_epoch" in statements.protocol[0]
     assert len(statements.audit) == audit_append(), statements.audit
 
 
 def test_introspection(client, backend, access_token):
-    """Test that introspection is the caller's lookup and the token's, and writes nothing."""
+    """Test that introspection, its caller cached, is the token's lookup with the
+    revocation epoch along, and writes nothing."""
     data = {"token": access_token, "token_type_hint": "access_token"}
     client.post("/introspect", data=data, auth=backend)  # the caller is in the cache now
     with counted() as statements:
         response = client.post("/introspect", data=data, auth=backend)
     assert response.json["active"] is True
-    assert len(statements.protocol) == 2, statements.protocol
-    assert "consents" in statements.protocol[1]  # the consent in force rides along
+    assert len(statements.protocol) == 1, statements.protocol
+    assert "consents" in statements.protocol[0]  # the consent in force rides along
+    assert "FROM revocation_epoch" in statements.protocol[0]
     assert statements.audit == []
 
 
@@ -130,7 +133,8 @@ def test_userinfo(client, access_token):
 
 
 def test_device_polling_while_pending(client, company):
-    """Test that a pending poll is the kiosk's lookup, the code's, and one UPDATE."""
+    """Test that a pending poll, its kiosk cached, is the code's lookup with the revocation
+    epoch along, and one UPDATE."""
     kiosk, secret, _ = kiosks.create_kiosk(company, "キオスク", "北1条西2丁目")
     kiosk_id = kiosk.id
     db.session.commit()
@@ -141,8 +145,9 @@ def test_device_polling_while_pending(client, company):
     with counted() as statements:
         response = client.post("/token", data=data, auth=(kiosk_id, secret))
     assert response.json["error"] == "authorization_pending"
-    assert len(statements.protocol) == 3, statements.protocol
-    assert statements.protocol[2].startswith("UPDATE device_codes")
+    assert len(statements.protocol) == 2, statements.protocol
+    assert "FROM revocation_epoch" in statements.protocol[0]
+    assert statements.protocol[1].startswith("UPDATE device_codes")
     assert statements.audit == []
 
 
