@@ -190,6 +190,7 @@ def app(request, schema, settings_overrides, tmp_path, _apps):
             outer.rollback()
             connection.close()
             if own:
+                client_cache.stop_listener(app)
                 db.engine.dispose()
 
 
@@ -199,6 +200,7 @@ def _committed_app(url, overrides, tmp_path):
     with app.app_context():
         yield app
         db.session.remove()
+        client_cache.stop_listener(app)
         with db.engine.begin() as connection:
             _empty_tables(connection)
         db.engine.dispose()

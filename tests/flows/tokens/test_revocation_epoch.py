@@ -35,12 +35,15 @@ CC = {"grant_type": "client_credentials", "scope": "touch_events"}
 
 @pytest.fixture
 def node_b(app):
-    """A second node on the same database, with its own client cache."""
+    """A second node on the same database, with its own client cache and no listener: what
+    these tests show holds without LISTEN/NOTIFY (SQLite has none anyway)."""
     other = create_app({**TEST_SETTINGS, "database_url": app.config["SQLALCHEMY_DATABASE_URI"]
                         .replace("postgresql+psycopg://", "postgresql://"),
                         "outbox_dir": app.extensions["idp.settings"].outbox_dir})
     other.test_client_class = IsolatedClient
+    cache.cache_of(other).listen = False
     yield other
+    cache.stop_listener(other)
     with other.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -168,3 +171,36 @@ def test_a_cut_off_rolled_back_leaves_b_s_cache_valid(node_b, backend):
     clients.revoke_client(backend.client_id)
     db.session.rollback()
     assert token_on(node_b, backend).status_code == 200
+
+
+def test_the_listener_empties_b_s_cache_when_a_cut_off_commits(node_b, backend, is_postgres):
+    """Test that on PostgreSQL node B's listener empties its cache at the commit of a
+    cut-off on node A, before B gets another request (NOTIFY is sent at commit)."""
+    if not is_postgres:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    b_cache = cache.cache_of(node_b)
+    b_cache.listen = True
+    warm(node_b, backend)
+    listener = b_cache.listener
+    assert listener is not None and listener.listening.wait(30)
+    warm(node_b, backend)  # cached again after the listener's first, empty-handed reset
+    listener.heard.clear()
+    clients.revoke_client(backend.client_id)
+    assert backend.client_id in cached_ids(node_b)  # not committed: nothing heard yet
+    db.session.commit()
+    assert listener.heard.wait(30)
+    assert cached_ids(node_b) == set()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
+
+
+def test_without_postgresql_no_listener_runs(node_b, backend, is_postgres):
+    """Test that on SQLite no listener is started and the epoch alone keeps B exact."""
+    if is_postgres:
+        pytest.skip("SQLite only")
+    b_cache = cache.cache_of(node_b)
+    b_cache.listen = True
+    warm(node_b, backend)
+    assert b_cache.listener is None
+    clients.suspend_company(backend.company_id)
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
