@@ -13,6 +13,7 @@ call argon2 (client secrets and tokens are high-entropy, compared by digest).
 
 from __future__ import annotations
 
+import contextvars
 import re
 from contextlib import contextmanager
 from unittest import mock
@@ -160,3 +161,21 @@ def test_discovery_and_jwks_need_no_query_once_warm(client):
         assert client.get("/.well-known/openid-configuration").status_code == 200
         assert client.get("/jwks.json").status_code == 200
     assert statements.protocol == [] and statements.audit == []
+
+
+def test_a_cached_client_outside_the_protocol_views_costs_one_epoch_read(app, backend):
+    """Test that a client lookup that no view confirms afterwards (the CORS answer, the
+    console) reads the revocation epoch first, and only that, once the client is cached."""
+
+    def request_looking_up_twice():
+        # A request of its own (its own app context and g), as IsolatedClient makes them.
+        with app.test_request_context():
+            assert clients.active_client(backend[0]) is not None
+            assert clients.active_client(backend[0]) is not None  # read once per request
+            db.session.remove()
+
+    contextvars.Context().run(request_looking_up_twice)
+    with counted() as statements:
+        contextvars.Context().run(request_looking_up_twice)
+    assert len(statements.protocol) == 1, statements.protocol
+    assert statements.protocol[0].startswith("SELECT revocation_epoch.value FROM revocation_epoch")
