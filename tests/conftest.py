@@ -34,10 +34,10 @@ from sqlalchemy import create_engine
 import idp
 from idp import create_app
 from idp.cli.db import alembic_config
+from idp.clients import cache as client_cache
 from idp.config import Settings
 from idp.extensions import db
 from idp.extensions import limiter
-from idp.clients import cache as client_cache
 from idp.keys import service as keys
 from idp.models import Base
 from tests.helpers import audit_guard

@@ -33,9 +33,9 @@ from typing import Any
 import psycopg
 from flask import Flask
 from flask import current_app
+from sqlalchemy import Select
 from sqlalchemy import bindparam
 from sqlalchemy import inspect
-from sqlalchemy import Select
 from sqlalchemy import select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value

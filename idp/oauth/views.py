@@ -10,17 +10,17 @@ from collections.abc import Callable
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint
-from flask import current_app
 from flask import Response
+from flask import current_app
 from flask import jsonify
 
 from idp import config
 from idp import scopes as registry
 from idp.access import epoch
 from idp.clients import cache as client_cache
-from idp.extensions import db
 from idp.extensions import commit_on_error
 from idp.extensions import csrf
+from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import cors
 from idp.oauth import security_events
