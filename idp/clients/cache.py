@@ -51,6 +51,7 @@ _UNREAD = object()
 _caches: weakref.WeakKeyDictionary[Flask, ClientCache] = weakref.WeakKeyDictionary()
 _guard = threading.Lock()
 
+
 def _columns(model) -> list[tuple[str, Any]]:
     return [(prop.key, prop.columns[0]) for prop in inspect(model).column_attrs]
 
