@@ -34,6 +34,7 @@ from sqlalchemy import create_engine
 import idp
 from idp import create_app
 from idp.cli.db import alembic_config
+from idp.clients import cache as client_cache
 from idp.config import Settings
 from idp.extensions import db
 from idp.extensions import limiter
@@ -156,6 +157,7 @@ def _shared_app(apps: dict, url: str, overrides: dict, outbox_dir):
     limiter.reset()
     # The app's JWKS document (cached a few seconds) may name keys the last test rolled back.
     keys.forget_jwks_cache()
+    client_cache.forget_all()  # clients the last test rolled back
     return app
 
 
@@ -188,6 +190,7 @@ def app(request, schema, settings_overrides, tmp_path, _apps):
             outer.rollback()
             connection.close()
             if own:
+                client_cache.stop_listener(app)
                 db.engine.dispose()
 
 
@@ -197,6 +200,7 @@ def _committed_app(url, overrides, tmp_path):
     with app.app_context():
         yield app
         db.session.remove()
+        client_cache.stop_listener(app)
         with db.engine.begin() as connection:
             _empty_tables(connection)
         db.engine.dispose()

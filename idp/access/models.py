@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import BigInteger
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
@@ -260,3 +261,17 @@ class DeviceCode(Base):
 
     def is_expired(self, now: dt.datetime | None = None) -> bool:
         return self.expires_at <= (now or utcnow())
+
+
+class RevocationEpoch(Base):
+    """One row whose ``value`` changes with every cut-off of state that nodes keep in
+    process (clients, companies, signing keys): see ``idp.access.epoch``.
+
+    The value is drawn at random by each bump, not counted up: a cache tagged with a
+    value seen inside a transaction that then rolled back can never match a later,
+    committed value by accident (a counter would reach the same number again)."""
+
+    __tablename__ = "revocation_epoch"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)

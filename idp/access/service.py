@@ -29,6 +29,13 @@ company suspended or revoked      ``revoke_grants(company=)``
 company reinstated                ``expire_device_codes(clients)``
 ================================  ==================================================
 
+A cut-off of a whole client or company (``revoke_grants`` without a resident,
+``narrow_grants``) also bumps the revocation epoch (``idp.access.epoch``) in the
+same transaction: nodes keep clients and companies in process and drop them when
+the epoch moves. A resident's cut-off changes only rows every request reads
+anyway (its tokens, consents, sessions, which no node caches), so it leaves the
+epoch alone and every node's cache warm.
+
 Token checks also look at the client's and company's state, so a cut-off
 holds before this runs; writing it down means nothing comes back if a
 company is later reinstated.
@@ -42,6 +49,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy import update
 
+from idp.access import epoch
 from idp.access import notices
 from idp.access import security_events
 from idp.access.models import AuthorizationCode
@@ -98,6 +106,9 @@ def revoke_grants(*, resident=None, client=None, company=None, reason: str,
         return {"tokens_revoked": revoked}
     if resident_id is None and client is None:
         raise ValueError("revoke_grants needs a resident, a client or a company")
+    if resident_id is None:
+        # A whole client cut off: nodes keep clients in process (idp.access.epoch).
+        epoch.bump(reason)
     if notify:
         _tell(notices.notices_for_grants(reason, client=client, resident_id=resident_id))
         if resident_id is not None and client is not None and reason in EVENTS:
@@ -140,6 +151,7 @@ def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str], code_flo
     A removed refresh_token grant needs nothing here: the token endpoint checks
     the client's grant types on every request.
     """
+    epoch.bump(reason)  # the client's settings changed: cached copies are out of date
     now = utcnow()
     revoked = []
     if scopes:

@@ -24,9 +24,11 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from idp import secrets
+from idp.access import epoch
 from idp.access import service as access
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.clients import cache
 from idp.clients import validation
 from idp.clients.models import Client
 from idp.clients.models import Company
@@ -92,6 +94,7 @@ def update_company(company_id: str, name: str, actor: str | None = None) -> Comp
         record(AuditTag.COMPANY_UPDATE, actor=actor, company_id=company.id,
                previous={"name": company.name}, name=name)
         company.name = name
+        epoch.bump("company_update")
     return company
 
 
@@ -136,6 +139,7 @@ def suspend_company(company_id: str, actor: str | None = None) -> Company:
         company.status = CompanyStatus.SUSPENDED
         company.suspended_at = utcnow()
         access.revoke_grants(company=company, reason="company_suspended")
+        epoch.bump("company_suspended")
         record(AuditTag.COMPANY_SUSPEND, actor=actor, company_id=company.id)
     return company
 
@@ -157,6 +161,7 @@ def reinstate_company(company_id: str, actor: str | None = None) -> Company:
     # Device authorizations started before the suspension must not be
     # completed now: the kiosk starts again.
     expired = access.expire_device_codes(c.id for c in company.clients)
+    epoch.bump("company_reinstated")
     record(AuditTag.COMPANY_REINSTATE, actor=actor, company_id=company.id,
            suspended_at=suspended_at.isoformat() if suspended_at else None,
            device_codes_expired=expired)
@@ -179,6 +184,7 @@ def revoke_company(company_id: str, actor: str | None = None) -> Company:
     for client in company.clients:
         if client.revoked_at is None:
             client.revoked_at = now
+    epoch.bump("company_revoked")
     record(AuditTag.COMPANY_REVOKE, actor=actor, company_id=company.id, previous_status=was,
            clients=sorted(c.id for c in company.clients))
     return company
@@ -301,6 +307,7 @@ def update_client(client_id: str, settings: ClientSettings,
         return client, {}
     for key, (_old, new) in changes.items():
         setattr(client, key, new)
+    epoch.bump("client_update")
     removed_scopes = set(before.scopes) - set(after.scopes)
     removed_uris = set(before.redirect_uris) - set(after.redirect_uris)
     removed_grants = set(before.grant_types) - set(after.grant_types)
@@ -328,6 +335,7 @@ def rotate_secret(client_id: str, revoke_tokens: bool = False,
                           f"{client.token_endpoint_auth_method} and has no secret")
     secret = secrets.token(32)
     client.secret_digest = secrets.digest(secret)
+    epoch.bump("client_secret_rotated")
     revoked = 0
     if revoke_tokens:
         # A suspended company's clients were cut off, and told, at the suspension.
@@ -344,6 +352,7 @@ def revoke_client(client_id: str, actor: str | None = None) -> Client:
     if client.revoked_at is None:
         access.revoke_grants(client=client, reason="client_revoked", notify=client.is_active)
         client.revoked_at = utcnow()
+        epoch.bump("client_revoked")
         record(AuditTag.CLIENT_REVOKE, actor=actor, client_id=client.id,
                company_id=client.company_id)
     return client
@@ -359,8 +368,11 @@ def counts_by_company() -> dict[str, dict[str, int]]:
 
 
 def active_client(client_id: str | None) -> Client | None:
-    """The client if it exists and may act now, else None (Authlib's query_client)."""
-    client = find_client(client_id)
+    """The client if it exists and may act now, else None (Authlib's query_client).
+
+    Read from this process's cache, which the revocation epoch keeps exact
+    (``idp.clients.cache``): every change below bumps it in its transaction."""
+    client = cache.client(client_id) if _plausible_id(client_id, 40) else None
     if client is None or not client.is_active:
         return None
     return client

@@ -22,6 +22,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from idp.access import epoch
 from idp.access import security_events
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -40,6 +41,7 @@ def end_contract(contract_id: str, reason: str = "ended by the consortium",
                  actor: str | None = None) -> tuple[DataContract, int]:
     """End the contract and the links it alone allowed; (the contract, links ended)."""
     contract = contracts.end(contract_id, reason, actor=actor)
+    epoch.bump("contract_ended")  # nodes keep clients in process (idp.access.epoch)
     still_named = {key for key in contract.categories
                    if contracts.in_force(contract.company_id, key) is not None}
     ending = [key for key in contract.categories if key not in still_named]

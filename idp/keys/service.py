@@ -24,6 +24,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from idp import config
+from idp.access import epoch
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -141,6 +142,7 @@ def retire(kid: str, drop: bool = False, actor: str | None = None) -> SigningKey
                             + VERIFY_LEEWAY)
     db.session.flush()
     forget_jwks_cache()
+    epoch.bump("key_retired")
     replacement = None
     if state == KeyState.ACTIVE:
         if has_request_context():

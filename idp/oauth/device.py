@@ -38,6 +38,7 @@ from sqlalchemy.orm import lazyload
 
 from idp import config
 from idp import secrets
+from idp.access import epoch
 from idp.access.models import DeviceCode
 from idp.access.subjects import subject_for
 from idp.audit.service import record
@@ -182,11 +183,17 @@ class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
     def query_device_credential(self, device_code: str) -> DeviceCode | None:
         # The client was loaded by authentication just before: no join for it
         # here (credential.client, when needed, comes from the identity map).
-        return db.session.scalar(
-            select(DeviceCode)
+        # The revocation epoch rides along (idp.access.epoch): a pending poll needs
+        # no read of its own to confirm the kiosk it took from the cache.
+        found = db.session.execute(
+            select(DeviceCode, epoch.column())
             .where(DeviceCode.device_code_digest == secrets.digest(device_code))
             .options(lazyload(DeviceCode.client))
-        )
+        ).first()
+        if found is None:
+            return None
+        epoch.seen(found[1])
+        return found[0]
 
     def validate_device_credential(self, credential: DeviceCode) -> Principal:
         now = utcnow()

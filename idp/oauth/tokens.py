@@ -18,6 +18,7 @@ from sqlalchemy.orm import with_expression
 
 from idp import config
 from idp import secrets
+from idp.access import epoch
 from idp.access.models import Token
 from idp.accounts.models import Resident
 from idp.audit.service import record
@@ -104,15 +105,22 @@ def _by_digest(column, value: str, resident: bool) -> Token | None:
     """The token whose ``column`` holds the digest of ``value``, with its client's state,
     the consent in force behind it (``Token.consent_scopes``: every use of a token
     follows the consent as it is now), and its resident in the same query when the
-    caller reads it (UserInfo, touch events, refresh rotation)."""
+    caller reads it (UserInfo, touch events, refresh rotation). The revocation epoch
+    rides along, so a request that took its client from the cache needs no read of its
+    own to confirm it (``idp.access.epoch``)."""
     if not isinstance(value, str) or not value:
         return None
     options = [CLIENT_STATE, with_expression(
         Token.consent_scopes, consent_service.in_force_sql(Token.resident_id, Token.client_id))]
     if resident:
         options.append(joinedload(Token.resident))
-    return db.session.scalar(
-        select(Token).options(*options).where(column == secrets.digest(value)))
+    found = db.session.execute(
+        select(Token, epoch.column()).options(*options)
+        .where(column == secrets.digest(value))).first()
+    if found is None:
+        return None
+    epoch.seen(found[1])  # the revocation epoch rides along (idp.access.epoch)
+    return found[0]
 
 
 def by_access_token(value: str, *, resident: bool = False) -> Token | None:
@@ -181,7 +189,11 @@ def save(token: dict, request) -> int:
         "released_claims": None,
     }
     table = Token.__table__
-    token_id = db.session.execute(insert(table).returning(table.c.id), values).scalar_one()
+    # The revocation epoch rides along: the answer that hands out this token is
+    # given only if no cut-off committed since the client was cached (idp.access.epoch).
+    token_id, seen = db.session.execute(
+        insert(table).returning(table.c.id, epoch.column()), values).one()
+    epoch.seen(seen)
     tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
     record(tag, resident_id=values["resident_id"], client_id=client.id,
            company_id=client.company_id, grant_type=values["grant_type"],

@@ -6,15 +6,21 @@ half in ``idp.oauth.authorize``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint
+from flask import Response
 from flask import current_app
 from flask import jsonify
 
 from idp import config
 from idp import scopes as registry
+from idp.access import epoch
+from idp.clients import cache as client_cache
 from idp.extensions import commit_on_error
 from idp.extensions import csrf
+from idp.extensions import db
 from idp.keys import service as keys
 from idp.oauth import cors
 from idp.oauth import security_events
@@ -33,6 +39,22 @@ def oauth_error(error: OAuth2Error):
 
 def _server():
     return current_app.extensions["idp.oauth"]
+
+
+def _confirmed(answer: Callable[[], Response]) -> Response:
+    """The answer, made with clients from this worker's cache on the assumption that
+    the revocation epoch has not moved, and given only once the epoch the request's
+    own statements read along says so (``idp.access.epoch``). If a cut-off committed
+    since the cache was filled, what the request wrote is rolled back and it is
+    answered again from the database: a stale cache never decides an answer."""
+    epoch.defer()
+    response = answer()
+    if epoch.confirmed():
+        return response
+    db.session.rollback()
+    epoch.restart()
+    client_cache.cache_of(current_app._get_current_object()).forget()
+    return answer()
 
 
 @bp.before_request
@@ -85,28 +107,28 @@ def token():
     """Token endpoint: authorization_code, refresh_token, client_credentials.
 
     Rate-limited per client inside client authentication (idp.oauth.ratelimit)."""
-    return _server().create_token_response()
+    return _confirmed(lambda: _server().create_token_response())
 
 
 @bp.post("/device_authorization")
 @csrf.exempt
 def device_authorization():
     """RFC 8628 device authorization: a kiosk asks for a device and a user code."""
-    return _server().create_endpoint_response("device_authorization")
+    return _confirmed(lambda: _server().create_endpoint_response("device_authorization"))
 
 
 @bp.post("/revoke")
 @csrf.exempt
 def revoke():
     """RFC 7009 revocation."""
-    return _server().create_endpoint_response("revocation")
+    return _confirmed(lambda: _server().create_endpoint_response("revocation"))
 
 
 @bp.post("/introspect")
 @csrf.exempt
 def introspect():
     """RFC 7662 introspection."""
-    return _server().create_endpoint_response("introspection")
+    return _confirmed(lambda: _server().create_endpoint_response("introspection"))
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])

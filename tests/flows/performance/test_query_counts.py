@@ -14,6 +14,7 @@ call argon2 (client secrets and tokens are high-entropy, compared by digest).
 
 from __future__ import annotations
 
+import contextvars
 import re
 from contextlib import contextmanager
 from unittest import mock
@@ -89,25 +90,29 @@ def access_token(client, company):
 
 
 def test_token_client_credentials(client, backend):
-    """Test that client_credentials is one client lookup and one token insert."""
+    """Test that client_credentials, its client cached, is one token insert that reads the
+    revocation epoch along (idp.access.epoch), plus the audit append."""
     data = {"grant_type": "client_credentials", "scope": "touch_events"}
     assert client.post("/token", data=data, auth=backend).status_code == 200
     with counted() as statements:
         assert client.post("/token", data=data, auth=backend).status_code == 200
-    assert len(statements.protocol) == 2, statements.protocol
-    assert statements.protocol[0].startswith("SELECT clients.")
-    assert statements.protocol[1].startswith("INSERT INTO tokens")
+    assert len(statements.protocol) == 1, statements.protocol
+    assert statements.protocol[0].startswith("INSERT INTO tokens")
+    assert "FROM revocation_epoch" in statements.protocol[0]
     assert audit_append(statements.audit), statements.audit
 
 
 def test_introspection(client, backend, access_token):
-    """Test that introspection is the caller's lookup and the token's, and writes nothing."""
+    """Test that introspection, its caller cached, is the token's lookup with the
+    revocation epoch along, and writes nothing."""
     data = {"token": access_token, "token_type_hint": "access_token"}
+    client.post("/introspect", data=data, auth=backend)  # the caller is in the cache now
     with counted() as statements:
         response = client.post("/introspect", data=data, auth=backend)
     assert response.json["active"] is True
-    assert len(statements.protocol) == 2, statements.protocol
-    assert "consents" in statements.protocol[1]  # the consent in force rides along
+    assert len(statements.protocol) == 1, statements.protocol
+    assert "consents" in statements.protocol[0]  # the consent in force rides along
+    assert "FROM revocation_epoch" in statements.protocol[0]
     assert statements.audit == []
 
 
@@ -130,7 +135,8 @@ def test_userinfo(client, access_token):
 
 
 def test_device_polling_while_pending(client, company):
-    """Test that a pending poll is the kiosk's lookup, the code's, and one UPDATE."""
+    """Test that a pending poll, its kiosk cached, is the code's lookup with the revocation
+    epoch along, and one UPDATE."""
     kiosk, secret, _ = kiosks.create_kiosk(company, "キオスク", "北1条西2丁目")
     kiosk_id = kiosk.id
     db.session.commit()
@@ -141,8 +147,9 @@ def test_device_polling_while_pending(client, company):
     with counted() as statements:
         response = client.post("/token", data=data, auth=(kiosk_id, secret))
     assert response.json["error"] == "authorization_pending"
-    assert len(statements.protocol) == 3, statements.protocol
-    assert statements.protocol[2].startswith("UPDATE device_codes")
+    assert len(statements.protocol) == 2, statements.protocol
+    assert "FROM revocation_epoch" in statements.protocol[0]
+    assert statements.protocol[1].startswith("UPDATE device_codes")
     assert statements.audit == []
 
 
@@ -155,3 +162,21 @@ def test_discovery_and_jwks_need_no_query_once_warm(client):
         assert client.get("/.well-known/openid-configuration").status_code == 200
         assert client.get("/jwks.json").status_code == 200
     assert statements.protocol == [] and statements.audit == []
+
+
+def test_a_cached_client_outside_the_protocol_views_costs_one_epoch_read(app, backend):
+    """Test that a client lookup that no view confirms afterwards (the CORS answer, the
+    console) reads the revocation epoch first, and only that, once the client is cached."""
+
+    def request_looking_up_twice():
+        # A request of its own (its own app context and g), as IsolatedClient makes them.
+        with app.test_request_context():
+            assert clients.active_client(backend[0]) is not None
+            assert clients.active_client(backend[0]) is not None  # read once per request
+            db.session.remove()
+
+    contextvars.Context().run(request_looking_up_twice)
+    with counted() as statements:
+        contextvars.Context().run(request_looking_up_twice)
+    assert len(statements.protocol) == 1, statements.protocol
+    assert statements.protocol[0].startswith("SELECT revocation_epoch.value FROM revocation_epoch")

@@ -1,0 +1,206 @@
+"""Two nodes, one database: a cut-off made on one node is refused by the other's very
+next request, although that node answers from clients it keeps in process.
+
+Node A is the test's app (real commits); node B is a second app on the same database
+with a cache of its own (``idp.clients.cache``), warmed by a request before each
+cut-off. Each kind of cut-off bumps the revocation epoch in its transaction
+(``idp.access.epoch``); B's next request reads the new value along its statements and
+answers from the database, never from the copy it held. Reinstatement and secret
+rotation show the other direction: a stale cache never refuses what is now allowed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+
+from idp import create_app
+from idp.access import epoch
+from idp.access.models import Token
+from idp.clients import cache
+from idp.clients import service as clients
+from idp.clients.validation import ClientSettings
+from idp.extensions import db
+from idp.keys import service as keys
+from tests import factories
+from tests.helpers.app import TEST_SETTINGS
+from tests.helpers.app import IsolatedClient
+from tests.helpers.oauth import introspect
+
+pytestmark = pytest.mark.commits
+
+CC = {"grant_type": "client_credentials", "scope": "touch_events"}
+
+
+@pytest.fixture
+def node_b(app):
+    """A second node on the same database, with its own client cache and no listener: what
+    these tests show holds without LISTEN/NOTIFY (SQLite has none anyway)."""
+    other = create_app({**TEST_SETTINGS, "database_url": app.config["SQLALCHEMY_DATABASE_URI"]
+                        .replace("postgresql+psycopg://", "postgresql://"),
+                        "outbox_dir": app.extensions["idp.settings"].outbox_dir})
+    other.test_client_class = IsolatedClient
+    cache.cache_of(other).listen = False
+    yield other
+    cache.stop_listener(other)
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def backend(app):
+    company_id = factories.company()
+    return factories.rp(company_id, grant_types=["client_credentials"], scopes=["touch_events"],
+                        redirect_uris=None)
+
+
+def token_on(node, rp) -> object:
+    return node.test_client().post("/token", data=CC, auth=(rp.client_id, rp.client_secret))
+
+
+def cached_ids(node) -> set[str]:
+    return set(cache.cache_of(node).clients)
+
+
+def warm(node, rp) -> None:
+    """B authenticates the client once: it is in B's cache now."""
+    assert token_on(node, rp).status_code == 200
+    assert rp.client_id in cached_ids(node)
+
+
+def tokens_of(rp) -> int:
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(Token)
+                             .where(Token.client_id == rp.client_id))
+
+
+def test_revoking_a_client_on_a_is_refused_on_b_at_once(node_b, backend):
+    """Test that a client revoked on node A is refused by node B's very next request."""
+    warm(node_b, backend)
+    issued = tokens_of(backend)
+    clients.revoke_client(backend.client_id)
+    db.session.commit()
+    response = token_on(node_b, backend)
+    assert response.status_code == 401 and response.json["error"] == "invalid_client"
+    # The first answer made from the stale copy was rolled back, not only withheld.
+    assert tokens_of(backend) == issued
+
+
+def test_suspending_a_company_on_a_is_refused_on_b_at_once(node_b, backend):
+    """Test that a company suspended on node A cuts its clients off on node B at once."""
+    warm(node_b, backend)
+    clients.suspend_company(backend.company_id)
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
+
+
+def test_revoking_a_company_on_a_is_refused_on_b_at_once(node_b, backend):
+    """Test that a company revoked for good on node A is refused on node B at once."""
+    warm(node_b, backend)
+    clients.revoke_company(backend.company_id)
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
+
+
+def test_reinstating_a_company_on_a_is_honoured_on_b_at_once(node_b, backend):
+    """Test that B, which cached the suspended client, accepts it right after reinstatement."""
+    clients.suspend_company(backend.company_id)
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
+    clients.reinstate_company(backend.company_id)
+    db.session.commit()
+    assert token_on(node_b, backend).status_code == 200
+
+
+def test_rotating_a_secret_on_a_takes_effect_on_b_at_once(node_b, backend):
+    """Test that after a rotation on A the old secret fails on B and the new one works."""
+    warm(node_b, backend)
+    _client, secret = clients.rotate_secret(backend.client_id)
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
+    rotated = factories.RP(backend.client_id, secret, backend.company_id)
+    assert token_on(node_b, rotated).status_code == 200
+
+
+def test_narrowing_a_client_on_a_takes_effect_on_b_at_once(node_b, backend):
+    """Test that a grant type removed on A is refused on B's next request."""
+    warm(node_b, backend)
+    client = clients.get_client(backend.client_id)
+    settings = clients.settings_of(client)
+    clients.update_client(backend.client_id, ClientSettings(
+        **{**vars(settings), "grant_types": ["authorization_code"],
+           "redirect_uris": ["https://rp.example.jp/cb"]}))
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "unauthorized_client"
+
+
+def test_introspection_by_a_revoked_caller_is_refused_on_b_for_an_unknown_token(
+        node_b, backend):
+    """Test that B refuses a caller revoked on A even when no statement of the request
+    reads the epoch along (the token is unknown): the view reads it before answering."""
+    peer = factories.rp(backend.company_id)
+    assert introspect(node_b.test_client(), peer, "no-such-token").json == {"active": False}
+    clients.revoke_client(peer.client_id)
+    db.session.commit()
+    response = introspect(node_b.test_client(), peer, "no-such-token")
+    assert response.status_code == 401 and response.json["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("cut_off", ["client", "company", "secret", "key"])
+def test_each_cut_off_moves_the_epoch(backend, cut_off):
+    """Test that every kind of cut-off gives the epoch a new value in its transaction."""
+    db.session.rollback()
+    before = epoch.current()
+    if cut_off == "client":
+        clients.revoke_client(backend.client_id)
+    elif cut_off == "company":
+        clients.suspend_company(backend.company_id)
+    elif cut_off == "secret":
+        clients.rotate_secret(backend.client_id)
+    else:
+        keys.retire(keys.signing_key("RS256").kid)
+    db.session.commit()
+    assert epoch.current() not in (None, before)
+
+
+def test_a_cut_off_rolled_back_leaves_b_s_cache_valid(node_b, backend):
+    """Test that a cut-off that never commits changes nothing B sees."""
+    warm(node_b, backend)
+    clients.revoke_client(backend.client_id)
+    db.session.rollback()
+    assert token_on(node_b, backend).status_code == 200
+
+
+def test_the_listener_empties_b_s_cache_when_a_cut_off_commits(node_b, backend, is_postgres):
+    """Test that on PostgreSQL node B's listener empties its cache at the commit of a
+    cut-off on node A, before B gets another request (NOTIFY is sent at commit)."""
+    if not is_postgres:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    b_cache = cache.cache_of(node_b)
+    b_cache.listen = True
+    warm(node_b, backend)
+    listener = b_cache.listener
+    assert listener is not None and listener.listening.wait(30)
+    warm(node_b, backend)  # cached again after the listener's first, empty-handed reset
+    listener.heard.clear()
+    clients.revoke_client(backend.client_id)
+    assert backend.client_id in cached_ids(node_b)  # not committed: nothing heard yet
+    db.session.commit()
+    assert listener.heard.wait(30)
+    assert cached_ids(node_b) == set()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
+
+
+def test_without_postgresql_no_listener_runs(node_b, backend, is_postgres):
+    """Test that on SQLite no listener is started and the epoch alone keeps B exact."""
+    if is_postgres:
+        pytest.skip("SQLite only")
+    b_cache = cache.cache_of(node_b)
+    b_cache.listen = True
+    warm(node_b, backend)
+    assert b_cache.listener is None
+    clients.suspend_company(backend.company_id)
+    db.session.commit()
+    assert token_on(node_b, backend).json["error"] == "invalid_client"
