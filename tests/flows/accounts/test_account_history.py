@@ -69,7 +69,7 @@ def test_withdrawal_and_account_changes_appear(client, resident):
     """Test that consent withdrawal and a profile change are listed, newest first."""
     rp = factories.rp()
     tokens_for(client, rp, scope="openid email")
-    post_form(client, "/account/consents", {"client_id": rp.client_id})
+    post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     post_form(client, "/account/profile", {"locality": "札幌市北区", "postal_code": "001-0010"})
     assert titles(client.get("/account/history").text)[:2] == ["登録情報の変更", "同意の撤回"]
 

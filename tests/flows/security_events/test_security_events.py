@@ -97,7 +97,7 @@ def test_consent_withdrawal_sends_consent_withdrawn_and_session_revoked(client, 
     issued = tokens_for(client, rp, "openid name email")
     sub = jwt_claims(issued["id_token"])["sub"]
     rid = resident_id()
-    response = post_form(client, "/account/consents", {"client_id": rp.client_id})
+    response = post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     assert response.status_code == 303
     assert len(receiver.received) == 2
     for request in receiver.received:
@@ -213,7 +213,7 @@ def test_a_client_without_a_receiver_is_sent_nothing(client, relying_party_serve
     factories.resident()
     rp = factories.rp(backchannel_logout_uri=relying_party_server.uri)
     tokens_for(client, rp, "openid")
-    response = post_form(client, "/account/consents", {"client_id": rp.client_id})
+    response = post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     assert response.status_code == 303
     assert message_rows() == []
     assert len(relying_party_server.tokens()) == 1
