@@ -308,7 +308,7 @@ def test_sign_in_attempts_are_rate_limited_per_address(client, settings_override
 
 def suspend_form(browser, company_id):
     return browser.form(f"/admin/companies/{company_id}",
-                        f"/admin/companies/{company_id}/suspend")
+                        f"/admin/companies/{company_id}/suspend", confirm="yes")
 
 
 def test_destructive_action_needs_a_recent_check(client):
