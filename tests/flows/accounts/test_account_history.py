@@ -61,8 +61,9 @@ def test_release_shows_company_service_items_and_when(client, resident):
     assert titles(page)[:4] == ["サービスへの情報提供", "サービスへの情報提供", "同意", "Machi IDにログイン"]
     assert "XXXサービス（提供者：A社）" in page
     assert "姓名（フリガナ）、メールアドレス" in page
-    assert "サービスによる取得（UserInfo）" in page
-    assert "ログイン時（IDトークン）" in page
+    assert "サービスがあとから取得したとき" in page and "UserInfo" not in page
+    assert "サービスにログインしたとき" in page and "IDトークン" not in page
+    assert "(日本時間)" in page
 
 
 def test_withdrawal_and_account_changes_appear(client, resident):
