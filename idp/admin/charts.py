@@ -69,7 +69,10 @@ def _axes(ticks: list[int], labels: list[str], every: int) -> list[str]:
         if i % every and i != n - 1:
             continue
         x = LEFT + slot * (i + 0.5)
-        out.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 20}" text-anchor="middle" '
+        anchor = "middle"
+        if x + len(label) * FONT * 0.3 > WIDTH:  # the last label would be cut off
+            x, anchor = WIDTH - 1, "end"
+        out.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 20}" text-anchor="{anchor}" '
                    f'font-size="{FONT}" fill="#4f5964">{escape(label)}</text>')
     return out
 
