@@ -128,6 +128,23 @@ def test_consent_withdrawal_sends_consent_withdrawn_and_session_revoked(client, 
         assert not any(token in json.dumps(delivery.data) for token in receiver.tokens())
 
 
+def test_stopping_one_item_sends_consent_withdrawn_naming_it(client, rp, receiver):
+    """Test that stopping one item (the rest kept) pushes consent-withdrawn with the item in
+    ``scopes`` and ``reason`` consent_narrowed, and session-revoked for the token it cut."""
+    tokens_for(client, rp, "openid name email")
+    response = post_form(client, "/account/consents", {
+        "client_id": rp.client_id, "item": "email", "confirm": "yes"},
+        action="/account/consents/item")
+    assert response.status_code == 303
+    received = sets(client, receiver)
+    withdrawn = received[events_.CONSENT_WITHDRAWN]["events"][events_.CONSENT_WITHDRAWN]
+    assert withdrawn["reason"] == "consent_narrowed" and withdrawn["scopes"] == ["email"]
+    revoked = received[events_.SESSION_REVOKED]["events"][events_.SESSION_REVOKED]
+    assert revoked["initiating_entity"] == "user"
+    assert revoked["reason_admin"] == {
+        "en": "The resident stopped sharing some items with this service."}
+
+
 def test_consent_withdrawn_is_sent_even_without_a_live_session(client, rp, receiver):
     """Test that a withdrawal tells the client even when none of its sessions or tokens
     is live (no session-revoked then): the company may still hold what the resident
