@@ -32,8 +32,8 @@ from flask import url_for
 from flask_babel import get_locale
 
 from idp import config
-from idp.accounts.service import normalise_email
 from idp import locales
+from idp.accounts.service import normalise_email
 from idp.extensions import limiter
 from idp.interaction import flow
 
