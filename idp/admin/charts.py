@@ -66,7 +66,8 @@ def _axes(ticks: list[int], labels: list[str], every: int) -> list[str]:
     n = max(len(labels), 1)
     slot = (WIDTH - LEFT - RIGHT) / n
     for i, label in enumerate(labels):
-        if i % every and i != n - 1:
+        # Every ``every``-th label and the last; one too close to the last gives way.
+        if i != n - 1 and (i % every or n - 1 - i < every):
             continue
         x = LEFT + slot * (i + 0.5)
         anchor = "middle"
