@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(not AXE.exists(), reason=(
 VIEWPORTS = {"phone": {"width": 375, "height": 812}, "desktop": {"width": 1280, "height": 800}}
 KEPT = SCREENSHOTS / "readability"
 # The pages whose screenshots are kept.
-SHOWN = {"admin-dashboard", "account", "account-consents", "account-history"}
+SHOWN = {"admin-dashboard", "account", "account-consents", "account-history",
+         "account-confirm"}
 
 CHART_TEXT = """() => Array.from(document.querySelectorAll('svg.chart-svg')).flatMap(svg => {
   const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
@@ -108,6 +109,12 @@ def test_console_and_account_pages_fit_phone_and_desktop(lang, browser, idp):
                 name = path.strip("/").replace("/", "-")
                 check({"admin": "admin-dashboard"}.get(name, "admin-company" if name.startswith(
                     "admin-companies") else name), size)
+            # Stopping one item first asks (nothing changes until its form is sent).
+            page.goto(idp + "/account/consents")
+            page.locator("form.item-stop button").first.click()
+            page.wait_for_load_state()
+            assert page.locator("input[name=confirm][value=yes]").count() == 1
+            check("account-confirm", size)
     finally:
         context.close()
     assert not problems, json.dumps(problems, ensure_ascii=False, indent=1)
