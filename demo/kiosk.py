@@ -34,6 +34,8 @@ from flask import url_for
 from markupsafe import Markup
 from werkzeug.serving import run_simple
 
+from idp.locales import japan_clock
+
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_TITLE = "北2条広場サイネージ"
 CONTENTS = ("観光マップ", "イベント情報", "バス時刻表", "防災情報")
@@ -135,7 +137,7 @@ def create_app(issuer: str, client_id: str, client_secret: str,
                     return redirect(url_for("index"))
             except requests.RequestException as exc:
                 result = f"{type(exc).__name__}: {exc}"
-            state["events"].insert(0, {"at": now.astimezone().strftime("%H:%M:%S"),
+            state["events"].insert(0, {"at": japan_clock(now),
                                        "target": target, "result": result})
         return redirect(url_for("index"))
 

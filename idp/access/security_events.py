@@ -65,7 +65,7 @@ EVENT_TYPES = CAEP + RISC + OURS
 # CAEP §2 ``initiating_entity``: who caused the event, by the reason of the
 # cut-off (idp.access.service's table). Anything else is "system".
 INITIATED_BY_USER = {"logout", "password_change", "password_reset", "terms_declined",
-                     "consent_withdrawn", "account_deleted"}
+                     "consent_withdrawn", "consent_narrowed", "account_deleted"}
 INITIATED_BY_ADMIN = {"admin", "client_revoked", "client_secret_rotated", "client_narrowed",
                       "company_suspended", "company_revoked"}
 # CAEP §2 ``reason_admin``: a short English text for the company's operators.
@@ -75,6 +75,7 @@ REASONS = {
     "password_reset": "The resident reset the password.",
     "terms_declined": "The resident declined the consortium's new terms.",
     "consent_withdrawn": "The resident withdrew consent for this service.",
+    "consent_narrowed": "The resident stopped sharing some items with this service.",
     "account_deleted": "The resident deleted the consortium ID.",
     "admin": "A consortium administrator ended the resident's sessions.",
     "client_revoked": "The consortium revoked this client.",

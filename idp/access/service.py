@@ -25,6 +25,7 @@ consent withdrawn                 ``revoke_grants(resident=, client=)``
 client revoked                    ``revoke_grants(client=)``
 client secret rotated, leaked     ``revoke_grants(client=)``
 client settings narrowed          ``narrow_grants(client, …)``
+one consent item stopped          ``narrow_grants(client, resident=, scopes=…)``
 company suspended or revoked      ``revoke_grants(company=)``
 company reinstated                ``expire_device_codes(clients)``
 ================================  ==================================================
@@ -139,24 +140,33 @@ def revoke_grants(*, resident=None, client=None, company=None, reason: str,
     return {"tokens_revoked": tokens}
 
 
-def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str], code_flow: bool,
-                  device_flow: bool, reason: str = "client_narrowed",
-                  notify: bool = True) -> int:
+def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str] = frozenset(),
+                  code_flow: bool = False, device_flow: bool = False,
+                  reason: str = "client_narrowed", notify: bool = True,
+                  resident=None) -> int:
     """Withdraw what an edit of ``client`` took away: tokens carrying a removed scope
     are revoked (their sessions are told, like any other cut-off), unredeemed codes
     carrying a removed scope or redirect URI expire, and so do all of them when the
     code flow (``code_flow``) or the device flow (``device_flow``) was removed.
-    Returns how many token rows were revoked.
+    With ``resident`` (the row or its id) only that resident's grants at the client
+    are narrowed: a resident stopped sharing one item with a service
+    (``idp.consent.service.withdraw_item``). Returns how many token rows were revoked.
 
     A removed refresh_token grant needs nothing here: the token endpoint checks
     the client's grant types on every request.
     """
     epoch.bump(reason)  # the client's settings changed: cached copies are out of date
     now = utcnow()
+    resident_id = _id(resident)
+
+    def whose(model) -> tuple:
+        return (model.resident_id == resident_id,) if resident_id is not None else ()
+
     revoked = []
     if scopes:
         live = db.session.scalars(select(Token).where(Token.client_id == client.id,
-                                                      Token.revoked_at.is_(None)))
+                                                      Token.revoked_at.is_(None),
+                                                      *whose(Token)))
         revoked = [token for token in live if set(token.scope.split()) & scopes]
     if notify and revoked:
         _tell(notices.notices_for_tokens(revoked, reason))
@@ -164,13 +174,13 @@ def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str], code_flo
         token.revoked_at = now
     codes = db.session.scalars(select(AuthorizationCode).where(
         AuthorizationCode.client_id == client.id, AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now))
+        AuthorizationCode.expires_at > now, *whose(AuthorizationCode)))
     for code in codes:
         if code_flow or code.redirect_uri in redirect_uris or set(code.scope.split()) & scopes:
             code.expires_at = now
     device_codes = db.session.scalars(select(DeviceCode).where(
         DeviceCode.client_id == client.id, DeviceCode.consumed_at.is_(None),
-        DeviceCode.expires_at > now))
+        DeviceCode.expires_at > now, *whose(DeviceCode)))
     for code in device_codes:
         if device_flow or set(code.scope.split()) & scopes:
             code.expires_at = now

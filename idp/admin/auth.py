@@ -212,7 +212,8 @@ def passkey_sign_in(challenge_id, response) -> Admin:
 
 def start_session(admin: Admin, method: str = "password") -> str:
     """A new console session; returns the cookie value (only its digest is stored).
-    ``method``: ``password`` (with its TOTP code) or ``passkey``."""
+    ``method``: ``password`` (with its TOTP code), ``passkey``, or ``enrolment`` (the
+    first code, just proven at enrolment)."""
     settings = config.settings()
     now = utcnow()
     sid = secrets.token(32)

@@ -5,7 +5,8 @@ account with no password and a fresh TOTP secret, and returns a one-time
 enrolment link (``/admin/enrol?token=…``, valid ``admin_enrolment_ttl``). The
 link's page shows the secret as a QR code; the new admin chooses a password
 (at least 12 characters) and proves their authenticator app with a first
-code. Only then can they sign in, always with password **and** code.
+code. That proof signs them in at once (a new console session); from then on
+they sign in with password **and** code (or a passkey).
 
 A lost phone or password is handled by a reset: the account goes back to the
 invited state with a new secret and a new link, and every session ends.
@@ -39,7 +40,13 @@ MAX_PASSWORD = 1024
 
 
 class AdminError(ValueError):
-    """An admin account operation was refused; the message says why."""
+    """An admin account operation was refused; the message says why (in English, for the
+    CLI and the audit trail). ``reason`` is a short code the console turns into a message
+    in the page's language (``idp.admin.views.session``)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 def enrolment_url(token: str) -> str:
@@ -144,25 +151,30 @@ def by_enrolment_token(token: str | None) -> Admin | None:
 
 def validate_password(password: str, email: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AdminError(f"the password must be at least {MIN_PASSWORD} characters")
+        raise AdminError(f"the password must be at least {MIN_PASSWORD} characters",
+                         "password_short")
     if len(password) > MAX_PASSWORD:
-        raise AdminError(f"the password must be at most {MAX_PASSWORD} characters")
+        raise AdminError(f"the password must be at most {MAX_PASSWORD} characters",
+                         "password_long")
     if email.split("@")[0].lower() in password.lower():
-        raise AdminError("the password must not contain the email address")
+        raise AdminError("the password must not contain the email address",
+                         "password_has_email")
 
 
 def enrol(token: str, password: str, code: str) -> Admin:
     """Finish enrolment: set the password, confirm the authenticator with a code.
 
-    The link works once: its digest is cleared here.
+    The link works once: its digest is cleared here. The code's time step is used up
+    (``totp_last_step``), so the same code cannot sign in afterwards: the console signs
+    the admin in at once instead (``idp.admin.views.session.enrol``).
     """
     admin = by_enrolment_token(token)
     if admin is None:
-        raise AdminError("this enrolment link is not valid or has expired")
+        raise AdminError("this enrolment link is not valid or has expired", "link_invalid")
     validate_password(password or "", admin.email)
     step = totp.matching_step(admin.totp_secret, code or "")
     if step is None:
-        raise AdminError("the code is not correct")
+        raise AdminError("the code is not correct", "bad_code")
     admin.password_hash = passwords.hash_password(password)
     admin.totp_last_step = step
     admin.enrolled_at = utcnow()

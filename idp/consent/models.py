@@ -61,7 +61,7 @@ class ConsentReceipt(Base):
         ForeignKey("residents.id", ondelete="CASCADE"), index=True
     )
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
-    event: Mapped[str] = mapped_column(String(16))  # "given" or "withdrawn"
+    event: Mapped[str] = mapped_column(String(16))  # "given", "withdrawn" or "narrowed"
     issued_at: Mapped[created_at]
     document: Mapped[dict[str, Any]]
 

@@ -31,6 +31,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp import config
+from idp import locales
 from idp.accounts.models import Resident
 from idp.consent.items import items_for
 from idp.consent.models import Consent
@@ -41,6 +42,7 @@ from idp.extensions import db
 SPEC_VERSION = "KI-CR-v1.1.0"
 GIVEN = "given"
 WITHDRAWN = "withdrawn"
+NARROWED = "narrowed"  # one item stopped, the rest kept (consent.service.withdraw_item)
 EXTENSION = "jp.machi-id"
 
 
@@ -75,8 +77,14 @@ def _document(resident: Resident, consent: Consent, event: str, language: str,
                    url=withdraw_url)
         termination = _("Withdrawn on %(date)s. %(service)s receives no further information; "
                         "for information already provided, contact %(company)s.",
-                        date=now.isoformat(timespec="seconds"), service=client.name,
+                        date=locales.japan_time(now, language), service=client.name,
                         company=company.name)
+    elif event == NARROWED:
+        method = _("Stopping an item on the Machi ID page \"Data use by each service\" "
+                   "(%(url)s)", url=withdraw_url)
+        termination = _("Withdraw at any time on the Machi ID page \"Data use by each "
+                        "service\": %(url)s. For information already provided, contact "
+                        "%(company)s.", url=withdraw_url, company=company.name)
     else:
         method = _("Consent screen of Machi ID (%(url)s), pressing \"Agree and start\"",
                    url=settings.issuer)

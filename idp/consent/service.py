@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from idp import config
+from idp.access import security_events
 from idp.access import service as access
 from idp.accounts.models import Resident
 from idp.audit.service import record
@@ -205,6 +206,42 @@ def withdraw(resident_id: str, client_id: str) -> Consent:
     record(AuditTag.CONSENT_CHANGE, resident_id=resident_id, client_id=client_id,
            company_id=consent.client.company_id, withdrawn=True)
     receipts.issue(db.session.get(Resident, resident_id), consent, receipts.WITHDRAWN)
+    return consent
+
+
+def withdraw_item(resident_id: str, client_id: str, item: str) -> Consent:
+    """Stop sharing one item (``birth_year``, with its parts) with one service and keep
+    the rest: the item moves to the declined ones (not asked again until the consent
+    is asked anew), what the service may release follows at once
+    (``scopes_in_force_for``), and its grants carrying the item are cut off through
+    ``idp.access.service.narrow_grants`` — tokens revoked, unredeemed codes expired,
+    the service told by logout token and session-revoked, and by consent-withdrawn
+    naming the item (``reason`` ``consent_narrowed``). Audited; a receipt records the
+    consent as it now stands. The last optional item cannot go alone: that is a
+    withdrawal (``withdraw``)."""
+    consent = None
+    if isinstance(client_id, str) and 0 < len(client_id) <= 40 and client_id.isascii() \
+            and client_id.isprintable():
+        consent = find(resident_id, client_id)
+    if consent is None or consent.withdrawn_at is not None:
+        raise ConsentError("no consent in force for this service")
+    stopped = [s for s in consent.scopes if item_of(s) == item]
+    if not isinstance(item, str) or item in REQUIRED_SCOPES or not stopped:
+        raise ConsentError("this item is not shared with this service")
+    kept = [s for s in consent.scopes if item_of(s) != item]
+    if not set(map(item_of, kept)) - REQUIRED_SCOPES:
+        raise ConsentError("the last item cannot be stopped alone; withdraw the consent")
+    consent.scopes = kept
+    consent.declined_scopes = [*consent.declined_scopes,
+                               *(s for s in stopped if s not in consent.declined_scopes)]
+    revoked = access.narrow_grants(consent.client, resident=resident_id, scopes=set(stopped),
+                                   reason="consent_narrowed")
+    security_events.queue(client_id, resident_id, security_events.CONSENT_WITHDRAWN,
+                          {"scopes": stopped}, reason="consent_narrowed")
+    record(AuditTag.CONSENT_CHANGE, resident_id=resident_id, client_id=client_id,
+           company_id=consent.client.company_id, scopes=kept, withdrawn_items=stopped,
+           tokens_revoked=revoked)
+    receipts.issue(db.session.get(Resident, resident_id), consent, receipts.NARROWED)
     return consent
 
 

@@ -219,8 +219,8 @@ def _audit_entry(event: AuditEvent, names: dict[str, str]) -> Entry:
     tag = event.tag
     if tag == AuditTag.CLAIMS_RELEASE:
         channel = data.get("channel")
-        note = _("With the ID token at sign-in") if channel == "id_token" else (
-            _("Fetched by the service (UserInfo)") if channel == "userinfo" else None)
+        note = _("When you signed in to the service") if channel == "id_token" else (
+            _("Fetched later by the service") if channel == "userinfo" else None)
         return Entry("release", title=_("Information provided to a service"),
                      items=released_items(data.get("claims") or []), note=note, **base)
     if tag == AuditTag.LOGIN_SUCCESS:

@@ -23,27 +23,28 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import wraps
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint
 from flask import g
 from flask import redirect
 from flask import request
 from flask import url_for
+from flask_babel import get_locale
 
 from idp import config
+from idp import locales
 from idp.accounts.service import normalise_email
 from idp.extensions import limiter
 from idp.interaction import flow
 
 bp = Blueprint("account", __name__)
-# Residents read times in Japan time, whatever the page language.
-TIMEZONE = ZoneInfo("Asia/Tokyo")
 
 
 @bp.app_template_filter("local_time")
-def local_time(value: dt.datetime | None) -> str:
-    return value.astimezone(TIMEZONE).strftime("%Y-%m-%d %H:%M") if value else ""
+def local_time(value: dt.datetime | dt.date | None, seconds: bool = False) -> str:
+    """Every time a resident reads: Japan time with the zone named, in the page's
+    language (``idp.locales.japan_time``)."""
+    return locales.japan_time(value, get_locale(), seconds=seconds)
 
 
 def resident_required(view):

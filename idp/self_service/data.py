@@ -22,6 +22,7 @@ from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.consent import receipts
 from idp.consent import service as consent_service
+from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import items_for
 from idp.consent.models import Consent
 from idp.db import utcnow
@@ -60,8 +61,13 @@ def _consents(resident_id: str) -> tuple[list[dict], list[dict]]:
             status = "terms_changed"
         else:
             status = "in_force"
+        items = [{"scope": i.scope, "label": str(i.label),
+                  "optional": i.scope not in REQUIRED_SCOPES} for i in items_for(consent.scopes)]
+        # One item can be stopped alone while another optional one stays; the last
+        # goes with the whole consent (withdraw).
+        stoppable = status == "in_force" and sum(i["optional"] for i in items) > 1
         entry = {"consent": consent, "client": client, "company": client.company,
-                 "items": [str(i.label) for i in items_for(consent.scopes)],
+                 "items": [{**i, "stoppable": stoppable and i["optional"]} for i in items],
                  "status": status, "receipts": by_client.get(client.id, []),
                  "links": [_link(link, now) for link in links_by_client.get(client.id, [])]}
         (withdrawn if status == "withdrawn" else current).append(entry)
@@ -85,6 +91,26 @@ def _render_consents(status: int = 200):
                            withdrawn=withdrawn), status
 
 
+def _confirmed() -> bool:
+    """The resident pressed the confirmation page's button (``confirm=yes``): ending
+    access is never one click away. Without it the view only shows that page."""
+    return request.form.get("confirm") == "yes"
+
+
+def _ask_first(kind: str, fields: dict[str, str], **about):
+    """The confirmation page for ``kind`` (``withdraw``, ``item``, ``link``): what stops,
+    what stays, and a form that posts the same fields again with ``confirm=yes``."""
+    return render_template("account/confirm.html", kind=kind, fields=fields,
+                           action=request.path, **about)
+
+
+def _consent_in_force(client_id: str) -> Consent | None:
+    consent = consent_service.find(g.resident.id, client_id) \
+        if 0 < len(client_id) <= 40 and client_id.isascii() and client_id.isprintable() \
+        else None
+    return consent if consent is not None and consent.withdrawn_at is None else None
+
+
 @bp.route("/account/consents", methods=["GET", "POST"])
 @resident_required
 def consents():
@@ -92,13 +118,23 @@ def consents():
 
     Contract: the withdraw form posts the client's id in an input named ``client_id``;
     each data link (registered data from one source company) has its own form posting
-    ``link_id``, which ends that link alone.
+    ``link_id``, which ends that link alone. Either first shows a confirmation page;
+    only its form (``confirm=yes``) changes anything.
     """
     if request.method == "GET":
         return _render_consents()
     if "link_id" in request.form:
         return _withdraw_link(request.form.get("link_id", ""))
     client_id = request.form.get("client_id", "")[:64]
+    if not _confirmed():
+        consent = _consent_in_force(client_id)
+        if consent is None:
+            flash(_("There is no consent to withdraw for this service. Nothing was changed."),
+                  "error")
+            return _render_consents(400)
+        return _ask_first("withdraw", {"client_id": client_id}, service=consent.client.name,
+                          company=consent.client.company.name,
+                          items=[str(i.label) for i in items_for(consent.scopes)])
     try:
         consent = consent_service.withdraw(g.resident.id, client_id)
     except consent_service.ConsentError:
@@ -114,9 +150,51 @@ def consents():
     return redirect(url_for("account.consents"), 303)
 
 
+@bp.post("/account/consents/item")
+@resident_required
+def consent_item():
+    """Stop sharing one item (e.g. the birth year) with one service, keeping the rest;
+    after a confirmation page (``confirm=yes``). Posts ``client_id`` and ``item``."""
+    client_id = request.form.get("client_id", "")[:64]
+    item = request.form.get("item", "")[:64]
+    consent = _consent_in_force(client_id)
+    labels = {i.scope: str(i.label) for i in items_for(consent.scopes)} if consent else {}
+    if not _confirmed():
+        if item not in labels or item in REQUIRED_SCOPES:
+            flash(_("This item is not shared with this service. Nothing was changed."),
+                  "error")
+            return _render_consents(400)
+        return _ask_first("item", {"client_id": client_id, "item": item},
+                          service=consent.client.name, company=consent.client.company.name,
+                          item=labels[item],
+                          items=[label for scope, label in labels.items() if scope != item])
+    try:
+        consent = consent_service.withdraw_item(g.resident.id, client_id, item)
+    except consent_service.ConsentError:
+        db.session.rollback()
+        flash(_("This item cannot be stopped on its own. Nothing was changed. To stop "
+                "everything, withdraw the consent."), "error")
+        return _render_consents(400)
+    flash(_("%(service)s no longer receives your %(item)s. Everything else stays as it was.",
+            service=consent.client.name, item=labels[item]), "success")
+    return redirect(url_for("account.consents"), 303)
+
+
 def _withdraw_link(raw: str):
     """End one data link (its own form on the page); the recipient is told."""
     link_id = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    if not _confirmed():
+        link = next((each for each in links.for_resident(g.resident.id)
+                     if each.id == link_id and links.status(each, utcnow()) == "in_force"),
+                    None)
+        if link is None:
+            flash(_("There is no data link in force to withdraw. Nothing was changed."),
+                  "error")
+            return _render_consents(400)
+        shown = _link(link, utcnow())
+        return _ask_first("link", {"link_id": str(link.id)},
+                          service=db.session.get(Client, link.client_id).name,
+                          company=shown["source"], item=shown["category"])
     try:
         ended = links.withdraw(g.resident.id, link_id)
     except links.LinkError:

@@ -308,7 +308,7 @@ def test_sign_in_attempts_are_rate_limited_per_address(client, settings_override
 
 def suspend_form(browser, company_id):
     return browser.form(f"/admin/companies/{company_id}",
-                        f"/admin/companies/{company_id}/suspend")
+                        f"/admin/companies/{company_id}/suspend", confirm="yes")
 
 
 def test_destructive_action_needs_a_recent_check(client):
@@ -347,7 +347,8 @@ def test_reauth_refuses_a_used_code_and_accepts_the_password(client):
 
 
 def test_enrolled_admin_from_cli_link_can_sign_in(client, cli):
-    """Test the whole path: `idp admins create` link → enrol page → sign-in."""
+    """Test the whole path: `idp admins create` link → enrol page → signed in at once →
+    signed out → the enrolment's code is refused (it works once) → the next code signs in."""
     result = cli("admins", "create", "--email", "ops@consortium.example.jp", "--json")
     assert result.exit_code == 0, result.output
     url = json.loads(result.output)["enrolment_url"]
@@ -357,16 +358,26 @@ def test_enrolled_admin_from_cli_link_can_sign_in(client, cli):
     admin = db.session.scalar(db.select(Admin).where(Admin.email == "ops@consortium.example.jp"))
     token = parse_qs(urlsplit(url).query)["token"][0]
     with freeze_time(utcnow()) as frozen:
+        code = pyotp.TOTP(admin.totp_secret).now()
         enrolled = client.post("/admin/enrol", data={
             "token": token, "password": "counter-long-password-1", "password_repeat":
-            "counter-long-password-1", "code": pyotp.TOTP(admin.totp_secret).now(),
+            "counter-long-password-1", "code": code,
             "csrf_token": hidden(page.text, "csrf_token")})
-        assert enrolled.status_code == 303
+        assert enrolled.status_code == 303 and enrolled.headers["Location"] == "/admin/"
+        assert signed_in(client)
+        home = client.get("/admin/")
+        client.post("/admin/logout", data={"csrf_token": hidden(home.text, "csrf_token",
+                                                                "/admin/logout")})
+        assert not signed_in(client)
+
+        def login(code: str):
+            page = client.get("/admin/login")
+            return client.post("/admin/login", data={
+                "email": "ops@consortium.example.jp", "password": "counter-long-password-1",
+                "code": code, "csrf_token": hidden(page.text, "csrf_token")})
+
+        assert login(code).status_code == 401
+        assert failures() == ["replayed_code"]
         next_step(frozen)
-        page = client.get("/admin/login")
-        response = client.post("/admin/login", data={
-            "email": "ops@consortium.example.jp", "password": "counter-long-password-1",
-            "code": pyotp.TOTP(admin.totp_secret).at(time.time()),
-            "csrf_token": hidden(page.text, "csrf_token")})
-        assert response.status_code == 303
+        assert login(pyotp.TOTP(admin.totp_secret).at(time.time())).status_code == 303
         assert signed_in(client)

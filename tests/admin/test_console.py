@@ -85,7 +85,7 @@ def test_suspend_reinstate_and_revoke_from_the_console(browser):
     """Test suspension, reinstatement and permanent revocation (confirmed by typing the id)."""
     company_id = factories.company()
     page = f"/admin/companies/{company_id}"
-    assert browser.form(page, f"{page}/suspend").status_code == 303
+    assert browser.form(page, f"{page}/suspend", confirm="yes").status_code == 303
     assert company(company_id).status == "suspended"
     assert browser.form(page, f"{page}/reinstate").status_code == 303
     assert company(company_id).status == "active"
@@ -492,13 +492,13 @@ def test_reauth_window_setting_is_honoured(client, settings_overrides):
         browser.login()
         frozen.tick(dt.timedelta(seconds=61))
         response = browser.form(f"/admin/companies/{company_id}",
-                                f"/admin/companies/{company_id}/suspend")
+                                f"/admin/companies/{company_id}/suspend", confirm="yes")
         assert "/admin/reauth" in response.headers["Location"]
         next_step(frozen)
         browser.reauth(code=admin.code())
         frozen.tick(dt.timedelta(seconds=30))
         response = browser.form(f"/admin/companies/{company_id}",
-                                f"/admin/companies/{company_id}/suspend")
+                                f"/admin/companies/{company_id}/suspend", confirm="yes")
         assert "/admin/reauth" not in response.headers["Location"]
     assert company(company_id).status == "suspended"
 

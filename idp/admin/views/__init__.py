@@ -77,9 +77,32 @@ def admin_time(value) -> str:
 
 
 @bp.app_template_filter("audit_data")
-def audit_data(value) -> str:
+def audit_data(value, indent: int | None = None) -> str:
     """An event's details as readable JSON (escaped by the template like any text)."""
-    return json.dumps(value or {}, ensure_ascii=False, sort_keys=True)
+    return json.dumps(value or {}, ensure_ascii=False, sort_keys=True, indent=indent)
+
+
+SUMMARY_VALUE = 60
+
+
+@bp.app_template_filter("audit_summary")
+def audit_summary(value) -> list[tuple[str, str]]:
+    """An event's details as (key, value) pairs to read at a glance: lists joined by
+    commas, nested objects as their keys, long values cut (the raw JSON stays next to
+    it, ``audit_data``)."""
+    pairs = []
+    for key, item in sorted((value or {}).items()):
+        if isinstance(item, list):
+            text = ", ".join(str(x) for x in item) or "—"
+        elif isinstance(item, dict):
+            text = ", ".join(sorted(map(str, item))) or "—"
+        elif isinstance(item, bool):
+            text = _("yes") if item else _("no")
+        else:
+            text = "—" if item is None else str(item)
+        pairs.append((key.replace("_", " "),
+                      text if len(text) <= SUMMARY_VALUE else text[:SUMMARY_VALUE - 1] + "…"))
+    return pairs
 
 
 @bp.context_processor

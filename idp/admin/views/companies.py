@@ -99,7 +99,15 @@ STANDING = {
 @action(fresh=True)
 @refusable("company:{change}", clients.ClientError, back=_page, ids=_ids)
 def company_standing(company_id: str, change: str):
-    """Cut the company off now (reversible), or lift that."""
+    """Cut the company off now (reversible), or lift that. A suspension first shows a
+    confirmation page naming the services cut off; only its form (``confirm=yes``, a new
+    one-time form token) suspends."""
+    company = clients.find_company(company_id)
+    if change == "suspend" and request.form.get("confirm") != "yes" \
+            and company is not None and company.status == "active":
+        return render_template("admin/confirm.html", company=company,
+                               services=[c for c in company.clients if c.revoked_at is None],
+                               action=url_for("admin.company_suspend", company_id=company.id))
     change_standing, message = STANDING[change]
     company = change_standing(company_id, actor="admin")
     return done(message(company.name), _page(company_id))

@@ -52,9 +52,14 @@ def audit():
     before = request.args.get("before", type=int)
     events, next_before = audit_query.page(filters, before) if error is None else ([], None)
     args = {k: v for k, v in request.args.items() if k != "before" and v}
+    companies = clients.list_companies()
+    # Names instead of ids where people know them; the id stays in the cell's title.
+    client_ids = {e.client_id for e in events if e.client_id}
+    names = {c.id: c.name for c in companies}
+    names.update({c.id: c.name for c in clients.list_clients() if c.id in client_ids})
     return render_template("admin/audit.html", events=events, next_before=next_before,
                            args=args, error=error, tags=audit_query.known_tags(),
-                           companies=clients.list_companies()), 400 if error else 200
+                           companies=companies, names=names), 400 if error else 200
 
 
 @bp.post("/audit/export")

@@ -178,10 +178,26 @@ def reauth():
     return redirect(next_url, 303)
 
 
+def _enrolment_error(error: service.AdminError) -> str:
+    """What the enrolment page says for a refusal, in the page's language."""
+    return {
+        "password_short": _("The password must be at least %(n)s characters.",
+                            n=service.MIN_PASSWORD),
+        "password_long": _("The password must be at most %(n)s characters.",
+                           n=service.MAX_PASSWORD),
+        "password_has_email": _("The password must not contain your email address."),
+        "passwords_differ": _("The two passwords differ."),
+        "bad_code": _("The code is not correct. Check the time on your phone and enter "
+                      "the code now shown."),
+    }.get(error.reason, _("This enrolment link is not valid or has expired."))
+
+
 @bp.route("/enrol", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], error_message="too many attempts")
 def enrol():
-    """Finish an invitation: choose a password and set up the authenticator app."""
+    """Finish an invitation: choose a password and set up the authenticator app. The code
+    just proven signs the admin in (a new session id; a console session this browser had
+    ends): the code cannot be used again to sign in, it works once."""
     token = request.values.get("token", "")
     admin = service.by_enrolment_token(token)
     if admin is None:
@@ -190,16 +206,17 @@ def enrol():
     if request.method == "POST":
         try:
             if request.form.get("password", "") != request.form.get("password_repeat", ""):
-                raise service.AdminError(_("the two passwords differ"))
-            service.enrol(token, request.form.get("password", ""),
-                          request.form.get("code", ""))
+                raise service.AdminError("the two passwords differ", "passwords_differ")
+            admin = service.enrol(token, request.form.get("password", ""),
+                                  request.form.get("code", ""))
         except service.AdminError as exc:
             db.session.rollback()
-            error = str(exc)
+            error = _enrolment_error(exc)
         else:
-            flash(_("Your account is ready. Sign in with your password and a code."), "success")
-            return redirect(url_for("admin.login"), 303)
+            flash(_("Your account is ready and you are signed in. Next time, sign in with "
+                    "your password and a new code from the app."), "success")
+            return _signed_in(admin, redirect(url_for("admin.dashboard"), 303), "enrolment")
     uri = totp.provisioning_uri(admin.totp_secret, admin.email, "Machi ID admin")
-    return render_template("admin/enrol.html", admin=admin, token=token, error=error,
+    return render_template("admin/enrol.html", invited=admin, token=token, error=error,
                            qr=totp.qr_data_uri(uri), secret=totp.group(admin.totp_secret),
                            min_password=service.MIN_PASSWORD), 400 if error else 200

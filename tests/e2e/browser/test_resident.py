@@ -86,9 +86,13 @@ def test_withdrawn_consent_is_asked_again(page, shot, demo_rp, idp):
 
     page.goto(f"{idp}/account/consents")
     shot(page, "account-consents")
-    page.get_by_role("button", name=re.compile("XXXサービス")).click()
+    page.get_by_role("button", name=re.compile("XXXサービスへの同意を撤回")).click()
+    page.wait_for_load_state()
+    shot(page, "withdrawal-asks-first")  # nothing is withdrawn until it is confirmed
+    page.get_by_role("button", name=re.compile("XXXサービスへの同意を撤回")).click()
     page.wait_for_load_state()
     shot(page, "consent-withdrawn")
+    assert "同意を撤回しました" in page.locator("main").inner_text()
     assert "XXXサービス" in page.locator("main").inner_text()
 
     page.goto(f"{demo_rp.base}/login")

@@ -61,15 +61,16 @@ def test_release_shows_company_service_items_and_when(client, resident):
     assert titles(page)[:4] == ["サービスへの情報提供", "サービスへの情報提供", "同意", "Machi IDにログイン"]
     assert "XXXサービス（提供者：A社）" in page
     assert "姓名（フリガナ）、メールアドレス" in page
-    assert "サービスによる取得（UserInfo）" in page
-    assert "ログイン時（IDトークン）" in page
+    assert "サービスがあとから取得したとき" in page and "UserInfo" not in page
+    assert "サービスにログインしたとき" in page and "IDトークン" not in page
+    assert "(日本時間)" in page
 
 
 def test_withdrawal_and_account_changes_appear(client, resident):
     """Test that consent withdrawal and a profile change are listed, newest first."""
     rp = factories.rp()
     tokens_for(client, rp, scope="openid email")
-    post_form(client, "/account/consents", {"client_id": rp.client_id})
+    post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     post_form(client, "/account/profile", {"locality": "札幌市北区", "postal_code": "001-0010"})
     assert titles(client.get("/account/history").text)[:2] == ["登録情報の変更", "同意の撤回"]
 

@@ -39,7 +39,7 @@ def consent_of(client_id: str) -> Consent:
 
 
 def withdraw(client, client_id: str):
-    return post_form(client, "/account/consents", {"client_id": client_id})
+    return post_form(client, "/account/consents", {"client_id": client_id, "confirm": "yes"})
 
 
 def test_each_consent_is_listed_with_what_and_until_when(client, two_services):
@@ -49,7 +49,7 @@ def test_each_consent_is_listed_with_what_and_until_when(client, two_services):
     assert page.status_code == 200
     assert "XXXサービス（提供者：A社）" in page.text and "XXXサービス（提供者：B社）" in page.text
     card = page.text[page.text.index(f'id="consent-{a.client_id}"'):]
-    card = card[:card.index("</form>")]
+    card = card[:card.index("button-danger")]
     for label in ("ユーザーID", "姓名（フリガナ）", "メールアドレス", "継続的な利用"):
         assert label in card
     consent = consent_of(a.client_id)
@@ -107,7 +107,7 @@ def test_withdrawal_is_confirmed_and_moves_to_the_withdrawn_list(client, two_ser
     page = client.get(withdraw(client, a.client_id).headers["Location"])
     assert "同意を撤回しました" in page.text
     assert "撤回した同意" in page.text
-    assert page.text.count('name="client_id"') == 1
+    assert page.text.count('name="client_id" value="' + a.client_id) == 0
 
 
 def test_code_not_yet_redeemed_dies_with_the_withdrawal(client):

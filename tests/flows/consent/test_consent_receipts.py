@@ -86,7 +86,7 @@ def test_unticked_items_are_not_in_the_receipt(client, rp):
 def test_withdrawal_issues_its_own_receipt(client, rp):
     """Test that withdrawing produces a second receipt marked as a withdrawal."""
     tokens_for(client, rp, scope="openid email")
-    post_form(client, "/account/consents", {"client_id": rp.client_id})
+    post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     given, withdrawn = receipts()
     assert (given.event, withdrawn.event) == ("given", "withdrawn")
     doc = withdrawn.document
@@ -111,7 +111,7 @@ def test_a_changed_consent_gets_a_new_receipt(client, rp):
 def test_receipts_are_downloadable_from_the_consents_page(client, rp):
     """Test that each receipt has a link on /account/consents that downloads it as JSON."""
     tokens_for(client, rp, scope="openid email")
-    post_form(client, "/account/consents", {"client_id": rp.client_id})
+    post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     links = download_links(client)
     assert len(links) == 2
     for link, receipt in zip(sorted(links), sorted(receipts(), key=lambda r: r.id), strict=True):

@@ -101,7 +101,7 @@ def test_a_contributes_b_receives_on_consent_then_the_link_is_withdrawn(client, 
     db.session.rollback()
     link = db.session.query(DataLink).one()
     assert link.client_id == b.client_id and link.source_company.name == "A社"
-    withdrawn = post_form(client, "/account/consents", {"link_id": str(link.id)})
+    withdrawn = post_form(client, "/account/consents", {"link_id": str(link.id), "confirm": "yes"})
     assert withdrawn.status_code == 303
 
     again = userinfo(client, b_tokens["access_token"])

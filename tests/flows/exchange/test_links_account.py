@@ -66,7 +66,7 @@ def test_withdrawing_one_link_keeps_the_other(client, two_sources):
     """Test that withdrawing A's link stops A's value; C's still flows; audited."""
     resident, setup, c, body = two_sources
     a_link = link_from(resident.id, setup.source_company)
-    response = post_form(client, "/account/consents", {"link_id": str(a_link.id)})
+    response = post_form(client, "/account/consents", {"link_id": str(a_link.id), "confirm": "yes"})
     assert response.status_code == 303
     assert link_from(resident.id, setup.source_company).end_reason == "withdrawn"
     assert link_from(resident.id, c).withdrawn_at is None
@@ -84,7 +84,7 @@ def test_withdrawing_the_last_link_narrows_the_consent(client, two_sources):
     for company in (setup.source_company, c):
         link = link_from(resident.id, company)
         assert post_form(client, "/account/consents",
-                         {"link_id": str(link.id)}).status_code == 303
+                         {"link_id": str(link.id), "confirm": "yes"}).status_code == 303
     db.session.expire_all()
     row = db.session.scalar(select(Consent).where(Consent.client_id == setup.rp.client_id))
     assert "registered:language" not in row.scopes and "name" in row.scopes
@@ -101,7 +101,7 @@ def test_withdrawing_the_last_link_narrows_the_consent(client, two_sources):
 def test_a_bad_link_id_changes_nothing(client, two_sources, raw):
     """Test that an unknown or malformed link id answers 400 and ends nothing."""
     resident, setup, c, _ = two_sources
-    response = post_form(client, "/account/consents", {"link_id": raw})
+    response = post_form(client, "/account/consents", {"link_id": raw, "confirm": "yes"})
     assert response.status_code == 400
     assert tags(AuditTag.DATA_LINK_WITHDRAW) == []
 
@@ -162,7 +162,7 @@ def test_the_recipient_is_told_when_a_link_ends(client):
         db.session.commit()
         link = link_from(resident.id, setup.source_company)
         assert post_form(client, "/account/consents",
-                         {"link_id": str(link.id)}).status_code == 303
+                         {"link_id": str(link.id), "confirm": "yes"}).status_code == 303
         (token,) = receiver.tokens()
         keys = KeySet.import_key_set(client.get("/jwks.json").json)
         claims = jwt.decode(token, keys, algorithms=["RS256", "ES256"]).claims

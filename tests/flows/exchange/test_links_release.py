@@ -284,7 +284,7 @@ def test_withdrawing_the_whole_consent_ends_the_links(client, exchange):
 
     resident, setup = exchange
     consent(client, setup.rp)
-    response = post_form(client, "/account/consents", {"client_id": setup.rp.client_id})
+    response = post_form(client, "/account/consents", {"client_id": setup.rp.client_id, "confirm": "yes"})
     assert response.status_code == 303
     (link,) = links_of(resident.id)
     assert link.withdrawn_at is not None and link.end_reason == "consent_withdrawn"

@@ -314,7 +314,7 @@ def test_withdrawing_consent_tells_that_client_only(client, relying_party):
     browser = ResidentBrowser(client)
     tokens_for(client, first, "openid", browser=browser)
     tokens_for(client, second, "openid", browser=browser)
-    response = post_form(client, "/account/consents", {"client_id": first.client_id})
+    response = post_form(client, "/account/consents", {"client_id": first.client_id, "confirm": "yes"})
     assert response.status_code == 303
     (token,) = relying_party.tokens()
     assert verified(client, token)[1]["aud"] == first.client_id

@@ -122,7 +122,7 @@ def rp_initiated_logout(client, rp, cli, issued):
 
 
 def consent_withdrawal(client, rp, cli, issued):
-    response = post_form(client, "/account/consents", {"client_id": rp.client_id})
+    response = post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     assert response.status_code == 303
 
 

@@ -97,7 +97,7 @@ def test_consent_withdrawal_sends_consent_withdrawn_and_session_revoked(client, 
     issued = tokens_for(client, rp, "openid name email")
     sub = jwt_claims(issued["id_token"])["sub"]
     rid = resident_id()
-    response = post_form(client, "/account/consents", {"client_id": rp.client_id})
+    response = post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     assert response.status_code == 303
     assert len(receiver.received) == 2
     for request in receiver.received:
@@ -126,6 +126,23 @@ def test_consent_withdrawal_sends_consent_withdrawn_and_session_revoked(client, 
         assert delivery.data["reason"] == "consent_withdrawn"
         assert delivery.client_id == rp.client_id
         assert not any(token in json.dumps(delivery.data) for token in receiver.tokens())
+
+
+def test_stopping_one_item_sends_consent_withdrawn_naming_it(client, rp, receiver):
+    """Test that stopping one item (the rest kept) pushes consent-withdrawn with the item in
+    ``scopes`` and ``reason`` consent_narrowed, and session-revoked for the token it cut."""
+    tokens_for(client, rp, "openid name email")
+    response = post_form(client, "/account/consents", {
+        "client_id": rp.client_id, "item": "email", "confirm": "yes"},
+        action="/account/consents/item")
+    assert response.status_code == 303
+    received = sets(client, receiver)
+    withdrawn = received[events_.CONSENT_WITHDRAWN]["events"][events_.CONSENT_WITHDRAWN]
+    assert withdrawn["reason"] == "consent_narrowed" and withdrawn["scopes"] == ["email"]
+    revoked = received[events_.SESSION_REVOKED]["events"][events_.SESSION_REVOKED]
+    assert revoked["initiating_entity"] == "user"
+    assert revoked["reason_admin"] == {
+        "en": "The resident stopped sharing some items with this service."}
 
 
 def test_consent_withdrawn_is_sent_even_without_a_live_session(client, rp, receiver):
@@ -213,7 +230,7 @@ def test_a_client_without_a_receiver_is_sent_nothing(client, relying_party_serve
     factories.resident()
     rp = factories.rp(backchannel_logout_uri=relying_party_server.uri)
     tokens_for(client, rp, "openid")
-    response = post_form(client, "/account/consents", {"client_id": rp.client_id})
+    response = post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     assert response.status_code == 303
     assert message_rows() == []
     assert len(relying_party_server.tokens()) == 1
