@@ -155,9 +155,12 @@ def narrow_grants(client, *, scopes: set[str], redirect_uris: set[str] = frozens
     A removed refresh_token grant needs nothing here: the token endpoint checks
     the client's grant types on every request.
     """
-    epoch.bump(reason)  # the client's settings changed: cached copies are out of date
-    now = utcnow()
     resident_id = _id(resident)
+    if resident_id is None:
+        # The client's settings changed: cached copies are out of date. One resident
+        # stopping an item changes only their own grants, which every request reads.
+        epoch.bump(reason)
+    now = utcnow()
 
     def whose(model) -> tuple:
         return (model.resident_id == resident_id,) if resident_id is not None else ()

@@ -172,3 +172,17 @@ def test_withdrawal_confirmation_of_an_unknown_service_is_refused(client, servic
     """Test that asking to withdraw a consent that does not exist is a 400, not a page."""
     response = post_form(client, "/account/consents", {"client_id": "mc_nope"})
     assert response.status_code == 400
+
+
+def test_stopping_one_item_leaves_every_nodes_client_cache_valid(client, service):
+    """Test that one resident's narrowing does not move the revocation epoch: it changes
+    only that resident's grants, which every request reads, not the client's settings
+    that nodes keep in process (idp.access.epoch)."""
+    from idp.access import epoch
+
+    rp, _, _ = service
+    db.session.rollback()
+    before = epoch.current()
+    assert stop(client, rp, "birth_year").status_code == 303
+    db.session.rollback()
+    assert epoch.current() == before
