@@ -267,6 +267,10 @@ def run(ctx: click.Context, port: int) -> None:
          "--client-id", state["kiosk_client_id"], "--port", str(KIOSK_PORT)],
         env={**os.environ, "DEMO_KIOSK_CLIENT_SECRET": state["kiosk_client_secret"]},
     ))
+    # The background worker: seals the audit trail every second (idp.audit.chain) and
+    # retries deliveries to the demo apps, as a production node runs `idp worker`.
+    rps.append(subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "idp.cli", "worker"], env=os.environ.copy()))
     time.sleep(0.5)
     click.echo(
         "\n"
