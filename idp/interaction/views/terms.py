@@ -9,9 +9,6 @@ that asks for agreement links to."""
 
 from __future__ import annotations
 
-import datetime as dt
-from zoneinfo import ZoneInfo
-
 from flask import abort
 from flask import g
 from flask import redirect
@@ -30,19 +27,6 @@ from idp.interaction.views import bp
 from idp.interaction.views.login import safe_next
 from idp.terms import document
 from idp.terms import service as terms_service
-
-JAPAN = ZoneInfo("Asia/Tokyo")
-
-
-@bp.app_template_filter("terms_time")
-def terms_time(value: dt.datetime | None) -> str:
-    """A time residents read: 2026年12月3日 17:05（日本時間） / 3 Dec 2026, 17:05 (Japan time)."""
-    if value is None:
-        return ""
-    local = value.astimezone(JAPAN)
-    if str(get_locale()) == "en":
-        return f"{local.day} {local:%b %Y, %H:%M} (Japan time)"
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（日本時間）"
 
 
 @bp.app_template_global()
