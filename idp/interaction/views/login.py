@@ -19,7 +19,6 @@ from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import flow
-from idp.interaction import pages
 from idp.interaction import signin
 from idp.interaction.views import bp
 from idp.locales import LOCALES
@@ -49,7 +48,7 @@ def login():
     uid = request.values.get("interaction") or None
     item = flow.load_interaction(uid) if uid else None
     if uid and item is None:
-        return pages.expired_interaction()
+        return flow.gone(uid)
     client = None
     hint = ""
     passkey_only = flow.passkey_required(item)

@@ -217,14 +217,15 @@ def test_openid_is_a_required_item(client, browser, rp):
 
 
 def test_optional_items_are_named_checkboxes(client, browser, rp):
-    """Test that each optional item is an <input type="checkbox" name="scope" value=…>."""
+    """Test that each optional item is an <input type="checkbox" name="scope" value=…>,
+    ticked on a first request except continued access, which is never the default."""
     inputs = Inputs(client.get(to_consent(client, browser, rp, scope=ALL_ITEMS)).text).found
     boxes = {i["value"]: i for i in inputs
              if i.get("type") == "checkbox" and i.get("name") == "scope"}
     assert set(boxes) == set(ALL_ITEMS.split()) - {"openid"}
-    for box in boxes.values():
+    for scope, box in boxes.items():
         assert "disabled" not in box
-        assert "checked" in box
+        assert ("checked" in box) == (scope != "offline_access"), scope
 
 
 def test_unticked_item_is_left_out_of_the_token(client, browser, rp):
