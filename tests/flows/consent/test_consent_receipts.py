@@ -138,7 +138,7 @@ def test_receipt_is_in_the_language_of_the_consent_page(client, rp):
     doc = receipts()[0].document
     assert doc["language"] == "en"
     purpose = doc["services"][0]["purposes"][0]
-    assert purpose["piiCategory"] == ["User ID", "Email address"]
+    assert purpose["piiCategory"] == ["Consortium ID", "Email address"]
     assert purpose["purpose"] == "To provide the test service"
 
 
