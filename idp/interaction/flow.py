@@ -34,7 +34,9 @@ from idp.extensions import db
 from idp.interaction import pages
 from idp.interaction import policy
 from idp.interaction.locale import from_ui_locales
+from idp.kiosk.service import kiosk_for
 from idp.oauth import authorize as protocol
+from idp.oauth import device as device_flow
 
 INTERACTION_TTL = 1800
 MAX_INTERACTIONS = 5
@@ -318,6 +320,15 @@ def refuse(uid: str):
         return None
     finish_interaction(uid, validated.client.id, DECLINED)
     return protocol.deny(validated.grant)
+
+
+def device_request() -> tuple[object, object] | None:
+    """The kiosk request this browser is confirming (``/device`` → login → consent):
+    (client, kiosk or None) while its device code is pending, else None."""
+    row = db.session.get(device_flow.DeviceCode, session.get("device_code_id") or 0)
+    if row is None or row.status != "pending" or row.is_expired():
+        return None
+    return row.client, kiosk_for(row.client_id)
 
 
 def confirm_device(client) -> tuple[object | None, Resident | None]:
