@@ -20,7 +20,7 @@ def test_register_verify_email_then_sign_in_to_the_demo_app(page, new_page, shot
     page.get_by_role("link", name=re.compile("コンソーシアムIDでログイン")).click()
     page.wait_for_url(re.compile(r"/login\b"))
     shot(page, "idp-login")
-    page.get_by_role("link", name="ユーザーIDの新規登録").click()
+    page.get_by_role("link", name="コンソーシアムIDの新規登録").click()
     page.wait_for_url(re.compile(r"/register"))
     shot(page, "register")
     page.locator("#email").fill(EMAIL)

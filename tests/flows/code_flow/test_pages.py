@@ -18,7 +18,7 @@ from tests.helpers.app import count
 
 ALL_ITEMS = "openid name birth_year gender email postal_code offline_access"
 JA_LABELS = {
-    "openid": "ユーザーID",
+    "openid": "コンソーシアムID",
     "name": "姓名（フリガナ）",
     "birth_year": "生年",
     "gender": "性別",
@@ -137,7 +137,7 @@ def test_consent_page_explains_withdrawal(client, browser, rp):
     """Test that the notes tell the resident where to withdraw consent."""
     page = client.get(to_consent(client, browser, rp)).text
     assert "各サービスでのデータ利用" in page
-    assert "撤回" in page
+    assert "同意を取り消して" in page
 
 
 # ---- language ---------------------------------------------------------------------
