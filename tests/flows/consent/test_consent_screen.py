@@ -125,7 +125,7 @@ def test_notes_follow_the_draft_terms(client, rp):
     assert page.count("<summary>") == 4
     assert "当社" not in page
     assert "ユーザーID" not in page
-    assert 'class="consent-actions' in page
+    assert 'class="actions consent-actions"' in page
 
 
 # ---- coming back to a finished sign-in -------------------------------------------------
