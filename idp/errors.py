@@ -36,10 +36,13 @@ def wants_json() -> bool:
         path == api or path.startswith(api + "/") for api in API_PATHS)
 
 
-def error_page(status: int, title: str, message: str, detail: str | None = None):
-    """An HTML error page; ``detail`` is the protocol's own words, for the service's developers."""
-    return render_template("error.html", status=status, title=title, message=message,
-                           detail=detail), status
+def error_page(status: int, title: str, message: str, detail: str | None = None,
+               done: bool = False, back: tuple[str, str] | None = None):
+    """An HTML error page; ``detail`` is the protocol's own words, for the service's developers.
+    ``done``: nothing went wrong, the page only says how things stand (no error code);
+    ``back``: (URL, label) of a link back to the service."""
+    return render_template("error.html", status=None if done else status, title=title,
+                           message=message, detail=detail, done=done, back=back), status
 
 
 def form_expired():

@@ -2,7 +2,7 @@
 
 One ``Scope`` entry says what a scope is: the claims it releases (OIDC Core
 §5.4), how the consent screen names it (in the words of the consortium's
-draft terms, "OAuth活用時における規約案", shared/seeds/000: user ID; name with
+draft terms, "OAuth活用時における規約案", shared/seeds/000: user ID (our consortium ID); name with
 reading, birth year, gender; main email address and whether it is verified;
 address information — postal code and municipality), whether a resident may
 untick it, whether it is about a resident at all, and — for the standard
@@ -112,8 +112,8 @@ class ScopeFamily:
 
 # In the order of the draft terms: the consent screen shows its items in this order.
 SCOPES: tuple[Scope, ...] = (
-    Scope("openid", _l("User ID"),
-          _l("A user ID unique to you, different for every company."),
+    Scope("openid", _l("Consortium ID"),
+          _l("An ID that stands for your consortium ID, different for every company."),
           claims=("sub",), required=True),
     Scope("name", _l("Name and reading"),
           _l("Your family and given name and their reading (furigana)."),
@@ -139,7 +139,7 @@ SCOPES: tuple[Scope, ...] = (
           _l("The service may keep receiving the items above while you are signed out, "
              "until you withdraw consent.")),
     Scope("touch_events", _l("Touch history"),
-          _l("When and which content you touch on the consortium's digital signage."),
+          _l("When and which content you touch on the consortium's signage kiosks."),
           about_resident=False),
     # People-counting sensors post counts with it (client_credentials only): about no
     # resident, never on a consent screen (idp.sensors, /api/sensor-counts).

@@ -47,6 +47,7 @@ def group() -> None:
               help="Scope the client may request (repeatable).")
 @click.option("--purpose", default="", help="Purpose of use shown on consent (Japanese).")
 @click.option("--purpose-en", default="", help="Purpose of use in English.")
+@click.option("--client-uri", default=None, help="The service's home page URL.")
 @click.option("--policy-uri", default=None, help="The service's privacy policy URL.")
 @click.option("--tos-uri", default=None, help="The service's terms URL.")
 @click.option("--token-endpoint-auth-method", default=None,
@@ -64,7 +65,7 @@ def group() -> None:
 @json_option
 @in_app
 def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, grant_types,
-           scopes, purpose, purpose_en, policy_uri, tos_uri, token_endpoint_auth_method,
+           scopes, purpose, purpose_en, client_uri, policy_uri, tos_uri, token_endpoint_auth_method,
            jwks_file, id_token_alg, backchannel_logout_uri, event_receiver_uri, verified_claims,
            as_json) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
@@ -77,7 +78,7 @@ def create(company_id, name, redirect_uris, post_logout_redirect_uris, public, g
         grant_types=list(grant_types) or None,
         scopes=list(scopes) or None,
         purpose=purpose, purpose_en=purpose_en,
-        policy_uri=policy_uri, tos_uri=tos_uri,
+        client_uri=client_uri, policy_uri=policy_uri, tos_uri=tos_uri,
         token_endpoint_auth_method=token_endpoint_auth_method,
         jwks=jwks, id_token_signed_response_alg=id_token_alg,
         backchannel_logout_uri=backchannel_logout_uri, event_receiver_uri=event_receiver_uri,
@@ -155,6 +156,7 @@ def show(client_id: str, as_json: bool) -> None:
               help="Replaces the scopes the client may request.")
 @click.option("--purpose", default=None, help="Purpose of use (Japanese).")
 @click.option("--purpose-en", default=None, help="Purpose of use (English).")
+@click.option("--client-uri", default=None, help="Home page URL ('' removes it).")
 @click.option("--policy-uri", default=None, help="Privacy policy URL ('' removes it).")
 @click.option("--tos-uri", default=None, help="Terms URL ('' removes it).")
 @click.option("--backchannel-logout-uri", default=None,
@@ -166,13 +168,15 @@ def show(client_id: str, as_json: bool) -> None:
 @json_option
 @in_app
 def update(client_id, name, redirect_uris, post_logout_redirect_uris,
-           no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, policy_uri,
-           tos_uri, backchannel_logout_uri, event_receiver_uri, verified_claims, as_json) -> None:
+           no_post_logout_redirect_uris, grant_types, scopes, purpose, purpose_en, client_uri,
+           policy_uri, tos_uri, backchannel_logout_uri, event_receiver_uri, verified_claims,
+           as_json) -> None:
     """Change a client's settings; what is not given stays. Removing a scope revokes
     the tokens that carry it; removing a redirect URI or grant expires pending codes."""
     settings = service.settings_of(service.get_client(client_id))
     given = {
-        "name": name, "purpose": purpose, "purpose_en": purpose_en, "policy_uri": policy_uri,
+        "name": name, "purpose": purpose, "purpose_en": purpose_en, "client_uri": client_uri,
+        "policy_uri": policy_uri,
         "tos_uri": tos_uri, "backchannel_logout_uri": backchannel_logout_uri,
         "event_receiver_uri": event_receiver_uri,
         "verified_claims_allowed": verified_claims,

@@ -65,6 +65,7 @@ def _demo_service(company_name: str, name: str, port: int, purpose: str, purpose
         company.id, name,
         redirect_uris=[f"http://127.0.0.1:{port}/callback"],
         post_logout_redirect_uris=[f"http://127.0.0.1:{port}/"],
+        client_uri=f"http://127.0.0.1:{port}/",
         grant_types=["authorization_code", "refresh_token"],
         scopes=["openid", "name", "birth_year", "gender", "email", "postal_code",
                 "offline_access"],

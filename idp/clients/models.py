@@ -98,6 +98,7 @@ class ClientMetadata(Mapping[str, Any]):
         "grant_types": lambda c: list(c.grant_types),
         "scope": lambda c: " ".join(c.scopes),
         "token_endpoint_auth_method": lambda c: c.token_endpoint_auth_method,
+        "client_uri": lambda c: c.client_uri,
         "policy_uri": lambda c: c.policy_uri,
         "tos_uri": lambda c: c.tos_uri,
         "backchannel_logout_uri": lambda c: c.backchannel_logout_uri,
@@ -139,6 +140,9 @@ class Client(Base):
     scopes: Mapped[list[str]] = mapped_column(default=list)
     purpose: Mapped[str] = mapped_column(Text, default="")
     purpose_en: Mapped[str] = mapped_column(Text, default="")
+    # RFC 7591 §2: the service's home page; where a resident is sent back after
+    # signing in when they return to a finished sign-in (idp.interaction.pages).
+    client_uri: Mapped[str | None] = mapped_column(String(500))
     policy_uri: Mapped[str | None] = mapped_column(String(500))
     tos_uri: Mapped[str | None] = mapped_column(String(500))
     jwks: Mapped[dict[str, Any] | None]

@@ -201,6 +201,7 @@ def register_client(
     scopes: list[str] | None = None,
     purpose: str = "",
     purpose_en: str = "",
+    client_uri: str | None = None,
     policy_uri: str | None = None,
     tos_uri: str | None = None,
     token_endpoint_auth_method: str | None = None,
@@ -222,7 +223,7 @@ def register_client(
         name=name, redirect_uris=list(redirect_uris or []),
         post_logout_redirect_uris=list(post_logout_redirect_uris or []),
         grant_types=list(grant_types or []), scopes=list(scopes or []), purpose=purpose,
-        purpose_en=purpose_en, policy_uri=policy_uri, tos_uri=tos_uri,
+        purpose_en=purpose_en, client_uri=client_uri, policy_uri=policy_uri, tos_uri=tos_uri,
         backchannel_logout_uri=backchannel_logout_uri, event_receiver_uri=event_receiver_uri,
         verified_claims_allowed=verified_claims_allowed), public)
     validation.check_contracts(company_id, checked.scopes)
@@ -272,7 +273,8 @@ def settings_of(client: Client) -> ClientSettings:
         name=client.name, redirect_uris=list(client.redirect_uris),
         post_logout_redirect_uris=list(client.post_logout_redirect_uris),
         grant_types=list(client.grant_types), scopes=list(client.scopes),
-        purpose=client.purpose, purpose_en=client.purpose_en, policy_uri=client.policy_uri,
+        purpose=client.purpose, purpose_en=client.purpose_en, client_uri=client.client_uri,
+        policy_uri=client.policy_uri,
         tos_uri=client.tos_uri, backchannel_logout_uri=client.backchannel_logout_uri,
         event_receiver_uri=client.event_receiver_uri,
         verified_claims_allowed=client.verified_claims_allowed)

@@ -68,6 +68,7 @@ class ClientSettings:
     scopes: list[str]
     purpose: str = ""
     purpose_en: str = ""
+    client_uri: str | None = None
     policy_uri: str | None = None
     tos_uri: str | None = None
     backchannel_logout_uri: str | None = None
@@ -109,6 +110,7 @@ def checked(settings: ClientSettings, public: bool) -> ClientSettings:
         name=client_name, redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout,
         grant_types=grant_types, scopes=scopes, purpose=(settings.purpose or "").strip(),
         purpose_en=(settings.purpose_en or "").strip(),
+        client_uri=_optional_uri(settings.client_uri, "client URI"),
         policy_uri=_optional_uri(settings.policy_uri, "policy URI"),
         tos_uri=_optional_uri(settings.tos_uri, "terms URI"),
         backchannel_logout_uri=_optional_uri(settings.backchannel_logout_uri,

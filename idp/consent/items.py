@@ -63,7 +63,11 @@ def display_values(resident: Any, scope: str) -> str | None:
     if scope == "gender":
         return str(GENDER_LABELS[resident.gender]) if resident.gender in GENDER_LABELS else None
     if scope == "email":
-        return resident.email
+        # Item 3 of the draft terms: the address and its verified status, both sent
+        # (the email and email_verified claims).
+        if resident.email_verified:
+            return _("%(email)s (verified)", email=resident.email)
+        return _("%(email)s (not verified)", email=resident.email)
     if scope == "postal_code":
         parts = [p for p in (resident.postal_code and f"〒{resident.postal_code}",
                              resident.locality) if p]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from flask import g
 from flask import redirect
+from flask import request
 from flask import session
 from flask import url_for
 
@@ -33,7 +34,9 @@ from idp.extensions import db
 from idp.interaction import pages
 from idp.interaction import policy
 from idp.interaction.locale import from_ui_locales
+from idp.kiosk.service import kiosk_for
 from idp.oauth import authorize as protocol
+from idp.oauth import device as device_flow
 
 INTERACTION_TTL = 1800
 MAX_INTERACTIONS = 5
@@ -113,10 +116,48 @@ def choose_locale(code: str) -> None:
     session["interactions"] = pending
 
 
-def finish_interaction(uid: str) -> None:
+# How a finished interaction ended, kept (per browser, like the interaction) so that
+# coming back to it — the back button after consent — says so instead of "expired".
+ALLOWED = "allowed"
+DECLINED = "declined"
+
+
+def finish_interaction(uid: str, client_id: str | None = None,
+                       outcome: str = ALLOWED) -> None:
     pending = session.get("interactions", {})
     if pending.pop(uid, None) is not None:
         session["interactions"] = pending
+        now = time.time()
+        finished = {
+            key: item for key, item in session.get("finished_interactions", {}).items()
+            if item["at"] + INTERACTION_TTL > now
+        }
+        finished[uid] = {"client_id": client_id, "outcome": outcome, "at": now}
+        while len(finished) > MAX_INTERACTIONS:
+            finished.pop(min(finished, key=lambda k: finished[k]["at"]))
+        session["finished_interactions"] = finished
+
+
+def finished_interaction(uid: str | None) -> dict | None:
+    """How this browser's interaction ``uid`` ended ({client_id, outcome, at}), or None
+    when it is not one this browser finished recently (another browser's, a signed-out
+    session's, an unknown one)."""
+    item = session.get("finished_interactions", {}).get(uid or "")
+    if item is None or item["at"] + INTERACTION_TTL <= time.time():
+        return None
+    return item
+
+
+def gone(uid: str | None):
+    """The page for an interaction that is no longer pending: finished (with a way back
+    to the service) or expired."""
+    finished = finished_interaction(uid)
+    if finished is None:
+        return pages.expired_interaction()
+    client = clients.find_client(finished["client_id"]) if finished["client_id"] else None
+    # Looking again is fine; submitting a finished form again is not (and does nothing).
+    return pages.finished_interaction(client, finished["outcome"] == ALLOWED,
+                                      200 if request.method == "GET" else 400)
 
 
 def passkey_required(item: dict | None) -> bool:
@@ -204,7 +245,7 @@ def authorize(source, uid: str | None = None):
     except protocol.Refused as refused:
         return pages.refused(refused.detail)
     if uid:
-        finish_interaction(uid)
+        finish_interaction(uid, validated.client.id)
     return protocol.issue_code(validated.grant, resident, row)
 
 
@@ -212,7 +253,7 @@ def resume(uid: str):
     """Continue an interaction after a step (login, second factor, terms)."""
     item = load_interaction(uid)
     if item is None:
-        return pages.expired_interaction()
+        return gone(uid)
     return authorize(protocol.rebuild(item["query"]), uid)
 
 
@@ -222,7 +263,7 @@ def pending_consent(uid: str) -> Pending | object:
     disconnected, the session ended while the page was open)."""
     item = load_interaction(uid)
     if item is None:
-        return pages.expired_interaction()
+        return gone(uid)
     g.ui_locale = item.get("locale")
     source = protocol.rebuild(item["query"])
     resident = current_resident()
@@ -250,7 +291,7 @@ def decide(uid: str, pending: Pending, allow: bool, granted: list[str],
     """Record the resident's decision and answer the client. ``link_expiry`` is the
     expiry chosen for the data links of the registered data consented to
     (``idp.exchange.links.EXPIRY_CHOICES``)."""
-    finish_interaction(uid)
+    finish_interaction(uid, pending.client.id, ALLOWED if allow else DECLINED)
     if not allow:
         consent_service.record_denial(pending.resident, pending.client, pending.requested)
         return protocol.deny(pending.grant)
@@ -277,8 +318,17 @@ def refuse(uid: str):
         validated = protocol.validate(source, None)
     except (protocol.Answered, protocol.Refused):
         return None
-    finish_interaction(uid)
+    finish_interaction(uid, validated.client.id, DECLINED)
     return protocol.deny(validated.grant)
+
+
+def device_request() -> tuple[object, object] | None:
+    """The kiosk request this browser is confirming (``/device`` → login → consent):
+    (client, kiosk or None) while its device code is pending, else None."""
+    row = db.session.get(device_flow.DeviceCode, session.get("device_code_id") or 0)
+    if row is None or row.status != "pending" or row.is_expired():
+        return None
+    return row.client, kiosk_for(row.client_id)
 
 
 def confirm_device(client) -> tuple[object | None, Resident | None]:

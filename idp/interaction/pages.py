@@ -27,6 +27,27 @@ def refused(detail: str | None):
                       _("The request from the service is invalid."))
 
 
+def finished_interaction(client, allowed: bool, status: int = 200):
+    """A sign-in this browser already finished (the back button after consent): say
+    what happened and lead back to the service's home page (``client_uri``) if known."""
+    if client is None:
+        return error_page(status, _("This sign-in is already finished"),
+                          _("Go back to the service you were using to continue."), done=True)
+    if allowed:
+        title = _("You are already signed in")
+        message = _("You signed in to %(service)s (provided by %(company)s) and consented. "
+                    "Go back to the service to continue.",
+                    service=client.name, company=client.company.name)
+    else:
+        title = _("This sign-in is already finished")
+        message = _("You declined to sign in to %(service)s (provided by %(company)s); "
+                    "nothing was sent. To try again, start from the service.",
+                    service=client.name, company=client.company.name)
+    return error_page(status, title, message, done=True,
+                      back=(client.client_uri, _("Go back to %(service)s", service=client.name))
+                      if client.client_uri and client.is_active else None)
+
+
 def expired_interaction():
     return error_page(400, _("This sign-in has expired"),
                       _("Please go back to the service and start signing in again."))

@@ -45,6 +45,7 @@ def settings_from_form() -> clients.ClientSettings:
         scopes=request.form.getlist("scope"),
         purpose=request.form.get("purpose", ""),
         purpose_en=request.form.get("purpose_en", ""),
+        client_uri=request.form.get("client_uri"),
         policy_uri=request.form.get("policy_uri"),
         tos_uri=request.form.get("tos_uri"),
         backchannel_logout_uri=request.form.get("backchannel_logout_uri"),
@@ -101,7 +102,8 @@ def client_create():
             company_id, values.name, redirect_uris=values.redirect_uris,
             post_logout_redirect_uris=values.post_logout_redirect_uris, public=public,
             grant_types=values.grant_types, scopes=values.scopes, purpose=values.purpose,
-            purpose_en=values.purpose_en, policy_uri=values.policy_uri, tos_uri=values.tos_uri,
+            purpose_en=values.purpose_en, client_uri=values.client_uri,
+            policy_uri=values.policy_uri, tos_uri=values.tos_uri,
             token_endpoint_auth_method=method, jwks=jwks, id_token_signed_response_alg=alg,
             backchannel_logout_uri=values.backchannel_logout_uri,
             event_receiver_uri=values.event_receiver_uri,
@@ -146,7 +148,10 @@ def client(client_id: str):
 @refusable("client:update", clients.ClientError, back=_page, ids=_ids)
 def client_edit(client_id: str):
     """Change redirect URIs, scopes, grant types, purpose text and the other settings."""
-    _client, changes = clients.update_client(client_id, settings_from_form(), actor="admin")
+    settings = settings_from_form()
+    if "client_uri" not in request.form:  # a form without the field keeps the home page
+        settings.client_uri = clients.get_client(client_id).client_uri
+    _client, changes = clients.update_client(client_id, settings, actor="admin")
     if not changes:
         db.session.rollback()
         return done(_("Nothing was changed."), _page(client_id))

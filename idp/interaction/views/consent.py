@@ -12,7 +12,9 @@ from flask_babel import gettext as _
 from idp.consent import service as consent_service
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import display_values
+from idp.consent.items import item_of
 from idp.consent.items import items_for
+from idp.consent.models import Consent
 from idp.exchange import links
 from idp.extensions import commit_on_error
 from idp.interaction import flow
@@ -41,16 +43,13 @@ def consent(uid: str):
 
 def _render_consent(uid: str, pending: Pending, status: int = 200):
     previous = consent_service.find(pending.resident.id, pending.client.id)
-    declined = set()
-    if previous is not None and previous.withdrawn_at is None:
-        declined = set(previous.declined_scopes)
     items = [
         {
             "scope": item.scope,
             "label": str(item.label),
             "detail": str(item.detail),
             "required": item.scope in REQUIRED_SCOPES,
-            "checked": item.scope in REQUIRED_SCOPES or item.scope not in declined,
+            "checked": ticked(item.scope, previous),
             "value": display_values(pending.resident, item.scope),
             **registered_item(pending.resident.id, item.scope),
         }
@@ -65,12 +64,34 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
         purpose=_purpose(client),
         items=items,
         interaction_id=uid,
-        terms_url=current_terms.url,
         terms_version=current_terms.version,
         resident=pending.resident,
         form_action=url_for("interaction.consent", uid=uid),
         link_expiry=expiry_choices() if any(i["registered"] for i in items) else None,
     ), status
+
+
+# Ticked only when the resident chose it before: a service keeping access while the
+# resident is signed out is never the default.
+OPT_IN_SCOPES = frozenset({"offline_access"})
+
+
+def ticked(scope: str, previous: Consent | None) -> bool:
+    """Whether an item's box starts ticked when a service asks (again).
+
+    Required items always are. An item the resident declined (unticked) the last time
+    comes back unticked, even after a withdrawal, an expiry or new terms: declining is
+    the resident's choice until they tick it. Continued access (``offline_access``) is
+    ticked only while the resident's consent in force grants it."""
+    if scope in REQUIRED_SCOPES:
+        return True
+    declined = {item_of(s) for s in previous.declined_scopes} if previous is not None else set()
+    if scope in declined:
+        return False
+    if scope in OPT_IN_SCOPES:
+        return previous is not None and previous.withdrawn_at is None \
+            and scope in previous.scopes
+    return True
 
 
 def registered_item(resident_id: str, scope: str) -> dict:

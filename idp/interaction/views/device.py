@@ -28,6 +28,7 @@ from idp import config
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
+from idp.consent.items import display_values
 from idp.consent.items import items_for
 from idp.errors import error_page
 from idp.exchange import links
@@ -39,6 +40,7 @@ from idp.interaction.views.consent import expiry_choices
 from idp.interaction.views.consent import registered_item
 from idp.kiosk.service import kiosk_for
 from idp.oauth import device as device_flow
+from idp.terms import service as terms
 
 bp = Blueprint("device", __name__)
 
@@ -119,7 +121,9 @@ def confirm():
                                    client=client)
     kiosk = kiosk_for(client.id)
     items = [{"scope": i.scope, "label": str(i.label), "detail": str(i.detail),
+              "value": display_values(resident, i.scope),
               **registered_item(resident.id, i.scope)} for i in items_for(row.scope.split())]
+    current_terms = terms.current()
     purpose = client.purpose_en if str(get_locale()) == "en" and client.purpose_en \
         else client.purpose
     return render_template(
@@ -128,6 +132,7 @@ def confirm():
         items=items,
         link_expiry=expiry_choices() if any(i["registered"] for i in items) else None,
         user_code=session.get("device_user_code"), resident=resident,
+        terms_version=current_terms.version,
         form_action=url_for("device.confirm"),
     ), 400 if request.method == "POST" else 200
 

@@ -10,6 +10,7 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import session
+from flask import url_for
 from flask_babel import gettext as _
 
 from idp import config
@@ -19,7 +20,6 @@ from idp.extensions import commit_on_error
 from idp.extensions import db
 from idp.extensions import limiter
 from idp.interaction import flow
-from idp.interaction import pages
 from idp.interaction import signin
 from idp.interaction.views import bp
 from idp.locales import LOCALES
@@ -49,7 +49,7 @@ def login():
     uid = request.values.get("interaction") or None
     item = flow.load_interaction(uid) if uid else None
     if uid and item is None:
-        return pages.expired_interaction()
+        return flow.gone(uid)
     client = None
     hint = ""
     passkey_only = flow.passkey_required(item)
@@ -59,9 +59,16 @@ def login():
         client = db.session.get(Client, args.get("client_id"))
         hint = (args.get("login_hint") or "")[:254]
     next_url = safe_next(request.values.get("next"))
+    # Reached from a signage kiosk (/device → here → /device/confirm): say which service
+    # and which place the sign-in is for.
+    device = flow.device_request() if next_url == url_for("device.confirm") else None
+    if device is not None:
+        client = device[0]
+    kiosk = device[1] if device is not None else None
     if request.method == "GET":
         return render_template("login.html", email=hint, error=None, interaction_id=uid,
-                               client=client, next_url=next_url, passkey_only=passkey_only)
+                               client=client, kiosk=kiosk, next_url=next_url,
+                               passkey_only=passkey_only)
     email = request.form.get("email", "")[:MAX_FIELD]
     password = request.form.get("password", "")[:MAX_FIELD]
     wait = throttle.retry_after(email) if email else None
@@ -69,7 +76,8 @@ def login():
         # Growing delays per account (idp.security.throttle): checked before the
         # password, the same for addresses with and without an account.
         response = app_make_response(render_template(
-            "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
+            "login.html", email=email, interaction_id=uid, client=client, kiosk=kiosk,
+            next_url=next_url,
             error=_("Too many attempts. Please wait %(seconds)s seconds and try again.",
                     seconds=wait)), 429)
         response.headers["Retry-After"] = str(wait)
@@ -80,7 +88,8 @@ def login():
             throttle.failed(email)
         commit_on_error()  # keep the audit record of the failure
         return render_template(
-            "login.html", email=email, interaction_id=uid, client=client, next_url=next_url,
+            "login.html", email=email, interaction_id=uid, client=client, kiosk=kiosk,
+            next_url=next_url,
             error=_("The email address or password is incorrect."),
         ), 401
     throttle.succeeded(email)

@@ -174,7 +174,7 @@ def demo_rp(app, migrated, idp):
     def make(base):
         client = factories.rp(company, redirect_uris=[f"{base}/callback"],
                               post_logout_redirect_uris=[f"{base}/"],
-                              policy_uri=f"{base}/")
+                              policy_uri=f"{base}/", client_uri=f"{base}/")
         holder["client"] = client
         db.session.rollback()
         return create_rp(idp, client.client_id, client.client_secret, f"{base}/callback")

@@ -20,7 +20,7 @@ def test_register_verify_email_then_sign_in_to_the_demo_app(page, new_page, shot
     page.get_by_role("link", name=re.compile("コンソーシアムIDでログイン")).click()
     page.wait_for_url(re.compile(r"/login\b"))
     shot(page, "idp-login")
-    page.get_by_role("link", name="ユーザーIDの新規登録").click()
+    page.get_by_role("link", name="コンソーシアムIDの新規登録").click()
     page.wait_for_url(re.compile(r"/register"))
     shot(page, "register")
     page.locator("#email").fill(EMAIL)
@@ -86,13 +86,13 @@ def test_withdrawn_consent_is_asked_again(page, shot, demo_rp, idp):
 
     page.goto(f"{idp}/account/consents")
     shot(page, "account-consents")
-    page.get_by_role("button", name=re.compile("XXXサービスへの同意を撤回")).click()
+    page.get_by_role("button", name=re.compile("XXXサービスへの同意を取り消")).click()
     page.wait_for_load_state()
     shot(page, "withdrawal-asks-first")  # nothing is withdrawn until it is confirmed
-    page.get_by_role("button", name=re.compile("XXXサービスへの同意を撤回")).click()
+    page.get_by_role("button", name=re.compile("XXXサービスへの同意を取り消")).click()
     page.wait_for_load_state()
     shot(page, "consent-withdrawn")
-    assert "同意を撤回しました" in page.locator("main").inner_text()
+    assert "同意を取り消しました" in page.locator("main").inner_text()
     assert "XXXサービス" in page.locator("main").inner_text()
 
     page.goto(f"{demo_rp.base}/login")

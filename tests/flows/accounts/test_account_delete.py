@@ -158,7 +158,7 @@ def test_browser_is_signed_out_and_told(client, resident):
     """Test that the deleting browser is signed out, and a goodbye mail goes to the address."""
     sign_in(client)
     response = delete(client)
-    assert "ユーザーIDを削除しました" in response.text
+    assert "コンソーシアムIDを削除しました" in response.text
     assert client.get("/account").status_code == 303
     assert factories.Browser(client).login().status_code == 401
     (goodbye,) = mails_to(EMAIL)

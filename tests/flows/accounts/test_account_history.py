@@ -72,7 +72,7 @@ def test_withdrawal_and_account_changes_appear(client, resident):
     tokens_for(client, rp, scope="openid email")
     post_form(client, "/account/consents", {"client_id": rp.client_id, "confirm": "yes"})
     post_form(client, "/account/profile", {"locality": "札幌市北区", "postal_code": "001-0010"})
-    assert titles(client.get("/account/history").text)[:2] == ["登録情報の変更", "同意の撤回"]
+    assert titles(client.get("/account/history").text)[:2] == ["登録情報の変更", "同意の取り消し"]
 
 
 def test_touch_events_show_kiosk_place_and_content(client, resident):
@@ -82,7 +82,7 @@ def test_touch_events_show_kiosk_place_and_content(client, resident):
     touch(kiosk_id, None, "anonymous-touch", utcnow() - dt.timedelta(minutes=4))
     sign_in(client)
     page = client.get("/account/history").text
-    assert "デジタルサイネージへのタッチ" in page
+    assert "サイネージ端末へのタッチ" in page
     assert "場所：北2条西4丁目 交差点広場" in page
     assert "コンテンツ：event-guide/snow-festival" in page
     assert "anonymous-touch" not in page
@@ -151,7 +151,7 @@ def test_other_residents_rows_are_never_shown(app, client, resident):
     sign_in(client)
     page = client.get("/account/history").text
     assert "jiros-touch" not in page
-    assert titles(page) == ["Machi IDにログイン", "利用規約に同意（2026-04版）", "ユーザーIDの発行"]
+    assert titles(page) == ["Machi IDにログイン", "利用規約に同意（2026-04版）", "コンソーシアムIDの発行"]
 
 
 def test_history_in_english(client, resident):

@@ -59,7 +59,7 @@ def test_register_page_is_japanese_and_asks_for_the_email_first(client):
     """Test that /register is in Japanese by default with one labelled email field."""
     page = client.get("/register")
     assert page.status_code == 200
-    assert "ユーザーID" in page.text
+    assert "コンソーシアムID" in page.text
     inputs = Inputs(page.text)
     assert inputs.unlabelled() == []
     assert [f["name"] for f in inputs.fields if f.get("type") != "hidden"] == ["email"]

@@ -18,7 +18,7 @@ from tests.helpers.app import count
 
 ALL_ITEMS = "openid name birth_year gender email postal_code offline_access"
 JA_LABELS = {
-    "openid": "ユーザーID",
+    "openid": "コンソーシアムID",
     "name": "姓名（フリガナ）",
     "birth_year": "生年",
     "gender": "性別",
@@ -137,7 +137,7 @@ def test_consent_page_explains_withdrawal(client, browser, rp):
     """Test that the notes tell the resident where to withdraw consent."""
     page = client.get(to_consent(client, browser, rp)).text
     assert "各サービスでのデータ利用" in page
-    assert "撤回" in page
+    assert "同意を取り消して" in page
 
 
 # ---- language ---------------------------------------------------------------------
@@ -217,14 +217,15 @@ def test_openid_is_a_required_item(client, browser, rp):
 
 
 def test_optional_items_are_named_checkboxes(client, browser, rp):
-    """Test that each optional item is an <input type="checkbox" name="scope" value=…>."""
+    """Test that each optional item is an <input type="checkbox" name="scope" value=…>,
+    ticked on a first request except continued access, which is never the default."""
     inputs = Inputs(client.get(to_consent(client, browser, rp, scope=ALL_ITEMS)).text).found
     boxes = {i["value"]: i for i in inputs
              if i.get("type") == "checkbox" and i.get("name") == "scope"}
     assert set(boxes) == set(ALL_ITEMS.split()) - {"openid"}
-    for box in boxes.values():
+    for scope, box in boxes.items():
         assert "disabled" not in box
-        assert "checked" in box
+        assert ("checked" in box) == (scope != "offline_access"), scope
 
 
 def test_unticked_item_is_left_out_of_the_token(client, browser, rp):

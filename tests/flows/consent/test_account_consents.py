@@ -50,7 +50,7 @@ def test_each_consent_is_listed_with_what_and_until_when(client, two_services):
     assert "XXXサービス（提供者：A社）" in page.text and "XXXサービス（提供者：B社）" in page.text
     card = page.text[page.text.index(f'id="consent-{a.client_id}"'):]
     card = card[:card.index("button-danger")]
-    for label in ("ユーザーID", "姓名（フリガナ）", "メールアドレス", "継続的な利用"):
+    for label in ("コンソーシアムID", "姓名（フリガナ）", "メールアドレス", "継続的な利用"):
         assert label in card
     consent = consent_of(a.client_id)
     assert consent.granted_at.isoformat() in page.text
@@ -105,8 +105,8 @@ def test_withdrawal_is_confirmed_and_moves_to_the_withdrawn_list(client, two_ser
     """Test that the page confirms the withdrawal and lists the consent as withdrawn."""
     a, _, _, _ = two_services
     page = client.get(withdraw(client, a.client_id).headers["Location"])
-    assert "同意を撤回しました" in page.text
-    assert "撤回した同意" in page.text
+    assert "同意を取り消しました" in page.text
+    assert "取り消した同意" in page.text
     assert page.text.count('name="client_id" value="' + a.client_id) == 0
 
 
@@ -129,7 +129,7 @@ def test_withdrawing_a_service_never_consented_changes_nothing(client, two_servi
     for client_id in (stranger.client_id, "mc_DOESNOTEXIST0000000", "", "x" * 500):
         response = withdraw(client, client_id)
         assert response.status_code == 400
-        assert "撤回できる同意がありません" in response.text
+        assert "取り消せる同意がありません" in response.text
     assert consent_of(a.client_id).withdrawn_at is None
     assert introspect(client, a, a_tokens["access_token"]).json["active"] is True
 

@@ -159,7 +159,7 @@ def test_withdrawal_asks_first(client, service):
     rp, hanako, _ = service
     response = post_form(client, "/account/consents", {"client_id": rp.client_id})
     assert response.status_code == 200
-    assert "同意を撤回しますか" in response.text and 'name="confirm" value="yes"' in response.text
+    assert "同意を取り消しますか" in response.text and 'name="confirm" value="yes"' in response.text
     assert consent_of(rp.client_id).withdrawn_at is None
     assert introspect(client, rp, hanako["access_token"]).json["active"] is True
     confirmed = post_form(client, "/account/consents",

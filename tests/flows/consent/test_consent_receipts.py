@@ -63,7 +63,7 @@ def test_consent_issues_a_receipt_with_the_kantara_fields(client, rp):
     (purpose,) = service["purposes"]
     assert purpose["purpose"] == "テスト用サービスの提供"
     assert purpose["consentType"] == "EXPLICIT"
-    assert purpose["piiCategory"] == ["ユーザーID", "姓名（フリガナ）", "メールアドレス"]
+    assert purpose["piiCategory"] == ["コンソーシアムID", "姓名（フリガナ）", "メールアドレス"]
     assert purpose["primaryPurpose"] is True
     assert purpose["thirdPartyDisclosure"] is False
     assert "/account/consents" in purpose["termination"]
@@ -79,7 +79,7 @@ def test_unticked_items_are_not_in_the_receipt(client, rp):
     """Test that the receipt lists only the items granted, and records the declined ones."""
     tokens_for(client, rp, scope="openid name email", consent_scopes=["openid", "email"])
     doc = receipts()[0].document
-    assert doc["services"][0]["purposes"][0]["piiCategory"] == ["ユーザーID", "メールアドレス"]
+    assert doc["services"][0]["purposes"][0]["piiCategory"] == ["コンソーシアムID", "メールアドレス"]
     assert doc["extensions"]["jp.machi-id"]["declinedScopes"] == ["name"]
 
 
@@ -92,8 +92,8 @@ def test_withdrawal_issues_its_own_receipt(client, rp):
     doc = withdrawn.document
     assert doc["extensions"]["jp.machi-id"]["event"] == "withdrawn"
     assert "withdrawnAt" in doc["extensions"]["jp.machi-id"]
-    assert "撤回" in doc["collectionMethod"]
-    assert "撤回" in doc["services"][0]["purposes"][0]["termination"]
+    assert "取り消し" in doc["collectionMethod"]
+    assert "取り消し" in doc["services"][0]["purposes"][0]["termination"]
     assert doc["consentReceiptID"] != given.document["consentReceiptID"]
 
 
@@ -103,9 +103,9 @@ def test_a_changed_consent_gets_a_new_receipt(client, rp):
     tokens_for(client, rp, scope="openid email name", prompt="consent")
     first, second = receipts()
     assert second.document["services"][0]["purposes"][0]["piiCategory"] == [
-        "ユーザーID", "姓名（フリガナ）", "メールアドレス"]
+        "コンソーシアムID", "姓名（フリガナ）", "メールアドレス"]
     assert first.document["services"][0]["purposes"][0]["piiCategory"] == [
-        "ユーザーID", "メールアドレス"]
+        "コンソーシアムID", "メールアドレス"]
 
 
 def test_receipts_are_downloadable_from_the_consents_page(client, rp):
@@ -138,7 +138,7 @@ def test_receipt_is_in_the_language_of_the_consent_page(client, rp):
     doc = receipts()[0].document
     assert doc["language"] == "en"
     purpose = doc["services"][0]["purposes"][0]
-    assert purpose["piiCategory"] == ["User ID", "Email address"]
+    assert purpose["piiCategory"] == ["Consortium ID", "Email address"]
     assert purpose["purpose"] == "To provide the test service"
 
 

@@ -168,6 +168,6 @@ def test_consent_screen_links_the_terms_even_without_a_url_setting(app, client):
     factories.resident()
     _, _, html = consent_page(client, factories.rp(), "openid name")
     line = re.search(r'<a href="([^"]+)" target="_blank" rel="noopener">([^<]+)<', html.split(
-        'class="links"')[1])
+        'class="links consent-links"')[1])
     assert line is not None and line.group(1) == "/terms"
     assert "利用規約" in line.group(2)

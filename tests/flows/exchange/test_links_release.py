@@ -106,7 +106,7 @@ def test_the_consent_screen_names_the_source_and_the_value(client, exchange):
     assert 'name="scope" value="registered:language"' in text
     assert "使用言語" in text
     assert "A社から：vi" in text or "A社: vi" in text
-    assert "推進体制各社から収集した登録データ" in text
+    assert "会員企業から収集して保有する登録データ" in text
     assert 'name="link_expiry"' in text
     for value in ("90d", "365d", "withdrawn"):
         assert f'value="{value}"' in text
