@@ -270,6 +270,6 @@ def _audit_entry(event: AuditEvent, names: dict[str, str]) -> Entry:
 
 
 def _touch_entry(row: _TouchRow) -> Entry:
-    return Entry("touch", at=row.event.occurred_at, title=_("Touched digital signage"),
+    return Entry("touch", at=row.event.occurred_at, title=_("Touched a signage kiosk"),
                  company=row.client.company.name, service=row.client.name,
                  location=row.kiosk.location if row.kiosk else None, note=row.event.target)

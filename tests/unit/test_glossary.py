@@ -68,3 +68,25 @@ def test_templates_use_the_glossary():
 def test_banned_synonyms_are_caught(text):
     """Test that the check finds each kind of banned synonym."""
     assert banned_in(text, "sample")
+
+
+# The English side of the glossary: the msgids are the English pages.
+BANNED_EN = {
+    "user ID": "consortium ID, or the ID a company knows you by",
+    "digital signage": "signage kiosk",
+    "participating compan": "member company",
+}
+PATTERN_EN = re.compile("|".join(map(re.escape, BANNED_EN)), re.IGNORECASE)
+
+
+def test_english_msgids_use_the_glossary():
+    """Test that no English msgid (what English pages show) uses a banned synonym."""
+    pot = ROOT / "consent_ui" / "translations" / "messages.pot"
+    with pot.open("rb") as handle:
+        catalog = read_po(handle)
+    found = []
+    for message in catalog:
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        for text in ids:
+            found += [f"{text}: {word}" for word in PATTERN_EN.findall(text or "")]
+    assert found == []
