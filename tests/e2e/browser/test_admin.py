@@ -19,6 +19,8 @@ def test_admin_revokes_the_demo_client_and_its_userinfo_call_fails(page, new_pag
     page.goto(f"{demo_rp.base}/login")
     sign_in(page)
     page.wait_for_url(re.compile(r"/consent/"))
+    # 継続的な利用 is never ticked by default; the demo needs its refresh token below.
+    page.locator("input[value=offline_access]").check()
     page.get_by_role("button", name="同意してはじめる").click()
     page.wait_for_url(demo_rp.base + "/")
     shot(page, "demo-signed-in")
