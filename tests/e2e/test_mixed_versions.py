@@ -12,7 +12,12 @@ at this release's userinfo and introspection, as it must when a load balancer se
 the next request to a new node.
 
 The previous release is the last commit before this release's first migration (the
-data exchange, ``b7d2e9f4c1a6``), i.e. the parent of the commit that added it.
+data exchange, ``b7d2e9f4c1a6``), i.e. the parent of the commit that added it; but one
+migration of this release is declared stop-the-world: the audit trail's sealing
+(``7c1e5a9d3f20``) removes the chain-head row every earlier release locks on each audited
+write, so nodes are stopped for it (docs/operations.md, "Upgrading across a migration").
+Rolling upgrades hold again from the first commit of main that has it, and that commit is
+the previous release this test runs whenever the history holds it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from tests.helpers.app import IsolatedClient
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_NEW_MIGRATION = "migrations/versions/20261203_b7d2e9f4c1a6_data_exchange_categories_contracts_.py"
+# The last migration nodes must stop for (see the docstring); none may follow unless declared here.
+LAST_STOP_THE_WORLD = "migrations/versions/20261203_7c1e5a9d3f20_audit_sealing.py"
 
 
 def _git(*args: str) -> str:
@@ -46,6 +53,10 @@ def previous_release() -> str | None:
     if shutil.which("git") is None:
         return None
     try:
+        stop = _git("log", "--first-parent", "--diff-filter=A", "--format=%H", "-n1", "--",
+                    LAST_STOP_THE_WORLD)
+        if stop:
+            return stop
         added = _git("log", "--diff-filter=A", "--format=%H", "-n1", "--", FIRST_NEW_MIGRATION)
         return _git("rev-parse", f"{added}^") if added else None
     except subprocess.CalledProcessError:
@@ -147,9 +158,16 @@ def test_previous_release_serves_hot_paths_on_the_new_schema(app, migrated, old_
 
 
 def test_the_exported_release_is_the_one_before_this_releases_migrations(old_tree):
-    """The export holds the old code (no data exchange yet) and its migrations stop at the
-    outbox: the comparison above is with the release before, not with this one."""
+    """The export is the release nodes roll from: it holds the last stop-the-world migration
+    (the audit trail's sealing) and none of the migrations after it, so the comparison above
+    is with an older schema's code, not with this one."""
+    from alembic.script import ScriptDirectory
+
     assert (old_tree / "idp" / "__init__.py").is_file()
-    assert not (old_tree / "idp" / "exchange").exists()
-    assert not (old_tree / FIRST_NEW_MIGRATION).exists()
-    assert (old_tree / "migrations/versions/20261202_f3a9c1d7e2b4_outbox_messages.py").is_file()
+    assert (old_tree / LAST_STOP_THE_WORLD).is_file()
+    stop = "7c1e5a9d3f20"
+    newer = [s.revision for s in ScriptDirectory(str(ROOT / "migrations")).walk_revisions(
+        stop, "heads") if s.revision != stop]
+    assert newer, "no migration after the stop-the-world one: nothing left to roll across"
+    old_versions = {p.name.split("_")[1] for p in (old_tree / "migrations/versions").glob("*.py")}
+    assert not set(newer) & old_versions
