@@ -112,10 +112,10 @@ def _seed_exchange(state: dict) -> dict:
     else:
         until = (utcnow() + dt.timedelta(days=365)).date()
         a = contracts.create(state["company_id"], list(EXCHANGED),
-                             "XXXサービスで登録されたお客様の言語・興味・世帯を推進体制へ提供するため",
+                             "XXXサービスで登録された利用者の言語・興味・世帯をコンソーシアムへ提供するため",
                              valid_until=until, breach_contact="privacy@a-sha.example.jp")
         b = contracts.create(state["b_company_id"], list(EXCHANGED),
-                             "YYYサービスでのご案内を、お客様の言語・興味・世帯に合わせるため",
+                             "YYYサービスでのご案内を、利用者の言語・興味・世帯に合わせるため",
                              valid_until=until, breach_contact="privacy@b-sha.example.jp")
         signed = {"a_contract": a.id, "b_contract": b.id}
     for client_id, scopes, grants in (
@@ -280,7 +280,7 @@ def run(ctx: click.Context, port: int) -> None:
         f"  Demo app (A社 XXXサービス): http://127.0.0.1:{RP_PORT}/\n"
         f"  Demo app (B社 YYYサービス): http://127.0.0.1:{B_RP_PORT}/\n"
         "    sign in to both: each company gets a different 利用者ID (sub) for you.\n"
-        "  Data exchange: sign in to A社 and press 推進体制へ提供 (A社 contributes your\n"
+        "  Data exchange: sign in to A社 and press コンソーシアムへ提供 (A社 contributes your\n"
         "    language, interests and household by its own sub); then sign in to B社: the\n"
         "    consent screen names A社 as the source of item 5, and B社 receives the values.\n"
         f"    What is held and linked: {issuer}/account/data and {issuer}/account/consents\n"

@@ -55,7 +55,7 @@ def _kiosk_records() -> dict[str, str]:
 
 
 KIOSK_RETENTION = {
-    "ja": "タッチ履歴は統合IDがある間保存し、ご自身で確認・ダウンロードできます。"
+    "ja": "タッチ履歴はコンソーシアムIDがある間保存し、ご自身で確認・ダウンロードできます。"
           "IDを削除すると、誰のものか分からない形でのみ残ります。",
     "en": "Touch history is kept while your consortium ID exists; you can see and download "
           "it. When you delete the ID, touches remain only without identity.",

@@ -17,6 +17,7 @@ TEMPLATES = ROOT / "consent_ui" / "templates"
 BANNED = {
     "ユーザーID": "コンソーシアムID",
     "ユーザID": "コンソーシアムID",
+    "統合ID": "コンソーシアムID",
     "参加企業": "会員企業",
     "加盟": "会員企業",
     "当社": "the company's or the consortium's name",
@@ -89,4 +90,22 @@ def test_english_msgids_use_the_glossary():
         ids = [message.id] if isinstance(message.id, str) else list(message.id)
         for text in ids:
             found += [f"{text}: {word}" for word in PATTERN_EN.findall(text or "")]
+    assert found == []
+
+
+CONSORTIUM_NAME = "札幌都心版データプラットフォーム民間推進体制"
+QUOTED = re.compile(r"「[^」]*」")
+
+
+def test_japanese_written_in_python_uses_the_glossary():
+    """Test that Japanese text kept in Python (the transparency page's entries, the demo's
+    contract purposes) uses no banned synonym either."""
+    found = []
+    for path in sorted((ROOT / "idp").rglob("*.py")):
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            if line.lstrip().startswith("#"):
+                continue
+            # The consortium's configured name is a name, and 「…」 quotes the seed documents.
+            text = QUOTED.sub("", line.replace(CONSORTIUM_NAME, ""))
+            found += banned_in(text, f"{path.relative_to(ROOT)}:{number}")
     assert found == []
