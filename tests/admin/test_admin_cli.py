@@ -208,7 +208,9 @@ def test_audit_verify_prints_the_head_and_checks_anchors(cli):
     seal_all()
     data = as_json(cli("audit", "verify", "--json"))
     assert data["ok"] is True and data["guard_installed"] is True
-    assert data["heads"] == {"count": 1, "signed": 1} and data["unsealed"]["count"] == 0
+    # One head per sealing round: one, or two when the server held some entries back.
+    assert 1 <= data["heads"]["count"] == data["heads"]["signed"] <= 2
+    assert data["unsealed"]["count"] == 0
     anchor = f"{data['head']['seq']}:{data['head']['digest']}"
     seal_all()  # the first verification's record
     text_result = cli("audit", "verify", "--expect", anchor)

@@ -37,6 +37,7 @@ from tests import factories
 from tests.helpers.app import PG_URL
 from tests.helpers.app import TEST_SETTINGS
 from tests.helpers.app import IsolatedClient
+from tests.helpers.audit import seal_all
 from tests.helpers.cli import run
 from tests.helpers.oauth import introspect
 from tests.helpers.oauth import jwt_claims
@@ -81,7 +82,7 @@ def test_a_dump_restored_into_a_fresh_database_keeps_tokens_consents_keys_and_au
     assert _json(run(migrated, "keys", "rotate", "--json"))["keys"]
     # What idp worker does every second; its heads are signed with the ES256 signing key,
     # made here if the IdP had none yet, so the JWKS is read after it.
-    run(migrated, "audit", "seal")
+    seal_all()  # as `idp audit seal`, until the shared server's older transactions let it
     keys.forget_jwks_cache()
     jwks = client.get("/jwks.json").json
     assert len(jwks["keys"]) >= 3  # the signing RS256 key and both new ones
