@@ -213,9 +213,13 @@ def test_sigkill_of_a_worker_loses_nothing_acknowledged(cluster):
         db.engine.dispose()
     env = {**os.environ, **{f"IDP_{k.upper()}": str(v) for k, v in settings.items()},
            "IDP_ISSUER": f"http://127.0.0.1:{port}"}
+    # The server's log goes to a file: a pipe nobody reads fills after a few thousand
+    # access-log lines, and the workers then block on their next write (a hang that
+    # looked like a slow node).
+    server_log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     server = subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "idp.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.DEVNULL, stderr=server_log)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -297,3 +301,4 @@ def test_sigkill_of_a_worker_loses_nothing_acknowledged(cluster):
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+        server_log.close()
