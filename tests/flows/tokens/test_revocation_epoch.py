@@ -185,8 +185,9 @@ def test_the_listener_empties_b_s_cache_when_a_cut_off_commits(node_b, backend, 
     assert listener is not None and listener.listening.wait(30)
     warm(node_b, backend)  # cached again after the listener's first, empty-handed reset
     listener.heard.clear()
+    # (No check of B's cache here: a notification of the fixtures' own earlier commits may
+    # still arrive and empty it; what matters is what this commit makes B do.)
     clients.revoke_client(backend.client_id)
-    assert backend.client_id in cached_ids(node_b)  # not committed: nothing heard yet
     db.session.commit()
     assert listener.heard.wait(30)
     assert cached_ids(node_b) == set()
