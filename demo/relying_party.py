@@ -387,7 +387,8 @@ collection there. Other companies receive it only if you consent.</span></p>
 <table>{% for key, value in contributes.items() %}<tr><td><code>{{ key }}</code></td>
 <td><code>{{ value | tojson }}</code></td></tr>{% endfor %}</table>
 <form method="post" action="{{ url_for('contribute') }}"><input type="hidden" name="csrf"
- value="{{ csrf }}"><button class="btn">コンソーシアムへ提供 / Contribute</button></form></div>{% endif %}
+ value="{{ csrf }}"><button class="btn">コンソーシアムへ提供 / Contribute</button></form></div>
+{% endif %}
 <details><summary>ID トークン (raw) / Raw ID token</summary><p><code>{{ entry.id_token }}</code>
 </p></details>
 {% endif %}
