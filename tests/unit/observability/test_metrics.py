@@ -219,3 +219,79 @@ def test_audit_sealing_lag_is_the_age_of_the_oldest_unsealed_event(client):
         samples = scrape(client)
     assert value(samples, "machi_id_audit_sealing_lag_seconds") == 90
     assert value(samples, "machi_id_audit_unsealed_events") == 2
+
+
+@pytest.mark.parametrize("settings_overrides", [{"token_rate_limit": "3 per minute"}])
+def test_a_429_moves_the_refusal_counter_of_its_endpoint(client):
+    """Test that each 429 of the token endpoint's limit counts once under oauth.token, and the
+    answers the limit let through count nothing there."""
+    rp = factories.rp(grant_types=["client_credentials"], scopes=["touch_events"])
+    refusals = {"name": "machi_id_rate_limit_refusals_total", "endpoint": "oauth.token"}
+    issued = {"name": "machi_id_tokens_issued_total", "grant_type": "client_credentials",
+              "company": "other"}
+
+    def post():
+        return client.post("/token", data={"grant_type": "client_credentials"},
+                           auth=(rp.client_id, rp.client_secret)).status_code
+
+    before = scrape(client)
+    assert [post() for _ in range(3)] == [200, 200, 200]
+    let_through = scrape(client)
+    assert value(let_through, **refusals) == value(before, **refusals)
+    assert [post() for _ in range(2)] == [429, 429]
+    after = scrape(client)
+    assert value(after, **refusals) - value(before, **refusals) == 2
+    assert value(after, **issued) - value(before, **issued) == 3
+    answered_429 = {"name": "machi_id_http_requests_total", "endpoint": "oauth.token",
+                    "method": "POST", "status": "429"}
+    assert value(after, **answered_429) - value(before, **answered_429) == 2
+    other = {"name": "machi_id_rate_limit_refusals_total", "endpoint": "oauth.introspect"}
+    assert value(after, **other) == value(before, **other)
+
+
+def test_outbox_and_signing_key_gauges_have_their_values(client):
+    """Test that the outbox gauges count waiting and dead messages per kind, that the age is the
+    oldest *waiting* message's (a dead letter's age is not), and that the key age is the newest
+    key's in each state, beside the number of keys in it."""
+    from freezegun import freeze_time
+
+    from idp.keys import service as keys
+    from idp.outbox.models import DEAD
+    from idp.outbox.models import OutboxMessage
+    with freeze_time("2026-12-03 09:00:00+00:00") as clock:
+        keys.ensure_keys()
+        given_up = outbox.enqueue("mail", "gave-up@example.jp", {"n": 0})
+        db.session.commit()
+        clock.tick(20)
+        outbox.enqueue("mail", "a@example.jp", {"n": 1})
+        db.session.commit()
+        clock.tick(30)
+        outbox.enqueue("mail", "b@example.jp", {"n": 2})
+        db.session.get(OutboxMessage, given_up.id).status = DEAD
+        db.session.commit()
+        clock.tick(70)
+        samples = scrape(client)
+        for immediately, seconds in ((True, 10), (True, 5), (False, 5)):
+            keys.rotate(immediately=immediately)
+            db.session.commit()
+            clock.tick(seconds)
+        rotated = scrape(client)
+
+    assert value(samples, "machi_id_outbox_pending", kind="mail") == 2
+    assert value(samples, "machi_id_outbox_dead", kind="mail") == 1
+    assert value(samples, "machi_id_outbox_oldest_pending_age_seconds", kind="mail") == 100
+    for kind in ("backchannel_logout", "security_event"):
+        assert (("kind", kind),) in samples["machi_id_outbox_pending"]
+        assert value(samples, "machi_id_outbox_pending", kind=kind) == 0
+        assert value(samples, "machi_id_outbox_oldest_pending_age_seconds", kind=kind) == 0
+    algs = {dict(labels)["alg"] for labels in samples["machi_id_signing_key_age_seconds"]}
+    assert "RS256" in algs
+    for alg in algs:
+        assert value(samples, "machi_id_signing_key_age_seconds", alg=alg, state="active") == 120
+        assert value(samples, "machi_id_signing_keys", alg=alg, state="active") == 1
+        # 140 s in: the first key (0 s) and the second (120 s) retired, the third (130 s)
+        # signs, the fourth (135 s) is published and signs a day later.
+        for state, age, count in (("active", 10, 1), ("retired", 20, 2), ("published", 5, 1)):
+            assert value(rotated, "machi_id_signing_key_age_seconds", alg=alg,
+                         state=state) == age, state
+            assert value(rotated, "machi_id_signing_keys", alg=alg, state=state) == count, state
