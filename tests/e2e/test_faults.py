@@ -6,7 +6,7 @@
   started for real).
 - ``/readyz`` turns unready (503, naming the database) when the database stops,
   while ``/healthz`` stays 200, and ready again once it is back.
-- A gunicorn worker killed with SIGKILL in the middle of a load of touch-event
+- An `idp serve` (granian) worker killed with SIGKILL in the middle of a load of touch-event
   batches and token requests loses nothing it acknowledged.
 """
 
@@ -266,7 +266,7 @@ def test_sigkill_of_a_worker_loses_nothing_acknowledged(cluster):
         workers = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(server.pid)],  # noqa: S607
             capture_output=True, text=True).stdout.split()]
-        assert workers, "no gunicorn workers found"
+        assert workers, "no granian workers found"
         os.kill(workers[0], signal.SIGKILL)
         time.sleep(1.5)
         stop.set()
