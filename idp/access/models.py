@@ -245,6 +245,10 @@ class DeviceCode(Base):
     )
     decided_at: Mapped[dt.datetime | None]
     consumed_at: Mapped[dt.datetime | None]
+    # How the approving resident signed in on their phone (RFC 8176, as
+    # BrowserSession.amr), copied at approval: the device flow's ID token says it
+    # as the code flow's does. None on codes approved before the column existed.
+    amr: Mapped[list[str] | None]
 
     client = relationship("Client", lazy="joined")
     resident = relationship("Resident")
@@ -261,6 +265,17 @@ class DeviceCode(Base):
 
     def is_expired(self, now: dt.datetime | None = None) -> bool:
         return self.expires_at <= (now or utcnow())
+
+    # ---- the ID token's amr/acr, as AuthorizationCode's ------------------
+    def get_amr(self) -> list[str] | None:
+        """How the approving resident signed in, or None when that was not recorded
+        (a code approved by a node of the previous version): no claim then, rather
+        than a guess."""
+        return list(self.amr) if self.amr else None
+
+    def get_acr(self) -> str | None:
+        """``phr``/``phrh`` after a passkey sign-in (idp.security.passkeys), else none."""
+        return passkeys.acr_of(self.amr)
 
 
 class RevocationEpoch(Base):

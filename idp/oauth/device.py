@@ -232,12 +232,14 @@ class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
         raise NotImplementedError
 
 
-def decide(row: DeviceCode, resident, approve: bool) -> None:
-    """Record the resident's decision on a pending device authorization."""
+def decide(row: DeviceCode, resident, approve: bool, amr: list[str] | None = None) -> None:
+    """Record the resident's decision on a pending device authorization, and with an
+    approval how they signed in (``amr``, RFC 8176) for the kiosk's ID token."""
     now = utcnow()
     row.status = "approved" if approve else "denied"
     row.resident_id = resident.id
     row.decided_at = now
+    row.amr = list(amr) if approve and amr else None
     record(AuditTag.DEVICE_APPROVE if approve else AuditTag.DEVICE_DENY,
            resident_id=resident.id, client_id=row.client_id,
            company_id=row.client.company_id, scope=row.scope)

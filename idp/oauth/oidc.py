@@ -1,4 +1,4 @@
-"""OpenID Connect: ID tokens (code flow), userinfo, RP-initiated logout, RFC 9207.
+"""OpenID Connect: ID tokens (code and device flows), userinfo, RP-initiated logout, RFC 9207.
 
 Claims come from ``claims.claims_for`` for the token's scopes only, within the
 consent in force at the moment of release, with the company's pairwise `sub`;
@@ -43,6 +43,7 @@ from idp import config
 from idp.access import service as access
 from idp.access import sessions
 from idp.access.models import AuthorizationCode
+from idp.access.models import DeviceCode
 from idp.access.models import Token
 from idp.access.notices import sid_for
 from idp.access.subjects import existing_subject
@@ -165,7 +166,24 @@ class OpenIDCode(IDTokenSigning, _OpenIDCode):
 
 class DeviceIDToken(IDTokenSigning, OpenIDToken):
     """An ID token for a device-flow grant with ``openid``: the kiosk learns the
-    resident's pairwise `sub` for this company, nothing the resident did not approve."""
+    resident's pairwise `sub` for this company, nothing the resident did not approve,
+    and how the resident signed in on the phone that approved (``amr``, RFC 8176;
+    ``acr`` after a passkey), as the code flow's ID token says it.
+
+    Authlib adds ``amr``/``acr`` only from an authorization code; here they come from
+    the device code, which recorded them at approval (``device.decide``). RFC 8628's
+    device authorization request has no ``acr_values``: a kiosk cannot ask for a
+    passkey, it can only read what the resident used."""
+
+    def get_compatible_claims(self, request) -> dict:
+        claims = super().get_compatible_claims(request)
+        credential = getattr(request, "credential", None)
+        if isinstance(credential, DeviceCode):
+            if amr := credential.get_amr():
+                claims["amr"] = amr
+            if acr := credential.get_acr():
+                claims["acr"] = acr
+        return claims
 
 
 class UserInfoEndpoint(_UserInfoEndpoint):

@@ -23,12 +23,26 @@ def poll(client, kiosk, device_code):
                        auth=(kiosk.client_id, kiosk.client_secret))
 
 
-def approve(client, user_code, decision="allow", login=True):
-    """The resident's phone: enter the code, sign in, decide."""
+def enter_code(client, user_code):
+    """The resident's phone enters the code; the answer of /device/confirm (the consent
+    page, or a redirect to sign in first)."""
     page = client.get("/device", query_string={"user_code": user_code})
     response = client.post("/device", data={"user_code": user_code, "csrf_token": csrf(page.text)})
     assert response.status_code == 302, response.text
-    response = client.get(response.headers["Location"])
+    return client.get(response.headers["Location"])
+
+
+def decide(client, decision="allow"):
+    """The signed-in resident answers the consent page of /device/confirm."""
+    page = client.get("/device/confirm")
+    assert page.status_code == 200, page.text
+    return client.post("/device/confirm", data={"decision": decision,
+                                                "csrf_token": csrf(page.text)})
+
+
+def approve(client, user_code, decision="allow", login=True):
+    """The resident's phone: enter the code, sign in, decide."""
+    response = enter_code(client, user_code)
     if login and response.status_code == 302:
         assert "/login" in response.headers["Location"]
         login_page = client.get(response.headers["Location"])

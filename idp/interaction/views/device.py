@@ -114,7 +114,8 @@ def confirm():
                 links.grant(resident.id, client, requested, consent.scopes, expiry)
             else:
                 consent_service.record_denial(resident, client, requested)
-            device_flow.decide(row, resident, decision == "allow")
+            device_flow.decide(row, resident, decision == "allow",
+                               amr=flow.browser_session().amr)
             session.pop("device_code_id", None)
             session.pop("device_user_code", None)
             return render_template("device_done.html", approved=decision == "allow",

@@ -1,7 +1,7 @@
 """Passkeys in Debian's Chromium with its virtual authenticator (Chrome DevTools
 Protocol ``WebAuthn.addVirtualAuthenticator``): add one at /account/security, sign in
 from the login page, inside the demo app's code flow and inside the device flow,
-remove it; axe on the pages that offer passkeys.
+remove it; axe on the pages that offer passkeys (residents' and the console's).
 
 WebAuthn refuses an IP address as relying-party id, so the IdP is named
 ``localhost`` here (``idp`` below), not 127.0.0.1.
@@ -197,6 +197,59 @@ def test_passkey_pages_are_axe_clean(browser, shot, idp, lang):
         page.goto(f"{idp}/account/security")
         shot(page, f"{lang}-security")
         found += [v for v in axe_run(page, "security") if v["impact"] in ("serious", "critical")]
+        assert found == []
+    finally:
+        context.close()
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed")
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_passkey_offers_and_the_admin_passkey_page_are_axe_clean(browser, shot, idp, lang):
+    """Test with axe-core the passkey offer on /register/done, the console's login page
+    with its passkey button, and /admin/passkeys without and with a passkey listed."""
+    from tests.helpers.admin import enrolled_admin  # noqa: PLC0415
+
+    factories.resident()
+    db.session.commit()
+    admin = enrolled_admin()
+    db.session.rollback()
+    context = browser.new_context(bypass_csp=True, locale="ja-JP" if lang == "ja" else "en-US",
+                                  viewport={"width": 390, "height": 844})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    found: list[dict] = []
+
+    def check(name, shown='[data-passkey="register"]'):
+        page.wait_for_selector(shown, state="visible")  # the passkey offer is on screen
+        assert page.locator("html").get_attribute("lang") == lang, (name, page.url)
+        shot(page, f"{lang}-{name}")
+        found.extend(v for v in axe_run(page, f"{lang} {name}")
+                     if v["impact"] in ("serious", "critical"))
+
+    try:
+        authenticator(page)
+        page.goto(f"{idp}/lang/{lang}")
+        page.goto(f"{idp}/login")
+        sign_in(page)
+        page.wait_for_url(re.compile(r"/$|/account"))
+        page.goto(f"{idp}/register/done")
+        check("register-done-passkey-offer")
+
+        page.context.clear_cookies()
+        page.goto(f"{idp}/lang/{lang}")
+        page.goto(f"{idp}/admin/login")
+        check("admin-login-passkey", shown='[data-passkey="signin"]')
+        page.locator("#email").fill(admin.email)
+        page.locator("#password").fill(admin.password)
+        page.locator("#code").fill(admin.code())
+        page.locator("form.form button[type=submit]").first.click()
+        page.wait_for_url(re.compile(r"/admin/$"))
+        page.goto(f"{idp}/admin/passkeys")
+        assert page.locator('[data-passkey="list"] > li').count() == 0
+        check("admin-passkeys-empty")
+        page.locator('[data-passkey="register"]').click()
+        page.wait_for_selector('[data-passkey="list"] > li')
+        check("admin-passkeys-listed")
         assert found == []
     finally:
         context.close()

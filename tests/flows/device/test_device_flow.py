@@ -25,7 +25,10 @@ from tests.factories import csrf
 from tests.helpers.device import GRANT
 from tests.helpers.device import approve
 from tests.helpers.device import authorize
+from tests.helpers.device import decide
+from tests.helpers.device import enter_code
 from tests.helpers.device import poll
+from tests.helpers.oauth import jwt_claims
 
 
 @pytest.fixture
@@ -413,3 +416,82 @@ def test_new_terms_must_be_accepted_before_a_device_approval(client, kiosk):
     response = client.get(response.headers["Location"])
     assert response.status_code == 302 and "/terms" in response.headers["Location"]
     assert poll(client, kiosk, body["device_code"]).json["error"] == "authorization_pending"
+
+
+# ---- how the resident signed in: amr/acr in the kiosk's ID token (RFC 8176) -----------
+
+def device_code_row(device_code: str) -> DeviceCode:
+    from idp import secrets  # noqa: PLC0415
+    db.session.expire_all()
+    return db.session.scalar(select(DeviceCode).where(
+        DeviceCode.device_code_digest == secrets.digest(device_code)))
+
+
+def test_a_password_approval_gives_amr_pwd_and_no_acr(client, kiosk):
+    """Test that the ID token says pwd, as the code flow's would, and earns no acr."""
+    body = authorize(client, kiosk)
+    approve(client, body["user_code"])
+    assert device_code_row(body["device_code"]).amr == ["pwd"]
+    claims = jwt_claims(poll(client, kiosk, body["device_code"]).json["id_token"])
+    assert claims["amr"] == ["pwd"]
+    assert "acr" not in claims
+
+
+def test_a_password_and_totp_approval_gives_amr_mfa(client, kiosk):
+    """Test that a sign-in with the second factor on the phone reaches the kiosk as
+    pwd+otp+mfa, still without acr (a code can be relayed by a look-alike site)."""
+    import pyotp  # noqa: PLC0415
+
+    from idp.accounts.models import Resident  # noqa: PLC0415
+
+    resident = db.session.scalar(select(Resident).where(Resident.email == "hanako@example.jp"))
+    resident.totp_secret, resident.totp_enabled_at = pyotp.random_base32(), dt.datetime.now(dt.UTC)
+    db.session.commit()
+    body = authorize(client, kiosk)
+    response = enter_code(client, body["user_code"])
+    login_page = client.get(response.headers["Location"])
+    next_url = re.search(r'name="next" value="([^"]+)"', login_page.text).group(1)
+    response = client.post("/login", data={"email": "hanako@example.jp",
+                                           "password": factories.PASSWORD, "next": next_url,
+                                           "csrf_token": csrf(login_page.text)})
+    assert response.headers["Location"].endswith("/login/second-factor")
+    page = client.get("/login/second-factor")
+    response = client.post("/login/second-factor", data={
+        "code": pyotp.TOTP(resident.totp_secret).now(), "action": "verify",
+        "csrf_token": csrf(page.text)})
+    assert response.headers["Location"].endswith("/device/confirm")
+    assert decide(client).status_code == 200
+    claims = jwt_claims(poll(client, kiosk, body["device_code"]).json["id_token"])
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+    assert "acr" not in claims
+
+
+def test_a_decline_records_no_amr(client, kiosk):
+    """Test that only an approval keeps how the resident signed in."""
+    body = authorize(client, kiosk)
+    approve(client, body["user_code"], decision="deny")
+    assert device_code_row(body["device_code"]).amr is None
+
+
+def test_a_code_approved_without_amr_gets_no_amr_rather_than_a_guess(client, kiosk):
+    """Test that a code approved by a node of the previous version (no amr recorded:
+    the column is new) yields an ID token without amr or acr, not an invented pwd."""
+    body = authorize(client, kiosk)
+    approve(client, body["user_code"])
+    device_code_row(body["device_code"]).amr = None
+    db.session.commit()
+    claims = jwt_claims(poll(client, kiosk, body["device_code"]).json["id_token"])
+    assert claims["sub"] and "amr" not in claims and "acr" not in claims
+
+
+def test_acr_values_are_not_a_device_authorization_parameter(client, kiosk):
+    """Test that acr_values sent to /device_authorization (RFC 8628 §3.1 has no such
+    parameter) change nothing and are never answered with an acr the sign-in did not earn."""
+    response = client.post("/device_authorization",
+                           data={"scope": "openid touch_events", "acr_values": "phrh"},
+                           auth=(kiosk.client_id, kiosk.client_secret))
+    assert response.status_code == 200, response.text
+    approve(client, response.json["user_code"])
+    claims = jwt_claims(poll(client, kiosk, response.json["device_code"]).json["id_token"])
+    assert claims["amr"] == ["pwd"]
+    assert "acr" not in claims

@@ -318,6 +318,44 @@ def test_passkey_sign_in_continues_the_device_flow(client, resident):
     assert off_site.json["redirect"] == "/"
 
 
+def device_flow_claims(client, authenticator) -> dict:
+    """A kiosk asks for a code; the resident signs in on the phone with the passkey and
+    allows; the claims of the ID token the kiosk's poll gets."""
+    from idp.kiosk import service as kiosks  # noqa: PLC0415
+    from tests.helpers import device  # noqa: PLC0415
+
+    client_row, secret, _ = kiosks.create_kiosk(factories.company("C社"), "北2条広場サイネージ",
+                                                "北2条西4丁目 交差点広場")
+    db.session.commit()
+    kiosk = factories.RP(client_row.id, secret, client_row.company, redirect_uri="")
+    body = device.authorize(client, kiosk)
+    assert "/login" in device.enter_code(client, body["user_code"]).headers["Location"]
+    signed = passkey_sign_in(client, authenticator, next="/device/confirm")
+    assert signed.json["redirect"] == "/device/confirm"
+    assert device.decide(client).status_code == 200
+    polled = device.poll(client, kiosk, body["device_code"])
+    assert polled.status_code == 200, polled.text
+    return jwt_claims(polled.json["id_token"])
+
+
+def test_passkey_sign_in_in_the_device_flow_sets_amr_and_acr(client, resident):
+    """Test that the kiosk's ID token says how the resident signed in on the phone:
+    amr hwk/user/mfa and acr phrh, as in the code flow."""
+    claims = device_flow_claims(client, enrolled(client, resident))
+    assert claims["amr"] == ["hwk", "user", "mfa"]
+    assert claims["acr"] == "phrh"
+
+
+def test_a_synced_passkey_in_the_device_flow_is_swk_and_phr(client, resident):
+    """Test that a backup-eligible passkey reaches the kiosk as swk and earns only phr."""
+    sign_in(client)
+    authenticator = add_passkey(client, SoftAuthenticator(backup_eligible=True, backed_up=True))
+    client.post("/logout", data={"csrf_token": _csrf(client, "/logout")})
+    claims = device_flow_claims(client, authenticator)
+    assert claims["amr"] == ["swk", "user", "mfa"]
+    assert claims["acr"] == "phr"
+
+
 def test_registration_offers_a_passkey_once_the_address_is_verified(client, resident):
     """Test that the page showing the new consortium ID offers to add a passkey."""
     sign_in(client)
