@@ -71,6 +71,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         metrics.watch_pool(db.engine)
+        database.ping_idle_connections(db.engine)
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
@@ -130,8 +131,8 @@ def _engine_options(settings: Settings) -> dict[str, Any]:
     if settings.sqlalchemy_url.startswith("sqlite"):
         # Writers wait for each other instead of failing with "database is locked".
         return {"connect_args": {"timeout": 30}, "hide_parameters": True}
-    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5},
-            "hide_parameters": True}
+    # No pool_pre_ping: idle connections are pinged at checkout instead (idp.db).
+    return {"connect_args": {"connect_timeout": 5}, "hide_parameters": True}
 
 
 def _template_context(app: Flask, settings: Settings) -> None:

@@ -101,7 +101,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(SQLAlchemyTimeoutError)
     def database_unavailable(error: Exception):
         """The database is down or unreachable: 503, and the pool heals itself
-        (pre-ping replaces dead connections once it is back)."""
+        (a disconnect invalidates the pool, and idle connections are pinged at
+        checkout: idp.db.ping_idle_connections)."""
         # The endpoint, not the path: a path may hold a resident's id (idp.logs).
         log.error("database unavailable on %s %s: %s", request.method, request.endpoint,
                   type(error).__name__)

@@ -141,6 +141,11 @@ CURRENT_XID = literal_column("pg_current_xact_id()::text::bigint")
 SNAPSHOT_XMIN = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
+# Constant statements: their cache keys are computed once, not per audited request.
+_INSERT = EVENTS.insert()
+_INSERT_XID = EVENTS.insert().values(xid=CURRENT_XID)
+
+
 def append(session: Session, events: Iterable[AuditEvent]) -> None:
     """Write ``events`` as unsealed entries, in order: one INSERT (an executemany), no lock.
 
@@ -159,9 +164,7 @@ def append(session: Session, events: Iterable[AuditEvent]) -> None:
         event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
                                                 event.ip, event.user_agent)
         rows.append({name: getattr(event, name) for name in ENTRY_COLUMNS})
-    insert = EVENTS.insert()
-    if session.get_bind().dialect.name == "postgresql":
-        insert = insert.values(xid=CURRENT_XID)
+    insert = _INSERT_XID if session.get_bind().dialect.name == "postgresql" else _INSERT
     session.execute(insert, rows if len(rows) > 1 else rows[0])
 
 

@@ -155,6 +155,12 @@ def granted_at(row: Token) -> dt.datetime | None:
         select(func.min(Token.issued_at)).where(Token.family_id == row.family_id))
 
 
+# One constant statement: its cache key is computed once, not per request. The
+# revocation epoch rides along: the answer that hands out this token is given only
+# if no cut-off committed since the client was cached (idp.access.epoch).
+_INSERT = insert(Token.__table__).returning(Token.__table__.c.id, epoch.column())
+
+
 def save(token: dict, request) -> int:
     """Store an issued token (digests only) with its family and origin; returns its id.
 
@@ -188,11 +194,7 @@ def save(token: dict, request) -> int:
         "revoked_at": None,
         "released_claims": None,
     }
-    table = Token.__table__
-    # The revocation epoch rides along: the answer that hands out this token is
-    # given only if no cut-off committed since the client was cached (idp.access.epoch).
-    token_id, seen = db.session.execute(
-        insert(table).returning(table.c.id, epoch.column()), values).one()
+    token_id, seen = db.session.execute(_INSERT, values).one()
     epoch.seen(seen)
     tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
     record(tag, resident_id=values["resident_id"], client_id=client.id,

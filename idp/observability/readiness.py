@@ -2,7 +2,7 @@
 
 - ``database``: ``SELECT 1`` on the request's session, within ``readiness_timeout_ms``
   (PostgreSQL ``statement_timeout``; a dead server fails at connect,
-  ``connect_timeout``, and the pool's pre-ping); always rolled back.
+  ``connect_timeout``, or at the idle connection's ping); always rolled back.
 - ``migrations``: the database's Alembic revision is the code's head, or a revision
   this code does not know: a newer release has migrated, and migrations are
   expand-then-contract (docs/operations.md), so the previous release's nodes keep
