@@ -23,9 +23,11 @@ from sqlalchemy import text
 app = Flask(__name__)
 engine = None
 if os.environ.get("BENCH_HELLO_DB"):
-    # The options idp.create_app gives a PostgreSQL engine.
-    engine = create_engine(os.environ["BENCH_HELLO_DB"], pool_pre_ping=True,
-                           connect_args={"connect_timeout": 5})
+    # The options idp.create_app gives a PostgreSQL engine, and its idle-only ping.
+    from idp.db import ping_idle_connections
+
+    engine = create_engine(os.environ["BENCH_HELLO_DB"], connect_args={"connect_timeout": 5})
+    ping_idle_connections(engine)
 
 
 @app.get("/")
