@@ -53,6 +53,13 @@ def test_discovery_claims_are_the_registry_claims():
                                      "registered_data"}
 
 
+def test_continued_access_is_the_one_opt_in_item_of_the_registry():
+    """Test that the consent screen's opt-in items come from the registry: continued access
+    only, which is neither required nor ticked by default (the consent view reads it there)."""
+    assert scopes.opt_in() == items.OPT_IN_SCOPES == {"offline_access"}
+    assert not scopes.opt_in() & scopes.required()
+
+
 def test_clients_may_be_registered_for_the_registry_scopes_only():
     """Test that client validation accepts the registry's own scopes and nothing else."""
     assert validation.SCOPES == OWN == scopes.registrable()
