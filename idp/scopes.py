@@ -13,7 +13,8 @@ else derives from here, so a new scope is one entry:
 - the authorization server's unknown-scope check and the client-credentials
   refusal of resident scopes (``known``, ``about_resident``);
 - reading ``profile``/``address`` as our finer scopes (``expand``);
-- the consent screen's items and their order (``consent_items``, ``required``);
+- the consent screen's items, their order and which start unticked
+  (``consent_items``, ``required``, ``opt_in``);
 - claims release (``claims``) and the history's claim → item mapping;
 - discovery's ``scopes_supported`` (``supported``) and ``claims_supported``
   (``supported_claims``).
@@ -71,6 +72,9 @@ class Scope:
                           scope, which the screen shows as the scopes it covers
     - ``required``        a resident cannot untick it (without ``openid`` there
                           is no sign-in)
+    - ``opt_in``          its box starts unticked unless the consent in force grants
+                          it: a service keeping access while the resident is signed
+                          out is never the default
     - ``about_resident``  it makes no sense without a resident, so it cannot be
                           asked with client_credentials
     - ``covers``          a standard scope: the finer scopes it is read as
@@ -83,6 +87,7 @@ class Scope:
     detail: object = None
     claims: tuple[str, ...] = ()
     required: bool = False
+    opt_in: bool = False
     about_resident: bool = True
     covers: tuple[str, ...] = ()
     requestable: bool = True
@@ -137,7 +142,8 @@ SCOPES: tuple[Scope, ...] = (
           requestable=False),
     Scope("offline_access", _l("Continued access"),
           _l("The service may keep receiving the items above while you are signed out, "
-             "until you withdraw consent.")),
+             "until you withdraw consent."),
+          opt_in=True),
     Scope("touch_events", _l("Touch history"),
           _l("When and which content you touch on the consortium's signage kiosks."),
           about_resident=False),
@@ -233,6 +239,11 @@ def is_about_resident(name: str) -> bool:
 def required() -> frozenset[str]:
     """Scopes a resident cannot untick."""
     return frozenset(s.name for s in SCOPES if s.required)
+
+
+def opt_in() -> frozenset[str]:
+    """The scopes whose consent box starts unticked (``Scope.opt_in``)."""
+    return frozenset(s.name for s in SCOPES if s.opt_in)
 
 
 def consent_items(requested: Iterable[str] | None = None) -> list[Scope]:

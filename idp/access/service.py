@@ -21,6 +21,8 @@ account deletion                  both, then ``forget_resident`` deletes the row
 declining the terms               ``end_sessions``
 an admin signs a resident out     both
 signing out, RP-initiated logout  ``end_sessions(session=this one)``
+a page signs its browser out      ``end_sessions(session=this one)``
+                                  (``idp.interaction.flow.sign_out``)
 consent withdrawn                 ``revoke_grants(resident=, client=)``
 client revoked                    ``revoke_grants(client=)``
 client secret rotated, leaked     ``revoke_grants(client=)``

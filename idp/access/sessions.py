@@ -54,10 +54,3 @@ def load_session(sid: str | None) -> BrowserSession | None:
     return row
 
 
-def end_session(sid: str | None, **audit) -> BrowserSession | None:
-    """End the browser's session; ``audit`` adds context (e.g. the client that asked)."""
-    row = load_session(sid)
-    if row is not None:
-        row.ended_at = utcnow()
-        record(AuditTag.LOGOUT, resident_id=row.resident_id, **audit)
-    return row

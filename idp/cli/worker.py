@@ -51,7 +51,7 @@ def group(ctx: click.Context, once: bool, interval: int, seal_interval: float,
         return
     click.echo(f"sealing the audit trail every {seal_interval:g} s, delivering the outbox "
                f"every {interval} s (Ctrl-C stops)", err=True)
-    every = app.extensions["idp.settings"].monitoring_interval_minutes * 60
+    every = ctx.obj.settings.monitoring_interval_minutes * 60
     last = delivered = float("-inf")
     try:
         while True:

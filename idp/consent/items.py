@@ -19,6 +19,7 @@ from idp.proofing import service as proofing
 
 # Scopes a resident cannot untick: without `openid` there is no sign-in.
 REQUIRED_SCOPES = scopes.required()
+OPT_IN_SCOPES = scopes.opt_in()
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,12 @@ from flask import session
 from flask import url_for
 
 from idp import secrets
+from idp.access import service as access
 from idp.access import sessions
 from idp.access.models import BrowserSession
 from idp.accounts.models import Resident
+from idp.audit.service import record
+from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.consent import service as consent_service
 from idp.exchange import links
@@ -69,8 +72,15 @@ def sign_in(resident: Resident, amr: list[str] | None = None) -> BrowserSession:
     return row
 
 
-def sign_out() -> None:
-    sessions.end_session(session.get("sid"))
+def sign_out(reason: str) -> None:
+    """Sign this browser out. A session still live ends through the one way to end
+    access (``access.end_sessions``): the clients it signed in to are told, like at
+    any other cut-off. After a cut-off that ended every session already (terms
+    declined, deletion) only the cookie is left to forget."""
+    row = sessions.load_session(session.get("sid"))
+    if row is not None:
+        access.end_sessions(row.resident_id, reason, session=row)
+        record(AuditTag.LOGOUT, resident_id=row.resident_id, reason=reason)
     session.clear()
     g.idp_browser_session = None
 

@@ -1,7 +1,8 @@
 """Scope → claims. Pure functions: what a resident's data looks like to a client.
 
-Which claims each scope releases is the scope registry's (``idp.scopes``); the
-values, read from the resident, are here:
+Which claims each scope releases is the scope registry's (``idp.scopes``,
+``Scope.claims``): ``claims_for`` walks it. How each claim's value is read from
+the resident is here (``VALUES``):
 
 - ``name``        name, family_name, given_name, family_name#ja-Kana-JP, given_name#ja-Kana-JP
 - ``birth_year``  birthdate as "YYYY" (OIDC Core §5.1 allows a year alone)
@@ -16,9 +17,11 @@ values, read from the resident, are here:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
+from idp import scopes as registry
 from idp.accounts.service import full_name
 
 # The marker in AuthorizationCode.claims of a request whose ID token must carry auth_time.
@@ -28,30 +31,40 @@ AUTH_TIME = "auth_time"
 # carries it whenever the scopes are covered.
 REGISTERED_DATA = "registered_data"
 
+def _birthdate(resident: Any) -> str | None:
+    return f"{resident.birth_year:04d}" if resident.birth_year is not None else None
+
+
+def _address(resident: Any) -> dict[str, str] | None:
+    address = {"postal_code": resident.postal_code, "locality": resident.locality}
+    return {k: v for k, v in address.items() if v} or None
+
+
+# How each claim the registry names (``Scope.claims``) is read from a resident. A new
+# claim in the registry needs its reader here; tests/unit/test_scopes.py fails until it
+# has one, rather than a resident's first request.
+VALUES: dict[str, Callable[[Any], Any]] = {
+    "name": lambda r: full_name(r.family_name, r.given_name),
+    "family_name": lambda r: r.family_name,
+    "given_name": lambda r: r.given_name,
+    "family_name#ja-Kana-JP": lambda r: r.family_name_kana,
+    "given_name#ja-Kana-JP": lambda r: r.given_name_kana,
+    "birthdate": _birthdate,
+    "gender": lambda r: r.gender,
+    "email": lambda r: r.email,
+    "email_verified": lambda r: bool(r.email_verified),
+    "address": _address,
+}
+
+
 def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[str, Any]:
-    """The claims released for these scopes; empty values are left out (OIDC Core §5.3.2)."""
+    """The claims the registry names for these scopes, read from the resident; empty
+    values are left out (OIDC Core §5.3.2). ``sub`` is the pairwise subject."""
     scopes = set(scopes)
     claims: dict[str, Any] = {"sub": sub}
-    if "name" in scopes:
-        claims.update({
-            "name": full_name(resident.family_name, resident.given_name),
-            "family_name": resident.family_name,
-            "given_name": resident.given_name,
-            "family_name#ja-Kana-JP": resident.family_name_kana,
-            "given_name#ja-Kana-JP": resident.given_name_kana,
-        })
-    if "birth_year" in scopes and resident.birth_year is not None:
-        claims["birthdate"] = f"{resident.birth_year:04d}"
-    if "gender" in scopes:
-        claims["gender"] = resident.gender
-    if "email" in scopes:
-        claims["email"] = resident.email
-        claims["email_verified"] = bool(resident.email_verified)
-    if "postal_code" in scopes:
-        address = {"postal_code": resident.postal_code, "locality": resident.locality}
-        address = {k: v for k, v in address.items() if v}
-        if address:
-            claims["address"] = address
+    for scope, names in registry.claims().items():
+        if scope in scopes:
+            claims.update({name: VALUES[name](resident) for name in names if name != "sub"})
     return {k: v for k, v in claims.items() if v is not None and v != ""}
 
 

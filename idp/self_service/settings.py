@@ -254,7 +254,7 @@ def delete():
         db.session.rollback()
         return render_template("account/delete.html",
                                error=_("The password is not correct. Nothing was deleted.")), 400
-    flow.sign_out()  # the session row is gone; drop the cookie's content too
+    flow.sign_out("account_deleted")  # the session row is gone; drop the cookie's content too
     mail.queue([goodbye])
     return render_template(
         "account/notice.html", title=_("Your consortium ID has been deleted"),

@@ -11,7 +11,6 @@ import json
 import pytest
 from sqlalchemy import select
 
-from idp.accounts import service as accounts
 from idp.accounts import statistics
 from idp.accounts.models import Resident
 from idp.citydata import attributes
@@ -19,43 +18,15 @@ from idp.citydata import export
 from idp.citydata.models import CitySeal
 from idp.extensions import db
 from idp.kiosk import service as kiosks
-from idp.kiosk.models import TouchEvent
 from idp.sensors import service as sensors
 from idp.sensors.models import SensorCount
 from tests import factories
 from tests.helpers import data_links
-
-JST = dt.timezone(dt.timedelta(hours=9))
-DAY = dt.date(2026, 11, 20)
-AT = dt.datetime(2026, 11, 20, 10, 15, tzinfo=JST)
-
-
-@pytest.fixture
-def kiosk_id(app):
-    company = factories.company("C社")
-    client, _, _ = kiosks.create_kiosk(company, "サイネージ", "北2条広場")
-    db.session.commit()
-    return client.id
-
-
-def residents(n, **profile):
-    ids = []
-    for _ in range(n):
-        defaults = dict(birth_year=1990, gender="female", locality="札幌市中央区")
-        defaults.update(profile)
-        row = accounts.create_resident(f"r{len(ids)}-{factories.token(4)}@example.jp",
-                                       factories.PASSWORD, accounts.Profile(**defaults))
-        ids.append(row.id)
-    db.session.commit()
-    return ids
-
-
-def touch(kiosk_id, resident_ids, at=AT, each=1):
-    for resident_id in resident_ids:
-        for _ in range(each):
-            db.session.add(TouchEvent(client_id=kiosk_id, resident_id=resident_id,
-                                      occurred_at=at, target="map"))
-    db.session.commit()
+from tests.helpers.citydata import AT
+from tests.helpers.citydata import DAY
+from tests.helpers.citydata import JST
+from tests.helpers.citydata import residents
+from tests.helpers.citydata import touch
 
 
 def stats(start=DAY, end=DAY, **options):

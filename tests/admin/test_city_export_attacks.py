@@ -13,13 +13,12 @@ from idp.accounts.models import Resident
 from idp.citydata import buckets
 from idp.citydata import export
 from idp.extensions import db
-from tests.admin.test_city_export import AT
-from tests.admin.test_city_export import DAY
-from tests.admin.test_city_export import JST
-from tests.admin.test_city_export import kiosk_id  # noqa: F401 (a fixture)
-from tests.admin.test_city_export import residents
-from tests.admin.test_city_export import touch
 from tests.helpers import data_links
+from tests.helpers.citydata import AT
+from tests.helpers.citydata import DAY
+from tests.helpers.citydata import JST
+from tests.helpers.citydata import residents
+from tests.helpers.citydata import touch
 
 NEXT_DAY = DAY + dt.timedelta(days=1)
 

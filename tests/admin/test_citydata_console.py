@@ -8,13 +8,12 @@ import io
 import json
 
 from idp.audit.tags import AuditTag
-from tests.admin.test_city_export import kiosk_id  # noqa: F401 (a fixture)
-from tests.admin.test_city_export import residents
-from tests.admin.test_city_export import touch
-from tests.admin.test_operations_report import events as audit_events
 from tests.helpers.admin import AdminBrowser
 from tests.helpers.admin import enrolled_admin
 from tests.helpers.admin import events
+from tests.helpers.citydata import events as audit_events
+from tests.helpers.citydata import residents
+from tests.helpers.citydata import touch
 
 PAGE = "/admin/city-data"
 

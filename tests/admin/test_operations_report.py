@@ -11,7 +11,6 @@ import json
 import pytest
 from freezegun import freeze_time
 
-from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.citydata import operations
 from idp.exchange.models import MonitoringAlert
@@ -20,16 +19,8 @@ from idp.outbox.models import DEAD
 from idp.outbox.models import OutboxMessage
 from tests import factories
 from tests.helpers import data_links
-
-MID_NOVEMBER = "2026-11-15T03:00:00Z"
-
-
-def events(tag, n, *, resident=None, **ids):
-    """n audit events of this tag in November, each by its own resident unless told."""
-    with freeze_time(MID_NOVEMBER):
-        for i in range(n):
-            record(tag, resident_id=resident or f"r{i:03d}{factories.token(6)}"[:16], **ids)
-    db.session.commit()
+from tests.helpers.citydata import MID_NOVEMBER
+from tests.helpers.citydata import events
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from idp.clients.validation import ClientError
 from idp.clients.validation import ClientSettings
 from idp.config import Settings
 from idp.consent import items
+from idp.oauth.claims import VALUES
 from idp.oauth.claims import claims_for
 from idp.oauth.discovery import metadata
 from idp.scopes import Scope
@@ -53,6 +54,13 @@ def test_discovery_claims_are_the_registry_claims():
                                      "registered_data"}
 
 
+def test_continued_access_is_the_one_opt_in_item_of_the_registry():
+    """Test that the consent screen's opt-in items come from the registry: continued access
+    only, which is neither required nor ticked by default (the consent view reads it there)."""
+    assert scopes.opt_in() == items.OPT_IN_SCOPES == {"offline_access"}
+    assert not scopes.opt_in() & scopes.required()
+
+
 def test_clients_may_be_registered_for_the_registry_scopes_only():
     """Test that client validation accepts the registry's own scopes and nothing else."""
     assert validation.SCOPES == OWN == scopes.registrable()
@@ -76,6 +84,13 @@ def test_each_scope_releases_the_claims_the_registry_names():
     """Test that claims release and the registry agree, scope by scope."""
     for name, claims in scopes.claims().items():
         assert set(claims_for(resident(), [name], "sub-1")) == {"sub", *claims}
+
+
+def test_every_claim_the_registry_names_has_one_reader():
+    """Test that release reads exactly the claims the registry names: each has a reader in
+    oauth/claims.py, and no reader is left for a claim no scope names any more."""
+    named = {c for claims in scopes.claims().values() for c in claims} - {"sub"}
+    assert set(VALUES) == named
 
 
 def test_standard_scopes_are_read_as_finer_ones():

@@ -10,6 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from idp.consent import service as consent_service
+from idp.consent.items import OPT_IN_SCOPES
 from idp.consent.items import REQUIRED_SCOPES
 from idp.consent.items import display_values
 from idp.consent.items import item_of
@@ -71,11 +72,6 @@ def _render_consent(uid: str, pending: Pending, status: int = 200):
     ), status
 
 
-# Ticked only when the resident chose it before: a service keeping access while the
-# resident is signed out is never the default.
-OPT_IN_SCOPES = frozenset({"offline_access"})
-
-
 def ticked(scope: str, previous: Consent | None) -> bool:
     """Whether an item's box starts ticked when a service asks (again).
 
@@ -88,7 +84,7 @@ def ticked(scope: str, previous: Consent | None) -> bool:
     declined = {item_of(s) for s in previous.declined_scopes} if previous is not None else set()
     if scope in declined:
         return False
-    if scope in OPT_IN_SCOPES:
+    if scope in OPT_IN_SCOPES:  # ticked only when the resident chose it before
         return previous is not None and previous.withdrawn_at is None \
             and scope in previous.scopes
     return True

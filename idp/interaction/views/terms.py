@@ -91,7 +91,7 @@ def terms():
         # Without the terms the ID cannot be used anywhere: every session of the
         # resident ends, and the services they signed in to are told.
         access.end_sessions(resident, "terms_declined")
-        flow.sign_out()
+        flow.sign_out("terms_declined")
         return response or render_template(
             "account/notice.html", title=_("You have signed out"),
             message=_("You cannot use your consortium ID without agreeing to the current terms "

@@ -14,12 +14,15 @@ from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 import pytest
+from flask import session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
+from idp.access.sessions import load_session
 from idp.accounts.models import Resident
 from idp.extensions import db
+from idp.interaction import flow
 from idp.terms import service as terms
 from tests import factories
 from tests.helpers.accounts import link_in
@@ -28,6 +31,7 @@ from tests.helpers.accounts import post_form
 from tests.helpers.admin import AdminBrowser
 from tests.helpers.admin import enrolled_admin
 from tests.helpers.admin import events
+from tests.helpers.app import flush_outbox
 from tests.helpers.oauth import RelyingParty
 from tests.helpers.oauth import ResidentBrowser
 from tests.helpers.oauth import jwt_claims
@@ -126,6 +130,16 @@ def consent_withdrawal(client, rp, cli, issued):
     assert response.status_code == 303
 
 
+def item_stopped(client, rp, cli, issued):
+    """The resident keeps the consent but stops sharing one item (``email``) with the
+    service: the token carrying it is revoked (``narrow_grants``), so the session it
+    was issued in is told, as for any other cut-off."""
+    response = post_form(client, "/account/consents", {
+        "client_id": rp.client_id, "item": "email", "confirm": "yes"},
+        action="/account/consents/item")
+    assert response.status_code == 303
+
+
 def client_revoked(client, rp, cli, issued):
     response = admin_browser(client).form(f"/admin/clients/{rp.client_id}",
                                           f"/admin/clients/{rp.client_id}/revoke",
@@ -160,6 +174,7 @@ PATHS = [
     (sign_out, "logout"),
     (rp_initiated_logout, "logout"),
     (consent_withdrawal, "consent_withdrawn"),
+    (item_stopped, "consent_narrowed"),
     (client_revoked, "client_revoked"),
     (company_suspended, "company_suspended"),
     (company_revoked, "company_revoked"),
@@ -187,3 +202,28 @@ def test_every_path_that_ends_access_sends_a_logout_token(client, rp, relying_pa
     deliveries = [e for e in events("oauth:backchannel_logout:delivery")
                   if e.data["reason"] == reason]
     assert deliveries and {e.data["result"] for e in deliveries} == {"delivered"}
+
+
+def test_signing_a_browser_out_ends_its_session_through_the_one_way(app, client, rp,
+                                                                    relying_party):
+    """Test that ``flow.sign_out`` on a browser whose session is still live ends it through
+    ``access.end_sessions``: the client receives a logout token for that session, audited
+    with the caller's reason; a second call finds nothing left to end and tells nobody."""
+    issued = tokens_for(client, rp, "openid")
+    with client.session_transaction() as cookie:
+        browser_sid = cookie["sid"]
+    with app.test_request_context():
+        session["sid"] = browser_sid
+        flow.sign_out("logout")
+        assert "sid" not in session
+        db.session.commit()  # the request's unit of work; delivery follows its end
+    (token,) = relying_party.tokens()
+    assert jwt_claims(token)["sid"] == jwt_claims(issued["id_token"])["sid"]
+    assert load_session(browser_sid) is None
+    assert [e.data["reason"] for e in events("oauth:backchannel_logout:delivery")] == ["logout"]
+    with app.test_request_context():
+        session["sid"] = browser_sid
+        flow.sign_out("logout")
+        db.session.commit()
+    flush_outbox()
+    assert len(relying_party.tokens()) == 1
