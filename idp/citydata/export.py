@@ -32,6 +32,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import case
+from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -74,6 +75,16 @@ def pseudonym(resident_id: str) -> str:
     key = current_app.config["SECRET_KEY"].encode("utf-8")
     mac = hmac.new(key, f"city:{resident_id}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """An account deletion: the resident's frozen contributions go (their values attached
+    to times and places could single them out again). Sealed counts stay, as numbers in
+    totals; a day, week or month computed later no longer counts them in those hours
+    (docs/city-export.md, "Limits")."""
+    deleted = db.session.execute(
+        delete(CityContribution).where(CityContribution.person == pseudonym(resident_id)))
+    return {"city_contributions_deleted": deleted.rowcount}
 
 
 def _area() -> dict:
