@@ -286,6 +286,7 @@ def test_a_kiosk_cannot_be_given_refresh_on_the_console(browser):
     refusal = events("admin:action:refused")[-1]
     assert refusal.data["action"] == "client:update"
     assert "offline_access" in refusal.data["reason"]
+    assert "cannot have the offline_access scope" in browser.client.get(page).text
 
 
 def test_rotate_the_secret(browser, client):
