@@ -14,6 +14,7 @@ from idp.admin.models import AdminFormToken
 from idp.admin.models import AdminSession
 from idp.audit.models import AuditEvent
 from idp.audit.models import AuditHead
+from idp.citydata.models import CityContribution
 from idp.citydata.models import CitySeal
 from idp.clients.models import Client
 from idp.clients.models import Company
@@ -44,6 +45,7 @@ __all__ = [
     "DataContract", "DataLink", "MonitoringAlert", "RegisteredRecord",
     "AdminSession", "AuditHead", "CompanyContract",
     "IdentityProofing",
+    "CityContribution",
     "CitySeal",
     "AuditEvent", "AuthorizationCode", "Base", "BrowserSession", "Client", "Company", "Consent",
     "ConsentReceipt", "DeviceCode", "Kiosk", "OutboxMessage", "PairwiseSubject", "RecoveryCode",

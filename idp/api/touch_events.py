@@ -29,10 +29,12 @@ def touch_events():
     payload = json_body()
     if payload is None:
         return not_json()
-    granted_at = tokens.granted_at(token)
-    # A device-flow token is a resident's session at a kiosk: it ends when idle or long.
+    origin = tokens.origin(token)
+    granted_at = origin.granted_at if origin is not None else None
+    # A family that began with the device flow is a resident's session at a kiosk, however
+    # its current token was issued (a refresh included): it ends when idle or long.
     session = (service.session_for(token.client_id, token.resident_id, granted_at)
-               if granted_at is not None and token.grant_type == service.DEVICE_CODE
+               if origin is not None and origin.grant_type == service.DEVICE_CODE
                else None)
     try:
         events = service.validate_batch(payload, not_before=granted_at, session=session)

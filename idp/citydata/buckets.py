@@ -65,6 +65,17 @@ def buckets(start: dt.date, end: dt.date, granularity: str,
     return out
 
 
+def hours(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The hours of the bucket [start, end): what every coarser bucket is made of."""
+    out = []
+    cursor = start.astimezone(TIMEZONE)
+    while cursor < end:
+        following = _next(cursor, "hour")
+        out.append((cursor, following))
+        cursor = following
+    return out
+
+
 def label(start: dt.datetime, granularity: str) -> str:
     """How the bucket is named in the export: its first instant, or its day/week/month."""
     local = start.astimezone(TIMEZONE)

@@ -21,14 +21,21 @@ identifier, pairwise subject, raw timestamp or content id leaves.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import datetime as dt
+import hashlib
+import hmac
 import io
 from collections import defaultdict
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import case
+from sqlalchemy import delete
+from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from idp import config
@@ -40,6 +47,7 @@ from idp.citydata import attributes
 from idp.citydata import buckets
 from idp.citydata import deidentify
 from idp.citydata.buckets import TIMEZONE
+from idp.citydata.models import CityContribution
 from idp.citydata.models import CitySeal
 from idp.clients.models import Client
 from idp.db import utcnow
@@ -50,7 +58,9 @@ from idp.sensors.models import Sensor
 from idp.sensors.models import SensorCount
 from idp.spreadsheet import SafeWriter
 
-METHOD = 1
+# 1: each granularity sealed from the live data at its first export. 2: hours are sealed
+# with their residents' contributions, and coarser buckets computed from those.
+METHOD = 2
 CSV_HEADER = ["area", "period", "measure", "dimension", "value", "count"]
 
 
@@ -58,18 +68,39 @@ class ExportError(ValueError):
     pass
 
 
+def pseudonym(resident_id: str) -> str:
+    """The resident in ``city_contributions``: HMAC-SHA-256 under the server secret, so
+    one resident's hours join into one person of a day, week or month, and the row
+    leads back to no one without the secret (``secret_key``)."""
+    key = current_app.config["SECRET_KEY"].encode("utf-8")
+    mac = hmac.new(key, f"city:{resident_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+
+
+def forget_resident(resident_id: str) -> dict[str, int]:
+    """An account deletion: the resident's frozen contributions go (their values attached
+    to times and places could single them out again). Sealed counts stay, as numbers in
+    totals; a day, week or month computed later no longer counts them in those hours
+    (docs/city-export.md, "Limits")."""
+    deleted = db.session.execute(
+        delete(CityContribution).where(CityContribution.person == pseudonym(resident_id)))
+    return {"city_contributions_deleted": deleted.rowcount}
+
+
 def _area() -> dict:
-    return {"touches": 0, "residents": set(), "left_out": set(),
-            "sensors": defaultdict(int)}
+    # people: resident → their breakdown values, or None if opted out of statistics.
+    return {"touches": 0, "sensors": defaultdict(int), "people": {}}
 
 
-def _compute(spans: list[tuple[dt.datetime, dt.datetime]],
+def _observe(spans: list[tuple[dt.datetime, dt.datetime]],
              now: dt.datetime) -> list[dict[str, Any]]:
-    """The counts of each bucket in ``spans`` (consecutive, in order), from the data as
-    it stands now."""
+    """What each bucket in ``spans`` (consecutive, in order) holds in the data as it
+    stands now: per area, touches, sensor counts by direction, and each resident behind
+    a touch with their breakdown values (None when opted out)."""
     starts = [start for start, _ in spans]
     begin, finish = spans[0][0], spans[-1][1]
     found: list[dict[str, dict]] = [defaultdict(_area) for _ in spans]
+    opted: dict[str, bool] = {}
 
     def index(at: dt.datetime) -> int:
         return bisect.bisect_right(starts, at) - 1
@@ -85,7 +116,8 @@ def _compute(spans: list[tuple[dt.datetime, dt.datetime]],
         cell = found[index(occurred_at)][location or name]
         cell["touches"] += 1
         if resident_id is not None:
-            cell["residents" if opted_in else "left_out"].add(resident_id)
+            cell["people"][resident_id] = None
+            opted[resident_id] = opted_in
     counts = db.session.execute(
         select(SensorCount.interval_start, SensorCount.direction, SensorCount.count,
                Sensor.location, Client.name)
@@ -98,58 +130,148 @@ def _compute(spans: list[tuple[dt.datetime, dt.datetime]],
     categories = attributes.statistics_categories()
     dimensions = [*attributes.PROFILE, *(c.key for c in categories)]
     sensitive = sorted(c.key for c in categories if c.sensitivity == "sensitive")
-    people = attributes.collect(
-        (rid for bucket in found for cell in bucket.values() for rid in cell["residents"]),
-        categories, now)
-    sealed = []
+    people = attributes.collect((rid for rid, counted in opted.items() if counted),
+                                categories, now)
+    observed = []
     for (start, _), bucket in zip(spans, found, strict=True):
         year = start.astimezone(TIMEZONE).year
-        areas = {}
-        for area, cell in sorted(bucket.items()):
-            breakdowns: dict[str, dict[str, int]] = {d: defaultdict(int) for d in dimensions}
-            for rid in cell["residents"]:
-                for dimension in dimensions:
-                    for value in people[rid].of(dimension, year):
-                        breakdowns[dimension][value] += 1
-            areas[area] = {"touches": cell["touches"], "residents": len(cell["residents"]),
-                           "left_out": len(cell["left_out"]),
-                           "sensors": dict(sorted(cell["sensors"].items())),
-                           "dimensions": {d: dict(sorted(v.items()))
-                                          for d, v in breakdowns.items() if v}}
-        sealed.append({"areas": areas, "sensitive": sensitive})
-    return sealed
+        for cell in bucket.values():
+            for rid in cell["people"]:
+                if opted[rid]:
+                    cell["people"][rid] = {d: people[rid].of(d, year) for d in dimensions}
+        observed.append({"areas": bucket, "sensitive": sensitive})
+    return observed
+
+
+def _counts(areas: dict[str, dict], sensitive: list[str]) -> dict[str, Any]:
+    """A bucket's counts (what is sealed): per area, touches, sensor counts, the residents
+    counted and left out, and the breakdown of those counted."""
+    out = {}
+    for area, cell in sorted(areas.items()):
+        counted = [values for values in cell["people"].values() if values is not None]
+        breakdowns: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for values in counted:
+            for dimension, items in values.items():
+                for value in items:
+                    breakdowns[dimension][value] += 1
+        out[area] = {"touches": cell["touches"], "residents": len(counted),
+                     "left_out": len(cell["people"]) - len(counted),
+                     "sensors": dict(sorted(cell["sensors"].items())),
+                     "dimensions": {d: dict(sorted(v.items()))
+                                    for d, v in breakdowns.items() if v}}
+    return {"areas": out, "sensitive": sensitive}
+
+
+def _compute(spans: list[tuple[dt.datetime, dt.datetime]],
+             now: dt.datetime) -> list[dict[str, Any]]:
+    """The counts of each bucket in ``spans``, from the data as it stands now (what an
+    export would publish without seals)."""
+    return [_counts(bucket["areas"], bucket["sensitive"]) for bucket in _observe(spans, now)]
+
+
+def _runs(spans: list[tuple[dt.datetime, dt.datetime]]) -> list[list[tuple]]:
+    """Consecutive spans grouped, to read each run with one query per table."""
+    runs: list[list[tuple[dt.datetime, dt.datetime]]] = []
+    for span in spans:
+        if runs and runs[-1][-1][1] == span[0]:
+            runs[-1].append(span)
+        else:
+            runs.append([span])
+    return runs
+
+
+def _freeze(start: dt.datetime, areas: dict[str, dict]) -> None:
+    """Keep what each resident contributed to the sealed hour ``start``."""
+    rows = [{"hour_start": start, "area": area, "person": pseudonym(rid), "values": values}
+            for area, cell in sorted(areas.items())
+            for rid, values in sorted(cell["people"].items())]
+    if rows:
+        db.session.execute(insert(CityContribution), rows)
+
+
+def _seal_hours(spans: list[tuple[dt.datetime, dt.datetime]],
+                now: dt.datetime) -> dict[dt.datetime, CitySeal]:
+    """The seal of every hour, sealing (once, with its contributions) those not sealed."""
+    starts = [start for start, _ in spans]
+    rows = {row.bucket_start: row for row in db.session.scalars(
+        select(CitySeal).where(CitySeal.granularity == "hour",
+                               CitySeal.bucket_start >= starts[0],
+                               CitySeal.bucket_start <= starts[-1]))}
+    for run in _runs([span for span in spans if span[0] not in rows]):
+        for (start, _), bucket in zip(run, _observe(run, now), strict=True):
+            rows[start] = _insert("hour", start, _counts(bucket["areas"], bucket["sensitive"]),
+                                  now, bucket["areas"])
+    # An hour sealed by method 1 kept no contributions: freeze them now, once (its
+    # published counts stay as sealed; docs/city-export.md, "Limits").
+    legacy = [(start, end) for start, end in spans if rows[start].method < 2]
+    for run in _runs(legacy):
+        for (start, _), bucket in zip(run, _observe(run, now), strict=True):
+            claimed = db.session.execute(
+                update(CitySeal).where(CitySeal.id == rows[start].id, CitySeal.method < 2)
+                .values(method=METHOD)).rowcount
+            if claimed == 1:
+                _freeze(start, bucket["areas"])
+    return rows
+
+
+def _from_hours(span: tuple[dt.datetime, dt.datetime],
+                hours: dict[dt.datetime, CitySeal]) -> dict[str, Any]:
+    """A day, week or month from its sealed hours only: touches and sensor counts added
+    up, and each resident counted once, as their first hour in the bucket froze them."""
+    start, end = span
+    areas: dict[str, dict] = defaultdict(_area)
+    sensitive: set[str] = set()
+    for row in hours.values():
+        if not start <= row.bucket_start < end:
+            continue
+        sensitive.update(row.counts.get("sensitive", []))
+        for area, counts in row.counts["areas"].items():
+            cell = areas[area]
+            cell["touches"] += counts["touches"]
+            for direction, count in counts["sensors"].items():
+                cell["sensors"][direction] += count
+    for area, person, values in db.session.execute(
+            select(CityContribution.area, CityContribution.person, CityContribution.values)
+            .where(CityContribution.hour_start >= start, CityContribution.hour_start < end)
+            .order_by(CityContribution.hour_start, CityContribution.id)):
+        areas[area]["people"].setdefault(person, values)
+    return _counts(areas, sorted(sensitive))
 
 
 def seal(spans: list[tuple[dt.datetime, dt.datetime]], granularity: str,
          now: dt.datetime | None = None) -> dict[dt.datetime, CitySeal]:
-    """The seal of every bucket, computing (once) those not sealed yet."""
+    """The seal of every bucket, computing (once) those not sealed yet: an hour from the
+    data as it stands, anything coarser from its hours' seals (``_from_hours``), so no
+    two granularities of one period can differ by a change made between their exports."""
     now = now or utcnow()
+    if granularity == "hour":
+        return _seal_hours(spans, now)
     starts = [start for start, _ in spans]
     rows = {row.bucket_start: row for row in db.session.scalars(
         select(CitySeal).where(CitySeal.granularity == granularity,
                                CitySeal.bucket_start >= starts[0],
                                CitySeal.bucket_start <= starts[-1]))}
     missing = [span for span in spans if span[0] not in rows]
-    # Compute runs of consecutive missing buckets with one query each.
-    runs: list[list[tuple[dt.datetime, dt.datetime]]] = []
+    if not missing:
+        return rows
+    hours = _seal_hours([hour for span in missing for hour in buckets.hours(*span)], now)
     for span in missing:
-        if runs and runs[-1][-1][1] == span[0]:
-            runs[-1].append(span)
-        else:
-            runs.append([span])
-    for run in runs:
-        for (start, _), counts in zip(run, _compute(run, now), strict=True):
-            rows[start] = _insert(granularity, start, counts, now)
+        rows[span[0]] = _insert(granularity, span[0], _from_hours(span, hours), now)
     return rows
 
 
-def _insert(granularity: str, start: dt.datetime, counts: dict, now: dt.datetime) -> CitySeal:
-    """Add a seal; when another export sealed the bucket meanwhile, theirs stands."""
+def _insert(granularity: str, start: dt.datetime, counts: dict, now: dt.datetime,
+            contributions: dict[str, dict] | None = None) -> CitySeal:
+    """Add a seal (an hour's with its contributions); when another export sealed the
+    bucket meanwhile, theirs stands."""
     row = CitySeal(granularity=granularity, bucket_start=start, counts=counts, method=METHOD,
                    sealed_at=now)
     try:
         with db.session.begin_nested():
             db.session.add(row)
+            db.session.flush()
+            if contributions is not None:
+                _freeze(start, contributions)
     except IntegrityError:
         return db.session.scalars(select(CitySeal).where(
             CitySeal.granularity == granularity, CitySeal.bucket_start == start)).one()

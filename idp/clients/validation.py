@@ -85,6 +85,20 @@ def check_contracts(company_id: str, scopes: list[str]) -> None:
             raise ClientError(f"scope {scope} refused: {reason}")
 
 
+def check_no_kiosk_refresh(grant_types: list[str], scopes: list[str]) -> None:
+    """A device-flow (kiosk) client never gets a refresh token: a resident's session at a
+    kiosk ends at ``kiosk_max_session`` whatever the vendor's kiosk does, and a refresh
+    would start a new access token past it (docs/kiosk.md §6)."""
+    if DEVICE_CODE not in grant_types:
+        return
+    if "refresh_token" in grant_types:
+        raise ClientError("a kiosk client (device_code grant) cannot have the refresh_token "
+                          "grant: a resident's session at a kiosk ends at kiosk_max_session")
+    if "offline_access" in scopes:
+        raise ClientError("a kiosk client (device_code grant) cannot have the offline_access "
+                          "scope: a resident's session at a kiosk ends at kiosk_max_session")
+
+
 def checked(settings: ClientSettings, public: bool) -> ClientSettings:
     client_name = name(settings.name, "client")
     grant_types = list(dict.fromkeys(settings.grant_types or ["authorization_code"]))
@@ -103,6 +117,7 @@ def checked(settings: ClientSettings, public: bool) -> ClientSettings:
         raise ClientError("the authorization_code grant needs at least one --redirect-uri")
     if public and "client_credentials" in grant_types:
         raise ClientError("a public client cannot use client_credentials")
+    check_no_kiosk_refresh(grant_types, scopes)
     for text, what in ((settings.purpose, "purpose"), (settings.purpose_en, "purpose_en")):
         if len(text or "") > 2000:
             raise ClientError(f"{what} must be at most 2000 characters")

@@ -178,7 +178,7 @@ def validate_batch(payload: Any, now: dt.datetime | None = None,
                    session: KioskSession | None = None) -> list[ValidEvent]:
     """Check a whole batch before anything is stored; the first problem rejects it all.
 
-    ``not_before`` is the grant of a resident's token (``oauth.tokens.granted_at``):
+    ``not_before`` is the grant of a resident's token (``oauth.tokens.origin``):
     a touch dated before the resident approved the kiosk was anonymous when it
     happened and must not be attached to them afterwards. ``session`` is the
     resident's session at the kiosk: a touch after it ended raises ``SessionEnded``.

@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from sqlalchemy import select
 
 from idp import config
@@ -184,6 +185,11 @@ class RefreshTokenGrant(WithinConsent, grants.RefreshTokenGrant):
                    company_id=client.company_id, family=row.family_id)
             return None
         if not row.refresh_usable(now):
+            return None
+        if row.grant_type == DEVICE_CODE_GRANT_TYPE or client.check_grant_type(
+                DEVICE_CODE_GRANT_TYPE):
+            # A kiosk session ends at kiosk_max_session: a refresh token a kiosk holds from
+            # before registration refused the combination is not honoured (docs/kiosk.md §6).
             return None
         # Read with the token; kept for generate_token (the consent cannot change
         # within this transaction). None: no resident, no consent involved.

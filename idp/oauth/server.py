@@ -137,7 +137,8 @@ def bearer_token():
 
 class TokenGenerator(BearerTokenGenerator):
     """Opaque random tokens; a refresh token only with ``offline_access``
-    (OIDC Core §11) and a client registered for the refresh_token grant."""
+    (OIDC Core §11) and a client registered for the refresh_token grant, and never
+    for a kiosk (device flow): its session ends at ``kiosk_max_session``."""
 
     def __init__(self, settings: Settings):
         super().__init__(
@@ -161,6 +162,10 @@ class TokenGenerator(BearerTokenGenerator):
             include_refresh_token
             and "offline_access" in scope_to_list(scope or "")
             and client.check_grant_type("refresh_token")
+            # Registration refuses the combination; a client row from before that
+            # rule still gets none (docs/kiosk.md §6).
+            and grant_type != DEVICE_CODE_GRANT_TYPE
+            and not client.check_grant_type(DEVICE_CODE_GRANT_TYPE)
         )
         return super().generate(grant_type, client, user=user, scope=scope,
                                 expires_in=expires_in,

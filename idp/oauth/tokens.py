@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -142,17 +141,29 @@ def presented(value: str, hint: str | None) -> PresentedToken | None:
     return None
 
 
-def granted_at(row: Token) -> dt.datetime | None:
-    """When the grant behind a resident's token first turned into tokens (a code
-    redeemed, a device code collected after the resident approved): the issuance of
-    the first token of its family, which rotation keeps. None for a token without a
-    resident. What the token records about the resident cannot predate it."""
+@dataclass(frozen=True)
+class Origin:
+    """How a resident's token family began: when, and by which grant."""
+
+    granted_at: dt.datetime
+    grant_type: str
+
+
+def origin(row: Token) -> Origin | None:
+    """When and how the grant behind a resident's token first turned into tokens (a
+    code redeemed, a device code collected after the resident approved): the first
+    token of its family, which rotation keeps. A refreshed token says
+    ``grant_type="refresh_token"``; what the family is (a session at a kiosk or not)
+    is the first token's grant. None for a token without a resident. What the token
+    records about the resident cannot predate it."""
     if row.resident_id is None:
         return None
     if row.grant_type != "refresh_token":
-        return row.issued_at  # the family's first token
-    return db.session.scalar(
-        select(func.min(Token.issued_at)).where(Token.family_id == row.family_id))
+        return Origin(row.issued_at, row.grant_type)  # the family's first token
+    first = db.session.execute(
+        select(Token.issued_at, Token.grant_type).where(Token.family_id == row.family_id)
+        .order_by(Token.issued_at, Token.id).limit(1)).one()
+    return Origin(first.issued_at, first.grant_type)
 
 
 # One constant statement: its cache key is computed once, not per request. The

@@ -18,7 +18,8 @@ After the password is re-entered, in one transaction:
 - touch events recorded against the resident lose their link
   (``resident_id`` NULL): they count as anonymous touches in the city
   aggregates, like those of passers-by who never signed in. No attribute
-  (birth year, gender, municipality) is kept with them;
+  (birth year, gender, municipality) is kept with them, and the resident's
+  frozen contributions to sealed hours of the city export are deleted;
 - the audit trail is de-identified (``audit.service.deidentify_resident``);
 - the resident row goes, which frees the email address;
 - the deletion itself is audited with counts only, no identifier.
@@ -42,6 +43,7 @@ from idp.accounts.profile import ProfileError
 from idp.audit import service as audit
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
+from idp.citydata import export as citydata
 from idp.consent import service as consent
 from idp.exchange import residents as exchange
 from idp.kiosk import service as kiosk
@@ -54,6 +56,7 @@ PARTS = [
     consent.forget_resident,    # consents_withdrawn; consents and receipts deleted
     access.forget_resident,     # tokens_revoked, pairwise_subjects_removed; codes, sessions
     kiosk.forget_resident,      # touch_events_anonymised
+    citydata.forget_resident,   # city_contributions_deleted (frozen hours of the city export)
     audit.forget_resident,      # audit_events_deidentified
     profile.forget_resident,    # recovery codes, then the resident row
 ]

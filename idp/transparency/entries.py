@@ -3,7 +3,9 @@ retention and contact, in Japanese and English (``/transparency``, ``/transparen
 
 Built from the registrations themselves (``idp.kiosk``, ``idp.sensors``): a kiosk or
 sensor registered by an admin appears here at once, and one moved appears where it is
-now. Revoked devices are gone from the list.
+now. Revoked devices, and those of a company suspended or revoked, are gone from the
+list: they record nothing (their tokens die with the suspension), so they are not in
+service; a reinstated company's devices come back.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def _retention_days(days: int) -> dict[str, str]:
     return {"ja": f"{days}日間保存します。", "en": f"Kept for {days} days."}
 
 
+def _in_service(client) -> bool:
+    """A device records only while its client and its company are active."""
+    return client.revoked_at is None and client.company.is_active
+
+
 def entries() -> list[Entry]:
     """Every kiosk and sensor in service, kiosks first, each in registration order."""
     consortium = config.settings().consortium_name
@@ -78,7 +85,7 @@ def entries() -> list[Entry]:
     kiosk_records = _kiosk_records()
     for kiosk in kiosks.kiosks():
         client = kiosk.client
-        if client.revoked_at is not None:
+        if not _in_service(client):
             continue
         found.append(Entry(
             kind="kiosk", anchor=f"kiosk-{client.id}", client_id=client.id, name=client.name,
@@ -88,7 +95,7 @@ def entries() -> list[Entry]:
             retention=KIOSK_RETENTION, contact=kiosk.contact or consortium))
     for sensor in sensors.sensors():
         client = sensor.client
-        if client.revoked_at is not None:
+        if not _in_service(client):
             continue
         found.append(Entry(
             kind="sensor", anchor=f"sensor-{client.id}", client_id=client.id, name=client.name,

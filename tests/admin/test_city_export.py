@@ -14,7 +14,9 @@ from sqlalchemy import select
 from idp.accounts import statistics
 from idp.accounts.models import Resident
 from idp.citydata import attributes
+from idp.citydata import buckets
 from idp.citydata import export
+from idp.citydata.models import CityContribution
 from idp.citydata.models import CitySeal
 from idp.extensions import db
 from idp.kiosk import service as kiosks
@@ -265,3 +267,44 @@ def test_csv_neutralises_formula_cells(app, start):
     assert f"'{start}cmd|' /C calc'!A0" in cells
     assert f"'{locality}" in cells or not start.isprintable()
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+def test_sealed_hours_freeze_their_residents_under_a_pseudonym(kiosk_id):
+    """Test that sealing an hour keeps, per resident behind its touches, a keyed
+    pseudonym (the same in every hour, never their id) and their values then; an
+    opted-out resident is kept without values."""
+    ids = residents(2)
+    statistics.set_statistics_opt_out(db.session.get(Resident, ids[1]), True)
+    db.session.commit()
+    touch(kiosk_id, ids)
+    touch(kiosk_id, ids[:1], at=AT + dt.timedelta(hours=1))
+    stats()
+    rows = db.session.scalars(select(CityContribution).order_by(
+        CityContribution.hour_start, CityContribution.person)).all()
+    assert len(rows) == 3 and {r.area for r in rows} == {"北2条広場"}
+    people = {r.person for r in rows}
+    assert people == {export.pseudonym(ids[0]), export.pseudonym(ids[1])}
+    assert not people & set(ids)
+    first = export.pseudonym(ids[0])
+    assert [r.values["gender"] for r in rows if r.person == first] == [["female"]] * 2
+    assert [r.values for r in rows if r.person != first] == [None]
+
+
+def test_an_hour_sealed_before_contributions_gets_them_once(kiosk_id):
+    """Test that an hour sealed by the previous method (no contributions) keeps its
+    published counts, and gets its contributions frozen once, at its first coarser use."""
+    touch(kiosk_id, residents(10))
+    spans = buckets.buckets(DAY, DAY, "hour", dt.datetime.now(JST).date())
+    now = dt.datetime.now(dt.UTC)
+    counts = export._compute(spans[10:11], now)[0]
+    db.session.add(CitySeal(granularity="hour", bucket_start=spans[10][0], counts=counts,
+                            method=1, sealed_at=now))
+    db.session.commit()
+    day = stats(granularity="day")["cells"]
+    assert [c["residents"] for c in day] == [10]
+    assert db.session.scalar(select(CitySeal).where(
+        CitySeal.bucket_start == spans[10][0], CitySeal.granularity == "hour")).method == 2
+    assert len(db.session.scalars(select(CityContribution)).all()) == 10
+    stats(granularity="day")
+    stats(DAY, DAY + dt.timedelta(days=1), granularity="day")
+    assert len(db.session.scalars(select(CityContribution)).all()) == 10

@@ -187,3 +187,108 @@ def test_a_bucket_sealed_meanwhile_is_not_sealed_twice(kiosk_id):  # noqa: F811
                            dt.datetime.now(dt.UTC))
     assert again.id == first.id and again.counts == {"areas": {}, "sensitive": []}
     assert export.city_stats(DAY, DAY, granularity="day")["cells"] == []
+
+
+# ---- 4. differencing across granularities ----------------------------------------------
+
+def changed(kiosk_id, change, target_id, record=None):  # noqa: F811 (not the fixture)
+    """One resident changes between two exports (or a late touch arrives)."""
+    target = db.session.get(Resident, target_id)
+    if change == "opt_out":
+        statistics.set_statistics_opt_out(target, True)
+    elif change == "late_touch":
+        touch(kiosk_id, residents(1, gender="male"), at=AT)
+    elif change == "record_disputed":
+        record.disputed_at = record.received_at
+    else:
+        target.gender = "female"
+    db.session.commit()
+
+
+def only_cell(cells):
+    (cell,) = [c for c in cells if c["residents"] is not None]
+    return cell
+
+
+@pytest.mark.parametrize("change", ["opt_out", "late_touch", "record_disputed",
+                                    "profile_changed"])
+def test_an_hourly_and_a_daily_export_cannot_be_subtracted(kiosk_id, change):  # noqa: F811
+    """Test the attack: "10 women, 10 men and the target man touch at 10:15 only. Export
+    the day hourly, let the target opt out (or change, or a late touch arrive), export
+    the same day daily, and subtract: the hour says 21 (11 men), the day 20 (10 men), so
+    the target was a man who opted out". The day is made of the hours as they were
+    sealed: it says what the hour said. Computed afresh, it would have given them away."""
+    source = data_links.setup_source(keys=("occupation",))
+    women = residents(10, gender="female")
+    men = residents(10, gender="male")
+    (target,) = residents(1, gender="male")
+    records = {rid: data_links.contribute(rid, source.company_id, source.contract_id,
+                                          "company_employee", category="occupation",
+                                          record_id=f"o-{rid}")
+               for rid in [*women, *men, target]}
+    touch(kiosk_id, [*women, *men, target])  # all at 10:15 JST, the only active hour
+    hour = only_cell(export.city_stats(DAY, DAY)["cells"])
+    assert hour["residents"] == 21 and hour["breakdowns"]["gender"] == {"female": 10,
+                                                                        "male": 11}
+    changed(kiosk_id, change, target, records[target])
+    day = only_cell(export.city_stats(DAY, DAY, granularity="day")["cells"])
+    assert day["residents"] == hour["residents"]
+    assert day["left_out"] == hour["left_out"]
+    assert day["touches"] == hour["touches"]
+    assert day["breakdowns"] == hour["breakdowns"]
+    # The attack is real: the day computed from the data as it stands now differs.
+    spans = buckets.buckets(DAY, DAY, "day", dt.datetime.now(JST).date())
+    fresh = export._compute(spans, dt.datetime.now(dt.UTC))[0]["areas"]["北2条広場"]
+    sealed = export.seal(spans, "day")[spans[0][0]].counts["areas"]["北2条広場"]
+    assert fresh != sealed
+
+
+def test_a_daily_and_then_an_hourly_export_agree(kiosk_id):  # noqa: F811
+    """Test the attack the other way round: the day first, the change, then the hours."""
+    (target, *others) = residents(21, gender="male")
+    touch(kiosk_id, [target, *others])
+    day = only_cell(export.city_stats(DAY, DAY, granularity="day")["cells"])
+    changed(kiosk_id, "opt_out", target)
+    hour = only_cell(export.city_stats(DAY, DAY)["cells"])
+    assert (hour["residents"], hour["left_out"], hour["breakdowns"]) == (
+        day["residents"], day["left_out"], day["breakdowns"])
+
+
+@pytest.mark.parametrize(("coarse", "start", "end"), [
+    ("week", dt.date(2026, 11, 16), dt.date(2026, 11, 22)),
+    ("month", dt.date(2026, 11, 1), dt.date(2026, 11, 30)),
+])
+def test_a_daily_and_a_coarser_export_cannot_be_subtracted(kiosk_id, coarse,  # noqa: F811
+                                                           start, end):
+    """Test the attack for week and month against day: the 20th exported daily, the
+    target opts out, then the week (or month) holding it. Nobody touched on another day,
+    so the week is the 20th as it was sealed."""
+    women = residents(10, gender="female")
+    (target, *men) = residents(11, gender="male")
+    touch(kiosk_id, [*women, *men, target])
+    day = only_cell(export.city_stats(DAY, DAY, granularity="day")["cells"])
+    changed(kiosk_id, "opt_out", target)
+    wide = only_cell(export.city_stats(start, end, granularity=coarse)["cells"])
+    assert (wide["residents"], wide["left_out"], wide["breakdowns"]) == (
+        day["residents"], day["left_out"], day["breakdowns"]) == (
+        21, None, day["breakdowns"])
+    assert day["breakdowns"]["gender"] == {"female": 10, "male": 11}
+
+
+def test_a_day_counts_each_resident_once_as_first_sealed(kiosk_id):  # noqa: F811
+    """Test that a resident in two hours of a day is one resident of the day, with the
+    values of their first hour; an opt-out between the sealing of two days shows in the
+    later day only (from then on), and the week counts them once as first sealed."""
+    regulars = residents(10, gender="female")
+    (target,) = residents(1, gender="male")
+    touch(kiosk_id, [*regulars, target])
+    touch(kiosk_id, [*regulars, target], at=AT + dt.timedelta(hours=2))
+    day = only_cell(export.city_stats(DAY, DAY, granularity="day")["cells"])
+    assert day["residents"] == 11 and day["touches"] == 22
+    changed(kiosk_id, "opt_out", target)
+    touch(kiosk_id, [*regulars, target], at=AT + dt.timedelta(days=1))
+    following = only_cell(export.city_stats(NEXT_DAY, NEXT_DAY, granularity="day")["cells"])
+    assert following["residents"] == 10
+    week = only_cell(export.city_stats(dt.date(2026, 11, 16), dt.date(2026, 11, 22),
+                                       granularity="week")["cells"])
+    assert week["residents"] == 11 and week["touches"] == 33

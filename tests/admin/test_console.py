@@ -264,6 +264,31 @@ def test_editing_a_revoked_client_is_refused_and_changes_nothing(browser):
     assert f"{page}/edit" not in browser.client.get(page).text
 
 
+def test_a_kiosk_cannot_be_given_refresh_on_the_console(browser):
+    """Test that the console refuses refresh_token/offline_access for a device-flow
+    client, at registration and at edit, with the reason; nothing changes."""
+    company_id = factories.company()
+    response = register(browser, company_id, redirect_uris="",
+                        grant_type=[kiosks.DEVICE_CODE, "refresh_token"],
+                        scope=["openid", "touch_events"])
+    assert response.status_code == 400
+    assert "cannot have the refresh_token grant" in response.text
+    assert db.session.scalar(select(Client)) is None
+    client, _secret, _ = kiosks.create_kiosk(company_id, "K", "北2条西4丁目")
+    db.session.commit()
+    page = f"/admin/clients/{client.id}"
+    response = browser.form(page, f"{page}/edit", name="K", redirect_uris="",
+                            grant_type=[kiosks.DEVICE_CODE, "client_credentials"],
+                            scope=["openid", "touch_events", "offline_access"], purpose="p")
+    assert response.status_code == 303
+    db.session.rollback()
+    assert "offline_access" not in db.session.get(Client, client.id).scopes
+    refusal = events("admin:action:refused")[-1]
+    assert refusal.data["action"] == "client:update"
+    assert "offline_access" in refusal.data["reason"]
+    assert "cannot have the offline_access scope" in browser.client.get(page).text
+
+
 def test_rotate_the_secret(browser, client):
     """Test that a new secret is shown once; the old one fails at once, the new one works."""
     rp = factories.rp(grant_types=["client_credentials"], scopes=["touch_events"],

@@ -60,3 +60,17 @@ def test_kiosks_create_needs_a_location_and_a_known_company(app, migrated):
     assert result.exit_code != 0
     db.session.rollback()
     assert db.session.scalars(select(Client)).all() == []
+
+
+def test_clients_create_refuses_a_kiosk_that_could_refresh(app, migrated):
+    """Test that a device-flow client with refresh_token or offline_access is refused with
+    the reason, and nothing is registered (a kiosk session ends at kiosk_max_session)."""
+    company = factories.company("C社")
+    for extra in (["--grant-type", "refresh_token"], ["--scope", "offline_access"]):
+        result = cli(migrated, "clients", "create", "--company", company, "--name", "K",
+                     "--grant-type", DEVICE, "--grant-type", "client_credentials",
+                     "--scope", "openid", "--scope", "touch_events", *extra, "--json")
+        assert result.exit_code != 0
+        assert "kiosk client (device_code grant) cannot have the" in result.output
+    db.session.rollback()
+    assert db.session.scalar(select(Client)) is None

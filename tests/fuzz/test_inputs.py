@@ -3,7 +3,7 @@
 NUL, lone surrogates, overlong values and deep nesting, mixed with ordinary
 values, sent to the protocol endpoints (token, revoke, introspect, device
 authorization), the forms people post (login, registration, admin sign-in, the
-device code form) and the touch-event API: never a 5xx. NUL and surrogates
+device code form) and the touch-event and sensor-count APIs: never a 5xx. NUL and surrogates
 reached PostgreSQL as 500s before, so run this under IDP_TEST_DATABASE_URL too
 (CI does). Each test stays well under 30 s.
 """
@@ -18,8 +18,12 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from sqlalchemy import func
+from sqlalchemy import select
 
 from idp.extensions import db
+from idp.sensors import service as sensors
+from idp.sensors.models import SensorCount
 from tests import factories
 from tests.factories import csrf
 from tests.helpers.admin import enrolled_admin
@@ -101,6 +105,53 @@ def test_protocol_endpoints_never_fail_on_hostile_forms(client, kiosk, path):
         db.session.rollback()
         response = post_form(client, path, data, **kwargs)
         assert response.mimetype == "application/json"
+
+    run()
+
+
+def test_sensor_counts_never_fail_on_hostile_json(app, client):
+    """Test that hostile JSON (deep nesting, NUL, lone surrogates, overlong strings, wrong
+    types in every member of a count) at the sensor-count API gets its JSON 4xx, never a
+    5xx, and stores nothing it refused."""
+    company = factories.company("C社")
+    sensor, secret, _ = sensors.create_sensor(company, "人流センサー",
+                                              sensors.Placement("北2条西4丁目"))
+    db.session.commit()
+    token = client.post("/token", data={"grant_type": "client_credentials",
+                                        "scope": "sensor_counts"},
+                        auth=(sensor.id, secret)).json["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(),
+                                         st.floats(allow_nan=False), hostile),
+                               lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(hostile, inner,
+                                                                       max_size=3)),
+                               max_leaves=8)
+    count = st.fixed_dictionaries(
+        {"interval_start": st.one_of(st.just("2026-11-20T10:15:00Z"), hostile, json_values),
+         "interval_seconds": st.one_of(st.just(300), st.integers(), json_values),
+         "direction": st.one_of(st.sampled_from(["in", "out", "north"]), hostile),
+         "count": st.one_of(st.just(4), st.integers(), json_values)},
+        optional={"resident": json_values, "sub": hostile})
+
+    @fuzz(body=st.one_of(
+        st.builds(lambda counts: json.dumps({"counts": counts}), st.lists(count, max_size=3)),
+        st.builds(json.dumps, json_values),
+        st.builds(lambda o, n: o * n, st.sampled_from(["[", '{"a":', "[{\"counts\":"]),
+                  st.integers(30, 60000)),
+        st.builds(lambda n: "[" * n + "]" * n, st.integers(30, 3000)),
+    ))
+    def run(body):
+        db.session.rollback()
+        stored = db.session.scalar(select(func.count()).select_from(SensorCount))
+        response = client.post("/api/sensor-counts", data=body,
+                               content_type="application/json", headers=headers)
+        assert response.status_code < 500, (body[:200], response.text[:300])
+        assert response.mimetype == "application/json"
+        if response.status_code >= 400:
+            assert response.json["error"] in ("invalid_request", "invalid_token")
+            db.session.rollback()
+            assert db.session.scalar(select(func.count()).select_from(SensorCount)) == stored
 
     run()
 

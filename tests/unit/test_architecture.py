@@ -43,6 +43,7 @@ SAME_FLOOR = {
     ("exchange", "clients"), ("exchange", "consent"),
     ("exchange", "mail"),  # the monitoring mails its alerts to the admins
     ("accounts", "mail"), ("accounts", "terms"),
+    ("privacy", "citydata"),  # an account deletion forgets the city export's frozen hours
     ("self_service", "interaction"),  # the browser session and a pending interaction at registration
     ("config", "proxy"), ("extensions", "db"), ("http", "config"), ("inputs", "config"),
     ("inputs", "errors"), ("errors", "extensions"), ("limiter_storage", "config"),

@@ -13,6 +13,10 @@ from idp.access.models import PairwiseSubject
 from idp.access.models import Token
 from idp.accounts.models import Resident
 from idp.audit.models import AuditEvent
+from idp.citydata import export
+from idp.citydata.buckets import TIMEZONE as JST
+from idp.citydata.models import CityContribution
+from idp.citydata.models import CitySeal
 from idp.consent.models import Consent
 from idp.consent.models import ConsentReceipt
 from idp.db import utcnow
@@ -128,6 +132,31 @@ def test_touch_events_stay_only_as_anonymous_counts(client, resident):
     assert (event.target, event.event_id) == ("guide", "t1")
 
 
+def test_the_city_exports_frozen_contributions_go_sealed_counts_stay(client, resident):
+    """Test that the resident's frozen contributions to sealed hours of the city export
+    (a pseudonym with their values at a time and place) are deleted, another resident's
+    stay, and the sealed counts stay as numbers in totals."""
+    other = factories.resident("other@example.jp")
+    kiosk_id = add_touch(resident.id)
+    when = utcnow() - dt.timedelta(days=2)
+    for rid in (resident.id, other.id):
+        db.session.add(TouchEvent(client_id=kiosk_id, resident_id=rid, target="map",
+                                  occurred_at=when))
+    db.session.commit()
+    day = when.astimezone(JST).date()
+    export.city_stats(day, day)
+    db.session.commit()
+    assert rows(CityContribution) == 2
+    sealed = rows(CitySeal)
+    sign_in(client)
+    delete(client)
+    (kept,) = db.session.scalars(select(CityContribution))
+    assert kept.person == export.pseudonym(other.id)
+    assert rows(CitySeal) == sealed
+    (deleted,) = tags("resident:account:delete")
+    assert deleted.data["city_contributions_deleted"] == 1
+
+
 def test_audit_trail_keeps_counts_but_no_personal_data(client, resident):
     """Test that earlier events lose resident id, IP and user agent, and the deletion event has none."""
     rp = factories.rp()
@@ -149,7 +178,7 @@ def test_audit_trail_keeps_counts_but_no_personal_data(client, resident):
     # One count from each domain's part of the deletion (idp.privacy.deletion.PARTS).
     assert set(deleted.data) == {"consents_withdrawn", "security_events_queued", "tokens_revoked",
                                  "pairwise_subjects_removed", "touch_events_anonymised",
-                                 "audit_events_deidentified", "registered_records_deleted",
+                                 "city_contributions_deleted", "audit_events_deidentified", "registered_records_deleted",
                                  "data_links_deleted", "collection_stops_deleted"}
     assert EMAIL not in str(deleted.data) and rid not in str(deleted.data)
 

@@ -28,7 +28,8 @@ def devices(app):
     gone, _, _ = kiosks.create_kiosk(company, "撤去済みサイネージ", "旧位置")
     clients.revoke_client(gone.id)
     db.session.commit()
-    return {"kiosk": kiosk.id, "sensor": sensor.id, "unplaced": unplaced.id, "gone": gone.id}
+    return {"kiosk": kiosk.id, "sensor": sensor.id, "unplaced": unplaced.id, "gone": gone.id,
+            "company": company}
 
 
 def test_the_page_is_public_and_lists_every_device_in_service(client, devices):
@@ -42,6 +43,28 @@ def test_the_page_is_public_and_lists_every_device_in_service(client, devices):
     for shown in ("C社", "北2条西4丁目 交差点広場", "北側の歩道", "signage@c.example.jp",
                   "count@c.example.jp", "90日間保存します。"):
         assert shown in page.text
+
+
+def test_devices_of_a_suspended_company_are_not_listed(client, devices):
+    """Test that a suspended company's kiosks and sensors leave the page, the map and the
+    JSON (they record nothing then), and come back when it is reinstated."""
+    other = factories.company("D社")
+    theirs, _, _ = sensors.create_sensor(other, "D社センサー", sensors.Placement("南口", 43.0,
+                                                                             141.3))
+    db.session.commit()
+    ours = devices["company"]
+    clients.suspend_company(ours)
+    db.session.commit()
+    page = client.get("/transparency").text
+    listed = {entry["id"] for entry in client.get("/transparency.json").json["devices"]}
+    for device in ("kiosk", "sensor", "unplaced"):
+        assert devices[device] not in page
+        assert not any(devices[device] in anchor for anchor in listed)
+    assert f'id="sensor-{theirs.id}"' in page and f"sensor-{theirs.id}" in listed
+    clients.reinstate_company(ours)
+    db.session.commit()
+    page = client.get("/transparency").text
+    assert f'id="kiosk-{devices["kiosk"]}"' in page
 
 
 def test_the_page_speaks_japanese_first_and_english_on_request(client, devices):
