@@ -1,7 +1,7 @@
 """city_contributions: the residents of each sealed hour of the city export, frozen
 
 Revision ID: a4c7e2f9d1b8
-Revises: b7d3e9f1c2a4
+Revises: 04c2bad80957
 Create Date: 2026-12-03 12:00:00.000000
 
 Each granularity used to be sealed on its own, at its first export: exporting a day
@@ -22,7 +22,7 @@ from alembic import op
 import idp.db
 
 revision = 'a4c7e2f9d1b8'
-down_revision = 'b7d3e9f1c2a4'
+down_revision = '04c2bad80957'
 branch_labels = None
 depends_on = None
 
