@@ -15,6 +15,7 @@ call argon2 (client secrets and tokens are high-entropy, compared by digest).
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 from contextlib import contextmanager
 from unittest import mock
@@ -65,6 +66,17 @@ def counted():
             yield statements
     finally:
         event.remove(engine, "before_cursor_execute", statements)
+
+
+@pytest.fixture(autouse=True)
+def request_log_on():
+    """The request log at INFO, production's default: its line is written after the
+    commit, and whatever it reads counts (it once re-read the client)."""
+    log = logging.getLogger("idp.request")
+    level = log.level
+    log.setLevel(logging.INFO)
+    yield
+    log.setLevel(level)
 
 
 @pytest.fixture
