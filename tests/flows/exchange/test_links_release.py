@@ -158,6 +158,22 @@ def test_id_token_carries_it_only_when_asked(client, exchange):
         "language": {"value": "vi", "sources": ["A社"]}}
 
 
+def test_a_claims_request_alone_asks_for_no_category(client, exchange):
+    """Test that the claims parameter only places registered_data: without the
+    registered:<key> scope the screen offers no category, no link is made and neither
+    the ID token nor UserInfo carries the claim (docs/data-exchange.md, Receiving)."""
+    resident, setup = exchange
+    scope = "openid name offline_access"
+    asked = json.dumps({"id_token": {"registered_data": None},
+                        "userinfo": {"registered_data": None}})
+    path, verifier = consent_page(client, setup.rp, scope, claims=asked)
+    assert 'value="registered:language"' not in client.get(path).text
+    body = decide(client, setup.rp, path, verifier, scope.split(), None)
+    assert links_of(resident.id) == []
+    assert "registered_data" not in jwt_claims(body["id_token"])
+    assert "registered_data" not in userinfo(client, body["access_token"]).json
+
+
 def test_a_malformed_registered_data_request_is_refused(client, exchange):
     """Test that claims.id_token.registered_data must be null or an object."""
     _, setup = exchange
