@@ -96,6 +96,7 @@ class AuditTag(enum.StrEnum):
     RESIDENT_SIGN_OUT = "resident:session:end_all"
     # The data exchange (idp/exchange, idp/api/registered_data, the resident's data pages)
     CATEGORY_CREATE = "exchange:category:create"
+    CATEGORY_UPDATE = "exchange:category:update"
     CATEGORY_RETIRE = "exchange:category:retire"
     DATA_CONTRACT_CREATE = "exchange:contract:create"
     DATA_CONTRACT_END = "exchange:contract:end"

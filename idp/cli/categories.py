@@ -43,14 +43,55 @@ def describe(category) -> dict:
 def create(key, label_ja, label_en, schema_file, sensitivity, retention_days, statistics,
            as_json) -> None:
     """Add a category of registered data."""
-    try:
-        schema = json.load(schema_file)
-    except ValueError as exc:
-        raise categories.CategoryError(f"the schema file is not JSON: {exc}") from None
-    category = categories.create(key, label_ja, label_en, schema, sensitivity=sensitivity,
+    category = categories.create(key, label_ja, label_en, _schema(schema_file),
+                                 sensitivity=sensitivity,
                                  retention_days=retention_days, statistics=statistics,
                                  actor="cli")
     emit(as_json, describe(category), f"created category {category.key} ({category.label_ja})")
+
+
+def _schema(schema_file) -> dict | None:
+    if schema_file is None:
+        return None
+    try:
+        return json.load(schema_file)
+    except ValueError as exc:
+        raise categories.CategoryError(f"the schema file is not JSON: {exc}") from None
+
+
+@group.command()
+@click.argument("key")
+@click.option("--label-ja", help="A new Japanese label.")
+@click.option("--label-en", help="A new English label.")
+@click.option("--schema-file", type=click.File("r"),
+              help="A new JSON Schema; refused while values of the category are held.")
+@click.option("--retention-days", type=click.IntRange(1, 3650),
+              help="A new retention, for records received from now on.")
+@click.option("--statistics/--no-statistics", default=None,
+              help="Whether its values may feed the city's de-identified statistics.")
+@json_option
+@in_app
+def update(key, label_ja, label_en, schema_file, retention_days, statistics,
+           as_json) -> None:
+    """Change a category: labels, retention, statistics flag, schema (only while no
+    value is held). Options not given stay as they are."""
+    category, changed = categories.update(
+        key, label_ja=label_ja, label_en=label_en, schema=_schema(schema_file),
+        retention_days=retention_days, statistics=statistics, actor="cli")
+    emit(as_json, {**describe(category), "changed": changed},
+         f"category {category.key}: changed {', '.join(changed)}" if changed
+         else f"category {category.key}: nothing to change")
+
+
+@group.command()
+@click.argument("key")
+@json_option
+@in_app
+def retire(key, as_json) -> None:
+    """Take a category out of use (refused while a contract in force names it)."""
+    category = categories.retire(key, actor="cli")
+    emit(as_json, {**describe(category), "retired_at": category.retired_at.isoformat()},
+         f"category {category.key} retired")
 
 
 @group.command("list")

@@ -1,7 +1,7 @@
 """``idp worker``: seal the audit trail every ``--seal-interval`` seconds; deliver the outbox
 (logout tokens, security events, mail), retries included; every
-``monitoring_interval_minutes`` run the data exchange's monitoring and purge registered data
-past its retention."""
+``monitoring_interval_minutes`` run the data exchange's monitoring, purge registered data
+past its retention and end the data links of contracts that ran out."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def group(ctx: click.Context, once: bool, interval: int, seal_interval: float,
 def periodic(app) -> None:
     """The data exchange's housekeeping, one unit of work: purge expired registered
     data and sensor counts past their retention, tell recipients of data links that
-    reached their expiry, run the monitoring
+    reached their expiry, end the links a contract that ran out alone allowed (and
+    tell their recipients), run the monitoring
     (its alerts' mail goes out with the outbox next), and drop
     token read counts older than the monitoring's baseline."""
     from idp.cli.monitor import run_once
@@ -85,6 +86,7 @@ def periodic(app) -> None:
         try:
             records.purge_expired()
             lifecycle.end_expired_links()
+            lifecycle.end_links_of_lapsed_contracts()
             sensors.purge_expired()  # the retention /transparency states
             run_once("worker")
             # Reads older than any baseline are no longer needed.

@@ -20,6 +20,7 @@ from typing import Any
 from flask import current_app
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +29,8 @@ from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.exchange.models import SENSITIVITIES
 from idp.exchange.models import Category
+from idp.exchange.models import DataContract
+from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 
 KEY = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
@@ -152,12 +155,10 @@ def create(key: str, label_ja: str, label_en: str, schema: dict[str, Any], *,
                             "starting with a letter")
     if db.session.get(Category, key) is not None:
         raise CategoryError(f"a category {key!r} exists already")
-    if not label_ja.strip() or not label_en.strip():
-        raise CategoryError("both labels (ja, en) are required")
+    _check_labels(label_ja, label_en)
     if sensitivity not in SENSITIVITIES:
         raise CategoryError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}")
-    if not isinstance(retention_days, int) or not 1 <= retention_days <= 3650:
-        raise CategoryError("the retention period must be 1 to 3650 days")
+    _check_retention(retention_days)
     check_schema(schema)
     category = Category(key=key, label_ja=label_ja.strip()[:100], label_en=label_en.strip()[:100],
                         value_schema=schema, sensitivity=sensitivity,
@@ -167,6 +168,83 @@ def create(key: str, label_ja: str, label_en: str, schema: dict[str, Any], *,
     forget_cache()
     record(AuditTag.CATEGORY_CREATE, actor=actor, category=key, sensitivity=sensitivity,
            retention_days=retention_days, statistics=statistics)
+    return category
+
+
+def _check_labels(label_ja: str, label_en: str) -> None:
+    if not label_ja.strip() or not label_en.strip():
+        raise CategoryError("both labels (ja, en) are required")
+
+
+def _check_retention(retention_days: Any) -> None:
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int) \
+            or not 1 <= retention_days <= 3650:
+        raise CategoryError("the retention period must be 1 to 3650 days")
+
+
+def stored_values(key: str) -> int:
+    """How many contributed records of the category are held (any company)."""
+    return db.session.scalar(select(func.count()).select_from(RegisteredRecord)
+                             .where(RegisteredRecord.category == key)) or 0
+
+
+def update(key: str, *, label_ja: str | None = None, label_en: str | None = None,
+           schema: dict[str, Any] | None = None, retention_days: int | None = None,
+           statistics: bool | None = None, actor: str | None = None) -> tuple[Category, list[str]]:
+    """Change a category in use: its labels, retention, statistics flag, and its schema
+    only while no value of it is held (values already accepted must keep fitting the
+    schema they were checked against). None leaves a field as it is. A new retention
+    applies to records received from then on: a record's expiry is fixed when it is
+    received. Audited with the fields changed; (the category, the fields changed)."""
+    category = get(key)
+    if category is None:
+        raise CategoryError(f"no category {key!r} in use")
+    new_ja = category.label_ja if label_ja is None else label_ja.strip()[:100]
+    new_en = category.label_en if label_en is None else label_en.strip()[:100]
+    _check_labels(new_ja, new_en)
+    if retention_days is not None:
+        _check_retention(retention_days)
+    if schema is not None:
+        check_schema(schema)
+        if schema != category.value_schema and (held := stored_values(key)):
+            raise CategoryError(f"the schema cannot change while values of {key!r} are held "
+                                f"({held}); they were checked against the current one")
+    wanted = {"label_ja": new_ja, "label_en": new_en, "value_schema": schema,
+              "retention_days": retention_days, "statistics": statistics}
+    changed = [name for name, value in wanted.items()
+               if value is not None and value != getattr(category, name)]
+    for name in changed:
+        setattr(category, name, wanted[name])
+    if changed:
+        db.session.flush()
+        record(AuditTag.CATEGORY_UPDATE, actor=actor, category=key, changed=changed,
+               **{name: wanted[name] for name in changed if name != "value_schema"})
+    return category, changed
+
+
+def retire(key: str, *, actor: str | None = None) -> Category:
+    """Take a category out of use: it can no longer be contributed, released, asked
+    for (its scopes leave discovery) or named in a new contract. Refused while a
+    contract not ended and not yet run out names it: end those first (which ends
+    their data links and tells the recipients, ``idp.exchange.lifecycle``).
+    Records already held stay until their own expiry (the residents still see,
+    export and delete them). Audited."""
+    category = get(key)
+    if category is None:
+        raise CategoryError(f"no category {key!r} in use")
+    today = utcnow().date()
+    naming = [c.id for c in db.session.scalars(
+        select(DataContract).where(DataContract.ended_at.is_(None),
+                                   DataContract.valid_until >= today)
+        .order_by(DataContract.id)) if key in c.categories]
+    if naming:
+        raise CategoryError(f"contracts still name {key!r}: {', '.join(naming)}; "
+                            f"end them first")
+    category.retired_at = utcnow()
+    db.session.flush()
+    forget_cache()
+    record(AuditTag.CATEGORY_RETIRE, actor=actor, category=key,
+           records_held=stored_values(key))
     return category
 
 

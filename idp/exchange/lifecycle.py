@@ -10,6 +10,11 @@ data-link-ended``, docs/security-events.md), whatever ended it:
                           ``contract_ended``). Release already stops at once (the
                           release checks the recipient's contract at each use); this
                           makes the links say so and tells the recipient;
+- ``end_links_of_lapsed_contracts``
+                          a contract ran out on its ``valid_until`` date without anyone
+                          ending it: release stopped the next day (the same check);
+                          ``idp worker`` ends the links it alone allowed (reason
+                          ``contract_expired``) and tells the recipient, once;
 - ``end_expired_links``   a link reached the expiry the resident chose: release
                           stopped at that moment; ``idp worker`` marks it
                           (``end_reason = "expired"``, the link stays "expired" for the
@@ -35,6 +40,7 @@ from idp.exchange.models import DataLink
 from idp.extensions import db
 
 EXPIRED = "expired"
+CONTRACT_EXPIRED = "contract_expired"
 
 
 def end_contract(contract_id: str, reason: str = "ended by the consortium",
@@ -42,23 +48,54 @@ def end_contract(contract_id: str, reason: str = "ended by the consortium",
     """End the contract and the links it alone allowed; (the contract, links ended)."""
     contract = contracts.end(contract_id, reason, actor=actor)
     epoch.bump("contract_ended")  # nodes keep clients in process (idp.access.epoch)
-    still_named = {key for key in contract.categories
-                   if contracts.in_force(contract.company_id, key) is not None}
-    ending = [key for key in contract.categories if key not in still_named]
-    if not ending:
-        return contract, 0
-    now = utcnow()
-    client_ids = select(Client.id).where(Client.company_id == contract.company_id)
+    ending = _unnamed(contract.company_id, contract.categories, contracts.today())
+    ended = _end_links(contract.company_id, ending, "contract_ended", utcnow())
+    db.session.flush()
+    return contract, ended
+
+
+def end_links_of_lapsed_contracts(now: dt.datetime | None = None) -> int:
+    """End the links in force that only a contract past its ``valid_until`` allowed
+    (``contract_expired``, audited with the contract, the recipient told); how many.
+
+    Such a contract is not ended (``contracts.require`` keeps saying it "has expired");
+    every run looks at all of them again, which ends nothing twice (an ended link is
+    no longer in force) and catches up after a worker that was down. Contracts are
+    few (one or two per member company), the links are looked up by index."""
+    now = now or utcnow()
+    today = now.date()
+    lapsed = list(db.session.scalars(select(DataContract).where(
+        DataContract.ended_at.is_(None), DataContract.valid_until < today)
+        .order_by(DataContract.valid_until, DataContract.id)))
+    ended = 0
+    for contract in lapsed:
+        ending = _unnamed(contract.company_id, contract.categories, today)
+        ended += _end_links(contract.company_id, ending, CONTRACT_EXPIRED, now,
+                            actor="worker", contract_id=contract.id)
+    db.session.flush()
+    return ended
+
+
+def _unnamed(company_id: str, keys: list[str], today: dt.date) -> list[str]:
+    """The categories among ``keys`` that no contract of the company in force names."""
+    return [key for key in keys if contracts.in_force(company_id, key, today) is None]
+
+
+def _end_links(company_id: str, keys: list[str], reason: str, now: dt.datetime,
+               **about) -> int:
+    """End every link in force of the company's services for these categories."""
+    if not keys:
+        return 0
+    client_ids = select(Client.id).where(Client.company_id == company_id)
     links = list(db.session.scalars(select(DataLink).where(
-        DataLink.client_id.in_(client_ids), DataLink.category.in_(ending),
-        DataLink.withdrawn_at.is_(None))))
+        DataLink.client_id.in_(client_ids), DataLink.category.in_(keys),
+        DataLink.withdrawn_at.is_(None)).order_by(DataLink.id)))
     ended = 0
     for link in links:
         if link.in_force(now):
-            end_link(link, "contract_ended", now)
+            end_link(link, reason, now, **about)
             ended += 1
-    db.session.flush()
-    return contract, ended
+    return ended
 
 
 def end_expired_links(now: dt.datetime | None = None, limit: int = 500) -> int:

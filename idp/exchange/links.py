@@ -180,20 +180,25 @@ def grant(resident_id: str, client: Client, requested: list[str], consented: lis
 
 
 # Why a link ended → the ``reason`` of the recipient's data-link-ended event.
+# A link the recipient's data-use contract took with it (idp.exchange.lifecycle).
+CONTRACT_REASONS = ("contract_ended", "contract_expired")
 EVENT_REASONS = {"withdrawn": "data_link_withdrawn", "declined": "data_link_declined",
                  "consent_withdrawn": "consent_withdrawn"}
 
 
-def end_link(link: DataLink, reason: str, now: dt.datetime) -> None:
-    """End a link, audited; the recipient service is told by a security event
+def end_link(link: DataLink, reason: str, now: dt.datetime, *, actor: str | None = None,
+             **about: Any) -> None:
+    """End a link, audited (``about``: more for the audit record, e.g. the contract);
+    the recipient service is told by a security event
     (``urn:machi-id:secevent:data-link-ended``) naming the category and the source
     company by name, as the claim did."""
     link.withdrawn_at = now
     link.end_reason = reason
     client = db.session.get(Client, link.client_id)
-    record(AuditTag.DATA_LINK_WITHDRAW, resident_id=link.resident_id, client_id=link.client_id,
-           company_id=client.company_id if client else None, link=link.id,
-           category=link.category, source_company_id=link.source_company_id, reason=reason)
+    record(AuditTag.DATA_LINK_WITHDRAW, actor=actor, resident_id=link.resident_id,
+           client_id=link.client_id, company_id=client.company_id if client else None,
+           link=link.id, category=link.category, source_company_id=link.source_company_id,
+           reason=reason, **about)
     security_events.queue(link.client_id, link.resident_id, security_events.DATA_LINK_ENDED,
                           {"category": link.category, "source": link.source_company.name},
                           reason=EVENT_REASONS.get(reason, reason))

@@ -82,7 +82,9 @@ def _link(link, now) -> dict:
             if category is not None else link.category,
             "purpose": link.purpose, "granted_at": link.granted_at,
             "expires_at": link.expires_at, "withdrawn_at": link.withdrawn_at,
-            "status": links.status(link, now)}
+            "status": links.status(link, now),
+            # Ended by the consortium, not by the resident: the page says so.
+            "contract_ended": link.end_reason in links.CONTRACT_REASONS}
 
 
 def _render_consents(status: int = 200):

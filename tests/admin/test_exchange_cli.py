@@ -42,6 +42,43 @@ def test_a_bad_schema_is_refused(cli, tmp_path):
     assert "not a valid JSON Schema" in result.output
 
 
+def test_categories_update_and_retire(cli, app, tmp_path):
+    """Test that `idp categories update` changes labels, retention and the statistics
+    flag (JSON: the fields changed), that `retire` is refused while a contract names the
+    category and works once it ended, and that a retired category leaves the list."""
+    categories.ensure_defaults()
+    company = factories.company("A社")
+    db.session.commit()
+    result = cli("categories", "update", "language", "--label-ja", "利用言語",
+                 "--retention-days", "30", "--no-statistics", "--json")
+    assert result.exit_code == 0, result.output
+    updated = json.loads(result.output)
+    assert updated["changed"] == ["label_ja", "retention_days", "statistics"]
+    assert (updated["label_ja"], updated["label_en"], updated["retention_days"],
+            updated["statistics"]) == ("利用言語", "Language", 30, False)
+    assert str(AuditTag.CATEGORY_UPDATE) in tags()
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "string", "maxLength": 8}))
+    result = cli("categories", "update", "language", "--schema-file", str(schema), "--json")
+    assert json.loads(result.output)["schema"] == {"type": "string", "maxLength": 8}
+
+    contract = cli("contracts", "create", "--company", company, "--category", "language",
+                   "--purpose", "多言語案内", "--valid-until", "2099-12-31", "--json")
+    contract_id = json.loads(contract.output)["id"]
+    refused = cli("categories", "retire", "language")
+    assert refused.exit_code == 1
+    assert f"contracts still name 'language': {contract_id}; end them first" in refused.output
+    assert cli("contracts", "end", contract_id).exit_code == 0
+    result = cli("categories", "retire", "language", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["retired_at"]
+    listed = json.loads(cli("categories", "list", "--json").output)
+    assert "language" not in [c["key"] for c in listed["categories"]]
+    assert str(AuditTag.CATEGORY_RETIRE) in tags()
+    again = cli("categories", "update", "language", "--label-en", "Lang")
+    assert again.exit_code == 1 and "no category 'language' in use" in again.output
+
+
 def test_contracts_create_list_end_and_client_scopes(cli, app):
     """Test the contract lifecycle from the CLI, and that a client may be registered for
     contribute:/registered: scopes only while a contract names the category."""

@@ -59,6 +59,57 @@ def test_a_bad_schema_is_refused_with_the_reason(browser):
     assert "JSON" in browser.client.get("/admin/categories").text
 
 
+def test_a_category_is_edited_on_the_console(browser):
+    """Test that the edit form changes labels, schema, retention and the statistics flag
+    (unticked: off), audited with the admin."""
+    answer = browser.form("/admin/categories", "/admin/categories/language",
+                          label_ja="利用言語", label_en="Language used",
+                          schema='{"type": "string", "maxLength": 8}', retention_days="30")
+    assert answer.status_code == 303
+    db.session.rollback()
+    row = db.session.get(Category, "language")
+    assert (row.label_ja, row.label_en, row.retention_days, row.statistics) == (
+        "利用言語", "Language used", 30, False)
+    assert row.value_schema == {"type": "string", "maxLength": 8}
+    (event,) = events(str(AuditTag.CATEGORY_UPDATE))
+    assert event.admin_id == browser.admin.id
+    assert "利用言語" in browser.client.get("/admin/categories").text
+
+
+def test_a_schema_change_with_values_held_is_refused_with_the_reason(browser):
+    from tests.helpers.exchange_residents import contribute
+    from tests.helpers.exchange_residents import contributor
+
+    contribute(contributor(keys=("language",)), factories.resident().id, "language", "ja")
+    answer = browser.form("/admin/categories", "/admin/categories/language",
+                          label_ja="使用言語", label_en="Language",
+                          schema='{"type": "integer"}', retention_days="365",
+                          statistics="yes")
+    assert answer.status_code == 303
+    db.session.rollback()
+    assert db.session.get(Category, "language").value_schema["type"] == "string"
+    assert events(str(AuditTag.CATEGORY_UPDATE)) == []
+    assert events(str(AuditTag.ADMIN_REFUSED))
+    assert "cannot change while values of" in browser.client.get("/admin/categories").text
+
+
+def test_a_category_is_retired_on_the_console_once_its_key_is_typed(browser):
+    """Test that retiring needs the key typed; then the category leaves the page."""
+    answer = browser.form("/admin/categories", "/admin/categories/occupation/retire",
+                          confirm="language")
+    assert answer.status_code == 303
+    db.session.rollback()
+    assert db.session.get(Category, "occupation").retired_at is None
+    answer = browser.form("/admin/categories", "/admin/categories/occupation/retire",
+                          confirm="occupation")
+    assert answer.status_code == 303
+    db.session.rollback()
+    assert db.session.get(Category, "occupation").retired_at is not None
+    assert events(str(AuditTag.CATEGORY_RETIRE))[-1].admin_id == browser.admin.id
+    page = browser.client.get("/admin/categories").text
+    assert 'id="confirm-occupation"' not in page and 'id="confirm-language"' in page
+
+
 def test_contracts_record_upload_download_and_end(browser):
     """Test a contract recorded, a company's report uploaded and downloaded as received,
     and the contract ended."""

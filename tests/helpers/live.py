@@ -1,4 +1,5 @@
-"""Serve an app on a loopback port in a thread, for tests over real HTTP."""
+"""Serve an app on a loopback port in a thread, for tests over real HTTP: the IdP
+(``serve``) or any WSGI app, e.g. the demo relying party (``serve_wsgi``)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,19 @@ def serve(database_url: str, hostname: str = "127.0.0.1", **overrides) -> Iterat
             from idp.extensions import db
 
             db.engine.dispose()
+
+
+@contextmanager
+def serve_wsgi(make_app) -> Iterator[str]:
+    """Serve ``make_app(base)`` on 127.0.0.1:<free port> in a thread; yield the base URL."""
+    dispatch = _Dispatch()
+    server = make_server("127.0.0.1", 0, dispatch, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    dispatch.app = make_app(base)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from idp.admin.views import action
 from idp.admin.views import admin_required
 from idp.admin.views import bp
+from idp.admin.views import confirmed
 from idp.admin.views import done
 from idp.admin.views import found
 from idp.admin.views import refusable
@@ -67,6 +68,43 @@ def category_create():
         statistics=form.get("statistics") == "yes", actor="admin")
     return done(_("Category %(key)s was added.", key=category.key),
                 url_for("admin.categories_page"))
+
+
+def _categories_page(**_view_args) -> str:
+    return url_for("admin.categories_page")
+
+
+@bp.post("/categories/<key>")
+@action()
+@refusable("category:update", category_service.CategoryError, back=_categories_page)
+def category_update(key: str):
+    """Change a category's labels, retention, statistics flag, and its schema while no
+    value of it is held."""
+    form = request.form
+    try:
+        schema = json.loads(form["schema"]) if form.get("schema", "").strip() else None
+    except ValueError:
+        raise category_service.CategoryError(_("the schema must be JSON")) from None
+    retention = form.get("retention_days", "").strip()
+    _category, changed = category_service.update(
+        key, label_ja=form.get("label_ja"), label_en=form.get("label_en"), schema=schema,
+        retention_days=_int(retention, _("Retention"), 0) if retention else None,
+        statistics=form.get("statistics") == "yes", actor="admin")
+    if not changed:
+        return done(_("Category %(key)s: nothing changed.", key=key), _categories_page())
+    return done(_("Category %(key)s was changed.", key=key), _categories_page())
+
+
+@bp.post("/categories/<key>/retire")
+@action(fresh=True)
+@refusable("category:retire", category_service.CategoryError, back=_categories_page)
+def category_retire(key: str):
+    """Take a category out of use for good; the admin types its key to confirm."""
+    if not confirmed(key):
+        raise category_service.CategoryError(_("type the key to confirm"))
+    category_service.retire(key, actor="admin")
+    return done(_("Category %(key)s was retired: it can no longer be contributed or "
+                  "provided.", key=key), _categories_page())
 
 
 # ---- contracts and companies' usage reports ---------------------------------------------

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from idp.extensions import db
 from tests import factories
 from tests.helpers.live import serve
+from tests.helpers.live import serve_wsgi
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[3]
@@ -119,29 +116,6 @@ def new_page(browser):
     yield make
     for context in contexts:
         context.close()
-
-
-@contextmanager
-def serve_wsgi(make_app) -> Iterator[str]:
-    """Serve ``make_app(base)`` on 127.0.0.1:<free port> in a thread; yield the base URL."""
-
-    class Dispatch:
-        app = None
-
-        def __call__(self, environ, start_response):
-            return self.app(environ, start_response)
-
-    dispatch = Dispatch()
-    server = make_server("127.0.0.1", 0, dispatch, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    dispatch.app = make_app(base)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield base
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from tests import factories
 from tests.e2e.browser.conftest import AXE
 from tests.e2e.browser.conftest import axe_check
 from tests.e2e.browser.conftest import claims_shown
-from tests.e2e.browser.conftest import serve_wsgi
 from tests.e2e.browser.conftest import sign_in
 from tests.helpers import data_links
+from tests.helpers.live import serve_wsgi
 
 
 @pytest.fixture

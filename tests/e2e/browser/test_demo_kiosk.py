@@ -10,8 +10,8 @@ from idp.access.models import Token
 from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
-from tests.e2e.browser.conftest import serve_wsgi
 from tests.e2e.browser.conftest import sign_in
+from tests.helpers.live import serve_wsgi
 
 
 def test_demo_kiosk_page(app, idp, phone, new_page, shot):

@@ -117,7 +117,7 @@ def test_consent_by_keyboard_alone(page, shot, demo_rp):
 def test_two_companies_see_different_subjects(page, shot, app, idp, demo_rp):
     """Test the demo's point: A社 and B社 get different pairwise subjects for one resident."""
     from demo.relying_party import create_app as create_rp
-    from tests.e2e.browser.conftest import serve_wsgi
+    from tests.helpers.live import serve_wsgi
 
     factories.resident()
     company_b = factories.company("B社")

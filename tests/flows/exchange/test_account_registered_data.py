@@ -286,3 +286,19 @@ def test_dispute_from_the_page_tells_the_contributor(client, hanako):
                                     .where(OutboxMessage.kind == "security_event"))
     assert message.payload["aud"] == source.client_id
     assert message.payload["events"][security_events.REGISTERED_DATA_DISPUTED]["note"] == "英語です"
+
+
+def test_items_of_a_retired_category_are_still_shown(client, hanako, a):
+    """Test that values held of a category since retired stay on the page (by the
+    category's label) until they expire, so the resident can still see and delete them."""
+    from idp.exchange import categories
+    from idp.exchange import contracts
+
+    contribute(a, hanako.id, "occupation", "company_employee")
+    contracts.end(a.contract_id)
+    categories.retire("occupation")
+    db.session.commit()
+    sign_in(client)
+    page = client.get(PAGE)
+    assert page.status_code == 200
+    assert "職業" in page.text and "company_employee" in page.text

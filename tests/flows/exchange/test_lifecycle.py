@@ -1,6 +1,7 @@
 """Links end without the resident too (idp.exchange.lifecycle): when the recipient's
-data-use contract ends, and when a link reaches the expiry the resident chose. Either
-way the link says why and the recipient is told once by a data-link-ended event."""
+data-use contract ends, when it runs out on its end date, and when a link reaches the
+expiry the resident chose. Either way the link says why and the recipient is told once
+by a data-link-ended event."""
 
 from __future__ import annotations
 
@@ -11,17 +12,22 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from idp.access import security_events
+from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.db import utcnow
 from idp.exchange import contracts
 from idp.exchange import lifecycle
 from idp.exchange import links
+from idp.exchange.models import DataContract
 from idp.exchange.models import DataLink
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
 from tests import factories
 from tests.flows.exchange.test_links_release import consent
 from tests.helpers import data_links
+from tests.helpers.accounts import tags
+from tests.helpers.oauth import EventReceiver
+from tests.helpers.oauth import jwt_claims
 from tests.helpers.oauth import userinfo
 
 RECEIVER = "https://b.example.jp/events"
@@ -90,3 +96,117 @@ def test_an_expired_link_is_reported_once_by_the_worker(client, linked):
         link = the_link(resident.id)
         assert link.end_reason == "expired" and links.status(link) == "expired"
     assert len(link_ended_events()) == 1
+
+
+def runs_out_in(contract_id: str, days: int) -> dt.date:
+    """Shorten a contract: it now ends ``days`` from today; its last day."""
+    contract = db.session.get(DataContract, contract_id)
+    contract.valid_until = (utcnow() + dt.timedelta(days=days)).date()
+    db.session.commit()
+    return contract.valid_until
+
+
+def day_after(last_day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(0, 5), tzinfo=dt.UTC)
+
+
+def link_card(page: str, link_id: int) -> str:
+    start = page.rindex("<li", 0, page.index(f'id="data-link-{link_id}"'))
+    card = page[start:]
+    return card[:card.index("</li>")]
+
+
+def test_a_contract_that_ran_out_ends_its_links_once(client, linked):
+    """Test that on its last day a contract keeps its links; the day after, the links
+    it alone allowed end (contract_expired, audited with the contract, the recipient
+    told once), the contract is not marked ended, and /account/consents shows the link
+    as ended by the contract instead of in use."""
+    resident, setup, issued = linked
+    last_day = runs_out_in(setup.recipient_contract, 10)
+    with freeze_time(dt.datetime.combine(last_day, dt.time(23, 55), tzinfo=dt.UTC)):
+        assert lifecycle.end_links_of_lapsed_contracts() == 0
+    with freeze_time(day_after(last_day)):
+        assert "registered_data" not in userinfo(client, issued["access_token"]).json
+        assert lifecycle.end_links_of_lapsed_contracts() == 1
+        db.session.commit()
+        assert lifecycle.end_links_of_lapsed_contracts() == 0
+        link = the_link(resident.id)
+        assert link.end_reason == "contract_expired" and links.status(link) == "withdrawn"
+        factories.Browser(client).login()
+        card = link_card(client.get("/account/consents").text, link.id)
+        with pytest.raises(contracts.ContractRefused, match="has expired"):
+            contracts.require(setup.recipient_company, "language")
+    assert "data-link-in_force" not in card and 'name="link_id"' not in card
+    assert "データ利用契約が終了" in card
+    (event,) = link_ended_events()
+    members = event.payload["events"][security_events.DATA_LINK_ENDED]
+    assert members["reason"] == "contract_expired" and members["category"] == "language"
+    (audit,) = tags(AuditTag.DATA_LINK_WITHDRAW)
+    assert audit.actor == "worker" and audit.data["reason"] == "contract_expired"
+    assert audit.data["contract_id"] == setup.recipient_contract
+    contract = db.session.get(DataContract, setup.recipient_contract)
+    assert contract.ended_at is None
+
+
+def test_a_lapsed_contract_with_a_successor_in_force_ends_nothing(client, linked):
+    """Test that a link stays when another contract of the recipient in force still
+    names the category, but ends when the only other one is not in force yet."""
+    resident, setup, _ = linked
+    last_day = runs_out_in(setup.recipient_contract, 10)
+    later = contracts.create(setup.recipient_company, ["language"], "次年度の契約",
+                             valid_from=last_day + dt.timedelta(days=5),
+                             valid_until=last_day + dt.timedelta(days=400))
+    db.session.commit()
+    with freeze_time(day_after(last_day)):
+        assert lifecycle.end_links_of_lapsed_contracts() == 1  # the gap: not in force yet
+    assert the_link(resident.id).end_reason == "contract_expired"
+    assert later.ended_at is None
+
+
+def test_a_renewed_contract_keeps_the_links(client, linked):
+    """Test that a contract in force naming the category keeps the links when the old
+    one runs out, and that nothing is sent."""
+    resident, setup, _ = linked
+    last_day = runs_out_in(setup.recipient_contract, 10)
+    contracts.create(setup.recipient_company, ["language"], "更新後の契約",
+                     valid_until=last_day + dt.timedelta(days=365))
+    db.session.commit()
+    with freeze_time(day_after(last_day)):
+        assert lifecycle.end_links_of_lapsed_contracts() == 0
+    assert the_link(resident.id).withdrawn_at is None and link_ended_events() == []
+
+
+def test_the_source_companys_lapsed_contract_leaves_the_recipients_links(client, linked):
+    """Test that only the recipient's contracts count: A社's contribution contract
+    running out ends none of B社's links (release goes by the recipient's contract)."""
+    resident, setup, _ = linked
+    last_day = runs_out_in(setup.source_contract, 10)
+    with freeze_time(day_after(last_day)):
+        assert lifecycle.end_links_of_lapsed_contracts() == 0
+    assert the_link(resident.id).withdrawn_at is None
+
+
+@pytest.mark.commits  # `idp worker --once` runs with its own app and connection
+def test_the_worker_ends_them_and_pushes_the_event(client, cli):
+    """Test that `idp worker --once` the day after the contract's end ends the link and
+    delivers a signed data-link-ended SET (reason contract_expired) about B's own sub
+    to B's receiver; a second run sends nothing more."""
+    receiver = EventReceiver()
+    try:
+        resident = factories.resident()
+        setup = data_links.setup(event_receiver_uri=receiver.uri)
+        data_links.contribute(resident.id, setup.source_company, setup.source_contract, "vi")
+        b_sub = jwt_claims(consent(client, setup.rp, expiry="90d")["id_token"])["sub"]
+        last_day = runs_out_in(setup.recipient_contract, 10)
+        with freeze_time(day_after(last_day), tick=True):
+            for _ in range(2):
+                result = cli("worker", "--once", "--json")
+                assert result.exit_code == 0, result.output
+        assert the_link(resident.id).end_reason == "contract_expired"
+        (token,) = receiver.tokens()
+        claims = jwt_claims(token)
+        assert claims["aud"] == setup.rp.client_id and claims["sub_id"]["sub"] == b_sub
+        event = claims["events"][security_events.DATA_LINK_ENDED]
+        assert event["reason"] == "contract_expired" and event["source"] == "A社"
+    finally:
+        receiver.close()

@@ -22,6 +22,7 @@ from idp.db import utcnow
 from idp.exchange import contracts
 from idp.exchange import links
 from idp.exchange.models import CollectionStop
+from idp.exchange.models import DataContract
 from idp.exchange.models import DataLink
 from idp.extensions import db
 from tests import factories
@@ -29,6 +30,7 @@ from tests.helpers import data_links
 from tests.helpers.oauth import introspect
 from tests.helpers.oauth import jwt_claims
 from tests.helpers.oauth import redeem
+from tests.helpers.oauth import refresh
 from tests.helpers.oauth import userinfo
 
 SCOPE = "openid name registered:language offline_access"
@@ -158,6 +160,22 @@ def test_id_token_carries_it_only_when_asked(client, exchange):
         "language": {"value": "vi", "sources": ["A社"]}}
 
 
+def test_a_claims_request_alone_asks_for_no_category(client, exchange):
+    """Test that the claims parameter only places registered_data: without the
+    registered:<key> scope the screen offers no category, no link is made and neither
+    the ID token nor UserInfo carries the claim (docs/data-exchange.md, Receiving)."""
+    resident, setup = exchange
+    scope = "openid name offline_access"
+    asked = json.dumps({"id_token": {"registered_data": None},
+                        "userinfo": {"registered_data": None}})
+    path, verifier = consent_page(client, setup.rp, scope, claims=asked)
+    assert 'value="registered:language"' not in client.get(path).text
+    body = decide(client, setup.rp, path, verifier, scope.split(), None)
+    assert links_of(resident.id) == []
+    assert "registered_data" not in jwt_claims(body["id_token"])
+    assert "registered_data" not in userinfo(client, body["access_token"]).json
+
+
 def test_a_malformed_registered_data_request_is_refused(client, exchange):
     """Test that claims.id_token.registered_data must be null or an object."""
     _, setup = exchange
@@ -223,6 +241,40 @@ def test_an_ended_contract_stops_release(client, exchange):
     db.session.commit()
     info = userinfo(client, body["access_token"])
     assert info.status_code == 200 and "registered_data" not in info.json
+
+
+@pytest.mark.parametrize(("successor_from", "why"), [
+    (None, "the data-use contract for 'language' has expired"),
+    (5, "the data-use contract for 'language' is not in force yet"),
+])
+def test_a_contract_that_ran_out_stops_release_and_says_why(client, exchange,
+                                                             successor_from, why):
+    """Test that B's contract running out (no successor, or one not in force yet) stops
+    the release the next morning under a token of the evening before, and that B's
+    refresh is refused with invalid_scope saying why, audited as a contract refusal."""
+    resident, setup = exchange
+    contract = db.session.get(DataContract, setup.recipient_contract)
+    contract.valid_until = last_day = utcnow().date() + dt.timedelta(days=1)
+    if successor_from is not None:
+        contracts.create(setup.recipient_company, ["language"], "次年度の契約",
+                         valid_from=last_day + dt.timedelta(days=successor_from),
+                         valid_until=last_day + dt.timedelta(days=365))
+    db.session.commit()
+    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=dt.UTC)
+    with freeze_time(evening) as clock:
+        body = consent(client, setup.rp)
+        assert "registered_data" in userinfo(client, body["access_token"]).json
+        clock.move_to(evening + dt.timedelta(minutes=15))
+        info = userinfo(client, body["access_token"])
+        assert info.status_code == 200 and "registered_data" not in info.json
+        answer = refresh(client, setup.rp, body["refresh_token"])
+    assert answer.status_code == 400 and answer.json["error"] == "invalid_scope"
+    assert answer.json["error_description"] == f"registered:language: {why}"
+    refusals = list(db.session.scalars(select(AuditEvent).where(
+        AuditEvent.tag == str(AuditTag.DATA_CONTRACT_REFUSED))))
+    assert [(e.data["use"], e.data["scope"], e.data["reason"]) for e in refusals] == [
+        ("token", "registered:language", why)]
+    assert refusals[0].company_id == setup.recipient_company
 
 
 def test_a_stopped_collection_stops_release(client, exchange):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -18,6 +19,7 @@ from idp.db import utcnow
 from idp.exchange import contracts
 from idp.exchange import records
 from idp.exchange.models import CollectionStop
+from idp.exchange.models import DataContract
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 from tests import factories
@@ -197,6 +199,44 @@ def test_an_ended_contract_refuses_contributions_and_says_why(client, company_a,
     [refusal] = events(AuditTag.DATA_CONTRACT_REFUSED)
     assert refusal.data["category"] == "language"
     assert refusal.company_id == company_a.company_id
+    assert stored() == 0
+
+
+# The contract's last day is tomorrow; with no successor the refusal says "has expired",
+# with one that starts later "is not in force yet".
+@pytest.mark.parametrize(("successor_from", "why"), [
+    (None, "the data-use contract for 'language' has expired"),
+    (5, "the data-use contract for 'language' is not in force yet"),
+])
+def test_a_contract_that_ran_out_refuses_contributions_and_says_why(
+        client, company_a, hanako, successor_from, why):
+    """Test that the morning after the contract's last day a batch under a token issued
+    the evening before is refused (403, the reason in the description), audited as a
+    contract refusal and a refused batch, and nothing is stored."""
+    _, sub = hanako
+    contract = db.session.get(DataContract, company_a.contract_id)
+    contract.valid_until = last_day = utcnow().date() + dt.timedelta(days=1)
+    if successor_from is not None:
+        contracts.create(company_a.company_id, ["language"], "次年度の契約",
+                         valid_from=last_day + dt.timedelta(days=successor_from),
+                         valid_until=last_day + dt.timedelta(days=365))
+    db.session.commit()
+    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=dt.UTC)
+    with freeze_time(evening) as clock:
+        access_token = supply.token(client, company_a, "contribute:language")
+        clock.move_to(evening + dt.timedelta(minutes=15))
+        answer = supply.post(client, access_token, [supply.record(sub)])
+    assert answer.status_code == 403
+    assert answer.json["error"] == "access_denied"
+    assert answer.json["field"] == "records[0].category"
+    assert why in answer.json["error_description"]
+    [refusal] = events(AuditTag.DATA_CONTRACT_REFUSED)
+    assert refusal.data["reason"] == why and refusal.data["use"] == "contribute"
+    assert refusal.data["category"] == "language"
+    assert refusal.company_id == company_a.company_id
+    assert refusal.client_id == company_a.client_id
+    [batch] = events(AuditTag.RECORD_REFUSED)
+    assert batch.company_id == company_a.company_id
     assert stored() == 0
 
 
