@@ -48,6 +48,7 @@ from tests import factories
 from tests.helpers.app import PG_URL
 from tests.helpers.app import TEST_SETTINGS
 from tests.helpers.audit import seal_all
+from tests.helpers.audit import seal_in_batches
 from tests.helpers.audit_guard import lifted
 from tests.helpers.oauth import tokens_for
 
@@ -137,9 +138,7 @@ def test_batches_each_get_a_head(app):
     """Test that sealing in batches writes one head per batch and the chain runs on."""
     append_events(5)
     db.session.rollback()
-    while chain.seal(db.session, audit_heads.sign, limit=2) is not None:
-        db.session.commit()
-    db.session.rollback()
+    seal_in_batches(limit=2)
     assert list(db.session.scalars(select(AuditHead.seq).order_by(AuditHead.seq))) == [2, 4, 5]
     result = verify()
     assert result.ok and (result.events, result.heads, result.heads_signed) == (5, 3, 3)
