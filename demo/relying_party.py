@@ -253,7 +253,7 @@ def create_app(issuer: str, client_id: str, client_secret: str, redirect_uri: st
             flash(f"登録データの提供に失敗 / Contribution failed: {exc}", "error")
             return redirect(url_for("index"))
         if answer.status_code == 201:
-            flash(f"推進体制へ登録データを提供しました / Registered data contributed: "
+            flash(f"コンソーシアムへ登録データを提供しました / Registered data contributed: "
                   f"stored {body.get('stored')}, already held {body.get('duplicates')}.", "ok")
         else:
             flash(f"登録データの提供に失敗 / Contribution refused ({answer.status_code}): "
@@ -379,8 +379,8 @@ they cannot link their records.</span></p>
  value="{{ csrf }}"><button class="btn">トークンを更新 / Refresh token</button></form>
 <a class="btn sub" href="{{ url_for('logout') }}">ログアウト / Sign out</a></p>
 {% if contributes %}<div class="box"><h2>登録データの提供<span class="en">Contribute registered
-data</span></h2><p>このサービスで登録された情報を、推進体制へ登録データとして提供します
-（あなたが推進体制で収集を停止していない場合）。他社は、あなたが同意した場合にだけ受け取れます。
+data</span></h2><p>このサービスで登録された情報を、コンソーシアムへ登録データとして提供します
+（あなたがコンソーシアムで収集を停止していない場合）。他社は、あなたが同意した場合にだけ受け取れます。
 <span class="en">This service
 passes what you registered here to the consortium as registered data, unless you stopped
 collection there. Other companies receive it only if you consent.</span></p>
