@@ -25,30 +25,31 @@ def serve(database_url: str, hostname: str = "127.0.0.1", **overrides) -> Iterat
     """Yield the base URL of the IdP served on 127.0.0.1:<free port>, threaded.
     ``hostname`` names it in the URL (and issuer): ``localhost`` for WebAuthn, whose
     relying-party id cannot be an IP address."""
-    dispatch = _Dispatch()
-    server = make_server("127.0.0.1", 0, dispatch, threaded=True)
-    base = f"http://{hostname}:{server.server_port}"
-    dispatch.app = create_app({**TEST_SETTINGS, "database_url": database_url, "issuer": base,
-                               **overrides})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield base
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        with dispatch.app.app_context():
-            from idp.extensions import db
+    apps = []
 
-            db.engine.dispose()
+    def make(base: str):
+        apps.append(create_app({**TEST_SETTINGS, "database_url": database_url, "issuer": base,
+                                **overrides}))
+        return apps[0]
+
+    try:
+        with serve_wsgi(make, hostname) as base:
+            yield base
+    finally:
+        if apps:
+            with apps[0].app_context():
+                from idp.extensions import db
+
+                db.engine.dispose()
 
 
 @contextmanager
-def serve_wsgi(make_app) -> Iterator[str]:
-    """Serve ``make_app(base)`` on 127.0.0.1:<free port> in a thread; yield the base URL."""
+def serve_wsgi(make_app, hostname: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``make_app(base)`` on 127.0.0.1:<free port> in a thread; yield the base URL
+    (``hostname`` names the address in it)."""
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = f"http://{hostname}:{server.server_port}"
     dispatch.app = make_app(base)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
