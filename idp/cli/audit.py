@@ -25,8 +25,9 @@ from idp.extensions import db
 from idp.keys import audit_heads
 
 
-def seal_pending(max_batches: int = 100) -> dict[str, int]:
-    """Seal every sealable entry now, one committed batch (and head) at a time.
+def seal_pending(max_batches: int = 100, batch: int = chain.BATCH) -> dict[str, int]:
+    """Seal every sealable entry now, one committed batch of up to ``batch`` entries (and
+    its head) at a time.
 
     Needs an app context. Another sealer holding the lock, or nothing to seal,
     ends the loop: the next run picks up what is left.
@@ -34,13 +35,13 @@ def seal_pending(max_batches: int = 100) -> dict[str, int]:
     batches = events = 0
     last_seq = 0
     for _ in range(max_batches):
-        sealed = chain.seal(db.session, audit_heads.sign)
+        sealed = chain.seal(db.session, audit_heads.sign, limit=batch)
         if sealed is None:
             db.session.rollback()
             break
         db.session.commit()
         batches, events, last_seq = batches + 1, events + sealed.events, sealed.seq
-        if sealed.events < chain.BATCH:
+        if sealed.events < batch:
             break
     return {"batches": batches, "events": events, "seq": last_seq}
 

@@ -23,11 +23,12 @@ def all_sealed() -> bool:
                              .limit(1)) is None
 
 
-def seal_until(done=all_sealed, attempts: int = 600) -> None:
-    """Seal (in the app context's session, committing) until ``done()``."""
+def seal_until(done=all_sealed, attempts: int = 600, batch: int | None = None) -> None:
+    """Seal (in the app context's session, committing) until ``done()``; ``batch``: at
+    most that many entries per head."""
     for _ in range(attempts):
         db.session.rollback()
-        seal_pending()
+        seal_pending(**({"batch": batch} if batch else {}))
         db.session.rollback()
         if done():
             return
@@ -39,19 +40,7 @@ def seal_all() -> None:
     seal_until(all_sealed)
 
 
-def seal_in_batches(limit: int, attempts: int = 600) -> None:
+def seal_in_batches(limit: int) -> None:
     """Seal ``limit`` entries at a time, one head per batch, until nothing committed is
-    left unsealed; waits (never asserting on time) while older transactions elsewhere on
-    the server hold sealing back."""
-    from idp.audit import chain
-    from idp.keys import audit_heads
-
-    for _ in range(attempts):
-        if chain.seal(db.session, audit_heads.sign, limit=limit) is not None:
-            db.session.commit()
-            continue
-        db.session.rollback()
-        if all_sealed():
-            return
-        threading.Event().wait(0.05)
-    raise AssertionError("the audit entries were never sealed")
+    left unsealed."""
+    seal_until(all_sealed, batch=limit)
