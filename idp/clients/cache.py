@@ -24,8 +24,11 @@ cut-off its reload, correctness never depends on it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import selectors
+import socket
 import threading
 import weakref
 from typing import Any
@@ -122,6 +125,9 @@ class Listener:
         self.listening = threading.Event()
         self.heard = threading.Event()  # set at each notification (tests wait on it)
         self._stopping = threading.Event()
+        # stop() writes to this pair so that a listener waiting for notifications
+        # returns at once instead of at the end of its poll.
+        self._wake, self._waker = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="idp-epoch-listener",
                                         daemon=True)
 
@@ -133,8 +139,12 @@ class Listener:
 
     def stop(self) -> None:
         self._stopping.set()
+        with contextlib.suppress(OSError):  # already stopped and closed
+            self._waker.send(b"\0")
         if self._thread.is_alive():
             self._thread.join()
+        self._wake.close()
+        self._waker.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -143,10 +153,16 @@ class Listener:
                     connection.execute(f"LISTEN {epoch.CHANNEL}")
                     self.cache.forget()  # bumps while nobody listened
                     self.listening.set()
-                    while not self._stopping.is_set():
-                        for _note in connection.notifies(timeout=self.POLL_SECONDS):
-                            self.cache.forget()
-                            self.heard.set()
+                    with selectors.DefaultSelector() as waiting:
+                        waiting.register(connection.fileno(), selectors.EVENT_READ)
+                        waiting.register(self._wake, selectors.EVENT_READ)
+                        while not self._stopping.is_set():
+                            # Notifications already read arrive with the poll (timeout=0
+                            # looks once); the poll runs again at least every second.
+                            for _note in connection.notifies(timeout=0):
+                                self.cache.forget()
+                                self.heard.set()
+                            waiting.select(self.POLL_SECONDS)
             except psycopg.Error as exc:
                 self.listening.clear()
                 self.cache.forget()

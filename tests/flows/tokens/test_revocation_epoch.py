@@ -11,6 +11,8 @@ rotation show the other direction: a stale cache never refuses what is now allow
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
@@ -192,6 +194,24 @@ def test_the_listener_empties_b_s_cache_when_a_cut_off_commits(node_b, backend, 
     assert listener.heard.wait(30)
     assert cached_ids(node_b) == set()
     assert token_on(node_b, backend).json["error"] == "invalid_client"
+
+
+def test_stopping_the_listener_does_not_wait_out_its_poll(node_b, backend, is_postgres,
+                                                          monkeypatch):
+    """Test that stop() wakes a listener waiting for notifications: with an hour's poll,
+    it still returns at once (every test app that commits is stopped at its end)."""
+    if not is_postgres:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(cache.Listener, "POLL_SECONDS", 3600.0)
+    b_cache = cache.cache_of(node_b)
+    b_cache.listen = True
+    warm(node_b, backend)
+    listener = b_cache.listener
+    assert listener is not None and listener.listening.wait(30)
+    stopping = threading.Thread(target=listener.stop)
+    stopping.start()
+    stopping.join(30)
+    assert not stopping.is_alive() and not listener.alive()
 
 
 def test_without_postgresql_no_listener_runs(node_b, backend, is_postgres):
