@@ -1,7 +1,8 @@
 """axe-core (npm, tests/e2e/browser/package.json) on the pages residents and admins see.
 
 The app's Content-Security-Policy forbids inline scripts, so axe runs in a context
-created with ``bypass_csp=True`` (for these checks only; the story tests keep the CSP).
+created with ``bypass_csp=True`` (``axe_context``: for these checks only; the story
+tests keep the CSP).
 No serious or critical violation is allowed, in Japanese and in English.
 """
 
@@ -18,6 +19,7 @@ from idp.kiosk import service as kiosks
 from tests import factories
 from tests.e2e.browser.conftest import AXE
 from tests.e2e.browser.conftest import ROOT
+from tests.e2e.browser.conftest import axe_context
 from tests.e2e.browser.conftest import axe_run
 from tests.e2e.browser.conftest import sign_in
 from tests.helpers.admin import enrolled_admin
@@ -37,9 +39,8 @@ def test_no_serious_axe_violations(lang, browser, shot, demo_rp, idp):
     admin = enrolled_admin()
     db.session.rollback()
 
-    context = browser.new_context(bypass_csp=True, locale="ja-JP" if lang == "ja" else "en-US",
-                                  viewport={"width": 390, "height": 844})
-    context.set_default_timeout(15_000)
+    context = axe_context(browser, locale="ja-JP" if lang == "ja" else "en-US",
+                          viewport={"width": 390, "height": 844})
     page = context.new_page()
     found: list[dict] = []
     everything: list[dict] = []

@@ -20,6 +20,7 @@ from tests import factories
 from tests.e2e.browser.conftest import AXE
 from tests.e2e.browser.conftest import SCREENSHOTS
 from tests.e2e.browser.conftest import axe_check
+from tests.e2e.browser.conftest import axe_context
 from tests.e2e.browser.conftest import sign_in
 
 pytestmark = pytest.mark.skipif(not AXE.exists(), reason=(
@@ -32,12 +33,10 @@ NOTES = {"ja": "以下の点にご注意ください", "en": "please note the fo
 
 def _context(browser, lang: str, viewport: str):
     phone = viewport == "phone"
-    # bypass_csp only so axe-core can be injected; the pages' own CSS is from static files.
-    context = browser.new_context(bypass_csp=True, locale="ja-JP" if lang == "ja" else "en-US",
-                                  viewport=VIEWPORTS[viewport], is_mobile=phone,
-                                  has_touch=phone, device_scale_factor=1)
-    context.set_default_timeout(15_000)
-    return context
+    # bypass_csp only so axe-core can run; the pages' own CSS is from static files.
+    return axe_context(browser, locale="ja-JP" if lang == "ja" else "en-US",
+                       viewport=VIEWPORTS[viewport], is_mobile=phone,
+                       has_touch=phone, device_scale_factor=1)
 
 
 def _check_reachable(page, lang: str, where: str) -> None:

@@ -17,6 +17,7 @@ from idp.extensions import db
 from tests import factories
 from tests.e2e.browser.conftest import AXE
 from tests.e2e.browser.conftest import axe_check
+from tests.e2e.browser.conftest import axe_context
 from tests.e2e.browser.conftest import claims_shown
 from tests.e2e.browser.conftest import sign_in
 from tests.helpers import data_links
@@ -50,11 +51,10 @@ def exchange_rp(app, migrated, idp):
 
 @pytest.fixture
 def phone_for_axe(browser):
-    """A phone whose context lets axe-core's script in (``bypass_csp``, as
+    """A phone whose context lets axe-core's script in (``axe_context``, as
     test_accessibility.py does: for these checks only)."""
-    context = browser.new_context(bypass_csp=True, locale="ja-JP", is_mobile=True,
-                                  has_touch=True, viewport={"width": 375, "height": 812})
-    context.set_default_timeout(15_000)
+    context = axe_context(browser, locale="ja-JP", is_mobile=True, has_touch=True,
+                          viewport={"width": 375, "height": 812})
     yield context.new_page()
     context.close()
 

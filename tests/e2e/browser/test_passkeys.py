@@ -20,6 +20,7 @@ from idp.extensions import db
 from idp.kiosk import service as kiosks
 from tests import factories
 from tests.e2e.browser.conftest import AXE
+from tests.e2e.browser.conftest import axe_context
 from tests.e2e.browser.conftest import axe_run
 from tests.e2e.browser.conftest import claims_shown
 from tests.e2e.browser.conftest import sign_in
@@ -181,9 +182,8 @@ def test_remove_a_passkey(page, shot, idp):
 @pytest.mark.parametrize("lang", ["ja", "en"])
 def test_passkey_pages_are_axe_clean(browser, shot, idp, lang):
     """Test the login page and /account/security with a passkey listed, with axe-core."""
-    context = browser.new_context(bypass_csp=True, locale="ja-JP" if lang == "ja" else "en-US",
-                                  viewport={"width": 390, "height": 844})
-    context.set_default_timeout(15_000)
+    context = axe_context(browser, locale="ja-JP" if lang == "ja" else "en-US",
+                          viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
         authenticator(page)
@@ -213,9 +213,8 @@ def test_passkey_offers_and_the_admin_passkey_page_are_axe_clean(browser, shot, 
     db.session.commit()
     admin = enrolled_admin()
     db.session.rollback()
-    context = browser.new_context(bypass_csp=True, locale="ja-JP" if lang == "ja" else "en-US",
-                                  viewport={"width": 390, "height": 844})
-    context.set_default_timeout(15_000)
+    context = axe_context(browser, locale="ja-JP" if lang == "ja" else "en-US",
+                          viewport={"width": 390, "height": 844})
     page = context.new_page()
     found: list[dict] = []
 
