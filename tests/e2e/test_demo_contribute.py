@@ -26,8 +26,8 @@ from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 from tests import factories
 from tests.factories import csrf
-from tests.flows.exchange.test_links_release import consent
 from tests.helpers import data_links
+from tests.helpers.data_links import consent
 from tests.helpers.live import serve
 from tests.helpers.live import serve_wsgi
 from tests.helpers.oauth import userinfo

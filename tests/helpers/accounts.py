@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from html.parser import HTMLParser
+from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 import pyotp
@@ -81,6 +82,12 @@ class Inputs(HTMLParser):
         if tag == "label" and attrs.get("for"):
             self.labels.add(attrs["for"])
 
+    @property
+    def inputs(self) -> list[dict[str, str | None]]:
+        """The <input> elements alone, each as a dict of its attributes."""
+        return [{k: v for k, v in field.items() if k != "tag"}
+                for field in self.fields if field["tag"] == "input"]
+
     def unlabelled(self) -> list[dict]:
         return [f for f in self.fields
                 if f.get("type") not in ("hidden", "submit", "button")
@@ -88,3 +95,36 @@ class Inputs(HTMLParser):
 
     def named(self, name: str) -> list[dict]:
         return [f for f in self.fields if f.get("name") == name]
+
+
+# ---- registration (email first, then the form of /register/complete) ---------------
+
+EMAIL = "taro@example.jp"
+PASSWORD = "sapporo snow festival"
+FULL_FORM = {
+    "password": PASSWORD, "password_confirm": PASSWORD,
+    "family_name": "札幌", "given_name": "太郎", "family_name_kana": "サッポロ",
+    "given_name_kana": "タロウ", "birth_year": "1985", "gender": "male",
+    "postal_code": "060-0001", "locality": "札幌市中央区",
+    "agree_provision": "yes", "agree_collection": "yes", "agree_terms": "yes",
+}
+
+
+def request_link(client, email=EMAIL, **extra):
+    return post_form(client, "/register", {"email": email, **extra})
+
+
+def registration_link(email=EMAIL) -> str:
+    (message,) = [m for m in mails_to(email) if "/register/complete" in m.body]
+    return link_in(message, "/register/complete")
+
+
+def complete(client, link: str, **overrides):
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    version = re.search(r'name="terms_version" value="([^"]+)"', page.text).group(1)
+    data = {**FULL_FORM, "token": token, "terms_version": version,
+            "csrf_token": factories.csrf(page.text), **overrides}
+    data = {k: v for k, v in data.items() if v is not None}
+    return client.post("/register/complete", data=data)

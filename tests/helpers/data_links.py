@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.datastructures import MultiDict
 
 from idp.db import utcnow
 from idp.exchange import categories
@@ -14,6 +17,7 @@ from idp.exchange import contracts
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 from tests import factories
+from tests.helpers.oauth import redeem
 
 ONE_YEAR = dt.timedelta(days=365)
 
@@ -69,3 +73,51 @@ def contribute(resident_id: str, company_id: str, contract_id: str, value: Any, 
     db.session.add(row)
     db.session.commit()
     return row
+
+
+# ---- the recipient's code flow through the consent screen ---------------------------
+
+SCOPE = "openid name registered:language offline_access"
+
+
+def consent_page(client, rp, scope=SCOPE, **params) -> tuple[str, str]:
+    """Sign in and reach the consent screen: (its path, the PKCE verifier)."""
+    browser = factories.Browser(client)
+    verifier, challenge = factories.pkce_pair()
+    response = browser.authorize(rp, scope=scope, code_challenge=challenge,
+                                 code_challenge_method="S256", **params)
+    location = response.headers["Location"]
+    if "/login" in location:
+        uid = factories.query(location)["interaction"]
+        location = client.get(browser.login(interaction=uid).headers["Location"]).headers[
+            "Location"]
+    assert "/consent/" in location, location
+    return urlsplit(location).path, verifier
+
+
+def consent(client, rp, scope=SCOPE, expiry="365d", scopes=None, **params) -> dict:
+    """The code flow through the consent screen; the token response."""
+    path, verifier = consent_page(client, rp, scope, **params)
+    return decide(client, rp, path, verifier, scopes or scope.split(), expiry)
+
+
+def decide(client, rp, path, verifier, scopes, expiry):
+    page = client.get(path)
+    form = MultiDict([("csrf_token", factories.csrf(page.text)), ("decision", "allow"),
+                      *(("scope", s) for s in scopes)])
+    if expiry is not None:
+        form.add("link_expiry", expiry)
+    response = client.post(path, data=form)
+    code = factories.query(response.headers["Location"])["code"]
+    answer = redeem(client, rp, code, verifier)
+    assert answer.status_code == 200, answer.text
+    return answer.json
+
+
+def tokens(client, rp, scope=SCOPE, **params) -> dict:
+    verifier, challenge = factories.pkce_pair()
+    result = factories.Browser(client).code_flow(rp, scope=scope, code_challenge=challenge,
+                                                 code_challenge_method="S256", **params)
+    answer = redeem(client, rp, result["code"], verifier)
+    assert answer.status_code == 200, answer.text
+    return answer.json

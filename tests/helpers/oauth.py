@@ -8,6 +8,7 @@ from base64 import urlsafe_b64decode
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
+from urllib.parse import urlsplit
 
 from tests import factories
 
@@ -151,3 +152,17 @@ class EventReceiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+def consent_screen(client, rp, scope: str):
+    """Sign in and open the consent page for this scope; return (browser, path, page)."""
+    _, challenge = factories.pkce_pair()
+    browser = factories.Browser(client)
+    response = browser.authorize(rp, scope=scope, code_challenge=challenge,
+                                 code_challenge_method="S256")
+    assert response.status_code == 302, response.text
+    uid = factories.query(response.headers["Location"])["interaction"]
+    response = client.get(browser.login(interaction=uid).headers["Location"])
+    path = urlsplit(response.headers["Location"]).path
+    assert path.startswith("/consent/"), response.headers["Location"]
+    return browser, path, client.get(path).text

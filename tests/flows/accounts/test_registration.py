@@ -16,43 +16,17 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.terms import service as terms
 from tests import factories
+from tests.helpers.accounts import EMAIL
+from tests.helpers.accounts import FULL_FORM
 from tests.helpers.accounts import Inputs
-from tests.helpers.accounts import link_in
+from tests.helpers.accounts import complete
 from tests.helpers.accounts import mails_to
 from tests.helpers.accounts import outbox
 from tests.helpers.accounts import post_form
+from tests.helpers.accounts import registration_link
+from tests.helpers.accounts import request_link
 from tests.helpers.accounts import tags
 from tests.helpers.app import count
-
-EMAIL = "taro@example.jp"
-PASSWORD = "sapporo snow festival"
-FULL_FORM = {
-    "password": PASSWORD, "password_confirm": PASSWORD,
-    "family_name": "札幌", "given_name": "太郎", "family_name_kana": "サッポロ",
-    "given_name_kana": "タロウ", "birth_year": "1985", "gender": "male",
-    "postal_code": "060-0001", "locality": "札幌市中央区",
-    "agree_provision": "yes", "agree_collection": "yes", "agree_terms": "yes",
-}
-
-
-def request_link(client, email=EMAIL, **extra):
-    return post_form(client, "/register", {"email": email, **extra})
-
-
-def registration_link(email=EMAIL) -> str:
-    (message,) = [m for m in mails_to(email) if "/register/complete" in m.body]
-    return link_in(message, "/register/complete")
-
-
-def complete(client, link: str, **overrides):
-    page = client.get(link)
-    assert page.status_code == 200, page.text
-    token = parse_qs(urlsplit(link).query)["token"][0]
-    version = re.search(r'name="terms_version" value="([^"]+)"', page.text).group(1)
-    data = {**FULL_FORM, "token": token, "terms_version": version,
-            "csrf_token": factories.csrf(page.text), **overrides}
-    data = {k: v for k, v in data.items() if v is not None}
-    return client.post("/register/complete", data=data)
 
 
 def test_register_page_is_japanese_and_asks_for_the_email_first(client):

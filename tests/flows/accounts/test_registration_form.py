@@ -20,11 +20,11 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.secrets import digest
 from tests import factories
-from tests.flows.accounts.test_registration import EMAIL
-from tests.flows.accounts.test_registration import FULL_FORM
-from tests.flows.accounts.test_registration import complete
-from tests.flows.accounts.test_registration import registration_link
-from tests.flows.accounts.test_registration import request_link
+from tests.helpers.accounts import EMAIL
+from tests.helpers.accounts import FULL_FORM
+from tests.helpers.accounts import complete
+from tests.helpers.accounts import registration_link
+from tests.helpers.accounts import request_link
 from tests.helpers.app import count
 
 

@@ -13,10 +13,10 @@ from idp.accounts import statistics
 from idp.accounts.models import Resident
 from idp.extensions import db
 from tests import factories
-from tests.flows.accounts.test_registration import complete
-from tests.flows.accounts.test_registration import registration_link
-from tests.flows.accounts.test_registration import request_link
+from tests.helpers.accounts import complete
 from tests.helpers.accounts import post_form
+from tests.helpers.accounts import registration_link
+from tests.helpers.accounts import request_link
 from tests.helpers.accounts import sign_in
 from tests.helpers.accounts import tags
 

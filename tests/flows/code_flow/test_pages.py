@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +13,7 @@ from idp.access.models import BrowserSession
 from idp.consent.models import Consent
 from idp.db import utcnow
 from tests import factories
+from tests.helpers.accounts import Inputs
 from tests.helpers.app import count
 
 ALL_ITEMS = "openid name birth_year gender email postal_code offline_access"
@@ -26,19 +26,6 @@ JA_LABELS = {
     "postal_code": "住所情報（郵便番号と市区町村）",
     "offline_access": "継続的な利用",
 }
-
-
-class Inputs(HTMLParser):
-    """Every <input> on a page, as a dict of its attributes."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.found: list[dict[str, str | None]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "input":
-            self.found.append(dict(attrs))
 
 
 @pytest.fixture
@@ -207,7 +194,7 @@ def test_language_switch_never_leaves_the_site(client, target):
 
 def test_openid_is_a_required_item(client, browser, rp):
     """Test that openid is sent by a hidden input and shown as a disabled, checked box."""
-    inputs = Inputs(client.get(to_consent(client, browser, rp)).text).found
+    inputs = Inputs(client.get(to_consent(client, browser, rp)).text).inputs
     hidden = [i for i in inputs if i.get("type") == "hidden" and i.get("name") == "scope"]
     assert hidden == [{"type": "hidden", "name": "scope", "value": "openid"}]
     box = next(i for i in inputs if i.get("type") == "checkbox" and i.get("value") == "openid")
@@ -219,7 +206,7 @@ def test_openid_is_a_required_item(client, browser, rp):
 def test_optional_items_are_named_checkboxes(client, browser, rp):
     """Test that each optional item is an <input type="checkbox" name="scope" value=…>,
     ticked on a first request except continued access, which is never the default."""
-    inputs = Inputs(client.get(to_consent(client, browser, rp, scope=ALL_ITEMS)).text).found
+    inputs = Inputs(client.get(to_consent(client, browser, rp, scope=ALL_ITEMS)).text).inputs
     boxes = {i["value"]: i for i in inputs
              if i.get("type") == "checkbox" and i.get("name") == "scope"}
     assert set(boxes) == set(ALL_ITEMS.split()) - {"openid"}
@@ -249,7 +236,7 @@ def test_declined_item_is_unticked_next_time(client, browser, rp):
     """Test that an item declined before is shown unticked when consent is asked again."""
     browser.code_flow(rp, scope="openid name email", consent_scopes=["openid", "name"])
     response = browser.authorize(rp, scope="openid name email", prompt="consent")
-    inputs = Inputs(client.get(response.headers["Location"]).text).found
+    inputs = Inputs(client.get(response.headers["Location"]).text).inputs
     boxes = {i["value"]: i for i in inputs if i.get("name") == "scope"}
     assert "checked" in boxes["name"]
     assert "checked" not in boxes["email"]

@@ -8,26 +8,12 @@ consent screen still lists every item and the resident can untick each.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from tests import factories
 from tests.factories import Browser
+from tests.helpers.oauth import consent_screen
 from tests.helpers.oauth import redeem
 from tests.helpers.oauth import userinfo
-
-
-def consent_page(client, rp, scope: str):
-    """Sign in and open the consent page for this scope; return (browser, path, page)."""
-    _, challenge = factories.pkce_pair()
-    browser = Browser(client)
-    response = browser.authorize(rp, scope=scope, code_challenge=challenge,
-                                 code_challenge_method="S256")
-    assert response.status_code == 302, response.text
-    uid = factories.query(response.headers["Location"])["interaction"]
-    response = client.get(browser.login(interaction=uid).headers["Location"])
-    path = urlsplit(response.headers["Location"]).path
-    assert path.startswith("/consent/"), response.headers["Location"]
-    return browser, path, client.get(path).text
 
 
 def listed_items(html: str) -> list[str]:
@@ -46,11 +32,11 @@ def flow(client, rp, scope: str, ticked=None) -> dict:
     return response.json
 
 
-def test_default_rp_scope_lists_each_item_on_the_consent_page(app, client):
+def test_default_rp_scope_lists_each_item_on_the_consent_screen(app, client):
     """Test that "openid profile email" shows user ID, name, birth year, gender and email."""
     factories.resident()
     rp = factories.rp()
-    _, _, page = consent_page(client, rp, "openid profile email")
+    _, _, page = consent_screen(client, rp, "openid profile email")
     assert listed_items(page) == ["openid", "name", "birth_year", "gender", "email"]
 
 
@@ -93,7 +79,7 @@ def test_client_registered_for_fine_scopes_gets_what_it_is_allowed(app, client):
     """Test that profile covers only the finer scopes the client is registered for."""
     factories.resident()
     rp = factories.rp(scopes=["openid", "name", "email"])
-    _, _, page = consent_page(client, rp, "openid profile email")
+    _, _, page = consent_screen(client, rp, "openid profile email")
     assert listed_items(page) == ["openid", "name", "email"]
 
 

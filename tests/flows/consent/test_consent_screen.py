@@ -13,7 +13,7 @@ from idp.consent import service as consent_service
 from idp.extensions import db
 from tests import factories
 from tests.factories import Browser
-from tests.flows.code_flow.test_pages import Inputs
+from tests.helpers.accounts import Inputs
 
 HOME = "https://rp.example.jp/"
 
@@ -42,7 +42,7 @@ def consent_path(client, browser, rp, scope="openid name email", **params) -> st
 
 
 def ticked(client, path: str) -> dict[str, bool]:
-    inputs = Inputs(client.get(path).text).found
+    inputs = Inputs(client.get(path).text).inputs
     return {i["value"]: "checked" in i for i in inputs
             if i.get("type") == "checkbox" and i.get("name") == "scope"}
 

@@ -14,7 +14,10 @@ from idp.extensions import db
 from idp.terms import document
 from idp.terms import service as terms
 from tests import factories
+from tests.helpers.accounts import registration_link
+from tests.helpers.accounts import request_link
 from tests.helpers.accounts import sign_in
+from tests.helpers.oauth import consent_screen
 
 NEW_TEXT = "# 新しい利用規約\n\n## 第1条（目的）\n1. 新しい目的です。\n- 箇条書き\n\n## 第2条（準拠法）\n日本法に準拠します。\n"
 NEW_TEXT_EN = "# New terms\n\n## Article 1 (Purpose)\n1. A new purpose.\n\n## Article 2 (Law)\nJapanese law.\n"
@@ -134,8 +137,6 @@ def test_re_acceptance_page_shows_the_text_and_the_form(client):
 
 def test_registration_form_links_the_full_terms(client):
     """Test that the registration form links to the terms page of the version it asks about."""
-    from tests.flows.accounts.test_registration import registration_link
-    from tests.flows.accounts.test_registration import request_link
     request_link(client)
     page = client.get(registration_link())
     assert 'href="/terms"' in page.text
@@ -164,9 +165,8 @@ def test_shipped_texts_have_the_same_articles():
 
 def test_consent_screen_links_the_terms_even_without_a_url_setting(app, client):
     """Test that the consent screen's terms line links to /terms (no admin URL needed)."""
-    from tests.flows.code_flow.test_standard_scopes import consent_page
     factories.resident()
-    _, _, html = consent_page(client, factories.rp(), "openid name")
+    _, _, html = consent_screen(client, factories.rp(), "openid name")
     line = re.search(r'<a href="([^"]+)" target="_blank" rel="noopener">([^<]+)<', html.split(
         'class="links consent-links"')[1])
     assert line is not None and line.group(1) == "/terms"

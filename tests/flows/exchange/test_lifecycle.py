@@ -23,9 +23,9 @@ from idp.exchange.models import DataLink
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
 from tests import factories
-from tests.flows.exchange.test_links_release import consent
 from tests.helpers import data_links
 from tests.helpers.accounts import tags
+from tests.helpers.data_links import consent
 from tests.helpers.oauth import EventReceiver
 from tests.helpers.oauth import jwt_claims
 from tests.helpers.oauth import userinfo

@@ -16,11 +16,11 @@ from idp.exchange import contracts
 from idp.exchange.models import DataLink
 from idp.extensions import db
 from tests import factories
-from tests.flows.exchange.test_links_release import SCOPE
-from tests.flows.exchange.test_links_release import consent
 from tests.helpers import data_links
 from tests.helpers.accounts import post_form
 from tests.helpers.accounts import tags
+from tests.helpers.data_links import SCOPE
+from tests.helpers.data_links import consent
 from tests.helpers.oauth import introspect
 from tests.helpers.oauth import userinfo
 

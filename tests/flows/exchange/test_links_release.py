@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import urlsplit
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
-from werkzeug.datastructures import MultiDict
 
 from idp.access.subjects import subject_for
 from idp.audit.models import AuditEvent
@@ -27,13 +25,15 @@ from idp.exchange.models import DataLink
 from idp.extensions import db
 from tests import factories
 from tests.helpers import data_links
+from tests.helpers.data_links import SCOPE
+from tests.helpers.data_links import consent
+from tests.helpers.data_links import consent_page
+from tests.helpers.data_links import decide
+from tests.helpers.data_links import tokens
 from tests.helpers.oauth import introspect
 from tests.helpers.oauth import jwt_claims
-from tests.helpers.oauth import redeem
 from tests.helpers.oauth import refresh
 from tests.helpers.oauth import userinfo
-
-SCOPE = "openid name registered:language offline_access"
 
 
 @pytest.fixture
@@ -42,49 +42,6 @@ def exchange(client):
     setup = data_links.setup()
     data_links.contribute(resident.id, setup.source_company, setup.source_contract, "vi")
     return resident, setup
-
-
-def consent_page(client, rp, scope=SCOPE, **params) -> tuple[str, str]:
-    """Sign in and reach the consent screen: (its path, the PKCE verifier)."""
-    browser = factories.Browser(client)
-    verifier, challenge = factories.pkce_pair()
-    response = browser.authorize(rp, scope=scope, code_challenge=challenge,
-                                 code_challenge_method="S256", **params)
-    location = response.headers["Location"]
-    if "/login" in location:
-        uid = factories.query(location)["interaction"]
-        location = client.get(browser.login(interaction=uid).headers["Location"]).headers[
-            "Location"]
-    assert "/consent/" in location, location
-    return urlsplit(location).path, verifier
-
-
-def consent(client, rp, scope=SCOPE, expiry="365d", scopes=None, **params) -> dict:
-    """The code flow through the consent screen; the token response."""
-    path, verifier = consent_page(client, rp, scope, **params)
-    return decide(client, rp, path, verifier, scopes or scope.split(), expiry)
-
-
-def decide(client, rp, path, verifier, scopes, expiry):
-    page = client.get(path)
-    form = MultiDict([("csrf_token", factories.csrf(page.text)), ("decision", "allow"),
-                      *(("scope", s) for s in scopes)])
-    if expiry is not None:
-        form.add("link_expiry", expiry)
-    response = client.post(path, data=form)
-    code = factories.query(response.headers["Location"])["code"]
-    answer = redeem(client, rp, code, verifier)
-    assert answer.status_code == 200, answer.text
-    return answer.json
-
-
-def tokens(client, rp, scope=SCOPE, **params) -> dict:
-    verifier, challenge = factories.pkce_pair()
-    result = factories.Browser(client).code_flow(rp, scope=scope, code_challenge=challenge,
-                                                 code_challenge_method="S256", **params)
-    answer = redeem(client, rp, result["code"], verifier)
-    assert answer.status_code == 200, answer.text
-    return answer.json
 
 
 def links_of(resident_id) -> list[DataLink]:

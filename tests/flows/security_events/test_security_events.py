@@ -27,10 +27,10 @@ from idp.db import utcnow
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
 from tests import factories
-from tests.flows.logout.test_end_access_paths import PATHS
 from tests.helpers.accounts import post_form
 from tests.helpers.admin import events
 from tests.helpers.app import flush_outbox
+from tests.helpers.end_access import PATHS
 from tests.helpers.oauth import EventReceiver
 from tests.helpers.oauth import RelyingParty
 from tests.helpers.oauth import ResidentBrowser
