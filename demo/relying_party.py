@@ -239,9 +239,11 @@ def create_app(issuer: str, client_id: str, client_secret: str, redirect_uri: st
             if token.status_code != 200:
                 raise OAuthError(token.json().get("error", "token"),
                                  token.json().get("error_description", ""))
-            now = datetime.now().astimezone().isoformat(timespec="seconds")
+            # Collected at the first press of this sign-in; every later press sends the same
+            # records (same record id and time), so contributing again is idempotent.
+            now = entry.setdefault("collected_at",
+                                   datetime.now().astimezone().isoformat(timespec="seconds"))
             sub = entry["claims"]["sub"]
-            # One record id per resident and category: contributing again is idempotent.
             tag = hmac.new(b"demo", sub.encode(), "sha256").hexdigest()[:16]
             records = [{"sub": sub, "category": key, "value": value, "collected_at": now,
                         "record_id": f"demo-{key}-{tag}"} for key, value in contributes.items()]

@@ -11,6 +11,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from idp import locales
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Company
@@ -35,7 +36,9 @@ class ContractError(ValueError):
 
 
 def today() -> dt.date:
-    return utcnow().date()
+    """The day in Japan: a contract's dates are the consortium's days, so one ending on
+    2026-12-03 is in force until midnight Japan time, not until 09:00 the next morning."""
+    return utcnow().astimezone(locales.TIMEZONE).date()
 
 
 def for_company(company_id: str) -> list[DataContract]:

@@ -10,6 +10,7 @@ import io
 import pytest
 from freezegun import freeze_time
 
+from idp.admin import stats
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -190,7 +191,7 @@ def test_the_usage_report_page_shows_registered_data(browser):
     company = factories.company("A社")
     record(AuditTag.RECORD_CONTRIBUTE, company_id=company, category="language")
     db.session.commit()
-    today = utcnow().date().isoformat()
+    today = stats.today().isoformat()  # the report's days are Japan's
     page = browser.client.get(f"/admin/reports?company={company}&from={today}&to={today}")
     assert page.status_code == 200
     assert "language" in page.text

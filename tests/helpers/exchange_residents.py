@@ -20,6 +20,11 @@ from tests import factories
 
 _ids = itertools.count(1)
 
+# In force since before the fixed days some tests freeze the clock at (2026-12-03), and
+# for a year from the real today: whatever the real day or hour (contract days are
+# Japan's, idp.exchange.contracts.today).
+IN_FORCE_SINCE = dt.date(2026, 1, 1)
+
 
 @dataclass
 class Contributor:
@@ -34,6 +39,7 @@ def contributor(name: str = "A社", keys=("language", "occupation", "household")
     categories.ensure_defaults()
     company_id = factories.company(name)
     contract = contracts.create(company_id, list(keys), "会員サービスの改善",
+                                valid_from=IN_FORCE_SINCE,
                                 valid_until=utcnow().date() + dt.timedelta(days=365))
     rp = factories.rp(company_id, grant_types=["client_credentials"], redirect_uris=None,
                       scopes=["touch_events"], **client_kwargs)

@@ -14,6 +14,11 @@ from idp.exchange import contracts
 from idp.extensions import db
 from tests import factories
 
+# In force since before the fixed days some tests freeze the clock at (2026-12-03), and
+# for a year from the real today: whatever the real day or hour (contract days are
+# Japan's, idp.exchange.contracts.today).
+IN_FORCE_SINCE = dt.date(2026, 1, 1)
+
 
 @dataclass
 class Contributor:
@@ -30,6 +35,7 @@ def contributor(name: str = "A社", keys: tuple[str, ...] = ("language",),
     categories.ensure_defaults()
     company_id = factories.company(name)
     contract = contracts.create(company_id, list(keys), "サービス改善のための属性把握",
+                                valid_from=IN_FORCE_SINCE,
                                 valid_until=utcnow().date() + dt.timedelta(days=365))
     client, secret = clients.register_client(
         company_id, f"{name}バックエンド", grant_types=["client_credentials"],

@@ -12,6 +12,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from idp import locales
 from idp.access.subjects import subject_for
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
@@ -211,13 +212,14 @@ def test_a_contract_that_ran_out_stops_release_and_says_why(client, exchange,
     refresh is refused with invalid_scope saying why, audited as a contract refusal."""
     resident, setup = exchange
     contract = db.session.get(DataContract, setup.recipient_contract)
-    contract.valid_until = last_day = utcnow().date() + dt.timedelta(days=1)
+    contract.valid_until = last_day = contracts.today() + dt.timedelta(days=1)
     if successor_from is not None:
         contracts.create(setup.recipient_company, ["language"], "次年度の契約",
                          valid_from=last_day + dt.timedelta(days=successor_from),
                          valid_until=last_day + dt.timedelta(days=365))
     db.session.commit()
-    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=dt.UTC)
+    # 23:50 in Japan, whose days a contract's dates are.
+    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=locales.TIMEZONE)
     with freeze_time(evening) as clock:
         body = consent(client, setup.rp)
         assert "registered_data" in userinfo(client, body["access_token"]).json

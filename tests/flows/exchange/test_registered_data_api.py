@@ -13,6 +13,7 @@ from freezegun import freeze_time
 from sqlalchemy import func
 from sqlalchemy import select
 
+from idp import locales
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
@@ -215,13 +216,14 @@ def test_a_contract_that_ran_out_refuses_contributions_and_says_why(
     contract refusal and a refused batch, and nothing is stored."""
     _, sub = hanako
     contract = db.session.get(DataContract, company_a.contract_id)
-    contract.valid_until = last_day = utcnow().date() + dt.timedelta(days=1)
+    contract.valid_until = last_day = contracts.today() + dt.timedelta(days=1)
     if successor_from is not None:
         contracts.create(company_a.company_id, ["language"], "次年度の契約",
                          valid_from=last_day + dt.timedelta(days=successor_from),
                          valid_until=last_day + dt.timedelta(days=365))
     db.session.commit()
-    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=dt.UTC)
+    # 23:50 in Japan, whose days a contract's dates are.
+    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=locales.TIMEZONE)
     with freeze_time(evening) as clock:
         access_token = supply.token(client, company_a, "contribute:language")
         clock.move_to(evening + dt.timedelta(minutes=15))

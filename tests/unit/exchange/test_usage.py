@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from idp.admin import reports
+from idp.admin import stats
 from idp.audit.models import AuditEvent
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
@@ -53,7 +54,7 @@ def scene(app):
 
 
 def today():
-    return utcnow().date()
+    return stats.today()  # the report's days are Japan's
 
 
 def test_contributions_per_category(scene):
