@@ -7,8 +7,6 @@ test; it records what it receives and answers with the status the test sets.
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs
-from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
@@ -20,10 +18,8 @@ from idp.accounts.models import Resident
 from idp.clients import service as clients
 from idp.extensions import db
 from idp.outbox.models import OutboxMessage
-from idp.terms import service as terms
 from tests import factories
-from tests.helpers.accounts import link_in
-from tests.helpers.accounts import mails_to
+from tests.helpers import end_access
 from tests.helpers.accounts import post_form
 from tests.helpers.admin import AdminBrowser
 from tests.helpers.admin import enrolled_admin
@@ -227,16 +223,7 @@ def test_password_change_tells_the_client_of_each_other_session(client, rp, rely
 def test_password_reset_tells_every_client(client, rp, relying_party):
     """Test that a password reset by emailed link sends the client a logout token."""
     id_claims = jwt_claims(tokens_for(client, rp, "openid")["id_token"])
-    stranger = client.application.test_client()
-    post_form(stranger, "/password/reset", {"email": "hanako@example.jp"})
-    (message,) = [m for m in mails_to("hanako@example.jp") if "/password/reset/confirm" in m.body]
-    link = link_in(message, "/password/reset/confirm")
-    page = stranger.get(link)
-    response = stranger.post("/password/reset/confirm", data={
-        "token": parse_qs(urlsplit(link).query)["token"][0],
-        "new_password": "new winter password", "new_password_confirm": "new winter password",
-        "csrf_token": factories.csrf(page.text)})
-    assert response.status_code == 200
+    end_access.password_reset(client, rp, cli=None, issued=None)
     tokens = relying_party.tokens()
     assert tokens, "no logout token"
     assert {verified(client, t)[1]["sid"] for t in tokens} == {id_claims["sid"]}
@@ -263,13 +250,7 @@ def test_account_deletion_tells_the_client_and_keeps_no_resident_id(client, rp, 
 def test_declining_the_terms_tells_the_client(client, rp, relying_party):
     """Test that declining new terms signs the resident out and the client is told."""
     id_claims = jwt_claims(tokens_for(client, rp, "openid")["id_token"])
-    terms.publish_terms("2027-01", "https://consortium.example.jp/terms/2027-01",
-                        summary="第5条を変更しました。", summary_en="Article 5 changed.")
-    db.session.commit()
-    page = client.get("/terms")
-    response = client.post("/terms", data={"decision": "decline", "version": "2027-01",
-                                           "csrf_token": factories.csrf(page.text)})
-    assert response.status_code == 200
+    end_access.terms_decline(client, rp, cli=None, issued=None)
     (token,) = relying_party.tokens()
     assert verified(client, token)[1]["sid"] == id_claims["sid"]
     assert delivered("terms_declined")[0].data["result"] == "delivered"
