@@ -12,6 +12,7 @@ back to their demo state (idp/cli/demo.py).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+# Which extras pip installed for which pyproject.toml (sha256), one per line.
+STAMP = VENV / "machi-id-installed"
 
 
 def run(*cmd: str | Path) -> None:
@@ -28,13 +31,21 @@ def run(*cmd: str | Path) -> None:
 
 
 def ensure_venv(extras: str) -> None:
+    """.venv with the project installed (editable) with ``extras``. pip runs only when
+    pyproject.toml has changed since it last installed these extras: asking pip again
+    cost about 4 seconds on every `dev.py test`, to learn that nothing had changed."""
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs before any install
         sys.exit("Machi ID needs Python 3.11 or newer")
     if not (BIN / "python").exists():
         print("creating virtualenv in .venv", file=sys.stderr)
         venv.create(VENV, with_pip=True)
+    wanted = f"{extras} {hashlib.sha256((ROOT / 'pyproject.toml').read_bytes()).hexdigest()}"
+    installed = STAMP.read_text().splitlines() if STAMP.exists() else []
+    if wanted in installed:
+        return
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "-e", f".{extras}")
+    STAMP.write_text("\n".join([*installed, wanted]) + "\n")
 
 
 def main(argv: list[str]) -> int:

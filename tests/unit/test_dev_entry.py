@@ -56,3 +56,40 @@ def test_idp_installs_first_when_the_virtualenv_is_missing(dev, tmp_path, monkey
 def test_unknown_command_prints_the_usage(dev, capsys):
     assert dev.main(["nope"]) == 2
     assert "dev.py idp" in capsys.readouterr().err
+
+
+@pytest.fixture
+def pip_calls(dev, tmp_path, monkeypatch):
+    """ensure_venv with a project of its own (tmp) and pip recorded instead of run."""
+    (tmp_path / "python").write_text("#!/bin/sh\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.setattr(dev, "ROOT", tmp_path)
+    monkeypatch.setattr(dev, "STAMP", tmp_path / "machi-id-installed")
+    calls = []
+    monkeypatch.setattr(dev, "run", lambda *cmd: calls.append(cmd[-1]))
+    return calls
+
+
+def test_pip_runs_once_per_pyproject_and_extras(dev, tmp_path, pip_calls):
+    """Test that a second `dev.py test` asks pip nothing, while other extras or a changed
+    pyproject.toml install again."""
+    dev.ensure_venv("[test,browser]")
+    dev.ensure_venv("[test,browser]")
+    assert pip_calls == [".[test,browser]"]
+    dev.ensure_venv("")
+    dev.ensure_venv("[test,browser]")
+    assert pip_calls == [".[test,browser]", "."]
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
+    dev.ensure_venv("[test,browser]")
+    assert pip_calls == [".[test,browser]", ".", ".[test,browser]"]
+
+
+def test_a_failed_install_is_asked_again(dev, tmp_path, pip_calls, monkeypatch):
+    """Test that pip failing leaves no stamp, so the next run installs again."""
+    def failing(*cmd):
+        raise dev.subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(dev, "run", failing)
+    with pytest.raises(dev.subprocess.CalledProcessError):
+        dev.ensure_venv("[test]")
+    assert not (tmp_path / "machi-id-installed").exists()
