@@ -40,6 +40,7 @@ from idp.extensions import db
 from idp.extensions import limiter
 from idp.keys import service as keys
 from idp.models import Base
+from idp.oauth import ratelimit as token_rate_limit
 from tests.helpers import audit_guard
 from tests.helpers.app import PG_URL
 from tests.helpers.app import TEST_SETTINGS
@@ -155,6 +156,7 @@ def _shared_app(apps: dict, url: str, overrides: dict, outbox_dir):
     app.config.update(built.config)
     vars(limiter).update(built.limiter_state)
     limiter.reset()
+    token_rate_limit.forget()  # the token endpoint's counts not yet settled
     # The app's JWKS document (cached a few seconds) may name keys the last test rolled back.
     keys.forget_jwks_cache()
     client_cache.forget_all()  # clients the last test rolled back

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 
+import limits
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from idp.extensions import limiter
+from idp.oauth import ratelimit
 from tests import factories
 
 
@@ -114,3 +117,41 @@ def test_a_client_assertion_counts_against_the_client_it_names(client, machines)
     assert assertion_request().status_code == 429
     one, _ = machines
     assert cc(client, one).status_code == 200
+
+
+# ---- large limits are settled with the storage in batches ------------------------
+
+def storage_count(app, rp) -> int:
+    """What the shared storage holds for the client's window (every worker's settled count)."""
+    (item,) = limits.parse_many("100 per minute")
+    identifiers = (app.config["RATELIMIT_KEY_PREFIX"], ratelimit.LIMITED_VIEW,
+                   "client:" + rp.client_id)
+    return limiter.limiter.storage.get(item.key_for(*identifiers))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"token_rate_limit": "100 per minute"}])
+def test_a_large_limit_is_settled_in_batches_and_overshoots_by_less_than_one(app, client,
+                                                                           machines):
+    """Test that with 100 per minute (batches of 2) the storage sees one round trip per two
+    requests, the worker allows at most one request beyond the limit (a batch less one),
+    and once refused it refuses until the window resets without asking the storage."""
+    (item,) = limits.parse_many("100 per minute")
+    assert ratelimit.batch_size(item) == 2
+    one, two = machines
+    answers = [cc(client, one).status_code for _ in range(5)]
+    assert answers == [200] * 5 and storage_count(app, one) == 4  # the fifth waits
+    answers = [cc(client, one).status_code for _ in range(97)]
+    assert answers == [200] * 96 + [429]  # 101 allowed: 100 and one not yet settled
+    assert storage_count(app, one) == 102
+    assert cc(client, one).status_code == 429
+    assert storage_count(app, one) == 102  # remembered: no round trip
+    assert cc(client, two).status_code == 200  # the limit is still per client
+
+
+@pytest.mark.parametrize("settings_overrides", [{"token_rate_limit": "49 per minute"}])
+def test_a_small_limit_stays_exact(app, client, machines):
+    """Test that below 50 per window every request is a hit in the storage."""
+    (item,) = limits.parse_many("49 per minute")
+    assert ratelimit.batch_size(item) == 1
+    one, _ = machines
+    assert [cc(client, one).status_code for _ in range(50)] == [200] * 49 + [429]
