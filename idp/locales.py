@@ -20,6 +20,12 @@ DEFAULT = "ja"
 # Residents, kiosks and the consortium all live in Japan time.
 TIMEZONE = ZoneInfo("Asia/Tokyo")
 
+
+def japan_today() -> dt.date:
+    """Today in Japan: the consortium's day (reports, contracts, city exports)."""
+    return dt.datetime.now(TIMEZONE).date()
+
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
            "Dec")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy import select
@@ -28,12 +27,12 @@ from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
-from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
 from idp.kiosk.models import TouchEvent
+from idp.locales import TIMEZONE
+from idp.locales import japan_today
 
-TIMEZONE = ZoneInfo("Asia/Tokyo")
 CONSENT_TAGS = (str(AuditTag.CONSENT_GRANT), str(AuditTag.CONSENT_CHANGE))
 TOKEN_TAGS = (str(AuditTag.TOKEN_ISSUE), str(AuditTag.TOKEN_REFRESH))
 RESIDENT_LOGIN_FAILURES = (str(AuditTag.LOGIN_FAILURE), str(AuditTag.TOTP_FAILURE))
@@ -59,7 +58,7 @@ def local_hour(column):
 
 
 def today() -> dt.date:
-    return utcnow().astimezone(TIMEZONE).date()
+    return japan_today()
 
 
 def day_start(day: dt.date) -> dt.datetime:

@@ -6,9 +6,9 @@ window can be cut finer than a bucket and no bucket differs between two exports.
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-TIMEZONE = ZoneInfo("Asia/Tokyo")
+from idp.locales import TIMEZONE
+
 GRANULARITIES = ("hour", "day", "week", "month")
 # A window of at most this many days: an hourly export of a year is 8,784 buckets.
 MAX_DAYS = 366

@@ -38,7 +38,7 @@ class ContractError(ValueError):
 def today() -> dt.date:
     """The day in Japan: a contract's dates are the consortium's days, so one ending on
     2026-12-03 is in force until midnight Japan time, not until 09:00 the next morning."""
-    return utcnow().astimezone(locales.TIMEZONE).date()
+    return locales.japan_today()
 
 
 def for_company(company_id: str) -> list[DataContract]:

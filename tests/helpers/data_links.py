@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 
 from werkzeug.datastructures import MultiDict
 
+from idp import locales
 from idp.db import utcnow
 from idp.exchange import categories
 from idp.exchange import contracts
+from idp.exchange.models import DataContract
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 from tests import factories
@@ -73,6 +75,20 @@ def contribute(resident_id: str, company_id: str, contract_id: str, value: Any, 
     db.session.add(row)
     db.session.commit()
     return row
+
+
+def runs_out_tomorrow(contract_id: str, successor_from: int | None = None) -> dt.datetime:
+    """Make tomorrow (Japan's day: a contract's dates are Japan's) the contract's last day,
+    and, with ``successor_from``, add a contract for language of the same company that
+    starts that many days after it. Commits; returns 23:50 in Japan on the last day."""
+    contract = db.session.get(DataContract, contract_id)
+    contract.valid_until = last_day = contracts.today() + dt.timedelta(days=1)
+    if successor_from is not None:
+        contracts.create(contract.company_id, ["language"], "次年度の契約",
+                         valid_from=last_day + dt.timedelta(days=successor_from),
+                         valid_until=last_day + ONE_YEAR)
+    db.session.commit()
+    return dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=locales.TIMEZONE)
 
 
 # ---- the recipient's code flow through the consent screen ---------------------------

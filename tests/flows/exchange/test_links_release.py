@@ -12,7 +12,6 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from idp import locales
 from idp.access.subjects import subject_for
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
@@ -21,7 +20,6 @@ from idp.db import utcnow
 from idp.exchange import contracts
 from idp.exchange import links
 from idp.exchange.models import CollectionStop
-from idp.exchange.models import DataContract
 from idp.exchange.models import DataLink
 from idp.extensions import db
 from tests import factories
@@ -211,15 +209,7 @@ def test_a_contract_that_ran_out_stops_release_and_says_why(client, exchange,
     the release the next morning under a token of the evening before, and that B's
     refresh is refused with invalid_scope saying why, audited as a contract refusal."""
     resident, setup = exchange
-    contract = db.session.get(DataContract, setup.recipient_contract)
-    contract.valid_until = last_day = contracts.today() + dt.timedelta(days=1)
-    if successor_from is not None:
-        contracts.create(setup.recipient_company, ["language"], "次年度の契約",
-                         valid_from=last_day + dt.timedelta(days=successor_from),
-                         valid_until=last_day + dt.timedelta(days=365))
-    db.session.commit()
-    # 23:50 in Japan, whose days a contract's dates are.
-    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=locales.TIMEZONE)
+    evening = data_links.runs_out_tomorrow(setup.recipient_contract, successor_from)
     with freeze_time(evening) as clock:
         body = consent(client, setup.rp)
         assert "registered_data" in userinfo(client, body["access_token"]).json

@@ -13,17 +13,16 @@ from freezegun import freeze_time
 from sqlalchemy import func
 from sqlalchemy import select
 
-from idp import locales
 from idp.audit.models import AuditEvent
 from idp.audit.tags import AuditTag
 from idp.db import utcnow
 from idp.exchange import contracts
 from idp.exchange import records
 from idp.exchange.models import CollectionStop
-from idp.exchange.models import DataContract
 from idp.exchange.models import RegisteredRecord
 from idp.extensions import db
 from tests import factories
+from tests.helpers import data_links
 from tests.helpers import exchange_supply as supply
 
 
@@ -215,15 +214,7 @@ def test_a_contract_that_ran_out_refuses_contributions_and_says_why(
     the evening before is refused (403, the reason in the description), audited as a
     contract refusal and a refused batch, and nothing is stored."""
     _, sub = hanako
-    contract = db.session.get(DataContract, company_a.contract_id)
-    contract.valid_until = last_day = contracts.today() + dt.timedelta(days=1)
-    if successor_from is not None:
-        contracts.create(company_a.company_id, ["language"], "次年度の契約",
-                         valid_from=last_day + dt.timedelta(days=successor_from),
-                         valid_until=last_day + dt.timedelta(days=365))
-    db.session.commit()
-    # 23:50 in Japan, whose days a contract's dates are.
-    evening = dt.datetime.combine(last_day, dt.time(23, 50), tzinfo=locales.TIMEZONE)
+    evening = data_links.runs_out_tomorrow(company_a.contract_id, successor_from)
     with freeze_time(evening) as clock:
         access_token = supply.token(client, company_a, "contribute:language")
         clock.move_to(evening + dt.timedelta(minutes=15))
