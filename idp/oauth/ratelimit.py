@@ -28,6 +28,7 @@ without a round trip.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -74,11 +75,17 @@ def count(key: str) -> None:
     seen.add(key)
     strategy = limiter.limiter
     identifiers = (current_app.config["RATELIMIT_KEY_PREFIX"], LIMITED_VIEW, key)
-    for item in limits.parse_many(token_limit()):
+    for item in _parsed(token_limit()):
         reset_at = _hit(strategy, item, identifiers)
         if reset_at is not None:
             raise TooManyRequests("too many token requests",
                                   retry_after=max(1, math.ceil(reset_at - time.time())))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(limit: str) -> tuple[limits.RateLimitItem, ...]:
+    """The setting's rate string, parsed once rather than on every token request."""
+    return tuple(limits.parse_many(limit))
 
 
 BATCH_SHARE = 50
