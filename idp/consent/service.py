@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from sqlalchemy import String
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -72,7 +74,7 @@ def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
     return reasons
 
 
-def _in_force(resident_id, client_id, now: dt.datetime) -> tuple:
+def _in_force(resident_id, client_id, now, default_terms=None) -> tuple:
     """The conditions of "the consent in force" for a (resident, client) pair: not
     withdrawn, not expired, given under the terms now in force. One definition, in SQL,
     so it can also ride along with a token's own lookup (``in_force_sql``)."""
@@ -81,21 +83,38 @@ def _in_force(resident_id, client_id, now: dt.datetime) -> tuple:
         Consent.client_id == client_id,
         Consent.withdrawn_at.is_(None),
         Consent.expires_at > now,
-        Consent.terms_version == terms.current_version_sql(now),
+        Consent.terms_version == terms.current_version_sql(now, default_terms),
     )
+
+
+# The moment and the settings' terms version a statement built once is run with
+# (``in_force_values``): the statements below are constants, so SQLAlchemy builds,
+# keys and compiles each once per process, not on every request (docs/performance.md).
+NOW = bindparam("consent_now", type_=Consent.expires_at.type)
+DEFAULT_TERMS = bindparam("consent_default_terms", type_=String(40))
+
+
+def in_force_values() -> dict:
+    """The parameters of a statement that reads the consent in force (``in_force_sql``)."""
+    return {"consent_now": utcnow(), "consent_default_terms": config.settings().terms_version}
+
+
+_SCOPES_IN_FORCE = select(Consent.scopes).where(
+    *_in_force(bindparam("resident_id"), bindparam("client_id"), NOW, DEFAULT_TERMS))
 
 
 def scopes_in_force(resident_id: str, client_id: str) -> set[str]:
     """The items of the consent in force for this pair (empty set if none)."""
-    scopes = db.session.scalar(
-        select(Consent.scopes).where(*_in_force(resident_id, client_id, utcnow())))
+    scopes = db.session.scalar(_SCOPES_IN_FORCE, {
+        "resident_id": resident_id, "client_id": client_id, **in_force_values()})
     return set(scopes or ())
 
 
 def in_force_sql(resident_id, client_id):
     """``scopes_in_force`` as a scalar subquery (NULL when no consent is in force), for
-    columns of an enclosing query: ``idp.oauth.tokens`` reads it with every token."""
-    return (select(Consent.scopes).where(*_in_force(resident_id, client_id, utcnow()))
+    columns of an enclosing query: ``idp.oauth.tokens`` reads it with every token. The
+    enclosing statement is run with ``in_force_values()``."""
+    return (select(Consent.scopes).where(*_in_force(resident_id, client_id, NOW, DEFAULT_TERMS))
             .scalar_subquery())
 
 

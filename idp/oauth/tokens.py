@@ -7,8 +7,11 @@ and revocation, so each rule lives once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
+from sqlalchemy import Select
+from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -100,22 +103,30 @@ CLIENT_STATE = (
 )
 
 
-def _by_digest(column, value: str, resident: bool) -> Token | None:
-    """The token whose ``column`` holds the digest of ``value``, with its client's state,
-    the consent in force behind it (``Token.consent_scopes``: every use of a token
-    follows the consent as it is now), and its resident in the same query when the
-    caller reads it (UserInfo, touch events, refresh rotation). The revocation epoch
-    rides along, so a request that took its client from the cache needs no read of its
-    own to confirm it (``idp.access.epoch``)."""
-    if not isinstance(value, str) or not value:
-        return None
+@functools.cache
+def _lookup(column_name: str, resident: bool) -> Select:
+    """The lookup of a token by one of its digests, built once per process: a statement
+    built per request spent a third of introspection's CPU building and keying itself
+    (docs/performance.md). Run with ``digest`` and the consent's ``in_force_values()``."""
     options = [CLIENT_STATE, with_expression(
         Token.consent_scopes, consent_service.in_force_sql(Token.resident_id, Token.client_id))]
     if resident:
         options.append(joinedload(Token.resident))
-    found = db.session.execute(
-        select(Token, epoch.column()).options(*options)
-        .where(column == secrets.digest(value))).first()
+    return (select(Token, epoch.column()).options(*options)
+            .where(getattr(Token, column_name) == bindparam("digest")))
+
+
+def _by_digest(column_name: str, value: str, resident: bool) -> Token | None:
+    """The token whose ``column_name`` holds the digest of ``value``, with its client's
+    state, the consent in force behind it (``Token.consent_scopes``: every use of a
+    token follows the consent as it is now), and its resident in the same query when
+    the caller reads it (UserInfo, touch events, refresh rotation). The revocation
+    epoch rides along, so a request that took its client from the cache needs no read
+    of its own to confirm it (``idp.access.epoch``)."""
+    if not isinstance(value, str) or not value:
+        return None
+    found = db.session.execute(_lookup(column_name, resident), {
+        "digest": secrets.digest(value), **consent_service.in_force_values()}).first()
     if found is None:
         return None
     epoch.seen(found[1])  # the revocation epoch rides along (idp.access.epoch)
@@ -123,11 +134,11 @@ def _by_digest(column, value: str, resident: bool) -> Token | None:
 
 
 def by_access_token(value: str, *, resident: bool = False) -> Token | None:
-    return _by_digest(Token.access_token_digest, value, resident)
+    return _by_digest("access_token_digest", value, resident)
 
 
 def by_refresh_token(value: str, *, resident: bool = False) -> Token | None:
-    return _by_digest(Token.refresh_token_digest, value, resident)
+    return _by_digest("refresh_token_digest", value, resident)
 
 
 def presented(value: str, hint: str | None) -> PresentedToken | None:

@@ -80,7 +80,7 @@ def _newest(*columns, now: dt.datetime | None = None):
     """The newest published version whose ``effective_at`` has come (a SELECT of ``columns``)."""
     return (
         select(*columns)
-        .where(TermsVersion.effective_at <= (now or utcnow()))
+        .where(TermsVersion.effective_at <= (utcnow() if now is None else now))
         .order_by(TermsVersion.effective_at.desc(), TermsVersion.published_at.desc())
         .limit(1)
     )
@@ -124,11 +124,14 @@ def current_version() -> str:
     return current().version
 
 
-def current_version_sql(now: dt.datetime | None = None):
+def current_version_sql(now=None, default=None):
     """``current_version()`` as an SQL expression, for a query that checks a consent
-    against the terms in force without a statement of its own."""
-    return func.coalesce(_newest(TermsVersion.version, now=now).scalar_subquery(),
-                         literal(config.settings().terms_version, String(40)))
+    against the terms in force without a statement of its own. ``now`` and
+    ``default`` (the settings' version while nothing is published) may be bound
+    parameters, for a statement built once and run with each request's values."""
+    if default is None:
+        default = literal(config.settings().terms_version, String(40))
+    return func.coalesce(_newest(TermsVersion.version, now=now).scalar_subquery(), default)
 
 
 def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en: str = "",

@@ -192,3 +192,52 @@ def test_a_cached_client_outside_the_protocol_views_costs_one_epoch_read(app, ba
         contextvars.Context().run(request_looking_up_twice)
     assert len(statements.protocol) == 1, statements.protocol
     assert statements.protocol[0].startswith("SELECT revocation_epoch.value FROM revocation_epoch")
+
+
+@contextmanager
+def statement_objects():
+    """The statement objects the requests made inside hand to SQLAlchemy, in order."""
+    seen: list = []
+
+    def before_execute(conn, clauseelement, multiparams, params, execution_options):
+        if "Savepoint" not in type(clauseelement).__name__:  # the test's own transaction
+            seen.append(clauseelement)
+
+    engine = db.engine
+    event.listen(engine, "before_execute", before_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_execute", before_execute)
+
+
+def test_hot_paths_run_statements_built_once(client, backend, access_token, company):
+    """Test that the endpoints a company calls on every request of its users run statement
+    objects built once per process, not per request: building, keying and caching a
+    statement cost a third of introspection's CPU (docs/performance.md). What changes
+    per request (a digest, the time) is a bound parameter."""
+    kiosk, kiosk_secret, _ = kiosks.create_kiosk(company, "キオスク", "北1条西2丁目")
+    kiosk_auth = (kiosk.id, kiosk_secret)
+    db.session.commit()
+    device_code = client.post("/device_authorization", data={"scope": "openid touch_events"},
+                              auth=kiosk_auth).json["device_code"]
+    bearer = {"Authorization": f"Bearer {access_token}"}
+    requests = {
+        "token": lambda: client.post("/token", auth=backend, data={
+            "grant_type": "client_credentials", "scope": "touch_events"}),
+        "introspection": lambda: client.post("/introspect", auth=backend, data={
+            "token": access_token, "token_type_hint": "access_token"}),
+        "userinfo": lambda: client.get("/userinfo", headers=bearer),
+        "device polling": lambda: client.post("/token", auth=kiosk_auth, data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": device_code}),
+    }
+    for name, send in requests.items():
+        send(), send()  # warm: the client cached, the release recorded
+        with statement_objects() as first:
+            assert send().status_code in (200, 400), name
+        with statement_objects() as second:
+            assert send().status_code in (200, 400), name
+        assert first, name
+        assert [id(s) for s in second] == [id(s) for s in first], (
+            name, [str(s).split("\n")[0] for s in first])
