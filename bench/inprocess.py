@@ -1,0 +1,149 @@
+"""The app's own CPU per request, in process, without a server or a load generator.
+
+``bench/run.py`` measures the whole machine under load: the server, wrk and the
+database share two cores, and a figure moves with the host. To weigh one change to a
+hot path, this calls the production app (``idp serve``'s WSGI app, production
+settings, PostgreSQL and Redis) directly with a prepared WSGI environ, one request
+after another in one thread, and reports the process's CPU time per request
+(``time.process_time``) and the wall time, for the scenarios of the endpoints a
+company calls on every request of its users. Rounds alternate between scenarios, and
+the figure is the median round, so a busy moment of the host weighs little.
+
+    .venv/bin/python bench/inprocess.py [--rounds 5] [--requests 1000] [--only token,introspection]
+
+It creates a PostgreSQL database of its own (dropped at the end), migrated and
+seeded by ``bench/seed.py`` as ``bench/run.py`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import servers  # noqa: E402
+from bench.run import REDIS_DB_URL  # noqa: E402
+from bench.run import server_env  # noqa: E402
+from bench.run import settings_of  # noqa: E402
+from bench.seed import Pools  # noqa: E402
+from bench.seed import seed  # noqa: E402
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def environ(method: str, path: str, body: str = "", headers: dict | None = None) -> dict:
+    """A WSGI environ as the TLS proxy in front of ``idp serve`` would pass it."""
+    data = body.encode()
+    env = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8443", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "CONTENT_LENGTH": str(len(data)),
+        "HTTP_HOST": "127.0.0.1:8443", "HTTP_X_FORWARDED_PROTO": "https",
+        "HTTP_X_FORWARDED_FOR": "127.0.0.1",
+    }
+    if body:
+        env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    for name, value in (headers or {}).items():
+        env["HTTP_" + name.upper().replace("-", "_")] = value
+    env["_body"] = data
+    return env
+
+
+def call(app, env: dict, expect: int) -> None:
+    env = dict(env)
+    env["wsgi.input"] = io.BytesIO(env.pop("_body"))
+    status = []
+    body = b"".join(app(env, lambda s, h, e=None: status.append(s)))
+    if int(status[0].split()[0]) != expect:
+        raise SystemExit(f"{env['PATH_INFO']}: {status[0]} {body[:300]!r}")
+
+
+def scenarios(values: dict, access: list[str], codes: list[str]) -> dict[str, Callable]:
+    backend = {"Authorization": values["backend_basic"]}
+    kiosk = {"Authorization": values["kiosk_basic"]}
+    token = environ("POST", "/token", "grant_type=client_credentials&scope=touch_events",
+                    backend)
+    introspections = [environ("POST", "/introspect",
+                              f"token_type_hint=access_token&token={t}", backend)
+                      for t in access]
+    userinfos = [environ("GET", "/userinfo", headers={"Authorization": f"Bearer {t}"})
+                 for t in access]
+    polls = [environ("POST", "/token", f"grant_type={DEVICE_GRANT}&device_code={c}", kiosk)
+             for c in codes]
+    return {
+        "token": lambda app, i: call(app, token, 200),
+        "introspection": lambda app, i: call(app, introspections[i % len(introspections)], 200),
+        "userinfo": lambda app, i: call(app, userinfos[i % len(userinfos)], 200),
+        # A pending code polled again within its interval answers slow_down (400).
+        "device_polling": lambda app, i: call(app, polls[i % len(polls)], 400),
+    }
+
+
+def measure(app, send: Callable, requests: int) -> tuple[float, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    for i in range(requests):
+        send(app, i)
+    return ((time.process_time() - cpu) * 1000 / requests,
+            (time.perf_counter() - wall) * 1000 / requests)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis-url", default=REDIS_DB_URL)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    args = parser.parse_args(argv)
+
+    from alembic import command
+
+    from idp import create_app
+    from idp.cli.db import alembic_config
+
+    with tempfile.TemporaryDirectory(prefix="machi-inprocess-") as tmp, \
+            servers.postgres_database(args.postgres_url) as url:
+        bench_args = argparse.Namespace(workers=None, threads=None, keepalive=None)
+        env = server_env(bench_args, 8443, url, args.redis_url, secrets.token_urlsafe(36))
+        settings = settings_of(env)
+        app = create_app(settings)
+        command.upgrade(alembic_config(app.extensions["idp.settings"].sqlalchemy_url), "head")
+        values = seed(app, Path(tmp), Pools(refresh_tokens=0, device_codes=1000, kiosks=1))
+        access = (Path(tmp) / "access_tokens.txt").read_text().split()
+        codes = (Path(tmp) / "device_codes.txt").read_text().split()
+        wsgi = app  # with the forwarded-headers middleware create_app puts in front
+        chosen = scenarios(values, access, codes)
+        if args.only:
+            chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
+        for name, send in chosen.items():  # warm: caches, prepared statements
+            measure(wsgi, send, 200)
+        figures: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
+        for _ in range(args.rounds):
+            for name, send in chosen.items():
+                figures[name].append(measure(wsgi, send, args.requests))
+        with app.app_context():
+            from idp.extensions import db
+
+            db.engine.dispose()
+    print(f"{'scenario':<16} {'CPU ms':>8} {'wall ms':>8}   (median of {args.rounds} rounds "
+          f"of {args.requests} requests, one thread)")
+    for name, rounds in figures.items():
+        cpu = statistics.median(r[0] for r in rounds)
+        wall = statistics.median(r[1] for r in rounds)
+        print(f"{name:<16} {cpu:8.3f} {wall:8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
