@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = scenarios(values, access, codes)
         if args.only:
             chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
-        for name, send in chosen.items():  # warm: caches, prepared statements
+        for send in chosen.values():  # warm: caches, prepared statements
             measure(wsgi, send, 200)
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
         for _ in range(args.rounds):
