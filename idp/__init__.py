@@ -64,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.extensions import db
     from idp.extensions import end_unit_of_work
     from idp.extensions import limiter
+    from idp.extensions import skip_unlimited
     from idp.interaction.locale import select_locale
 
     database.init_app(app)  # SQLite pragmas and BEGIN IMMEDIATE
@@ -122,6 +123,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Registered last so it runs first of the app's after_request hooks (blueprint
     # hooks run before it): the commit precedes the security headers of the answer.
     app.after_request(end_unit_of_work)
+    skip_unlimited(app)
     return app
 
 
