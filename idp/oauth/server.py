@@ -212,7 +212,10 @@ class OAuthRequest(FlaskOAuth2Request):
 class OAuthServer(AuthorizationServer):
     def create_oauth2_request(self, request):
         # A stored authorization request (an interaction resumed after login
-        # or consent) is replayed as a rebuilt request object.
+        # or consent) is replayed as a rebuilt request object. One already built
+        # (``create_token_response``) is used as it is, not built a second time.
+        if isinstance(request, OAuthRequest):
+            return request
         return OAuthRequest(request if isinstance(request, Request) else flask_request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
@@ -250,7 +253,7 @@ class OAuthServer(AuthorizationServer):
             else:
                 error = InvalidRequestError("Missing 'grant_type' parameter.")
             return self.handle_error_response(oauth_request, error)
-        return super().create_token_response(request)
+        return super().create_token_response(oauth_request)
 
     def validate_requested_scope(self, scope):
         unknown = [s for s in scope_to_list(scope or "") if not registry.known(s)]
