@@ -146,15 +146,18 @@ _INSERT = EVENTS.insert()
 _INSERT_XID = EVENTS.insert().values(xid=CURRENT_XID)
 
 
-def append(session: Session, events: Iterable[AuditEvent]) -> None:
+def append(session: Session, events: Iterable[Any]) -> None:
     """Write ``events`` as unsealed entries, in order: one INSERT (an executemany), no lock.
 
     Core, not the unit of work: this runs on every audited request (a token, a
     claims release, a touch-event batch), and the ORM flush cost more CPU than
     the rest of the append (docs/performance.md). Nothing here reads or locks
     a shared row: concurrent requests on every node append side by side, and
-    the sealer chains their entries after they commit. The events stay
-    transient objects; load the rows to see them as stored.
+    the sealer chains their entries after they commit. The events (``AuditEvent``
+    or anything with its columns: ``idp.audit.service.Entry``) are not added to the
+    session; load the rows to see them as stored. The INSERT runs on the session's
+    connection, past the session's own execution layer: a fifth of a statement's
+    Python calls on the path of every audited request.
     """
     events = list(events)
     if not events:
@@ -164,8 +167,9 @@ def append(session: Session, events: Iterable[AuditEvent]) -> None:
         event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
                                                 event.ip, event.user_agent)
         rows.append({name: getattr(event, name) for name in ENTRY_COLUMNS})
-    insert = _INSERT_XID if session.get_bind().dialect.name == "postgresql" else _INSERT
-    session.execute(insert, rows if len(rows) > 1 else rows[0])
+    connection = session.connection()
+    insert = _INSERT_XID if connection.dialect.name == "postgresql" else _INSERT
+    connection.execute(insert, rows if len(rows) > 1 else rows[0])
 
 
 # ---- sealing --------------------------------------------------------------------

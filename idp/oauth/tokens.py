@@ -216,7 +216,9 @@ def save(token: dict, request) -> int:
         "revoked_at": None,
         "released_claims": None,
     }
-    token_id, seen = db.session.execute(_INSERT, values).one()
+    # On the session's connection: the session's own execution layer added a fifth to
+    # the statement's Python calls, for an INSERT it has nothing to track of.
+    token_id, seen = db.session.connection().execute(_INSERT, values).one()
     epoch.seen(seen)
     tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
     record(tag, resident_id=values["resident_id"], client_id=client.id,
