@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import os
 import pstats
 import secrets
@@ -85,8 +86,22 @@ def scenarios(values: dict, access: list[str], codes: list[str]) -> dict[str, Ca
                  for t in access]
     polls = [environ("POST", "/token", f"grant_type={DEVICE_GRANT}&device_code={c}", kiosk)
              for c in codes]
+    kiosk_tokens = (Path(values["_dir"]) / "kiosk_tokens.txt").read_text().split()
+    occurred = values["occurred_at"]
+    run, batches = secrets.token_hex(4), itertools.count()
+
+    def touches(app, i):  # a batch of 100 with unique event ids, as bench/wrk/touch_events.lua
+        batch = next(batches)
+        events = ",".join(f'{{"occurred_at":"{occurred}","target":"map-north",'
+                          f'"event_id":"{run}-{batch}-{e}"}}' for e in range(100))
+        env = environ("POST", "/api/touch-events", '{"events":[' + events + "]}",
+                      {"Authorization": f"Bearer {kiosk_tokens[i % len(kiosk_tokens)]}"})
+        env["CONTENT_TYPE"] = "application/json"
+        call(app, env, 201)
+
     return {
         "token": lambda app, i: call(app, token, 200),
+        "touch_events": touches,
         "introspection": lambda app, i: call(app, introspections[i % len(introspections)], 200),
         "userinfo": lambda app, i: call(app, userinfos[i % len(userinfos)], 200),
         # A pending code polled again within its interval answers slow_down (400).
@@ -146,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_of(env)
         app = create_app(settings)
         command.upgrade(alembic_config(app.extensions["idp.settings"].sqlalchemy_url), "head")
-        values = seed(app, Path(tmp), Pools(refresh_tokens=0, device_codes=1000, kiosks=1))
+        values = seed(app, Path(tmp), Pools(refresh_tokens=0, device_codes=1000, kiosks=4))
+        values["_dir"] = tmp
         access = (Path(tmp) / "access_tokens.txt").read_text().split()
         codes = (Path(tmp) / "device_codes.txt").read_text().split()
         wsgi = app  # with the forwarded-headers middleware create_app puts in front
