@@ -216,10 +216,11 @@ class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
             return self._consume(credential, now)
         too_soon = (credential.last_polled_at is not None and
                     now - credential.last_polled_at < dt.timedelta(seconds=credential.interval))
-        # One UPDATE statement, not a change tracked on the loaded row: this is
-        # the answer kiosks get most often, so it is kept as lean as possible.
-        db.session.execute(_SLOW_DOWN if too_soon else _POLLED,
-                           {"code_id": credential.id, "last_polled_at": now})
+        # One UPDATE statement on the session's connection, not a change tracked on the
+        # loaded row: this is the answer kiosks get most often, so it is kept as lean as
+        # possible. (The loaded row keeps its old values; nothing reads them again.)
+        db.session.connection().execute(_SLOW_DOWN if too_soon else _POLLED,
+                                        {"code_id": credential.id, "last_polled_at": now})
         if too_soon:
             raise SlowDownError()
         raise AuthorizationPendingError()
