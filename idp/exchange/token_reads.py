@@ -55,9 +55,12 @@ class _Pending:
     reads: int = 0
 
 
-# (token id, its issue time, bucket) → reads not written yet. The issue time tells a
+# (token id, its issue time) → bucket → reads not written yet. The issue time tells a
 # token from a later one that got the same id (SQLite reuses ids after a rollback).
-_pending: dict[tuple[int, dt.datetime, dt.datetime], _Pending] = {}
+# Kept per token, so that a read looks at its own token's buckets only: one dict
+# keyed by (token, bucket) had every read scan the reads of every token held, a
+# tenth of a touch-event batch with a thousand tokens in use (docs/performance.md).
+_pending: dict[tuple[int, dt.datetime], dict[dt.datetime, _Pending]] = {}
 _lock = threading.Lock()
 
 
@@ -71,19 +74,20 @@ def count(token) -> None:
     """One read of ``token`` now; writes the token's due reads (see the module doc)."""
     now = utcnow()
     bucket = bucket_of(now)
-    key = (token.id, token.issued_at, bucket)
+    key = (token.id, token.issued_at)
     with _lock:
-        entry = _pending.get(key)
+        buckets = _pending.setdefault(key, {})
+        entry = buckets.get(bucket)
         if entry is None:
             client = token.client
-            entry = _pending[key] = _Pending(client.id, client.company_id, now)
+            entry = buckets[bucket] = _Pending(client.id, client.company_id, now)
         entry.reads += 1
-        due = [k for k in list(_pending) if k[:2] == key[:2] and (
-            k[2] != bucket or _pending[k].reads >= FLUSH_AT
-            or now - _pending[k].since >= FLUSH_AFTER)]
-        taken = [(k, _pending.pop(k)) for k in due]
-    for (token_id, _, when), pending in taken:
-        _write(token_id, when, pending)
+        taken = [(when, buckets.pop(when)) for when, held in list(buckets.items())
+                 if when != bucket or held.reads >= FLUSH_AT or now - held.since >= FLUSH_AFTER]
+        if not buckets:
+            del _pending[key]
+    for when, pending in taken:
+        _write(token.id, when, pending)
 
 
 def _write(token_id: int, bucket: dt.datetime, pending: _Pending) -> None:
@@ -98,11 +102,12 @@ def _write(token_id: int, bucket: dt.datetime, pending: _Pending) -> None:
 def flush() -> int:
     """Write every read this process holds (tests, and a process that stops)."""
     with _lock:
-        taken = list(_pending.items())
+        taken = [(token_id, when, pending) for (token_id, _), buckets in _pending.items()
+                 for when, pending in buckets.items()]
         _pending.clear()
-    for (token_id, _, bucket), pending in taken:
-        _write(token_id, bucket, pending)
-    return sum(p.reads for _, p in taken)
+    for token_id, when, pending in taken:
+        _write(token_id, when, pending)
+    return sum(pending.reads for _, _, pending in taken)
 
 
 def forget() -> None:
