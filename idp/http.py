@@ -1,10 +1,12 @@
-"""Security headers on every response."""
+"""What every answer goes through: security headers, and the signed session cookie."""
 
 from __future__ import annotations
 
 from flask import Flask
 from flask import Response
 from flask import request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from idp.config import Settings
 
@@ -15,7 +17,26 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed cookie sessions, with the signing serializer made once per set of
+    keys instead of on every request: Flask builds it to open every session, also on
+    requests that carry no cookie (every protocol request), and building it serialises
+    an empty value to learn the serializer's type, 3 % of a token request
+    (docs/performance.md). A new secret key (or fallback list) makes a new one."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
+
+
 def init_app(app: Flask, settings: Settings) -> None:
+    app.session_interface = CookieSessions()
     # The headers every answer carries unless its view set its own (lower-cased names
     # to look up, the header to add). Added in one pass over the answer's headers:
     # one werkzeug ``setdefault`` per header scanned them all each time, 6 % of a
