@@ -55,6 +55,7 @@ from idp.errors import API_PATHS
 MAX_JSON_DEPTH = 32
 _NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_REFUSED = re.compile("[\x00\ud800-\udfff]")  # NUL or a lone surrogate (``problem``)
 
 
 class BadInput(BadRequest):
@@ -108,8 +109,13 @@ class Request(FlaskRequest):
             value = super().get_json(force=force, silent=silent, cache=cache)
         except RecursionError:
             raise BadRequest("The JSON body is nested too deeply.") from None
-        if value is not None and _depth(value) > MAX_JSON_DEPTH:
+        if value is None or value is self.__dict__.get("_idp_json_checked"):
+            return value  # werkzeug's cached body, already walked on an earlier call
+        if _depth(value) > MAX_JSON_DEPTH:
             raise BadRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+        # The guard and the view both read the body: walking it once is enough (a batch of
+        # touch events was walked twice, 4 % of its CPU; docs/performance.md).
+        self.__dict__["_idp_json_checked"] = value
         return value
 
 
@@ -170,17 +176,18 @@ def check_inputs():
                request.args.items(multi=True)]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         sources.append(request.form.items(multi=True))
+    # One regular-expression search and one length per string, and ``problem`` only for
+    # a string that fails: a batch of touch events holds 600 of them (docs/performance.md).
+    bad = _REFUSED.search
     for pairs in sources:
         for name, value in pairs:
             for text in (name, value):
-                reason = problem(text, limit)
-                if reason is not None:
-                    return _refuse(BadInput(name, reason))
+                if bad(text) or len(text) > limit:
+                    return _refuse(BadInput(name, problem(text, limit)))
     if request.is_json:
         for name, text in _strings(request.get_json(silent=True)):
-            reason = problem(text, limit)
-            if reason is not None:
-                return _refuse(BadInput(name, reason))
+            if bad(text) or len(text) > limit:
+                return _refuse(BadInput(name, problem(text, limit)))
     return None
 
 
