@@ -74,7 +74,7 @@ def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
     return reasons
 
 
-def _in_force(resident_id, client_id, now, default_terms=None) -> tuple:
+def _in_force(resident_id, client_id, now, default_terms) -> tuple:
     """The conditions of "the consent in force" for a (resident, client) pair: not
     withdrawn, not expired, given under the terms now in force. One definition, in SQL,
     so it can also ride along with a token's own lookup (``in_force_sql``)."""

@@ -21,9 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import String
 from sqlalchemy import func
-from sqlalchemy import literal
 from sqlalchemy import select
 
 from idp import config
@@ -124,13 +122,12 @@ def current_version() -> str:
     return current().version
 
 
-def current_version_sql(now=None, default=None):
+def current_version_sql(now, default):
     """``current_version()`` as an SQL expression, for a query that checks a consent
-    against the terms in force without a statement of its own. ``now`` and
-    ``default`` (the settings' version while nothing is published) may be bound
-    parameters, for a statement built once and run with each request's values."""
-    if default is None:
-        default = literal(config.settings().terms_version, String(40))
+    against the terms in force without a statement of its own. ``now`` and ``default``
+    (the settings' version while nothing is published) are bound parameters: the
+    statement is built once and run with each request's values
+    (``idp.consent.service.in_force_values``)."""
     return func.coalesce(_newest(TermsVersion.version, now=now).scalar_subquery(), default)
 
 
