@@ -74,7 +74,10 @@ def call(app, env: dict, expect: int) -> None:
         raise SystemExit(f"{env['PATH_INFO']}: {status[0]} {body[:300]!r}")
 
 
-def scenarios(values: dict, access: list[str], codes: list[str]) -> dict[str, Callable]:
+def scenarios(values: dict, data: Path) -> dict[str, Callable]:
+    """The requests, from the values and pools ``bench/seed.py`` wrote to ``data``."""
+    access, codes, kiosk_tokens = ((data / f"{pool}.txt").read_text().split()
+                                   for pool in ("access_tokens", "device_codes", "kiosk_tokens"))
     backend = {"Authorization": values["backend_basic"]}
     kiosk = {"Authorization": values["kiosk_basic"]}
     token = environ("POST", "/token", "grant_type=client_credentials&scope=touch_events",
@@ -86,7 +89,6 @@ def scenarios(values: dict, access: list[str], codes: list[str]) -> dict[str, Ca
                  for t in access]
     polls = [environ("POST", "/token", f"grant_type={DEVICE_GRANT}&device_code={c}", kiosk)
              for c in codes]
-    kiosk_tokens = (Path(values["_dir"]) / "kiosk_tokens.txt").read_text().split()
     occurred = values["occurred_at"]
     run, batches = secrets.token_hex(4), itertools.count()
 
@@ -162,11 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(settings)
         command.upgrade(alembic_config(app.extensions["idp.settings"].sqlalchemy_url), "head")
         values = seed(app, Path(tmp), Pools(refresh_tokens=0, device_codes=1000, kiosks=4))
-        values["_dir"] = tmp
-        access = (Path(tmp) / "access_tokens.txt").read_text().split()
-        codes = (Path(tmp) / "device_codes.txt").read_text().split()
         wsgi = app  # with the forwarded-headers middleware create_app puts in front
-        chosen = scenarios(values, access, codes)
+        chosen = scenarios(values, Path(tmp))
         if args.only:
             chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
         for send in chosen.values():  # warm: caches, prepared statements
