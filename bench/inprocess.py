@@ -131,14 +131,17 @@ def measure(app, send: Callable, requests: int) -> tuple[float, float, float, fl
             (time.perf_counter() - wall) * 1000 / requests, least * 1000)
 
 
-def python_calls(app, send: Callable, requests: int = 200) -> float:
+def python_calls(app, send: Callable, requests: int = 200, keep: Path | None = None) -> float:
     """Python function calls per request: unlike time, the same on any host and at any
-    load, so a change's effect on the Python work shows without noise."""
+    load, so a change's effect on the Python work shows without noise. With ``keep``, the
+    profile is written there (``pstats`` format) to see where the calls go."""
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(requests):
         send(app, i)
     profiler.disable()
+    if keep is not None:
+        profiler.dump_stats(keep)
     return pstats.Stats(profiler).total_calls / requests
 
 
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--pstats", type=Path, default=None,
+                        help="a directory to keep each scenario's call profile in "
+                             "(SCENARIO.pstats, read with python -m pstats)")
     args = parser.parse_args(argv)
 
     from alembic import command
@@ -170,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
         for send in chosen.values():  # warm: caches, prepared statements
             measure(wsgi, send, 200)
-        calls = {name: python_calls(wsgi, send) for name, send in chosen.items()}
+        if args.pstats is not None:
+            args.pstats.mkdir(parents=True, exist_ok=True)
+        calls = {name: python_calls(wsgi, send, keep=args.pstats and
+                                    args.pstats / f"{name}.pstats")
+                 for name, send in chosen.items()}
         figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in chosen}
         for _ in range(args.rounds):
             for name, send in chosen.items():
