@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
-from sqlalchemy.dialects import sqlite
 
 from idp import config
 from idp import geo
@@ -279,57 +282,58 @@ def _timestamp(value: Any, field: str) -> dt.datetime:
 def store(client: Client, resident_id: str | None, events: list[ValidEvent]) -> tuple[int, int]:
     """Store a validated batch; returns (stored, duplicates). Idempotent per event_id.
 
-    RETURNING counts what was really inserted (rowcount is not reliable for
-    multi-row ON CONFLICT inserts across drivers); events without an id never
-    conflict (NULLs are distinct in the unique constraint).
+    The batch travels as one JSON parameter that the database expands into rows
+    (``_BATCH``), and the rows inserted are the statement's row count: with
+    ``ON CONFLICT DO NOTHING`` both backends count only the rows really inserted.
+    Events without an id never conflict (NULLs are distinct in the unique constraint).
     """
     now = utcnow()
-    if db.session.get_bind().dialect.name == "postgresql":
-        stored = _insert_unnest(client.id, resident_id, events, now)
-    else:
-        stored = _insert_many(client.id, resident_id, events, now)
+    dialect = db.session.get_bind().dialect
+    statement, when = _BATCH[dialect.name == "postgresql"], _instant(dialect)
+    batch = json.dumps([(when(e.occurred_at), e.target, e.event_id) for e in events],
+                       ensure_ascii=False, separators=(",", ":"))
+    stored = db.session.connection().execute(statement, {
+        "client_id": client.id, "resident_id": resident_id, "received_at": now,
+        "events": batch}).rowcount
     duplicates = len(events) - stored
     record(AuditTag.TOUCH_EVENTS, client_id=client.id, company_id=client.company_id,
            resident_id=resident_id, stored=stored, duplicates=duplicates)
     return stored, duplicates
 
 
-# PostgreSQL: the batch travels as three arrays in one constant statement,
-# prepared once per connection. A multi-row VALUES list would be a new SQL text
-# of several hundred placeholders for every batch, which the driver re-parses
-# each time: that parsing was most of the request's CPU (docs/performance.md).
-_UNNEST = text(
-    "INSERT INTO touch_events (client_id, resident_id, occurred_at, target, event_id, "
-    "received_at) "
-    "SELECT :client_id, :resident_id, u.occurred_at, u.target, u.event_id, :received_at "
-    "FROM unnest(CAST(:occurred_at AS timestamptz[]), CAST(:target AS varchar[]), "
-    "CAST(:event_id AS varchar[])) AS u(occurred_at, target, event_id) "
-    "ON CONFLICT (client_id, event_id) DO NOTHING RETURNING id"
-)
+# A batch is one constant statement with one JSON parameter, an array of
+# [occurred_at, target, event_id] arrays, expanded into rows by the database
+# (PostgreSQL's json_array_elements, SQLite's json_each). A multi-row VALUES list was a
+# new SQL text of hundreds of placeholders per batch; three arrays (PostgreSQL) had the
+# driver dump each of the 300 values in Python, and RETURNING the ids read 100 rows back
+# (docs/performance.md).
+_RECEIVED = bindparam("received_at", type_=TouchEvent.__table__.c.received_at.type)
+_BATCH = {
+    True: text(
+        "INSERT INTO touch_events "
+        "(client_id, resident_id, occurred_at, target, event_id, received_at) "
+        "SELECT :client_id, :resident_id, CAST(e.value ->> 0 AS timestamptz), "
+        "e.value ->> 1, e.value ->> 2, :received_at "
+        "FROM json_array_elements(CAST(:events AS json)) AS e(value) "
+        "ON CONFLICT (client_id, event_id) DO NOTHING").bindparams(_RECEIVED),
+    # SQLite: ``WHERE true`` tells its parser that ON CONFLICT is the upsert clause.
+    False: text(
+        "INSERT INTO touch_events "
+        "(client_id, resident_id, occurred_at, target, event_id, received_at) "
+        "SELECT :client_id, :resident_id, e.value ->> 0, e.value ->> 1, e.value ->> 2, "
+        ":received_at FROM json_each(:events) AS e WHERE true "
+        "ON CONFLICT (client_id, event_id) DO NOTHING").bindparams(_RECEIVED),
+}
 
 
-def _insert_unnest(client_id: str, resident_id: str | None, events: list[ValidEvent],
-                   now: dt.datetime) -> int:
-    return len(db.session.execute(_UNNEST, {
-        "client_id": client_id, "resident_id": resident_id, "received_at": now,
-        "occurred_at": [e.occurred_at for e in events],
-        "target": [e.target for e in events],
-        "event_id": [e.event_id for e in events],
-    }).all())
-
-
-def _insert_many(client_id: str, resident_id: str | None, events: list[ValidEvent],
-                 now: dt.datetime) -> int:
-    """SQLite (and any other backend): one cached statement, the rows as parameters."""
-    table = TouchEvent.__table__
-    rows = [{"client_id": client_id, "resident_id": resident_id, "occurred_at": e.occurred_at,
-             "target": e.target, "event_id": e.event_id, "received_at": now} for e in events]
-    return len(db.session.execute(
-        sqlite.insert(table)
-        .on_conflict_do_nothing(index_elements=["client_id", "event_id"])
-        .returning(table.c.id),
-        rows,
-    ).all())
+@functools.cache
+def _instant(dialect) -> Callable[[dt.datetime], str]:
+    """How the batch writes a time: ISO 8601 with its offset for PostgreSQL to cast; for
+    SQLite, the text the column's own type stores (what every query compares with)."""
+    if dialect.name == "postgresql":
+        return dt.datetime.isoformat
+    column_type = TouchEvent.__table__.c.occurred_at.type
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def events_for_resident(resident_id: str, limit: int = 100, offset: int = 0) -> list[dict]:
