@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Session
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import registry
 
@@ -65,6 +66,36 @@ def claim_once(session: Any, column: Any, row_id: Any, value: Any, *conditions: 
         update(model).where(model.id == row_id, column.is_(None), *conditions)
         .values({column.key: value})
     ).rowcount == 1
+
+
+def run_alone(session: Any, statement: Any, params: dict[str, Any]) -> Any:
+    """The first row of ``statement``, run and committed by itself when ``session`` holds
+    no connection yet: one round trip on a pooled connection in autocommit, where the
+    session would have sent BEGIN, the statement and COMMIT. In the session's transaction
+    when it holds one, or when it is bound to a connection (the tests' sessions): the
+    statement then commits with the request. For a statement that is the request's only
+    write and must not wait for anything else."""
+    bind = session.get_bind()
+    if session.info.get(_CONNECTED) or not isinstance(bind, Engine):  # (bound to a connection)
+        return session.connection().execute(statement, params).first()
+    with bind.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection.execute(statement, params).first()
+
+
+_CONNECTED = "idp_connected"
+
+
+@event.listens_for(Session, "after_begin")
+def _began(session: Any, transaction: Any, connection: Any) -> None:
+    """Note that the session's transaction holds a connection (``run_alone``)."""
+    session.info[_CONNECTED] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Any, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CONNECTED, None)
 
 
 class UTCDateTime(TypeDecorator):

@@ -86,6 +86,19 @@ def expected(cached: object, unread: object) -> object:
     return current()
 
 
+def relied_on() -> tuple[bool, object]:
+    """``(True, value)`` with the epoch value this request's answer relies on so far: the
+    one it read, else the one it assumed (a deferred request answering from the cache);
+    ``(False, None)`` when it relies on none yet. A statement that writes only while the
+    epoch still has this value (``column() IS NOT DISTINCT FROM value``) and did write
+    has confirmed it: the caller then notes it :func:`seen`."""
+    if has_request_context():
+        for name in (_SEEN, _ASSUMED):
+            if name in g:
+                return True, g.get(name)
+    return False, None
+
+
 def confirmed() -> bool:
     """True unless the request used cached state under an epoch value that is not the
     one it read (then the view must answer again, with the cache emptied). A request

@@ -11,9 +11,11 @@ rotation show the other direction: a stale cache never refuses what is now allow
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -227,3 +229,49 @@ def test_without_postgresql_no_listener_runs(node_b, backend, is_postgres):
     clients.suspend_company(backend.company_id)
     db.session.commit()
     assert token_on(node_b, backend).json["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("revoked", ["another client", "the kiosk"])
+def test_a_pending_poll_on_b_after_a_cut_off_is_answered_from_the_database(node_b, revoked):
+    """Test that a poll answered on node B after a cut-off committed on A (B's cached
+    kiosk is stale) is answered from the database, and writes the poll at most once: a
+    pending poll's one statement writes only under the epoch B's cache was read with,
+    and on PostgreSQL it commits by itself, so a first answer made from the stale copy
+    could not be rolled back. The kiosk itself revoked is invalid_client, its code's
+    poll time untouched; another client's cut-off leaves the kiosk's answer pending, the
+    poll written once (twice, the second write would have seen the first and answered
+    slow_down to a kiosk that kept its interval)."""
+    from idp.access.models import DeviceCode
+    from idp.kiosk import service as kiosks
+    from tests.helpers.device import authorize
+    from tests.helpers.device import poll
+
+    company = factories.company("C社")
+    client, secret, _ = kiosks.create_kiosk(company, "北2条広場サイネージ", "北2条西4丁目")
+    kiosk = factories.RP(client.id, secret, company, redirect_uri="")
+    db.session.commit()
+    on_b = node_b.test_client()
+    with freeze_time(dt.datetime.now(dt.UTC)) as frozen:
+        code = authorize(on_b, kiosk)["device_code"]
+        assert poll(on_b, kiosk, code).json["error"] == "authorization_pending"  # B caches it
+        first_poll = frozen()
+        assert kiosk.client_id in cached_ids(node_b)
+        if revoked == "the kiosk":
+            clients.revoke_client(kiosk.client_id)
+        else:
+            other = factories.rp(factories.company(), grant_types=["client_credentials"],
+                                 scopes=["touch_events"], redirect_uris=None)
+            clients.revoke_client(other.client_id)
+        db.session.commit()
+        frozen.tick(dt.timedelta(seconds=6))  # past the 5-second interval
+        response = poll(on_b, kiosk, code)
+    db.session.rollback()
+    row = db.session.scalar(select(DeviceCode).where(DeviceCode.client_id == kiosk.client_id))
+    assert row.interval == 5
+    if revoked == "the kiosk":
+        assert response.status_code == 401 and response.json["error"] == "invalid_client"
+        assert row.last_polled_at == first_poll.replace(tzinfo=dt.UTC)
+    else:
+        assert response.status_code == 400, response.text
+        assert response.json["error"] == "authorization_pending"
+        assert row.last_polled_at > first_poll.replace(tzinfo=dt.UTC)
