@@ -22,6 +22,7 @@ import argparse
 import cProfile
 import io
 import itertools
+import json
 import os
 import pstats
 import secrets
@@ -31,6 +32,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,13 +69,19 @@ def environ(method: str, path: str, body: str = "", headers: dict | None = None)
     return env
 
 
-def call(app, env: dict, expect: int) -> None:
+def call(app, env: dict, expect: int) -> tuple[bytes, dict]:
     env = dict(env)
     env["wsgi.input"] = io.BytesIO(env.pop("_body"))
-    status = []
-    body = b"".join(app(env, lambda s, h, e=None: status.append(s)))
+    status, headers = [], {}
+
+    def start_response(s, h, e=None):
+        status.append(s)
+        headers.update(h)
+
+    body = b"".join(app(env, start_response))
     if int(status[0].split()[0]) != expect:
         raise SystemExit(f"{env['PATH_INFO']}: {status[0]} {body[:300]!r}")
+    return body, headers
 
 
 def scenarios(values: dict, data: Path) -> dict[str, Callable]:
@@ -101,8 +111,27 @@ def scenarios(values: dict, data: Path) -> dict[str, Callable]:
         env["CONTENT_TYPE"] = "application/json"
         call(app, env, 201)
 
+    def code_flow(app, i):  # as bench/wrk/code_flow.lua: /authorize, /token, /userinfo
+        query = urlencode({
+            "response_type": "code", "client_id": values["rp_id"],
+            "redirect_uri": values["redirect_uri"], "scope": values["flow_scope"],
+            "state": f"s{i}", "nonce": f"{run}-{next(batches)}",
+            "code_challenge": values["code_challenge"], "code_challenge_method": "S256"})
+        env = environ("GET", "/authorize", headers={"Cookie": values["session_cookie"]})
+        env["QUERY_STRING"] = query
+        _, headers = call(app, env, 302)
+        code = parse_qs(urlsplit(headers["Location"]).query)["code"][0]
+        body, _ = call(app, environ("POST", "/token", urlencode({
+            "grant_type": "authorization_code", "code": code,
+            "redirect_uri": values["redirect_uri"], "code_verifier": values["code_verifier"]}),
+            {"Authorization": values["rp_basic"]}), 200)
+        access_token = json.loads(body)["access_token"]
+        call(app, environ("GET", "/userinfo",
+                          headers={"Authorization": f"Bearer {access_token}"}), 200)
+
     return {
         "token": lambda app, i: call(app, token, 200),
+        "code_flow": code_flow,
         "touch_events": touches,
         "introspection": lambda app, i: call(app, introspections[i % len(introspections)], 200),
         "userinfo": lambda app, i: call(app, userinfos[i % len(userinfos)], 200),
@@ -145,6 +174,36 @@ def python_calls(app, send: Callable, requests: int = 200, keep: Path | None = N
     return pstats.Stats(profiler).total_calls / requests
 
 
+def statements_of(app, wsgi, send: Callable) -> list[str]:
+    """The SQL statements one request (one flow) sends, transaction control included."""
+    from sqlalchemy import event
+
+    from idp.extensions import db
+
+    sent: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        where = ""
+        if os.environ.get("BENCH_STATEMENT_CALLERS"):
+            import traceback
+            where = " <- " + " < ".join(
+                f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.name}"
+                for f in reversed(traceback.extract_stack()) if "/idp/" in f.filename)[:400]
+        sent.append(" ".join(statement.split())[:90] + where)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    event.listen(engine, "begin", lambda conn: sent.append("BEGIN"))
+    event.listen(engine, "commit", lambda conn: sent.append("COMMIT"))
+    event.listen(engine, "rollback", lambda conn: sent.append("ROLLBACK"))
+    try:
+        send(wsgi, 10**6)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return sent
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -152,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--statements", action="store_true",
+                        help="print the SQL statements of one request of each scenario")
     parser.add_argument("--pstats", type=Path, default=None,
                         help="a directory to keep each scenario's call profile in "
                              "(SCENARIO.pstats, read with python -m pstats)")
@@ -176,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
         for send in chosen.values():  # warm: caches, prepared statements
             measure(wsgi, send, 200)
+        if args.statements:
+            for name, send in chosen.items():
+                print(f"-- {name}")
+                for statement in statements_of(app, wsgi, send):
+                    print("  ", statement)
         if args.pstats is not None:
             args.pstats.mkdir(parents=True, exist_ok=True)
         calls = {name: python_calls(wsgi, send, keep=args.pstats and
