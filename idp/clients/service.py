@@ -369,12 +369,17 @@ def counts_by_company() -> dict[str, dict[str, int]]:
             for company_id, total, revoked in rows}
 
 
-def active_client(client_id: str | None) -> Client | None:
-    """The client if it exists and may act now, else None (Authlib's query_client).
+def known_client(client_id) -> Client | None:
+    """As ``find_client``, from this process's cache, which the revocation epoch keeps
+    exact (``idp.clients.cache``): every change below bumps it in its transaction. For
+    reading (the authorization endpoint's checks), never for a change."""
+    return cache.client(client_id) if _plausible_id(client_id, 40) else None
 
-    Read from this process's cache, which the revocation epoch keeps exact
-    (``idp.clients.cache``): every change below bumps it in its transaction."""
-    client = cache.client(client_id) if _plausible_id(client_id, 40) else None
+
+def active_client(client_id: str | None) -> Client | None:
+    """The client if it exists and may act now, else None (Authlib's query_client),
+    from this process's cache (``known_client``)."""
+    client = known_client(client_id)
     if client is None or not client.is_active:
         return None
     return client

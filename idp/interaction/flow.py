@@ -226,7 +226,7 @@ def authorize(source, uid: str | None = None):
     # the interaction's locale does (the resident may have switched language).
     g.ui_locale = item.get("locale") if item is not None else from_ui_locales(
         args.get("ui_locales"))
-    context = policy.Context(client=clients.find_client(args.get("client_id")),
+    context = policy.Context(client=clients.known_client(args.get("client_id")),
                              prompts=protocol.prompts(args),
                              acr_values=protocol.acr_values(args))
     if policy.first_unmet(context, policy.BEFORE_VALIDATION) is not None:
@@ -278,7 +278,7 @@ def pending_consent(uid: str) -> Pending | object:
     source = protocol.rebuild(item["query"])
     resident = current_resident()
     row = browser_session()
-    context = policy.Context(client=clients.find_client(source.args.get("client_id")),
+    context = policy.Context(client=clients.known_client(source.args.get("client_id")),
                              resident=resident, signed_in=resident is not None,
                              acr_values=protocol.acr_values(source.args),
                              session_amr=list(row.amr or []) if row else [])
@@ -321,7 +321,7 @@ def refuse(uid: str):
     if item is None:
         return None
     source = protocol.rebuild(item["query"])
-    context = policy.Context(client=clients.find_client(source.args.get("client_id")))
+    context = policy.Context(client=clients.known_client(source.args.get("client_id")))
     if policy.first_unmet(context, policy.BEFORE_VALIDATION) is not None:
         return None
     try:

@@ -158,10 +158,18 @@ class OpenIDCode(IDTokenSigning, _OpenIDCode):
         return claims
 
     def exists_nonce(self, nonce, request) -> bool:
-        return bool(db.session.scalar(select(exists().where(
+        """Whether a code of this client already carried ``nonce`` (replay). Authlib
+        validates an authorization request again when it issues the code: the
+        request remembers the nonce it found unused, so that is one query, not two."""
+        if getattr(request, "idp_unused_nonce", None) == nonce:
+            return False
+        found = bool(db.session.scalar(select(exists().where(
             AuthorizationCode.client_id == request.payload.client_id,
             AuthorizationCode.nonce == nonce,
         ))))
+        if not found:
+            request.idp_unused_nonce = nonce
+        return found
 
 
 class DeviceIDToken(IDTokenSigning, OpenIDToken):

@@ -21,6 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from flask import g
+from flask import has_request_context
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -118,8 +121,22 @@ def history(now: dt.datetime | None = None) -> list[Terms]:
     return found
 
 
+_VERSION_NOW = "idp_terms_version_now"
+# One constant statement (its cache key computed once): the version in force at ``now``.
+_VERSION_AT = _newest(TermsVersion.version, now=bindparam("now"))
+
+
 def current_version() -> str:
-    return current().version
+    """The version in force now: its version only (not the row and its texts), read once
+    per request. The authorization endpoint asks twice (has the resident accepted it,
+    was the consent given under it), and a request is answered under one version."""
+    if has_request_context() and _VERSION_NOW in g:
+        return g.get(_VERSION_NOW)
+    version = db.session.scalar(_VERSION_AT, {"now": utcnow()}) \
+        or config.settings().terms_version
+    if has_request_context():
+        setattr(g, _VERSION_NOW, version)
+    return version
 
 
 def current_version_sql(now, default):
@@ -178,6 +195,8 @@ def publish_terms(version: str, url: str = "", *, summary: str = "", summary_en:
                        published_at=now, published_by=actor)
     db.session.add(row)
     db.session.flush()
+    if has_request_context():
+        g.pop(_VERSION_NOW, None)  # in force at once, for the rest of this request too
     record(AuditTag.TERMS_PUBLISH, actor=actor, version=version,
            effective_at=effective_at.isoformat())
     return row

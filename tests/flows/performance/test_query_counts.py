@@ -256,3 +256,24 @@ def test_hot_paths_run_statements_built_once(client, backend, access_token, comp
         assert first, name
         assert [id(s) for s in second] == [id(s) for s in first], (
             name, [str(s).split("\n")[0] for s in first])
+
+
+def test_authorize_with_a_remembered_consent_asks_each_question_once(client, company):
+    """Test that /authorize for a signed-in resident whose consent is remembered reads the
+    client from the cache, the terms in force once and narrowly (their version, not
+    their texts), and the nonce's replay once: Authlib validates the request again
+    when it issues the code, and the policy asks the terms twice (accepted? consent
+    under them?)."""
+    factories.resident()
+    rp = factories.rp(company)
+    browser = factories.Browser(client)
+    factories.tokens(client, rp, scope="openid name")  # signs in, consents, warms caches
+    with counted() as statements:
+        response = browser.authorize(rp, scope="openid name", nonce="n-2")
+    assert response.status_code == 302 and "code=" in response.headers["Location"]
+    reads = [s for s in statements.protocol if s.startswith("SELECT")]
+    assert not any(" FROM clients " in s for s in reads), reads
+    terms = [s for s in reads if s.startswith("SELECT terms_versions.")]
+    assert terms and all(s.startswith("SELECT terms_versions.version FROM") for s in terms)
+    assert len(terms) == 1, terms
+    assert sum("authorization_codes.nonce" in s for s in reads) == 1, reads
