@@ -19,7 +19,9 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
+from sqlalchemy import bindparam
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from idp import config
 from idp import scopes
@@ -134,9 +136,7 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         """Find and consume the code in one step; a second redemption is a replay."""
         if not isinstance(code, str) or not code:
             return None
-        row = db.session.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_digest == secrets.digest(code))
-        )
+        row = db.session.scalar(_CODE_BY_DIGEST, {"digest": secrets.digest(code)})
         if row is None or row.client_id != client.id:
             return None
         now = utcnow()
@@ -165,6 +165,15 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
             # the code must not outlive its consent (a withdrawal expires codes at once).
             return None
         return principal
+
+
+# A code's lookup, built once per process, with what its redemption reads next in the
+# same statement: the resident (the ID token's and the token's subject) and the browser
+# session it was issued in (``amr``/``acr``, ``sid``). Each was a statement of its own.
+_CODE_BY_DIGEST = (select(AuthorizationCode)
+                   .where(AuthorizationCode.code_digest == bindparam("digest"))
+                   .options(joinedload(AuthorizationCode.resident),
+                            joinedload(AuthorizationCode.browser_session)))
 
 
 class RefreshTokenGrant(WithinConsent, grants.RefreshTokenGrant):

@@ -277,3 +277,23 @@ def test_authorize_with_a_remembered_consent_asks_each_question_once(client, com
     assert terms and all(s.startswith("SELECT terms_versions.version FROM") for s in terms)
     assert len(terms) == 1, terms
     assert sum("authorization_codes.nonce" in s for s in reads) == 1, reads
+
+
+def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(client,
+                                                                                 company):
+    """Test that redeeming a code reads its resident and its browser session (the ID
+    token's subject, ``amr``, ``acr`` and ``sid``) in the code's own lookup, not in a
+    statement each."""
+    factories.resident()
+    rp = factories.rp(company)
+    factories.tokens(client, rp, scope="openid name")  # signs in, consents, warms caches
+    verifier, challenge = factories.pkce_pair()
+    code = factories.Browser(client).code_flow(rp, scope="openid name", code_challenge=challenge,
+                                               code_challenge_method="S256")["code"]
+    with counted() as statements:
+        response = factories.exchange(client, rp, code, verifier)
+    assert response.status_code == 200 and "id_token" in response.json
+    lookup = next(s for s in statements.protocol if s.startswith("SELECT authorization_codes."))
+    assert "residents" in lookup and "browser_sessions" in lookup, lookup
+    assert not any(s.startswith(("SELECT residents.", "SELECT browser_sessions."))
+                   for s in statements.protocol), statements.protocol
