@@ -2,7 +2,7 @@
 and still refuse a cut-off on the very next request, on every node.
 
 Every change to state that nodes keep in process (a client revoked, edited or given
-a new secret; a company suspended, reinstated or revoked; a signing key retired; a
+a new secret; a company suspended, reinstated or revoked; a signing key rotated or retired; a
 data-use contract ended) calls :func:`bump` **in the transaction of the change**: one
 row, ``revocation_epoch``, gets a new random value, visible to other connections
 exactly when the change is. A request that relies on cached state first reads the

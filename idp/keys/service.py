@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 from flask import g
+from flask import has_app_context
 from flask import has_request_context
 from joserfc.jwk import ECKey
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -50,8 +53,14 @@ _jwks_documents: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def forget_jwks_cache() -> None:
-    """Drop this process's JWKS documents (every key change calls it)."""
+    """Drop this process's JWKS documents, and the app's signing schedule (every key
+    change calls it; every other app's and process's schedule follows the revocation
+    epoch, which the change bumps). Outside an app, every schedule."""
     _jwks_documents.clear()
+    if has_app_context():
+        _schedules.pop(current_app._get_current_object(), None)
+    else:
+        _schedules.clear()
 
 
 def _generate(alg: str, activates_at: dt.datetime) -> SigningKey:
@@ -105,6 +114,7 @@ def rotate(immediately: bool = False, drop_old: bool = False,
         created.append(key)
     db.session.flush()
     forget_jwks_cache()
+    epoch.bump("key_rotated")  # every node's schedule (``_scheduled``) is read again
     record(AuditTag.KEY_ROTATE, actor=actor, kids=[k.kid for k in created],
            activates_at=activates_at.isoformat(), immediately=immediately, drop_old=drop_old)
     return created
@@ -153,7 +163,7 @@ def retire(kid: str, drop: bool = False, actor: str | None = None) -> SigningKey
     return replacement
 
 
-def signing_key(alg: str) -> SigningKey:
+def signing_key(alg: str) -> SigningKey | KeyInUse:
     """The key that signs with ``alg`` for the rest of this request.
 
     Chosen once per request, so an ID token's ``kid`` header and its signature
@@ -167,11 +177,57 @@ def signing_key(alg: str) -> SigningKey:
     return chosen[alg]
 
 
-def _signing_key_now(alg: str) -> SigningKey:
+@dataclass(frozen=True)
+class KeyInUse:
+    """What signing needs of a key, kept in process (``_scheduled``): the columns of a
+    ``SigningKey`` that ``private_key`` and a JWS header read, and when it signs."""
+
+    kid: str
+    alg: str
+    private_jwk_sealed: str
+    activates_at: dt.datetime
+    retired_at: dt.datetime | None
+
+
+# The keys that sign or will sign, per app (that is, per database) and algorithm, with
+# the revocation epoch read in the same statement: every change to which key signs
+# when (a rotation, a retirement) bumps the epoch, so the schedule is trusted exactly
+# as the client cache is (``idp.access.epoch``). It was a statement per ID token.
+_UNREAD = object()
+_schedules: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEY = SigningKey.__table__.c
+_SCHEDULE = (select(_KEY.kid, _KEY.alg, _KEY.private_jwk_sealed, _KEY.activates_at,
+                    _KEY.retired_at, epoch.column())
+             .where(_KEY.alg == bindparam("alg"), _KEY.retired_at.is_(None)
+                    | (_KEY.retired_at > bindparam("now"))))
+
+
+def _scheduled(alg: str, now: dt.datetime) -> KeyInUse | None:
+    """The key of ``alg`` that signs at ``now`` by the schedule kept in process, read
+    again when the epoch moved; None when no key signs (the caller makes the first)."""
+    app = current_app._get_current_object()
+    cached = _schedules.get(app, {}).get(alg, (_UNREAD, ()))
+    if epoch.expected(cached[0], _UNREAD) != cached[0]:
+        rows = db.session.execute(_SCHEDULE, {"alg": alg, "now": now}).all()
+        if not rows:
+            return None  # nothing kept: the first key is made, and kept from then on
+        epoch.seen(rows[0][-1])
+        cached = (rows[0][-1], tuple(KeyInUse(*row[:-1]) for row in rows))
+        _schedules.setdefault(app, {})[alg] = cached
+    signing = [k for k in cached[1] if k.activates_at <= now
+               and (k.retired_at is None or k.retired_at > now)]
+    return max(signing, key=lambda k: k.activates_at, default=None)
+
+
+def _signing_key_now(alg: str) -> SigningKey | KeyInUse:
     """The key that signs with ``alg`` now; the very first one is made on demand."""
     if alg not in SIGNING_ALGS:
         raise ValueError(f"unsupported algorithm {alg}")
     now = utcnow()
+    if has_app_context():
+        key = _scheduled(alg, now)
+        if key is not None:
+            return key
     key = db.session.scalar(
         select(SigningKey)
         .where(
@@ -197,11 +253,11 @@ def _signing_key_now(alg: str) -> SigningKey:
                 + VERIFY_LEEWAY
         db.session.add(key)
         db.session.flush()
-        forget_jwks_cache()
+        forget_jwks_cache()  # (and this process's schedule; a schedule is never kept empty)
     return key
 
 
-def private_key(key: SigningKey) -> Any:
+def private_key(key: SigningKey | KeyInUse) -> Any:
     """The joserfc key object; cached per kid, since a kid's key never changes."""
     cached = _private_keys.get(key.kid)
     if cached is None:

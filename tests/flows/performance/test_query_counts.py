@@ -26,6 +26,7 @@ from sqlalchemy import event
 from idp.accounts import passwords
 from idp.clients import service as clients
 from idp.extensions import db
+from idp.keys import service as keys
 from idp.kiosk import service as kiosks
 from tests import factories
 
@@ -283,7 +284,8 @@ def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(
                                                                                  company):
     """Test that redeeming a code reads its resident and its browser session (the ID
     token's subject, ``amr``, ``acr`` and ``sid``) in the code's own lookup, not in a
-    statement each."""
+    statement each, and no signing key once the schedule is kept."""
+    keys.ensure_keys()  # (a key made on demand is kept from the next request on)
     factories.resident()
     rp = factories.rp(company)
     factories.tokens(client, rp, scope="openid name")  # signs in, consents, warms caches
@@ -297,3 +299,5 @@ def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(
     assert "residents" in lookup and "browser_sessions" in lookup, lookup
     assert not any(s.startswith(("SELECT residents.", "SELECT browser_sessions."))
                    for s in statements.protocol), statements.protocol
+    # The signing schedule is kept in process under the revocation epoch (idp.keys).
+    assert not any("signing_keys" in s for s in statements.protocol), statements.protocol

@@ -275,3 +275,28 @@ def test_a_pending_poll_on_b_after_a_cut_off_is_answered_from_the_database(node_
         assert response.status_code == 400, response.text
         assert response.json["error"] == "authorization_pending"
         assert row.last_polled_at > first_poll.replace(tzinfo=dt.UTC)
+
+
+def b_signs_with(node) -> str:
+    with node.app_context():
+        kid = keys.signing_key("RS256").kid
+        db.session.rollback()
+    return kid
+
+
+def test_a_key_rotated_or_retired_on_a_is_the_one_b_signs_with_at_once(node_b):
+    """Test that node B, which keeps the signing schedule in process, signs with the key
+    a rotation on node A made active at once, and never with a key A retired."""
+    keys.ensure_keys()
+    db.session.commit()
+    first = b_signs_with(node_b)
+    assert b_signs_with(node_b) == first  # kept: B read the schedule once
+    rotated = {k.alg: k.kid for k in keys.rotate(immediately=True)}
+    db.session.commit()
+    assert b_signs_with(node_b) == rotated["RS256"] != first
+    keys.rotate(immediately=False)  # pending: B goes on signing with the active key
+    db.session.commit()
+    assert b_signs_with(node_b) == rotated["RS256"]
+    keys.retire(rotated["RS256"])
+    db.session.commit()
+    assert b_signs_with(node_b) not in (rotated["RS256"], first)
