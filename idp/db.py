@@ -83,6 +83,17 @@ def run_alone(session: Any, statement: Any, params: dict[str, Any]) -> Any:
         return connection.execute(statement, params).first()
 
 
+def reads_alone(session: Any) -> None:
+    """Declare that the rest of the session's unit of work only reads: when it holds no
+    connection yet, its statements run on a connection in autocommit, each committed by
+    itself (one round trip instead of BEGIN, the statement and COMMIT; the commit at the
+    end of the request sends nothing). Each statement is a consistent snapshot of its
+    own, as in a READ COMMITTED transaction. Call it only where nothing is written after."""
+    if session.info.get(_CONNECTED) or not isinstance(session.get_bind(), Engine):
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 _CONNECTED = "idp_connected"
 
 

@@ -135,6 +135,19 @@ def test_introspection(client, backend, access_token):
     assert statements.audit == []
 
 
+@pytest.mark.commits  # the request's session starts as in production, holding no connection
+def test_introspection_reads_outside_a_transaction(client, backend, access_token,
+                                                    is_postgres):
+    """Test that introspection's one statement runs on a connection in autocommit on
+    PostgreSQL (one round trip, no BEGIN or COMMIT: it writes nothing)."""
+    data = {"token": access_token, "token_type_hint": "access_token"}
+    client.post("/introspect", data=data, auth=backend)
+    with counted() as statements:
+        assert client.post("/introspect", data=data, auth=backend).json["active"] is True
+    assert len(statements.protocol) == 1, statements.protocol
+    assert statements.autocommit == [True if is_postgres else None]
+
+
 def test_userinfo(client, access_token):
     """Test that userinfo is one query (the token with its client, its resident and the
     consent in force) once the release is recorded: a repeated call with the same token
