@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import time
 from typing import Annotated
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import JSON
 from sqlalchemy import DateTime
 from sqlalchemy import MetaData
@@ -83,15 +85,41 @@ def run_alone(session: Any, statement: Any, params: dict[str, Any]) -> Any:
         return connection.execute(statement, params).first()
 
 
-def reads_alone(session: Any) -> None:
-    """Declare that the rest of the session's unit of work only reads: when it holds no
-    connection yet, its statements run on a connection in autocommit, each committed by
-    itself (one round trip instead of BEGIN, the statement and COMMIT; the commit at the
-    end of the request sends nothing). Each statement is a consistent snapshot of its
-    own, as in a READ COMMITTED transaction. Call it only where nothing is written after."""
-    if session.info.get(_CONNECTED) or not isinstance(session.get_bind(), Engine):
+def reads_first(session: Any) -> None:
+    """The session's unit of work reads first and may write later (PostgreSQL): when it
+    holds no connection yet, its statements run in autocommit, each a consistent
+    snapshot of its own as in a READ COMMITTED transaction, until the first statement
+    that writes or locks (anything but a plain ``SELECT``); that one is preceded by a
+    ``BEGIN``, and everything from it on is one transaction, committed or rolled back
+    with the request as always. A request that only reads sends one round trip per
+    statement instead of BEGIN, the statements and COMMIT."""
+    bind = session.get_bind()
+    if session.info.get(_CONNECTED) or not isinstance(bind, Engine) \
+            or bind.dialect.name != "postgresql":
         return
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT", _READS_FIRST: True})
+
+
+_READS_FIRST = "idp_reads_first"
+_IDLE = TransactionStatus.IDLE
+# A statement that neither writes nor locks: a SELECT without a locking clause, and
+# none of PostgreSQL's functions that act on the transaction (advisory locks, NOTIFY,
+# sequences, settings).
+_READS_ONLY = re.compile(
+    r"\s*SELECT\b(?!.*\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b)"
+    r"(?!.*\b(?:pg_advisory\w*|pg_notify|nextval|setval|set_config)\s*\()",
+    re.IGNORECASE | re.DOTALL)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _begin_before_writing(conn: Any, cursor: Any, statement: str, parameters: Any,
+                          context: Any, executemany: bool) -> None:
+    """``reads_first``: BEGIN before the first statement that writes or locks."""
+    if not conn.get_execution_options().get(_READS_FIRST):
+        return
+    if cursor.connection.info.transaction_status != _IDLE or _READS_ONLY.match(statement):
+        return
+    cursor.execute("BEGIN")
 
 
 _CONNECTED = "idp_connected"

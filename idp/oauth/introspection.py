@@ -13,7 +13,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 
 from idp import config
 from idp.consent import service as consent_service
-from idp.db import reads_alone
+from idp.db import reads_first
 from idp.extensions import db
 from idp.oauth import tokens
 from idp.oauth.grants import CONFIDENTIAL_AUTH_METHODS
@@ -25,7 +25,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     def query_token(self, token_string, token_type_hint):
         # From here the request only reads: the token's lookup (with the consent and the
         # revocation epoch along), then the answer. One round trip, not three.
-        reads_alone(db.session())
+        reads_first(db.session())
         return tokens.presented(token_string, token_type_hint)
 
     def check_permission(self, token, client, request) -> bool:

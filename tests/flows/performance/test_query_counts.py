@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from unittest import mock
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 
 from idp.accounts import passwords
@@ -46,13 +47,19 @@ class Statements:
         # Per protocol statement: whether its connection was in autocommit (psycopg's
         # own flag; SQLite's driver has none: None).
         self.autocommit: list[bool | None] = []
+        # Per protocol statement: whether it ran inside a transaction block (psycopg's
+        # transaction status as the statement is sent; None on SQLite).
+        self.in_transaction: list[bool | None] = []
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):
         if CONTROL.match(statement):
             return
+        driver = conn.connection.driver_connection
         if not AUDIT.search(statement):
-            self.autocommit.append(getattr(conn.connection.driver_connection, "autocommit",
-                                           None))
+            self.autocommit.append(getattr(driver, "autocommit", None))
+            info = getattr(driver, "info", None)
+            self.in_transaction.append(
+                None if info is None else info.transaction_status != TransactionStatus.IDLE)
         (self.audit if AUDIT.search(statement) else self.protocol).append(
             " ".join(statement.split()))
 
@@ -146,6 +153,28 @@ def test_introspection_reads_outside_a_transaction(client, backend, access_token
         assert client.post("/introspect", data=data, auth=backend).json["active"] is True
     assert len(statements.protocol) == 1, statements.protocol
     assert statements.autocommit == [True if is_postgres else None]
+
+
+@pytest.mark.commits  # the request's session starts as in production, holding no connection
+def test_userinfo_reads_first_and_writes_the_release_in_one_transaction(client,
+                                                                       access_token,
+                                                                       is_postgres):
+    """Test that UserInfo on PostgreSQL reads the token in autocommit (idp.db.reads_first):
+    a call whose release is already recorded is one round trip; the first call's writes
+    (the release on the token, its audit entry) run in one transaction begun before the
+    first of them."""
+    if not is_postgres:
+        pytest.skip("reads_first is PostgreSQL's (SQLite keeps its own transactions)")
+    bearer = {"Authorization": f"Bearer {access_token}"}
+    with counted() as first:
+        assert client.get("/userinfo", headers=bearer).status_code == 200
+    assert [s.split()[0] for s in first.protocol] == ["SELECT", "UPDATE"], first.protocol
+    assert first.in_transaction == [False, True]
+    assert audit_append(first.audit), first.audit
+    with counted() as statements:
+        assert client.get("/userinfo", headers=bearer).status_code == 200
+    assert len(statements.protocol) == 1 and statements.audit == []
+    assert statements.autocommit == [True] and statements.in_transaction == [False]
 
 
 def test_userinfo(client, access_token):
@@ -314,3 +343,30 @@ def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(
                    for s in statements.protocol), statements.protocol
     # The signing schedule is kept in process under the revocation epoch (idp.keys).
     assert not any("signing_keys" in s for s in statements.protocol), statements.protocol
+
+
+@pytest.mark.commits
+def test_a_userinfo_release_that_fails_to_commit_leaves_nothing_written(client, access_token,
+                                                                        is_postgres):
+    """Test that UserInfo's first call, which reads in autocommit (idp.db.reads_first),
+    still writes its release all or nothing: when the commit fails after the audit entry
+    was written, neither the entry nor the release on the token is kept."""
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    from idp.access.models import Token
+    from idp.audit.models import AuditEvent
+    from idp.audit.tags import AuditTag
+
+    def releases() -> int:
+        db.session.rollback()
+        return db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.tag == str(AuditTag.CLAIMS_RELEASE)))
+
+    before = releases()
+    with mock.patch("idp.audit.service.metrics.count_events",
+                    side_effect=RuntimeError("the commit fails")):
+        response = client.get("/userinfo", headers={"Authorization": f"Bearer {access_token}"})
+    assert response.status_code == 500
+    assert releases() == before
+    assert db.session.scalars(select(Token.released_claims)).all() == [None]
