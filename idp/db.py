@@ -77,12 +77,17 @@ def run_alone(session: Any, statement: Any, params: dict[str, Any]) -> Any:
     when it holds one, or when it is bound to a connection (the tests' sessions): the
     statement then commits with the request. For a statement that is the request's only
     write and must not wait for anything else."""
-    bind = session.get_bind()
-    if session.info.get(_CONNECTED) or not isinstance(bind, Engine):  # (bound to a connection)
+    if holds_transaction(session):
         return session.connection().execute(statement, params).first()
-    with bind.connect() as connection:
+    with session.get_bind().connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection.execute(statement, params).first()
+
+
+def holds_transaction(session: Any) -> bool:
+    """Whether the session's statements run in a transaction it already holds: it holds
+    a connection, or is bound to one (the tests' sessions)."""
+    return bool(session.info.get(_CONNECTED)) or not isinstance(session.get_bind(), Engine)
 
 
 def reads_first(session: Any) -> None:
@@ -93,9 +98,7 @@ def reads_first(session: Any) -> None:
     ``BEGIN``, and everything from it on is one transaction, committed or rolled back
     with the request as always. A request that only reads sends one round trip per
     statement instead of BEGIN, the statements and COMMIT."""
-    bind = session.get_bind()
-    if session.info.get(_CONNECTED) or not isinstance(bind, Engine) \
-            or bind.dialect.name != "postgresql":
+    if holds_transaction(session) or session.get_bind().dialect.name != "postgresql":
         return
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT", _READS_FIRST: True})
 

@@ -112,14 +112,18 @@ def at_commit(session: Session, metric: Any, amount: float = 1, **labels: str) -
     session.info.setdefault(PENDING, []).append((metric, labels, amount))
 
 
-def count_events(session: Session, events: Iterable[Any]) -> None:
-    """The audit trail's events of a transaction about to commit (``AuditEvent`` rows)."""
+def count_events(session: Session | None, events: Iterable[Any]) -> None:
+    """The audit trail's events of a transaction about to commit (``AuditEvent`` rows);
+    with no session, events already committed (a statement that committed by itself)."""
     companies = _allowed_companies()
     for event in events:
         data = event.data or {}
         for metric, labels in increments(event.tag, data, event.company_id, companies):
             amount = _amount(event.tag, data) if metric is EXCHANGE_RECORDS else 1
-            at_commit(session, metric, amount, **labels)
+            if session is None:
+                (metric.labels(**labels) if labels else metric).inc(amount)
+            else:
+                at_commit(session, metric, amount, **labels)
 
 
 def increments(tag: str, data: dict[str, Any], company_id: str | None,

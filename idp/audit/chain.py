@@ -146,6 +146,14 @@ _INSERT = EVENTS.insert()
 _INSERT_XID = EVENTS.insert().values(xid=CURRENT_XID)
 
 
+def entry_row(event: Any) -> dict[str, Any]:
+    """The columns ``append`` writes of an event (its personal digest made now), for
+    ``append`` and for a statement that writes the entry with the change it describes."""
+    event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
+                                            event.ip, event.user_agent)
+    return {name: getattr(event, name) for name in ENTRY_COLUMNS}
+
+
 def append(session: Session, events: Iterable[Any]) -> None:
     """Write ``events`` as unsealed entries, in order: one INSERT (an executemany), no lock.
 
@@ -162,11 +170,7 @@ def append(session: Session, events: Iterable[Any]) -> None:
     events = list(events)
     if not events:
         return
-    rows = []
-    for event in events:
-        event.personal_digest = personal_digest(event.personal_salt, event.resident_id,
-                                                event.ip, event.user_agent)
-        rows.append({name: getattr(event, name) for name in ENTRY_COLUMNS})
+    rows = [entry_row(event) for event in events]
     connection = session.connection()
     insert = _INSERT_XID if connection.dialect.name == "postgresql" else _INSERT
     connection.execute(insert, rows if len(rows) > 1 else rows[0])

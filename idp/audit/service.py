@@ -78,6 +78,30 @@ def record(
     (``g.audit_admin_id``, set by ``idp.admin.auth``), so every event an
     admin's action causes names them.
     """
+    event = entry(tag, actor=actor, admin_id=admin_id, resident_id=resident_id,
+                  client_id=client_id, company_id=company_id, anonymous=anonymous, **data)
+    session = db.session()
+    if session.get_transaction() is None:
+        # Start the session's transaction (no database round trip yet), so
+        # a rollback before any query still discards this event.
+        session.begin()
+    session.info.setdefault(PENDING, []).append((_transaction(session), event))
+    return event
+
+
+def entry(
+    tag: AuditTag,
+    *,
+    actor: str | None = None,
+    admin_id: str | None = None,
+    resident_id: str | None = None,
+    client_id: str | None = None,
+    company_id: str | None = None,
+    anonymous: bool = False,
+    **data: Any,
+) -> Entry:
+    """The event ``record()`` would add, made but not added to any transaction: for a
+    statement that writes it together with the change it describes (``chain.entry_row``)."""
     ip = user_agent = None
     if has_request_context() and not anonymous:
         ip = request.remote_addr
@@ -99,12 +123,6 @@ def record(
         data=json.loads(json.dumps(data, ensure_ascii=False)),
         personal_salt=std_secrets.token_hex(16),
     )
-    session = db.session()
-    if session.get_transaction() is None:
-        # Start the session's transaction (no database round trip yet), so
-        # a rollback before any query still discards this event.
-        session.begin()
-    session.info.setdefault(PENDING, []).append((_transaction(session), event))
     return event
 
 

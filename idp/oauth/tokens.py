@@ -8,27 +8,41 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from dataclasses import dataclass
 
+from sqlalchemy import JSON
+from sqlalchemy import Integer
 from sqlalchemy import Select
+from sqlalchemy import String
 from sqlalchemy import bindparam
+from sqlalchemy import cast
+from sqlalchemy import func
 from sqlalchemy import insert
+from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import with_expression
 
 from idp import config
+from idp import metrics
 from idp import secrets
 from idp.access import epoch
 from idp.access.models import Token
 from idp.accounts.models import Resident
+from idp.audit import chain
+from idp.audit.service import PENDING as audit_pending
+from idp.audit.service import entry as audit_entry
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.consent import service as consent_service
 from idp.db import claim_once
+from idp.db import holds_transaction
+from idp.db import run_alone
 from idp.db import utcnow
 from idp.extensions import db
 
@@ -216,16 +230,72 @@ def save(token: dict, request) -> int:
         "revoked_at": None,
         "released_claims": None,
     }
+    tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
+    audit = dict(resident_id=values["resident_id"], client_id=client.id,
+                 company_id=client.company_id, grant_type=values["grant_type"],
+                 scope=values["scope"])
+    details = dict(family=values["family_id"], refresh_token=bool(refresh))
+    if principal is None and previous is None and code is None:  # client credentials
+        token_id = _issued_alone(values, tag, audit, details)
+        if token_id is not None:
+            return token_id
     # On the session's connection: the session's own execution layer added a fifth to
     # the statement's Python calls, for an INSERT it has nothing to track of.
     token_id, seen = db.session.connection().execute(_INSERT, values).one()
     epoch.seen(seen)
-    tag = AuditTag.TOKEN_REFRESH if previous is not None else AuditTag.TOKEN_ISSUE
-    record(tag, resident_id=values["resident_id"], client_id=client.id,
-           company_id=client.company_id, grant_type=values["grant_type"],
-           scope=values["scope"], token_id=token_id, family=values["family_id"],
-           refresh_token=bool(refresh))
+    record(tag, **audit, token_id=token_id, **details)
     return token_id
+
+
+def _issued_alone(values: dict, tag: AuditTag, audit: dict, details: dict) -> int | None:
+    """A token that is the request's only write (client credentials), issued with its
+    audit entry in one statement (``_ISSUE_ALONE``, PostgreSQL) committed by itself: one
+    round trip for BEGIN, two INSERTs and COMMIT. Written only while the revocation
+    epoch is the value the request relies on; None, with nothing written, when this
+    path does not apply or the epoch moved (the caller then issues it in the session's
+    transaction, where the moved epoch is noticed as before)."""
+    session = db.session()
+    if session.get_bind().dialect.name != "postgresql" or session.info.get(audit_pending) \
+            or session.new or session.dirty or session.deleted:
+        return None
+    relies, expected = epoch.relied_on()
+    if not relies:
+        return None
+    in_transaction = holds_transaction(session)
+    event = audit_entry(tag, **audit, **details)
+    row = chain.entry_row(event)
+    params = {f"t_{name}": value for name, value in values.items()}
+    params.update({f"a_{name}": value for name, value in row.items() if name != "data"})
+    params.update(a_data=json.dumps(row["data"], ensure_ascii=False), epoch=expected)
+    found = run_alone(session, _issue_alone(tuple(values)), params)
+    if found is None:
+        return None
+    epoch.seen(expected)  # the statement wrote, so the epoch was still this value
+    event.data = {**event.data, "token_id": found.token_id}
+    metrics.count_events(session if in_transaction else None, [event])
+    return found.token_id
+
+
+@functools.cache
+def _issue_alone(columns: tuple[str, ...]):
+    """``INSERT INTO tokens … WHERE <epoch unchanged> RETURNING id``, and the audit entry
+    with the new token's id, in one statement built once per process."""
+    table = Token.__table__
+    issued = (insert(table).from_select(
+        list(columns),
+        select(*(bindparam(f"t_{name}", type_=table.c[name].type) for name in columns))
+        .where(epoch.column().is_not_distinct_from(bindparam("epoch"))))
+        .returning(table.c.id).cte("issued"))
+    data = cast(cast(bindparam("a_data", type_=String()), JSONB).op("||")(
+        func.jsonb_build_object(literal_column("'token_id'"), issued.c.id)), JSON)
+    events = chain.EVENTS
+    entry = [data if name == "data" else bindparam(f"a_{name}", type_=events.c[name].type)
+             for name in chain.ENTRY_COLUMNS]
+    return (events.insert()
+            .from_select([*chain.ENTRY_COLUMNS, "xid"],
+                         select(*entry, chain.CURRENT_XID).select_from(issued))
+            .returning(cast(events.c.data.op("->>")(literal_column("'token_id'")), Integer)
+                       .label("token_id")))
 
 
 def claim_refresh(row: Token) -> bool:

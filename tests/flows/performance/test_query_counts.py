@@ -115,13 +115,20 @@ def access_token(client, company):
     return factories.tokens(client, rp, scope="openid name email")["access_token"]
 
 
-def test_token_client_credentials(client, backend):
+def test_token_client_credentials(client, backend, is_postgres):
     """Test that client_credentials, its client cached, is one token insert that reads the
-    revocation epoch along (idp.access.epoch), plus the audit append."""
+    revocation epoch along (idp.access.epoch), plus the audit append; on PostgreSQL both
+    in one statement, which inserts only under the epoch the cached client was read with."""
     data = {"grant_type": "client_credentials", "scope": "touch_events"}
     assert client.post("/token", data=data, auth=backend).status_code == 200
     with counted() as statements:
         assert client.post("/token", data=data, auth=backend).status_code == 200
+    if is_postgres:
+        assert statements.protocol == [] and len(statements.audit) == 1, statements.audit
+        assert statements.audit[0].startswith("WITH issued AS (INSERT INTO tokens ")
+        assert "FROM revocation_epoch" in statements.audit[0]
+        assert "INSERT INTO audit_events " in statements.audit[0]
+        return
     assert len(statements.protocol) == 1, statements.protocol
     assert statements.protocol[0].startswith("INSERT INTO tokens")
     assert "FROM revocation_epoch" in statements.protocol[0]
@@ -140,6 +147,50 @@ def test_introspection(client, backend, access_token):
     assert "consents" in statements.protocol[0]  # the consent in force rides along
     assert "FROM revocation_epoch" in statements.protocol[0]
     assert statements.audit == []
+
+
+@pytest.mark.commits  # the request's session starts as in production, holding no connection
+def test_a_client_credentials_token_is_one_round_trip(client, backend, is_postgres):
+    """Test that on PostgreSQL a client-credentials token and its audit entry are one
+    statement committed by itself (no BEGIN, no COMMIT), and that the entry it wrote is
+    the trail's like any other: it names the token, and seals and verifies."""
+    if not is_postgres:
+        pytest.skip("the one-statement token is PostgreSQL's")
+    from sqlalchemy import select
+
+    from idp.access.models import Token
+    from idp.audit import chain
+    from idp.audit.models import AuditEvent
+    from idp.keys import audit_heads
+    from tests.helpers.audit import seal_all
+
+    data = {"grant_type": "client_credentials", "scope": "touch_events"}
+    assert client.post("/token", data=data, auth=backend).status_code == 200
+    autocommit = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        autocommit.append(conn.connection.driver_connection.autocommit)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        with counted() as statements:
+            assert client.post("/token", data=data, auth=backend).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert len(statements.audit) == 1 and statements.protocol == []
+    assert autocommit == [True]
+    db.session.rollback()
+    token = db.session.scalars(select(Token).order_by(Token.id.desc())).first()
+    entry = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert entry.tag == "oauth:token:issue" and entry.client_id == backend[0]
+    assert entry.data == {"grant_type": "client_credentials", "scope": "touch_events",
+                          "token_id": token.id, "family": token.family_id,
+                          "refresh_token": False}
+    assert entry.xid is not None
+    seal_all()
+    db.session.rollback()
+    result = chain.verify(db.session, check=audit_heads.check)
+    assert result.ok and result.unsealed == 0, result
 
 
 @pytest.mark.commits  # the request's session starts as in production, holding no connection
