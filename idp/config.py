@@ -311,6 +311,12 @@ class Settings:
     argon2_time_cost: int = field(default=3, metadata=_doc("argon2id iterations."))
     argon2_memory_cost: int = field(default=65536, metadata=_doc("argon2id memory, KiB."))
     argon2_parallelism: int = field(default=4, metadata=_doc("argon2id lanes."))
+    argon2_concurrency: int = field(
+        default=1,
+        metadata=_doc("argon2id hashes one process runs at once (each holds "
+                      "argon2_memory_cost and several cores); more sign-ins wait their turn. "
+                      "One per worker process, with one worker per core, uses every core."),
+    )
     proxy_hops: int = field(
         default=0,
         metadata=_doc("Number of reverse proxies in front of the IdP whose X-Forwarded-For, "
@@ -566,6 +572,8 @@ class Settings:
             problems.append("serve_header_timeout must be between 1 and 300 seconds")
         if not 256 <= self.max_input_length <= 1048576:
             problems.append("max_input_length must be between 256 and 1048576")
+        if not 1 <= self.argon2_concurrency <= 64:
+            problems.append("argon2_concurrency must be between 1 and 64")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
 

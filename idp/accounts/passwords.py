@@ -1,6 +1,15 @@
-"""argon2id password hashing; the only module that imports argon2."""
+"""argon2id password hashing; the only module that imports argon2.
+
+Each hash holds ``argon2_memory_cost`` (64 MiB by default) for its whole run, and runs its
+lanes on several cores. At most ``argon2_concurrency`` run at once in a process; the rest
+wait their turn. Sixteen sign-ins at once in one worker otherwise held 1 GiB and had the
+hashes evict each other from the caches: each took more CPU, and a burst of sign-ins
+doubled a worker's memory (docs/performance.md)."""
 
 from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2 import Type
@@ -23,13 +32,31 @@ def _hasher() -> PasswordHasher:
     return _hashers[key]
 
 
+_turns: dict[int, threading.BoundedSemaphore] = {}
+_turns_guard = threading.Lock()
+
+
+@contextmanager
+def _turn():
+    """One of the ``argon2_concurrency`` places for a hash in this process."""
+    places = config.settings().argon2_concurrency
+    gate = _turns.get(places)
+    if gate is None:
+        with _turns_guard:
+            gate = _turns.setdefault(places, threading.BoundedSemaphore(places))
+    with gate:
+        yield
+
+
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    with _turn():
+        return _hasher().hash(password)
 
 
 def verify(password_hash: str, password: str) -> bool:
     try:
-        return _hasher().verify(password_hash, password)
+        with _turn():
+            return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
