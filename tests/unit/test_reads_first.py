@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.db import _READS_ONLY
+from idp.db import reads_only
 
 
 @pytest.mark.parametrize("statement", [
@@ -16,7 +16,7 @@ from idp.db import _READS_ONLY
 ])
 def test_plain_reads_run_in_autocommit(statement):
     """Test that a SELECT without a locking clause or a transactional function reads."""
-    assert _READS_ONLY.match(statement)
+    assert reads_only(statement)
 
 
 @pytest.mark.parametrize("statement", [
@@ -37,4 +37,4 @@ def test_plain_reads_run_in_autocommit(statement):
 def test_writes_and_locks_begin_the_transaction(statement):
     """Test that a write, a savepoint, a locking read and a transactional function each
     begin the transaction first."""
-    assert not _READS_ONLY.match(statement)
+    assert not reads_only(statement)
