@@ -25,11 +25,13 @@ import secrets
 
 from flask import g
 from flask import has_request_context
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
 
 from idp.access.models import RevocationEpoch
 from idp.db import dialect_insert
+from idp.db import run_alone
 from idp.extensions import db
 
 CHANNEL = "idp_revocation_epoch"
@@ -86,17 +88,42 @@ def expected(cached: object, unread: object) -> object:
     return current()
 
 
-def relied_on() -> tuple[bool, object]:
+def _relied_on() -> tuple[bool, object]:
     """``(True, value)`` with the epoch value this request's answer relies on so far: the
     one it read, else the one it assumed (a deferred request answering from the cache);
-    ``(False, None)`` when it relies on none yet. A statement that writes only while the
-    epoch still has this value (``column() IS NOT DISTINCT FROM value``) and did write
-    has confirmed it: the caller then notes it :func:`seen`."""
+    ``(False, None)`` when it relies on none yet."""
     if has_request_context():
         for name in (_SEEN, _ASSUMED):
             if name in g:
                 return True, g.get(name)
     return False, None
+
+
+def unmoved():
+    """The condition of a statement run by :func:`run_unmoved`: the epoch still has the
+    value the request relies on (bound as ``epoch``)."""
+    return column().is_not_distinct_from(bindparam("epoch"))
+
+
+def can_run_unmoved() -> bool:
+    """Whether :func:`run_unmoved` may run here: PostgreSQL, in a request that relies on an
+    epoch value. Its callers check first (and once)."""
+    return _relied_on()[0] and db.session.get_bind().dialect.name == "postgresql"
+
+
+def run_unmoved(statement, params: dict):
+    """The first row of ``statement`` (a write carrying :func:`unmoved`), run and committed
+    by itself (``idp.db.run_alone``) under the epoch value this request relies on, where
+    :func:`can_run_unmoved`: a write that cannot be rolled back when the epoch turns out
+    to have moved carries the check in its own condition. None, with nothing written,
+    when the epoch moved: the caller then takes its ordinary path, where the move is
+    noticed as always. A row back means the statement wrote, so the epoch still had that
+    value: it is noted as :func:`seen`."""
+    value = _relied_on()[1]
+    found = run_alone(db.session(), statement, {**params, "epoch": value})
+    if found is not None:
+        seen(value)
+    return found
 
 
 def confirmed() -> bool:

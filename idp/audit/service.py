@@ -59,27 +59,10 @@ class Entry:
     personal_digest: str | None = None
 
 
-def record(
-    tag: AuditTag,
-    *,
-    actor: str | None = None,
-    admin_id: str | None = None,
-    resident_id: str | None = None,
-    client_id: str | None = None,
-    company_id: str | None = None,
-    anonymous: bool = False,
-    **data: Any,
-) -> Entry:
+def record(tag: AuditTag, **fields: Any) -> Entry:
     """Add an event to the current transaction; it commits or rolls back with the change.
-
-    ``anonymous`` leaves out the request's IP address and user agent (the
-    record of an account deletion must not hold personal data). During an
-    admin console request the signed-in admin is recorded as well
-    (``g.audit_admin_id``, set by ``idp.admin.auth``), so every event an
-    admin's action causes names them.
-    """
-    event = entry(tag, actor=actor, admin_id=admin_id, resident_id=resident_id,
-                  client_id=client_id, company_id=company_id, anonymous=anonymous, **data)
+    ``fields`` are :func:`entry`'s."""
+    event = entry(tag, **fields)
     session = db.session()
     if session.get_transaction() is None:
         # Start the session's transaction (no database round trip yet), so
@@ -100,8 +83,16 @@ def entry(
     anonymous: bool = False,
     **data: Any,
 ) -> Entry:
-    """The event ``record()`` would add, made but not added to any transaction: for a
-    statement that writes it together with the change it describes (``chain.entry_row``)."""
+    """An event, made but not added to any transaction: ``record()`` adds it to the
+    current one; a statement that writes it with the change it describes takes its
+    columns from ``chain.entry_row``.
+
+    ``anonymous`` leaves out the request's IP address and user agent (the
+    record of an account deletion must not hold personal data). During an
+    admin console request the signed-in admin is recorded as well
+    (``g.audit_admin_id``, set by ``idp.admin.auth``), so every event an
+    admin's action causes names them.
+    """
     ip = user_agent = None
     if has_request_context() and not anonymous:
         ip = request.remote_addr

@@ -203,18 +203,26 @@ _SCHEDULE = (select(_KEY.kid, _KEY.alg, _KEY.private_jwk_sealed, _KEY.activates_
 
 
 def _scheduled(alg: str, now: dt.datetime) -> KeyInUse | None:
-    """The key of ``alg`` that signs at ``now`` by the schedule kept in process, read
-    again when the epoch moved; None when no key signs (the caller makes the first)."""
+    """The key of ``alg`` that signs at ``now``, by the schedule kept in process; read
+    again when the epoch moved or the schedule names no key for ``now`` (one made since
+    on another node). None when no key signs (the caller makes the first)."""
     app = current_app._get_current_object()
-    cached = _schedules.get(app, {}).get(alg, (_UNREAD, ()))
-    if epoch.expected(cached[0], _UNREAD) != cached[0]:
-        rows = db.session.execute(_SCHEDULE, {"alg": alg, "now": now}).all()
-        if not rows:
-            return None  # nothing kept: the first key is made, and kept from then on
+    cached = _schedules.get(app, {}).get(alg)
+    if cached is not None and epoch.expected(cached[0], _UNREAD) == cached[0]:
+        key = _signing_at(cached[1], now)
+        if key is not None:
+            return key
+    rows = db.session.execute(_SCHEDULE, {"alg": alg, "now": now}).all()
+    keys = tuple(KeyInUse(*row[:-1]) for row in rows)
+    if rows:  # never kept empty: the first key is made, and kept from then on
         epoch.seen(rows[0][-1])
-        cached = (rows[0][-1], tuple(KeyInUse(*row[:-1]) for row in rows))
-        _schedules.setdefault(app, {})[alg] = cached
-    signing = [k for k in cached[1] if k.activates_at <= now
+        _schedules.setdefault(app, {})[alg] = (rows[0][-1], keys)
+    return _signing_at(keys, now)
+
+
+def _signing_at(keys: tuple[KeyInUse, ...], now: dt.datetime) -> KeyInUse | None:
+    """Of ``keys``, the one that signs at ``now``: the latest activated, not retired."""
+    signing = [k for k in keys if k.activates_at <= now
                and (k.retired_at is None or k.retired_at > now)]
     return max(signing, key=lambda k: k.activates_at, default=None)
 
@@ -224,20 +232,7 @@ def _signing_key_now(alg: str) -> SigningKey | KeyInUse:
     if alg not in SIGNING_ALGS:
         raise ValueError(f"unsupported algorithm {alg}")
     now = utcnow()
-    if has_app_context():
-        key = _scheduled(alg, now)
-        if key is not None:
-            return key
-    key = db.session.scalar(
-        select(SigningKey)
-        .where(
-            SigningKey.alg == alg,
-            SigningKey.activates_at <= now,
-            or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now),
-        )
-        .order_by(SigningKey.activates_at.desc())
-        .limit(1)
-    )
+    key = _scheduled(alg, now)
     if key is None:
         key = _generate(alg, now)
         # A rotation may already be pending for this algorithm: this stop-gap
@@ -253,7 +248,7 @@ def _signing_key_now(alg: str) -> SigningKey | KeyInUse:
                 + VERIFY_LEEWAY
         db.session.add(key)
         db.session.flush()
-        forget_jwks_cache()  # (and this process's schedule; a schedule is never kept empty)
+        forget_jwks_cache()  # (and this app's schedule, read again with the new key)
     return key
 
 

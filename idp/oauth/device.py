@@ -49,7 +49,6 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.db import claim_once
 from idp.db import dialect_insert
-from idp.db import run_alone
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth.grants import ALL_AUTH_METHODS
@@ -184,7 +183,7 @@ def _pending_poll():
     unconsumed and unexpired, and only while the revocation epoch is the one the
     request relies on. No row back means any other case, which the grant answers
     through the session as before: unknown, foreign, expired, decided, or an epoch
-    that moved. Run outside a transaction (``run_alone``): a poll is one round trip."""
+    that moved. Run outside a transaction (``epoch.run_unmoved``): one round trip."""
     polled = (select(_table.c.id, _table.c.last_polled_at, _table.c.interval)
               .where(_table.c.device_code_digest == bindparam("digest"))
               .with_for_update().cte("polled"))
@@ -194,8 +193,7 @@ def _pending_poll():
     return (update(_table)
             .where(_table.c.id == polled.c.id, _table.c.client_id == bindparam("kiosk"),
                    _table.c.status == "pending", _table.c.consumed_at.is_(None),
-                   _table.c.expires_at > now,
-                   epoch.column().is_not_distinct_from(bindparam("epoch")))
+                   _table.c.expires_at > now, epoch.unmoved())
             .values(last_polled_at=now, interval=case(
                 (too_soon, polled.c.interval + SLOW_DOWN_STEP), else_=polled.c.interval))
             .returning(too_soon.label("too_soon")))
@@ -228,15 +226,12 @@ class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
     def _answer_if_pending(self, client, device_code: str) -> None:
         """Answer a poll of a pending code with one statement (``_pending_poll``), the
         answer kiosks get most often; return to the full path for any other case."""
-        relies, value = epoch.relied_on()
-        if not relies or db.session.get_bind().dialect.name != "postgresql":
+        if not epoch.can_run_unmoved():
             return
-        found = run_alone(db.session(), _PENDING_POLL, {
-            "digest": secrets.digest(device_code), "kiosk": client.id, "now": utcnow(),
-            "epoch": value})
+        found = epoch.run_unmoved(_PENDING_POLL, {
+            "digest": secrets.digest(device_code), "kiosk": client.id, "now": utcnow()})
         if found is None:
             return
-        epoch.seen(value)  # the statement wrote, so the epoch was still this value
         raise SlowDownError() if found.too_soon else AuthorizationPendingError()
 
     def query_device_credential(self, device_code: str) -> DeviceCode | None:

@@ -42,7 +42,6 @@ from idp.clients.models import Company
 from idp.consent import service as consent_service
 from idp.db import claim_once
 from idp.db import holds_transaction
-from idp.db import run_alone
 from idp.db import utcnow
 from idp.extensions import db
 
@@ -249,28 +248,24 @@ def save(token: dict, request) -> int:
 
 def _issued_alone(values: dict, tag: AuditTag, audit: dict, details: dict) -> int | None:
     """A token that is the request's only write (client credentials), issued with its
-    audit entry in one statement (``_ISSUE_ALONE``, PostgreSQL) committed by itself: one
+    audit entry in one statement (``_issue_alone``, PostgreSQL) committed by itself: one
     round trip for BEGIN, two INSERTs and COMMIT. Written only while the revocation
-    epoch is the value the request relies on; None, with nothing written, when this
-    path does not apply or the epoch moved (the caller then issues it in the session's
-    transaction, where the moved epoch is noticed as before)."""
+    epoch is the value the request relies on (``epoch.run_unmoved``); None, with nothing
+    written, when this path does not apply or the epoch moved (the caller then issues
+    it in the session's transaction, where the moved epoch is noticed as before)."""
     session = db.session()
-    if session.get_bind().dialect.name != "postgresql" or session.info.get(audit_pending) \
+    if not epoch.can_run_unmoved() or session.info.get(audit_pending) \
             or session.new or session.dirty or session.deleted:
-        return None
-    relies, expected = epoch.relied_on()
-    if not relies:
         return None
     in_transaction = holds_transaction(session)
     event = audit_entry(tag, **audit, **details)
     row = chain.entry_row(event)
     params = {f"t_{name}": value for name, value in values.items()}
     params.update({f"a_{name}": value for name, value in row.items() if name != "data"})
-    params.update(a_data=json.dumps(row["data"], ensure_ascii=False), epoch=expected)
-    found = run_alone(session, _issue_alone(tuple(values)), params)
+    params["a_data"] = json.dumps(row["data"], ensure_ascii=False)
+    found = epoch.run_unmoved(_issue_alone(tuple(values)), params)
     if found is None:
         return None
-    epoch.seen(expected)  # the statement wrote, so the epoch was still this value
     event.data = {**event.data, "token_id": found.token_id}
     metrics.count_events(session if in_transaction else None, [event])
     return found.token_id
@@ -284,7 +279,7 @@ def _issue_alone(columns: tuple[str, ...]):
     issued = (insert(table).from_select(
         list(columns),
         select(*(bindparam(f"t_{name}", type_=table.c[name].type) for name in columns))
-        .where(epoch.column().is_not_distinct_from(bindparam("epoch"))))
+        .where(epoch.unmoved()))
         .returning(table.c.id).cte("issued"))
     data = cast(cast(bindparam("a_data", type_=String()), JSONB).op("||")(
         func.jsonb_build_object(literal_column("'token_id'"), issued.c.id)), JSON)
