@@ -160,7 +160,8 @@ def measure(app, send: Callable, requests: int) -> tuple[float, float, float, fl
             (time.perf_counter() - wall) * 1000 / requests, least * 1000)
 
 
-def python_calls(app, send: Callable, requests: int = 200, keep: Path | None = None) -> float:
+def python_calls(app, send: Callable, requests: int = 200, keep: Path | None = None,
+                 cpu: bool = False) -> float:
     """Python function calls per request: unlike time, the same on any host and at any
     load, so a change's effect on the Python work shows without noise. With ``keep``, the
     profile is written there (``pstats`` format) to see where the calls go."""
@@ -216,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pstats", type=Path, default=None,
                         help="a directory to keep each scenario's call profile in "
                              "(SCENARIO.pstats, read with python -m pstats)")
+    parser.add_argument("--cpu-profile", action="store_true",
+                        help="time the kept profiles in CPU time, not wall time")
     args = parser.parse_args(argv)
 
     from alembic import command
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pstats is not None:
             args.pstats.mkdir(parents=True, exist_ok=True)
         calls = {name: python_calls(wsgi, send, keep=args.pstats and
-                                    args.pstats / f"{name}.pstats")
+                                    args.pstats / f"{name}.pstats", cpu=args.cpu_profile)
                  for name, send in chosen.items()}
         figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in chosen}
         for _ in range(args.rounds):

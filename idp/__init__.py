@@ -50,9 +50,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # First hooks of all: the request id, and the time, status, log line and
     # metrics of the whole answer (idp.logs, idp.metrics).
     logs.init_app(app)
+    from idp.oauth.direct import DirectAnswers
     from idp.proxy import wrap
 
-    app.wsgi_app = wrap(app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
+    # Beneath Flask, the introspections it can answer itself (idp.oauth.direct); inside
+    # the forwarded-headers middleware, like Flask.
+    direct = app.extensions["idp.direct"] = DirectAnswers(app, app.wsgi_app)
+    app.wsgi_app = wrap(direct, settings.trusted_proxies, settings.proxy_hops)
 
     from idp import db as database
     from idp import errors

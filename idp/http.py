@@ -35,25 +35,30 @@ class CookieSessions(SecureCookieSessionInterface):
         return serializer
 
 
+def security_headers(settings: Settings) -> list[tuple[str, str]]:
+    """The headers every answer carries unless its view set its own."""
+    headers = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+               ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"),
+               ("Cross-Origin-Opener-Policy", "same-origin")]
+    if settings.secure_cookies:
+        headers.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+    return headers
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     app.session_interface = CookieSessions()
     # The headers every answer carries unless its view set its own (lower-cased names
     # to look up, the header to add). Added in one pass over the answer's headers:
     # one werkzeug ``setdefault`` per header scanned them all each time, 6 % of a
     # token request's Python calls (docs/performance.md).
-    defaults = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
-                ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"),
-                ("Cross-Origin-Opener-Policy", "same-origin")]
-    if settings.secure_cookies:
-        defaults.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
-    defaults = [(name.lower(), (name, value)) for name, value in defaults]
+    defaults = [(name.lower(), (name, value)) for name, value in security_headers(settings)]
     # Pages and API answers about a person are never cached; the static
     # files, discovery and JWKS set their own caching.
     no_store = [("pragma", ("Pragma", "no-cache")),
                 ("cache-control", ("Cache-Control", "no-store"))]
 
     @app.after_request
-    def security_headers(response: Response) -> Response:
+    def add_security_headers(response: Response) -> Response:
         headers = response.headers
         present = {name.lower() for name, _ in headers}  # werkzeug: (name, value) pairs
         missing = [header for name, header in defaults if name not in present]

@@ -24,6 +24,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 from flask import Flask
 from flask import Response
@@ -106,8 +107,12 @@ def granian_log_config(settings: Settings) -> dict:
 
 def _begin() -> None:
     g.request_started = time.perf_counter()
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+
+
+def request_id(given: str) -> str:
+    """The request's id: the caller's ``X-Request-ID`` when it is a plausible one, else new."""
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _client_id() -> str | None:
@@ -134,20 +139,27 @@ def _finish(response: Response) -> Response:
     started = g.get("request_started")
     if started is None:  # a hook before ours answered; nothing to measure
         return response
-    seconds = time.perf_counter() - started
-    endpoint = request.endpoint
-    metrics.count_request(endpoint, request.method, response.status_code, seconds)
     response.headers[REQUEST_ID_HEADER] = g.request_id
+    answered(request.endpoint, request.method, _path, response.status_code, started,
+             _client_id, g.request_id)
+    return response
+
+
+def answered(endpoint: str | None, method: str, path: Callable[[], str], status: int,
+             started: float, client_id: Callable[[], str | None], request_id: str) -> None:
+    """Count and log one answer, ``started`` (``time.perf_counter()``) when the request
+    reached the app: the end of every request, through Flask (``_finish``) or beneath it
+    (``idp.oauth.direct``). ``path`` and ``client_id`` are asked only when the line is
+    logged."""
+    seconds = time.perf_counter() - started
+    metrics.count_request(endpoint, method, status, seconds)
     level = logging.DEBUG if endpoint in QUIET_ENDPOINTS else logging.INFO
     if request_log.isEnabledFor(level):
-        path = _path()
-        request_log.log(level, "%s %s %s", request.method, path, response.status_code,
-                        extra={"method": request.method, "path": path,
-                               "endpoint": endpoint or "none",
-                               "status": response.status_code,
-                               "duration_ms": round(seconds * 1000, 1),
-                               "client_id": _client_id()})
-    return response
+        where = path()
+        request_log.log(level, "%s %s %s", method, where, status,
+                        extra={"method": method, "path": where, "endpoint": endpoint or "none",
+                               "status": status, "duration_ms": round(seconds * 1000, 1),
+                               "client_id": client_id(), "request_id": request_id})
 
 
 def init_app(app: Flask) -> None:

@@ -67,6 +67,9 @@ EXCHANGE_RECORDS = Counter(PREFIX + "exchange_records_total", "Data-exchange rec
                            ["category", "action", "company"])
 EXCHANGE_REFUSALS = Counter(PREFIX + "exchange_refusals_total",
                             "Contribution batches refused.")
+DIRECT_ANSWERS = Counter(PREFIX + "direct_answers_total",
+                         "Protocol requests answered beneath Flask (idp.oauth.direct).",
+                         ["endpoint"])
 AUDIT_EVENTS = Counter(PREFIX + "audit_events_total", "Committed audit events by tag.", ["tag"])
 READY = Gauge(PREFIX + "ready", "Result of each /readyz check the last time it ran here.",
               ["check"], multiprocess_mode="mostrecent")

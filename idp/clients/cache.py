@@ -209,6 +209,21 @@ def client(client_id: str) -> Client | None:
     return db.session.merge(entry, load=False)
 
 
+def peek(app: Flask, client_id: str) -> tuple[Client | None, Any]:
+    """The cached entry for ``client_id`` and the epoch value it was read under, as they
+    are: nothing loaded, merged or confirmed; ``(None, None)`` when it is not cached. The
+    caller must confirm the epoch itself before it answers (``idp.oauth.direct``) and
+    must only read the entry, which other threads share."""
+    cache = _caches.get(app)
+    if cache is None:
+        return None, None
+    with cache.lock:
+        tag, entry = cache.epoch, cache.clients.get(client_id)
+    if entry is None or tag is _UNREAD:
+        return None, None
+    return entry, tag
+
+
 def _load(client_id: str) -> tuple[Client | None, int | None]:
     """A detached copy of the client and its company, built from one row: the
     request's own session and objects are left alone."""

@@ -9,6 +9,8 @@ resident token whose consent is gone is ``{"active": false}``.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
 from idp import config
@@ -37,16 +39,22 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         scopes = consent_service.scopes_in_force_for(row)
         if row.resident_id is not None and not scopes:
             return {"active": False}  # consent withdrawn, expired or under replaced terms
-        payload = {
-            "active": True,
-            "client_id": row.client_id,
-            "scope": " ".join(scopes),
-            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
-            "exp": int(token.expires_at.timestamp()),
-            "iat": int(row.issued_at.timestamp()),
-            "iss": config.settings().issuer,
-            "aud": row.client_id,
-        }
-        if row.subject:
-            payload["sub"] = row.subject
-        return payload
+        return active(row, scopes, token.kind, token.expires_at)
+
+
+def active(row, scopes: list[str], kind: str, expires_at: dt.datetime) -> dict:
+    """The answer for an active token: ``row`` has the token's ``client_id``, ``subject``
+    and ``issued_at`` (a ``Token``, or a row of ``idp.oauth.direct``'s lookup)."""
+    payload = {
+        "active": True,
+        "client_id": row.client_id,
+        "scope": " ".join(scopes),
+        "token_type": "Bearer" if kind == "access_token" else "refresh_token",
+        "exp": int(expires_at.timestamp()),
+        "iat": int(row.issued_at.timestamp()),
+        "iss": config.settings().issuer,
+        "aud": row.client_id,
+    }
+    if row.subject:
+        payload["sub"] = row.subject
+    return payload

@@ -24,6 +24,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 
+from idp import metrics
 from idp.accounts import passwords
 from idp.clients import service as clients
 from idp.extensions import db
@@ -135,14 +136,21 @@ def test_token_client_credentials(client, backend, is_postgres):
     assert audit_append(statements.audit), statements.audit
 
 
-def test_introspection(client, backend, access_token):
+@pytest.mark.parametrize("beneath_flask", [True, False])
+def test_introspection(app, backend, access_token, beneath_flask, monkeypatch):
     """Test that introspection, its caller cached, is the token's lookup with the
-    revocation epoch along, and writes nothing."""
+    revocation epoch along, and writes nothing: answered beneath Flask
+    (``idp.oauth.direct``) or by Flask."""
+    monkeypatch.setattr(app.extensions["idp.direct"], "enabled", beneath_flask)
+    rs = app.test_client()  # a resource server: no cookies
     data = {"token": access_token, "token_type_hint": "access_token"}
-    client.post("/introspect", data=data, auth=backend)  # the caller is in the cache now
+    rs.post("/introspect", data=data, auth=backend)  # the caller is in the cache now
+    answered = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.introspect")
+    before = answered._value.get()
     with counted() as statements:
-        response = client.post("/introspect", data=data, auth=backend)
+        response = rs.post("/introspect", data=data, auth=backend)
     assert response.json["active"] is True
+    assert answered._value.get() == before + beneath_flask
     assert len(statements.protocol) == 1, statements.protocol
     assert "consents" in statements.protocol[0]  # the consent in force rides along
     assert "FROM revocation_epoch" in statements.protocol[0]
@@ -194,14 +202,21 @@ def test_a_client_credentials_token_is_one_round_trip(client, backend, is_postgr
 
 
 @pytest.mark.commits  # the request's session starts as in production, holding no connection
-def test_introspection_reads_outside_a_transaction(client, backend, access_token,
-                                                    is_postgres):
+@pytest.mark.parametrize("beneath_flask", [True, False])
+def test_introspection_reads_outside_a_transaction(app, backend, access_token,
+                                                    is_postgres, beneath_flask, monkeypatch):
     """Test that introspection's one statement runs on a connection in autocommit on
-    PostgreSQL (one round trip, no BEGIN or COMMIT: it writes nothing)."""
+    PostgreSQL (one round trip, no BEGIN or COMMIT: it writes nothing), answered beneath
+    Flask or by Flask."""
+    monkeypatch.setattr(app.extensions["idp.direct"], "enabled", beneath_flask)
+    rs = app.test_client()  # a resource server: no cookies
     data = {"token": access_token, "token_type_hint": "access_token"}
-    client.post("/introspect", data=data, auth=backend)
+    rs.post("/introspect", data=data, auth=backend)
+    answered = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.introspect")
+    before = answered._value.get()
     with counted() as statements:
-        assert client.post("/introspect", data=data, auth=backend).json["active"] is True
+        assert rs.post("/introspect", data=data, auth=backend).json["active"] is True
+    assert answered._value.get() == before + beneath_flask
     assert len(statements.protocol) == 1, statements.protocol
     assert statements.autocommit == [True if is_postgres else None]
 

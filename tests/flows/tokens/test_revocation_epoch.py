@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from idp import create_app
+from idp import metrics
 from idp.access import epoch
 from idp.access.models import Token
 from idp.clients import cache
@@ -150,6 +151,29 @@ def test_introspection_by_a_revoked_caller_is_refused_on_b_for_an_unknown_token(
     db.session.commit()
     response = introspect(node_b.test_client(), peer, "no-such-token")
     assert response.status_code == 401 and response.json["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("cut_off", ["client", "company"])
+def test_an_introspection_answered_beneath_flask_on_b_after_a_cut_off_is_refused(
+        app, node_b, backend, cut_off):
+    """Test that B, which answers introspections of a cached caller beneath Flask
+    (``idp.oauth.direct``), refuses the caller at once after a cut-off on A: the epoch
+    read along the token's lookup is not the cached one, so Flask answers."""
+    peer = factories.rp(backend.company_id)
+    access_token = token_on(app, backend).json["access_token"]
+    answered = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.introspect")
+    for _ in range(2):  # the first caches the caller, the second is answered directly
+        before = answered._value.get()
+        assert introspect(node_b.test_client(), peer, access_token).json["active"] is True
+    assert answered._value.get() == before + 1
+    if cut_off == "client":
+        clients.revoke_client(peer.client_id)
+    else:
+        clients.suspend_company(peer.company_id)
+    db.session.commit()
+    response = introspect(node_b.test_client(), peer, access_token)
+    assert response.status_code == 401 and response.json["error"] == "invalid_client"
+    assert answered._value.get() == before + 1
 
 
 @pytest.mark.parametrize("cut_off", ["client", "company", "secret", "key"])

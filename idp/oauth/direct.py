@@ -1,0 +1,235 @@
+"""The protocol request resource servers send most, answered beneath Flask.
+
+A member company's resource servers introspect the tokens of its users' requests (RFC
+7662), often on every request. Through Flask, each introspection cost about 3,000
+Python calls: the request and response objects, a dozen hooks, Authlib's request and
+endpoint, and the ORM's loading of the token with its client, company and consent.
+oidc-provider answers it in a tenth of the CPU time (docs/performance.md). Here the
+common case is answered by a WSGI layer in front of the Flask app, in about a third of
+the calls:
+
+- ``POST /introspect``, a form with ``token`` (and ``token_type_hint=access_token`` or
+  none) and nothing else, no query string and no cookie, authenticated with ``client_secret_basic``
+  by a confidential client that is in this worker's client cache (``idp.clients.cache``)
+  and registered for that method, about an active access token of its own company.
+
+Anything else is handed to Flask untouched, with the body it sent, and answered there
+exactly as before: an error of any kind, another method of authentication, a refresh
+token, a token of another company, an expired or revoked one, a client not cached yet.
+This layer never refuses a request, it only answers what the full path would answer
+in the same way (``tests/flows/performance/test_direct_answers.py`` compares the two on
+the same requests), and it is stricter than the full path about what it takes on.
+
+What every answer gets is kept: the revocation epoch is read along the token's lookup
+and must be the one the cached client was read under, else Flask answers (a cut-off
+committed since the cache was filled is never missed); the security headers
+(``idp.http``), the request id, the metric and the log line (``idp.logs``). Each answer
+here is also counted in ``idp_direct_answers_total``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import io
+import logging
+import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Flask
+from flask import current_app
+from flask import has_app_context
+from sqlalchemy import Select
+from sqlalchemy import bindparam
+from sqlalchemy import select
+
+from idp import config
+from idp import http
+from idp import logs
+from idp import metrics
+from idp import secrets
+from idp.access import epoch
+from idp.access.models import Token
+from idp.clients import cache as client_cache
+from idp.clients.models import Client
+from idp.clients.models import Company
+from idp.clients.models import CompanyStatus
+from idp.consent import service as consent_service
+from idp.db import reads_first
+from idp.db import utcnow
+from idp.extensions import db
+from idp.oauth import introspection
+
+log = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                ("Pragma", "no-cache")]  # Authlib's, on every endpoint answer
+
+
+class Answer:
+    """What a direct answer sends: a JSON body and the client it was for."""
+
+    __slots__ = ("body", "client_id")
+
+    def __init__(self, body: bytes, client_id: str) -> None:
+        self.body = body
+        self.client_id = client_id
+
+
+class DirectAnswers:
+    """WSGI: ``ROUTES`` answered here when they can be (see the module), everything else
+    by ``flask_app`` (the Flask app's own ``wsgi_app``). Sits inside the forwarded-headers
+    middleware, so it sees the client's address and scheme as Flask does."""
+
+    def __init__(self, app: Flask, flask_app: Callable) -> None:
+        self.app = app
+        self.flask_app = flask_app
+        self.enabled = True  # tests turn it off to compare with Flask's answers
+        self._headers: list[tuple[str, str]] | None = None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        route = ROUTES.get((environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")))
+        # A cookie is a browser's: Flask may refresh its session in the answer.
+        if route is None or not self.enabled or "HTTP_COOKIE" in environ:
+            return self.flask_app(environ, start_response)
+        endpoint, answer = route
+        started = time.perf_counter()
+        form = _form(environ, self.app.extensions[config.EXTENSION])
+        done = None
+        if form is not None:
+            try:
+                done = self._within_app(answer, environ, form)
+            except Exception:  # Flask answers it, with its error handling
+                log.warning("direct answer failed; answering through Flask", exc_info=True)
+        if done is None:
+            return self.flask_app(environ, start_response)
+        metrics.DIRECT_ANSWERS.labels(endpoint=endpoint).inc()
+        request_id = logs.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        start_response("200 OK", [*self._standard_headers(),
+                                  ("Content-Length", str(len(done.body))),
+                                  (logs.REQUEST_ID_HEADER, request_id)])
+        logs.answered(endpoint, environ["REQUEST_METHOD"], lambda: environ["PATH_INFO"], 200,
+                      started, lambda: done.client_id, request_id)
+        return [done.body]
+
+    def _within_app(self, answer, environ: dict, form: dict[str, str]) -> Answer | None:
+        """``answer`` in this app's context: the one already pushed (a test's, whose
+        transaction the read joins), or one of its own, whose end returns the session's
+        connection. An answer only reads: there is nothing to commit."""
+        if has_app_context() and current_app._get_current_object() is self.app:
+            return answer(self.app, environ, form)
+        with self.app.app_context():
+            return answer(self.app, environ, form)
+
+    def _standard_headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = JSON_HEADERS + http.security_headers(
+                self.app.extensions[config.EXTENSION])
+        return self._headers
+
+
+def _form(environ: dict, settings) -> dict[str, str] | None:
+    """The request's form when it is plain: urlencoded ASCII, each name once, no query
+    string, within the body and value limits Flask applies (``idp.inputs``), no NUL.
+    The body read is put back for Flask in every case."""
+    if environ.get("QUERY_STRING") or environ.get("CONTENT_TYPE") != FORM \
+            or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    if not 0 < length <= settings.max_body_protocol:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != length:
+        return None
+    try:
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form = dict(pairs)
+    limit = settings.max_input_length
+    if len(form) != len(pairs) or any("\x00" in value or len(value) > limit
+                                      for value in form.values()):
+        return None
+    return form
+
+
+def _basic_client(app: Flask, environ: dict, endpoint: str) -> tuple[Client, Any] | None:
+    """The cached client that ``client_secret_basic`` authenticates and the epoch value it
+    was cached under, when the header is plain (no percent-encoding: Authlib's unquoting
+    leaves it as it is) and the client is active, confidential and registered for that
+    method at this endpoint."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:], validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or "%" in decoded or not client_id or not secret:
+        return None
+    client, tagged = client_cache.peek(app, client_id)
+    if client is None or client.is_public or not client.is_active \
+            or not client.check_endpoint_auth_method("client_secret_basic", endpoint) \
+            or not client.check_client_secret(secret):
+        return None
+    return client, tagged
+
+
+def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
+    """RFC 7662 for an active access token of the client's own company
+    (``idp.oauth.introspection``: same answer, same rules)."""
+    if form.keys() - {"token", "token_type_hint"} or \
+            form.get("token_type_hint", "access_token") != "access_token" or not form.get("token"):
+        return None
+    authenticated = _basic_client(app, environ, "introspection")
+    if authenticated is None:
+        return None
+    client, tagged = authenticated
+    reads_first(db.session())
+    row = db.session.execute(_lookup(), {"digest": secrets.digest(form["token"]),
+                                         **consent_service.in_force_values()}).first()
+    if row is None or row.epoch != tagged:
+        return None  # unknown as an access token, or a cut-off since the cache was filled
+    if row.revoked_at is not None or row.client_revoked_at is not None \
+            or row.company_status != CompanyStatus.ACTIVE \
+            or row.company_id != client.company_id or row.access_expires_at <= utcnow():
+        return None
+    scopes = row.scope.split()
+    if row.resident_id is not None:
+        scopes = consent_service.covered(scopes, set(row.consent_scopes or ()))
+        if not scopes:
+            return None  # the consent is gone: Flask answers {"active": false}
+    payload = introspection.active(row, scopes, "access_token", row.access_expires_at)
+    return Answer(app.json.dumps(payload).encode(), client.id)
+
+
+@functools.cache
+def _lookup() -> Select:
+    """The access token by its digest, with its client's and company's state, the
+    consent in force behind it and the revocation epoch: one constant statement, built
+    on first use (once every mapper is configured)."""
+    return (select(Token.client_id, Token.resident_id, Token.subject, Token.scope,
+                   Token.issued_at, Token.access_expires_at, Token.revoked_at,
+                   Client.company_id, Client.revoked_at.label("client_revoked_at"),
+                   Company.status.label("company_status"),
+                   consent_service.in_force_sql(Token.resident_id, Token.client_id)
+                   .label("consent_scopes"),
+                   epoch.column().label("epoch"))
+            .join_from(Token, Client, Token.client_id == Client.id)
+            .join_from(Client, Company, Client.company_id == Company.id)
+            .where(Token.access_token_digest == bindparam("digest")))
+
+
+ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Answer | None]]] = {
+    ("POST", "/introspect"): ("oauth.introspect", introspect),
+}
