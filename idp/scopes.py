@@ -185,6 +185,13 @@ def lookup(name: str) -> Scope | None:
     return None
 
 
+def own_fixed(name: str) -> bool:
+    """Whether this is a fixed scope of our own (not a standard one, not a family's): one
+    a client may be registered for, which every company may hold."""
+    scope = _BY_NAME.get(name)
+    return scope is not None and scope.requestable and not scope.standard
+
+
 def refusal(company_id: str, name: str) -> str | None:
     """Why this company may not hold this scope now; None when it may (fixed scopes
     always may; a family's scope asks its family)."""

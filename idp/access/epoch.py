@@ -120,10 +120,16 @@ def run_unmoved(statement, params: dict):
     noticed as always. A row back means the statement wrote, so the epoch still had that
     value: it is noted as :func:`seen`."""
     value = _relied_on()[1]
-    found = run_alone(db.session(), statement, {**params, "epoch": value})
+    found = run_under(statement, params, value)
     if found is not None:
         seen(value)
     return found
+
+
+def run_under(statement, params: dict, value):
+    """:func:`run_unmoved` under an epoch ``value`` the caller names (outside a Flask
+    request: ``idp.oauth.direct``, whose cached client was read under ``value``)."""
+    return run_alone(db.session(), statement, {**params, "epoch": value})
 
 
 def confirmed() -> bool:

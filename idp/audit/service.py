@@ -81,6 +81,7 @@ def entry(
     client_id: str | None = None,
     company_id: str | None = None,
     anonymous: bool = False,
+    caller: tuple[str | None, str | None] | None = None,
     **data: Any,
 ) -> Entry:
     """An event, made but not added to any transaction: ``record()`` adds it to the
@@ -91,10 +92,13 @@ def entry(
     record of an account deletion must not hold personal data). During an
     admin console request the signed-in admin is recorded as well
     (``g.audit_admin_id``, set by ``idp.admin.auth``), so every event an
-    admin's action causes names them.
+    admin's action causes names them. ``caller`` gives the IP address and user agent of
+    a request answered outside Flask (``idp.oauth.direct``).
     """
     ip = user_agent = None
-    if has_request_context() and not anonymous:
+    if caller is not None and not anonymous:
+        ip, user_agent = caller
+    elif has_request_context() and not anonymous:
         ip = request.remote_addr
         user_agent = request.headers.get("User-Agent", "")[:300] or None
     if admin_id is None and has_app_context() and g.get("audit_admin_id"):

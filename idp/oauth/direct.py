@@ -1,30 +1,40 @@
-"""The protocol request resource servers send most, answered beneath Flask.
+"""The protocol requests member companies' back ends send most, answered beneath Flask.
 
 A member company's resource servers introspect the tokens of its users' requests (RFC
-7662), often on every request. Through Flask, each introspection cost about 3,000
-Python calls: the request and response objects, a dozen hooks, Authlib's request and
-endpoint, and the ORM's loading of the token with its client, company and consent.
-oidc-provider answers it in a tenth of the CPU time (docs/performance.md). Here the
-common case is answered by a WSGI layer in front of the Flask app, in about a third of
-the calls:
+7662), and its back ends take client-credentials tokens (RFC 6749 §4.4), often on every
+request. Through Flask, each cost about 3,000 Python calls: the request and response
+objects, a dozen hooks, Authlib's request, grant and endpoint objects, and for
+introspection the ORM's loading of the token with its client, company and consent.
+oidc-provider answers them in a tenth of the CPU time (docs/performance.md). Here the
+common case of each is answered by a WSGI layer in front of the Flask app, in about a
+third of the calls:
 
-- ``POST /introspect``, a form with ``token`` (and ``token_type_hint=access_token`` or
-  none) and nothing else, no query string and no cookie, authenticated with ``client_secret_basic``
-  by a confidential client that is in this worker's client cache (``idp.clients.cache``)
-  and registered for that method, about an active access token of its own company.
+- ``POST /introspect``: a form with ``token`` (and ``token_type_hint=access_token`` or
+  none) and nothing else, about an active access token of the caller's own company.
+- ``POST /token`` on PostgreSQL: ``grant_type=client_credentials`` and a ``scope`` of
+  fixed scopes of our own (or none), from a client registered for the grant and those
+  scopes, within its rate limit, without an ``Origin`` (CORS is Flask's).
+
+Both: no query string and no cookie, authenticated with ``client_secret_basic`` by an
+active confidential client that is in this worker's client cache (``idp.clients.cache``)
+and registered for that method.
 
 Anything else is handed to Flask untouched, with the body it sent, and answered there
 exactly as before: an error of any kind, another method of authentication, a refresh
-token, a token of another company, an expired or revoked one, a client not cached yet.
-This layer never refuses a request, it only answers what the full path would answer
-in the same way (``tests/flows/performance/test_direct_answers.py`` compares the two on
-the same requests), and it is stricter than the full path about what it takes on.
+token, a token of another company, an expired or revoked one, a client not cached yet, a
+family's scope, SQLite. This layer never refuses a request; it answers only what the full
+path would answer in the same way (``tests/flows/performance/test_direct_answers.py``
+sends each case with the layer on and off and compares the answers), and it is stricter
+than the full path about what it takes on.
 
-What every answer gets is kept: the revocation epoch is read along the token's lookup
-and must be the one the cached client was read under, else Flask answers (a cut-off
-committed since the cache was filled is never missed); the security headers
-(``idp.http``), the request id, the metric and the log line (``idp.logs``). Each answer
-here is also counted in ``idp_direct_answers_total``.
+What every answer gets is kept. The revocation epoch must be the one the cached client
+was read under: introspection reads it along the token's lookup, and a token is written
+only while it holds (``idp.access.epoch.run_under``); otherwise Flask answers from the
+database, so a cut-off committed since the cache was filled is never missed. A token
+gets its audit entry, with the caller's address and user agent, in the statement that
+writes it, and its rate-limit count (``idp.oauth.ratelimit.allowed``). Every answer gets
+the security headers (``idp.http``), the request id, the metric and the log line
+(``idp.logs``), and is counted in ``idp_direct_answers_total``.
 """
 
 from __future__ import annotations
@@ -41,8 +51,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask
-from flask import current_app
-from flask import has_app_context
 from sqlalchemy import Select
 from sqlalchemy import bindparam
 from sqlalchemy import select
@@ -51,6 +59,7 @@ from idp import config
 from idp import http
 from idp import logs
 from idp import metrics
+from idp import scopes as registry
 from idp import secrets
 from idp.access import epoch
 from idp.access.models import Token
@@ -59,10 +68,13 @@ from idp.clients.models import Client
 from idp.clients.models import Company
 from idp.clients.models import CompanyStatus
 from idp.consent import service as consent_service
+from idp.db import holds_transaction
 from idp.db import reads_first
 from idp.db import utcnow
 from idp.extensions import db
 from idp.oauth import introspection
+from idp.oauth import ratelimit
+from idp.oauth import tokens
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +84,17 @@ JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-stor
 
 
 class Answer:
-    """What a direct answer sends: a JSON body and the client it was for."""
+    """What a direct answer sends: a JSON body, the client it was for, headers of its
+    endpoint's own beyond the standard ones, and whether it wrote."""
 
-    __slots__ = ("body", "client_id")
+    __slots__ = ("body", "client_id", "headers", "wrote")
 
-    def __init__(self, body: bytes, client_id: str) -> None:
+    def __init__(self, body: bytes, client_id: str,
+                 headers: tuple[tuple[str, str], ...] = (), wrote: bool = False) -> None:
         self.body = body
         self.client_id = client_id
+        self.headers = headers
+        self.wrote = wrote
 
 
 class DirectAnswers:
@@ -110,7 +126,7 @@ class DirectAnswers:
             return self.flask_app(environ, start_response)
         metrics.DIRECT_ANSWERS.labels(endpoint=endpoint).inc()
         request_id = logs.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response("200 OK", [*self._standard_headers(),
+        start_response("200 OK", [*self._standard_headers(), *done.headers,
                                   ("Content-Length", str(len(done.body))),
                                   (logs.REQUEST_ID_HEADER, request_id)])
         logs.answered(endpoint, environ["REQUEST_METHOD"], lambda: environ["PATH_INFO"], 200,
@@ -118,13 +134,16 @@ class DirectAnswers:
         return [done.body]
 
     def _within_app(self, answer, environ: dict, form: dict[str, str]) -> Answer | None:
-        """``answer`` in this app's context: the one already pushed (a test's, whose
-        transaction the read joins), or one of its own, whose end returns the session's
-        connection. An answer only reads: there is nothing to commit."""
-        if has_app_context() and current_app._get_current_object() is self.app:
-            return answer(self.app, environ, form)
+        """``answer`` in an app context of its own, as Flask's request has, whose end
+        removes the session and returns its connection. What an answer writes commits by
+        itself (``idp.db.run_alone``); where the session holds a transaction instead (the
+        tests' sessions, bound to the test's connection), it is committed here, as
+        Flask's unit of work would commit it."""
         with self.app.app_context():
-            return answer(self.app, environ, form)
+            done = answer(self.app, environ, form)
+            if done is not None and done.wrote and holds_transaction(db.session()):
+                db.session.commit()
+            return done
 
     def _standard_headers(self) -> list[tuple[str, str]]:
         if self._headers is None:
@@ -213,6 +232,42 @@ def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None
     return Answer(app.json.dumps(payload).encode(), client.id)
 
 
+def client_credentials(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
+    """RFC 6749 §4.4, PostgreSQL: a token for a client registered for the grant, with
+    scopes of our own it is registered for (or none), within its rate limit; issued
+    with its audit entry in one statement under the epoch the client was cached with
+    (``idp.oauth.tokens.issue_client_credentials``). The token is made by the server's
+    own generator, as the grant makes it."""
+    if form.keys() - {"grant_type", "scope"} or form.get("grant_type") != "client_credentials" \
+            or "HTTP_ORIGIN" in environ or db.engine.dialect.name != "postgresql":
+        return None  # an Origin is a browser's: CORS is Flask's to answer
+    authenticated = _basic_client(app, environ, "token")
+    if authenticated is None:
+        return None
+    client, tagged = authenticated
+    if not client.check_grant_type("client_credentials"):
+        return None
+    # As the grant reads it: standard scopes expanded to the client's finer ones; then
+    # only fixed scopes of our own that make sense without a resident (a family's scope
+    # asks its contract, Flask's to answer), each registered for the client.
+    scope = registry.expand(form.get("scope"), client.scopes)
+    if scope is not None and not all(registry.own_fixed(name)
+                                     and not registry.is_about_resident(name)
+                                     for name in scope.split(" ")):
+        return None
+    if client.get_allowed_scope(scope) is None:
+        return None
+    if not ratelimit.allowed(app, "client:" + client.client_id, environ):
+        return None  # Flask counts it again, refuses it and answers the 429
+    token = app.extensions["idp.oauth"].generate_token(
+        "client_credentials", client, scope=scope, include_refresh_token=False)
+    caller = (environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT", "")[:300] or None)
+    if tokens.issue_client_credentials(token, client, tagged, caller) is None:
+        return None  # the epoch moved: nothing was written
+    return Answer(app.json.dumps(token).encode(), client.id, (("Vary", "Origin"),),
+                  wrote=True)
+
+
 @functools.cache
 def _lookup() -> Select:
     """The access token by its digest, with its client's and company's state, the
@@ -232,4 +287,5 @@ def _lookup() -> Select:
 
 ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Answer | None]]] = {
     ("POST", "/introspect"): ("oauth.introspect", introspect),
+    ("POST", "/token"): ("oauth.token", client_credentials),
 }

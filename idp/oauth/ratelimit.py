@@ -50,10 +50,6 @@ from idp.extensions import limiter
 LIMITED_VIEW = "oauth.token"
 
 
-def token_limit() -> str:
-    return config.settings().token_rate_limit
-
-
 def counted(query_client: Callable[[str], Any]) -> Callable[[str], Any]:
     """``query_client`` that also counts token requests against the client looked up."""
 
@@ -67,19 +63,46 @@ def counted(query_client: Callable[[str], Any]) -> Callable[[str], Any]:
     return query
 
 
+# In the WSGI environ: the keys a layer beneath Flask (idp.oauth.direct) already counted
+# for this request, which then went on to Flask.
+COUNTED = "idp.token_limit_counted"
+
+
 def count(key: str) -> None:
     """One token request for ``key`` (once per request); TooManyRequests over the limit."""
-    seen = g.setdefault("idp_token_limit_keys", set())
+    seen = g.get("idp_token_limit_keys")
+    if seen is None:
+        seen = g.idp_token_limit_keys = set(request.environ.get(COUNTED, ()))
     if key in seen:
         return
     seen.add(key)
+    reset_at = _count(current_app, key)
+    if reset_at is not None:
+        raise TooManyRequests("too many token requests",
+                              retry_after=max(1, math.ceil(reset_at - time.time())))
+
+
+def allowed(app, key: str, environ: dict) -> bool:
+    """One token request for ``key`` counted outside a Flask request (``idp.oauth.direct``):
+    True when it is within the limit, noted in ``environ`` so that Flask, if the request
+    goes on to it, does not count it again. A refused request is not noted: Flask counts
+    it again (over the limit, so still refused) and answers the 429."""
+    if _count(app, key) is not None:
+        return False
+    environ.setdefault(COUNTED, set()).add(key)
+    return True
+
+
+def _count(app, key: str) -> float | None:
+    """Count one request for ``key`` against every limit: None when all allow it, else
+    when the first refusing window resets."""
     strategy = limiter.limiter
-    identifiers = (current_app.config["RATELIMIT_KEY_PREFIX"], LIMITED_VIEW, key)
-    for item in _parsed(token_limit()):
+    identifiers = (app.config["RATELIMIT_KEY_PREFIX"], LIMITED_VIEW, key)
+    for item in _parsed(app.extensions[config.EXTENSION].token_rate_limit):
         reset_at = _hit(strategy, item, identifiers)
         if reset_at is not None:
-            raise TooManyRequests("too many token requests",
-                                  retry_after=max(1, math.ceil(reset_at - time.time())))
+            return reset_at
+    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -203,18 +203,35 @@ def save(token: dict, request) -> int:
     row is not read again in the request, and the unit of work cost as much
     CPU as the rest of a client_credentials request (docs/performance.md).
     """
-    settings = config.settings()
-    now = utcnow()
     client = request.client
     principal: Principal | None = request.user
     previous: Token | None = request.refresh_token
     code = request.authorization_code
+    values, tag, audit, details = _issuance(token, client, request.payload.grant_type,
+                                            principal, previous, code)
+    if principal is None and previous is None and code is None:  # client credentials
+        token_id = _issued_alone(values, tag, audit, details)
+        if token_id is not None:
+            return token_id
+    # On the session's connection: the session's own execution layer added a fifth to
+    # the statement's Python calls, for an INSERT it has nothing to track of.
+    token_id, seen = db.session.connection().execute(_INSERT, values).one()
+    epoch.seen(seen)
+    record(tag, **audit, token_id=token_id, **details)
+    return token_id
+
+
+def _issuance(token: dict, client, grant_type: str, principal: Principal | None,
+              previous: Token | None, code) -> tuple[dict, AuditTag, dict, dict]:
+    """The token's row, and its audit entry's tag, fields and details."""
+    settings = config.settings()
+    now = utcnow()
     refresh = token.get("refresh_token")
     values = {
         "client_id": client.id,
         "resident_id": principal.resident.id if principal else None,
         "subject": principal.sub if principal else None,
-        "grant_type": request.payload.grant_type,
+        "grant_type": grant_type,
         "scope": token.get("scope", ""),
         "access_token_digest": secrets.digest(token["access_token"]),
         "refresh_token_digest": secrets.digest(refresh) if refresh else None,
@@ -234,16 +251,7 @@ def save(token: dict, request) -> int:
                  company_id=client.company_id, grant_type=values["grant_type"],
                  scope=values["scope"])
     details = dict(family=values["family_id"], refresh_token=bool(refresh))
-    if principal is None and previous is None and code is None:  # client credentials
-        token_id = _issued_alone(values, tag, audit, details)
-        if token_id is not None:
-            return token_id
-    # On the session's connection: the session's own execution layer added a fifth to
-    # the statement's Python calls, for an INSERT it has nothing to track of.
-    token_id, seen = db.session.connection().execute(_INSERT, values).one()
-    epoch.seen(seen)
-    record(tag, **audit, token_id=token_id, **details)
-    return token_id
+    return values, tag, audit, details
 
 
 def _issued_alone(values: dict, tag: AuditTag, audit: dict, details: dict) -> int | None:
@@ -254,21 +262,49 @@ def _issued_alone(values: dict, tag: AuditTag, audit: dict, details: dict) -> in
     written, when this path does not apply or the epoch moved (the caller then issues
     it in the session's transaction, where the moved epoch is noticed as before)."""
     session = db.session()
-    if not epoch.can_run_unmoved() or session.info.get(audit_pending) \
-            or session.new or session.dirty or session.deleted:
+    if not epoch.can_run_unmoved() or not _alone_possible(session):
         return None
+    return _issue(values, tag, audit, details, epoch.run_unmoved)
+
+
+def _alone_possible(session) -> bool:
+    """Whether the session has nothing of its own to write with the token."""
+    return not (session.info.get(audit_pending) or session.new or session.dirty
+                or session.deleted)
+
+
+def _issue(values: dict, tag: AuditTag, audit: dict, details: dict, run,
+           caller: tuple[str | None, str | None] | None = None) -> int | None:
+    session = db.session()
     in_transaction = holds_transaction(session)
-    event = audit_entry(tag, **audit, **details)
+    event = audit_entry(tag, **audit, **details, caller=caller)
     row = chain.entry_row(event)
     params = {f"t_{name}": value for name, value in values.items()}
     params.update({f"a_{name}": value for name, value in row.items() if name != "data"})
     params["a_data"] = json.dumps(row["data"], ensure_ascii=False)
-    found = epoch.run_unmoved(_issue_alone(tuple(values)), params)
+    found = run(_issue_alone(tuple(values)), params)
     if found is None:
         return None
     event.data = {**event.data, "token_id": found.token_id}
     metrics.count_events(session if in_transaction else None, [event])
     return found.token_id
+
+
+def issue_client_credentials(token: dict, client, under_epoch,
+                             caller: tuple[str | None, str | None]) -> int | None:
+    """A client-credentials token for ``client`` and its audit entry, in one statement
+    committed by itself, written only while the revocation epoch is ``under_epoch`` (the
+    value the cached client was read under: ``idp.oauth.direct``, outside a Flask
+    request, whose ``caller`` is the request's IP address and user agent). PostgreSQL
+    only; None, with nothing written, elsewhere or when the epoch moved."""
+    session = db.session()
+    if session.get_bind().dialect.name != "postgresql" or not _alone_possible(session):
+        return None
+    values, tag, audit, details = _issuance(token, client, "client_credentials", None, None,
+                                            None)
+    return _issue(values, tag, audit, details,
+                  lambda statement, params: epoch.run_under(statement, params, under_epoch),
+                  caller)
 
 
 @functools.cache

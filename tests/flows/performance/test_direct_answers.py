@@ -23,6 +23,7 @@ from idp.consent import service as consent_service
 from idp.extensions import db
 from idp.oauth import direct
 from tests import factories
+from tests.helpers.app import IsolatedClient
 from tests.helpers.oauth import tokens_for
 
 ANSWERED = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.introspect")
@@ -46,6 +47,7 @@ def issued(client, rp, resident):
 @pytest.fixture
 def rs(app):
     """A resource server's HTTP client: no cookies (the browser's ``client`` has some)."""
+    app.test_client_class = IsolatedClient  # each request in a context of its own
     return app.test_client()
 
 
@@ -222,3 +224,140 @@ def test_a_failure_of_the_direct_answer_is_answered_by_flask(app, client, rs, rp
     assert response.status_code == 200 and response.json["active"] is True
     assert ANSWERED._value.get() == before
     assert any("direct answer failed" in r.getMessage() for r in caplog.records)
+
+
+# ---- client-credentials tokens ------------------------------------------------------
+
+TOKENS = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.token")
+
+
+@pytest.fixture
+def machine(rp):
+    return factories.rp(rp.company_id, grant_types=["client_credentials"],
+                        scopes=["touch_events", "sensor_counts"], redirect_uris=None)
+
+
+def take(client, machine, body: str = "grant_type=client_credentials&scope=touch_events",
+         **options):
+    return send(client, machine, body, path="/token", **options)
+
+
+def both_tokens(app, client, machine, body="grant_type=client_credentials&scope=touch_events",
+                **options):
+    """A token with direct answers on, then off: both answers, and whether the direct layer
+    answered the first. The tokens differ; everything else must not."""
+    layer = app.extensions["idp.direct"]
+    before = TOKENS._value.get()
+    on = take(client, machine, body, **options)
+    answered = TOKENS._value.get() - before
+    layer.enabled = False
+    try:
+        off = take(client, machine, body, **options)
+    finally:
+        layer.enabled = True
+    assert on.status_code == off.status_code
+    assert headers(on) == headers(off)
+    if on.status_code == 200:
+        assert on.json["access_token"] != off.json["access_token"]
+        assert {**on.json, "access_token": "-"} == {**off.json, "access_token": "-"}
+    else:
+        assert on.get_data() == off.get_data()
+    return on, off, answered == 1
+
+
+def last_two_issued(client_id: str) -> list[tuple]:
+    """The token rows and audit entries of the last two tokens issued to ``client_id``,
+    without what differs by nature (ids, digests, families, times)."""
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+
+    db.session.expire_all()
+    rows = db.session.scalars(select(Token).where(Token.client_id == client_id)
+                              .order_by(Token.id.desc()).limit(2)).all()
+    entries = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.client_id == client_id, AuditEvent.tag == "oauth:token:issue")
+        .order_by(AuditEvent.id.desc()).limit(2)).all()
+    return [((t.grant_type, t.scope, t.resident_id, t.subject, t.code_id,
+              t.refresh_token_digest, t.access_expires_at - t.issued_at),
+             (e.actor, e.company_id, e.resident_id, e.ip, e.user_agent,
+              {k: v for k, v in e.data.items() if k not in ("token_id", "family")}))
+            for t, e in zip(rows, entries, strict=True)]
+
+
+@pytest.mark.parametrize("body", [
+    "grant_type=client_credentials&scope=touch_events",
+    "grant_type=client_credentials&scope=touch_events%20sensor_counts",
+    "grant_type=client_credentials",
+    "grant_type=client_credentials&scope=touch_events%20%20touch_events",  # read as Flask does
+])
+def test_a_client_credentials_token_is_issued_directly_as_flask_issues_it(
+        app, rs, machine, body, is_postgres):
+    """Test that on PostgreSQL a client-credentials token is issued beneath Flask with
+    Flask's answer (but the token), the same token row and the same audit entry, with
+    the caller's address and user agent; on SQLite Flask issues it."""
+    take(rs, machine)  # the client is cached now
+    on, off, answered = both_tokens(app, rs, machine, body,
+                                    headers={"User-Agent": "backend/1.0",
+                                             "Authorization": basic(machine.client_id,
+                                                                    machine.client_secret)})
+    assert answered == is_postgres
+    assert on.status_code == 200 and on.headers["Vary"] == "Origin"
+    first, second = last_two_issued(machine.client_id)
+    assert first == second
+    assert first[1][3] is not None and first[1][4] == "backend/1.0"
+    introspected = send(rs, machine, token=on.json["access_token"]).json
+    assert introspected["active"] is True and introspected["scope"] == on.json.get("scope", "")
+
+
+@pytest.mark.parametrize("case", [
+    "a scope about residents", "a scope not registered", "an unknown scope", "a standard scope",
+    "an empty scope", "another grant type", "an Origin", "extra parameter",
+    "wrong secret", "not registered for the grant",
+])
+def test_every_other_token_request_is_answered_by_flask(app, rs, rp, machine, case):
+    """Test that the direct layer leaves every other token request to Flask, whose answer
+    stands."""
+    take(rs, machine)
+    who, body, options = machine, "grant_type=client_credentials&scope=touch_events", {}
+    if case == "a scope about residents":
+        body = "grant_type=client_credentials&scope=name"
+    elif case == "a scope not registered":
+        body = "grant_type=client_credentials&scope=registered_data"
+    elif case == "an unknown scope":
+        body = "grant_type=client_credentials&scope=nope"
+    elif case == "a standard scope":
+        body = "grant_type=client_credentials&scope=profile"
+    elif case == "an empty scope":
+        body = "grant_type=client_credentials&scope="
+    elif case == "another grant type":
+        body = "grant_type=refresh_token&refresh_token=x"
+    elif case == "an Origin":
+        options["headers"] = {"Origin": "https://rp.example.jp",
+                              "Authorization": basic(machine.client_id, machine.client_secret)}
+    elif case == "extra parameter":
+        body += "&audience=x"
+    elif case == "wrong secret":
+        options["headers"] = {"Authorization": basic(machine.client_id, "guess")}
+    elif case == "not registered for the grant":
+        who = rp
+        take(rs, rp)
+    *_, answered = both_tokens(app, rs, who, body, **options)
+    assert not answered
+
+
+@pytest.mark.parametrize("settings_overrides", [{"token_rate_limit": "3 per minute"}])
+def test_the_rate_limit_counts_each_direct_token_once(app, rs, machine, monkeypatch,
+                                                      settings_overrides):
+    """Test that a token request counts once against the client's limit, whether the
+    direct layer answers it or hands it to Flask after counting it (here: as if the
+    epoch had moved when it wrote), and that the request over the limit gets Flask's 429."""
+    from idp.oauth import tokens
+
+    assert take(rs, machine).status_code == 200  # Flask: the client is cached now
+    with monkeypatch.context() as patched:
+        patched.setattr(tokens, "issue_client_credentials", lambda *args: None)
+        assert take(rs, machine).status_code == 200  # counted by the layer, issued by Flask
+    assert take(rs, machine).status_code == 200
+    refused = take(rs, machine)
+    assert refused.status_code == 429 and refused.json["error"] == "too_many_requests"
