@@ -53,8 +53,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from idp.oauth.direct import DirectAnswers
     from idp.proxy import wrap
 
-    # Beneath Flask, the introspections it can answer itself (idp.oauth.direct); inside
-    # the forwarded-headers middleware, like Flask.
+    # Beneath Flask, the common introspection, client-credentials token and UserInfo
+    # call, answered without it (idp.oauth.direct); inside the forwarded-headers
+    # middleware, like Flask.
     direct = app.extensions["idp.direct"] = DirectAnswers(app, app.wsgi_app)
     app.wsgi_app = wrap(direct, settings.trusted_proxies, settings.proxy_hops)
 

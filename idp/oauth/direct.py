@@ -1,40 +1,45 @@
 """The protocol requests member companies' back ends send most, answered beneath Flask.
 
 A member company's resource servers introspect the tokens of its users' requests (RFC
-7662), and its back ends take client-credentials tokens (RFC 6749 §4.4), often on every
-request. Through Flask, each cost about 3,000 Python calls: the request and response
-objects, a dozen hooks, Authlib's request, grant and endpoint objects, and for
-introspection the ORM's loading of the token with its client, company and consent.
-oidc-provider answers them in a tenth of the CPU time (docs/performance.md). Here the
-common case of each is answered by a WSGI layer in front of the Flask app, in about a
-third of the calls:
+7662), its back ends take client-credentials tokens (RFC 6749 §4.4), and its relying
+parties read UserInfo (OIDC Core §5.3), often on every request. Through Flask, each cost
+about 3,000 Python calls: the request and response objects, a dozen hooks, Authlib's
+request, grant, endpoint and resource-protector objects. oidc-provider answers them in a
+tenth of the CPU time (docs/performance.md). Here the common case of each is answered by
+a WSGI layer in front of the Flask app, in about a third to a half of the calls:
 
 - ``POST /introspect``: a form with ``token`` (and ``token_type_hint=access_token`` or
   none) and nothing else, about an active access token of the caller's own company.
-- ``POST /token`` on PostgreSQL: ``grant_type=client_credentials`` and a ``scope`` of
+- ``POST /token``: ``grant_type=client_credentials`` and a ``scope`` of
   fixed scopes of our own (or none), from a client registered for the grant and those
   scopes, within its rate limit, without an ``Origin`` (CORS is Flask's).
+- ``GET /userinfo`` with a Bearer header and nothing else (no ``Origin``), for a valid
+  token with ``openid`` in the consent in force, answered in JSON.
 
-Both: no query string and no cookie, authenticated with ``client_secret_basic`` by an
-active confidential client that is in this worker's client cache (``idp.clients.cache``)
-and registered for that method.
+All: no query string and no cookie. The first two are authenticated with
+``client_secret_basic`` by an active confidential client that is in this worker's client
+cache (``idp.clients.cache``) and registered for that method.
 
 Anything else is handed to Flask untouched, with the body it sent, and answered there
 exactly as before: an error of any kind, another method of authentication, a refresh
 token, a token of another company, an expired or revoked one, a client not cached yet, a
-family's scope, SQLite. This layer never refuses a request; it answers only what the full
+family's scope. This layer never refuses a request; it answers only what the full
 path would answer in the same way (``tests/flows/performance/test_direct_answers.py``
 sends each case with the layer on and off and compares the answers), and it is stricter
 than the full path about what it takes on.
 
 What every answer gets is kept. The revocation epoch must be the one the cached client
 was read under: introspection reads it along the token's lookup, and a token is written
-only while it holds (``idp.access.epoch.run_under``); otherwise Flask answers from the
+only while it holds (``idp.access.epoch.run_under``; on SQLite the INSERT reads it along
+and is rolled back when it moved); otherwise Flask answers from the
 database, so a cut-off committed since the cache was filled is never missed. A token
 gets its audit entry, with the caller's address and user agent, in the statement that
 writes it, and its rate-limit count (``idp.oauth.ratelimit.allowed``). Every answer gets
 the security headers (``idp.http``), the request id, the metric and the log line
-(``idp.logs``), and is counted in ``idp_direct_answers_total``.
+(``idp.logs``), and is counted in ``idp_direct_answers_total``. UserInfo reads its token
+as the resource protector does (with its client, company and resident: no cached state),
+and releases the claims through the same ``release``, which records the release once per
+token and set of claims, committed with the answer.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import binascii
 import functools
 import io
 import logging
+import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -71,10 +77,13 @@ from idp.consent import service as consent_service
 from idp.db import holds_transaction
 from idp.db import reads_first
 from idp.db import utcnow
+from idp.exchange import token_reads
 from idp.extensions import db
 from idp.oauth import introspection
 from idp.oauth import ratelimit
 from idp.oauth import tokens
+from idp.oauth.oidc import release
+from idp.oauth.tokens import Principal
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +164,14 @@ class DirectAnswers:
 def _form(environ: dict, settings) -> dict[str, str] | None:
     """The request's form when it is plain: urlencoded ASCII, each name once, no query
     string, within the body and value limits Flask applies (``idp.inputs``), no NUL.
-    The body read is put back for Flask in every case."""
-    if environ.get("QUERY_STRING") or environ.get("CONTENT_TYPE") != FORM \
-            or "HTTP_TRANSFER_ENCODING" in environ:
+    The body read is put back for Flask in every case. A GET has an empty form: no
+    query string and no body."""
+    if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    if environ["REQUEST_METHOD"] == "GET":
+        empty = environ.get("CONTENT_LENGTH") in (None, "", "0") and not environ.get("CONTENT_TYPE")
+        return {} if empty else None
+    if environ.get("CONTENT_TYPE") != FORM:
         return None
     try:
         length = int(environ.get("CONTENT_LENGTH") or "")
@@ -233,13 +247,13 @@ def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None
 
 
 def client_credentials(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
-    """RFC 6749 §4.4, PostgreSQL: a token for a client registered for the grant, with
-    scopes of our own it is registered for (or none), within its rate limit; issued
-    with its audit entry in one statement under the epoch the client was cached with
+    """RFC 6749 §4.4: a token for a client registered for the grant, with scopes of our
+    own it is registered for (or none), within its rate limit; issued with its audit
+    entry under the epoch the client was cached with, in one statement on PostgreSQL
     (``idp.oauth.tokens.issue_client_credentials``). The token is made by the server's
     own generator, as the grant makes it."""
     if form.keys() - {"grant_type", "scope"} or form.get("grant_type") != "client_credentials" \
-            or "HTTP_ORIGIN" in environ or db.engine.dialect.name != "postgresql":
+            or "HTTP_ORIGIN" in environ:
         return None  # an Origin is a browser's: CORS is Flask's to answer
     authenticated = _basic_client(app, environ, "token")
     if authenticated is None:
@@ -268,6 +282,39 @@ def client_credentials(app: Flask, environ: dict, form: dict[str, str]) -> Answe
                   wrote=True)
 
 
+# RFC 6750 §2.1: one b64token after "Bearer ", nothing else.
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)")
+
+
+def userinfo(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
+    """OIDC Core §5.3 ``GET /userinfo`` with a Bearer header, answered in JSON: the
+    token read with its client, resident and consent in force as the resource protector
+    reads it, checked as it checks it, and the claims released by the same ``release``
+    (``idp.oauth.oidc``), which records a release once per token and set of claims.
+    A signed answer (``userinfo_signed_response_alg``), a browser's request (``Origin``:
+    CORS is Flask's) and every refusal are Flask's."""
+    match = _BEARER.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
+    if match is None or "HTTP_ORIGIN" in environ:
+        return None
+    reads_first(db.session())
+    row = tokens.by_access_token(match[1], resident=True)
+    if row is None or row.subject is None or row.resident is None \
+            or row.is_expired() or row.is_revoked():
+        return None
+    in_force = consent_service.scopes_in_force_for(row)
+    if "openid" not in in_force:
+        return None  # Flask answers invalid_token or insufficient_scope
+    client = row.client
+    if client.client_metadata.get("userinfo_signed_response_alg"):
+        return None
+    token_reads.count(row)
+    principal = Principal(row.resident, row.subject, client, claims=row.claims,
+                          consented=consent_service.consented_for(row))
+    claims = release(principal, row.scope, "userinfo", row)
+    return Answer(app.json.dumps(claims).encode(), client.id, (("Vary", "Origin"),),
+                  wrote=True)
+
+
 @functools.cache
 def _lookup() -> Select:
     """The access token by its digest, with its client's and company's state, the
@@ -288,4 +335,5 @@ def _lookup() -> Select:
 ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Answer | None]]] = {
     ("POST", "/introspect"): ("oauth.introspect", introspect),
     ("POST", "/token"): ("oauth.token", client_credentials),
+    ("GET", "/userinfo"): ("oauth.userinfo", userinfo),
 }

@@ -292,19 +292,29 @@ def _issue(values: dict, tag: AuditTag, audit: dict, details: dict, run,
 
 def issue_client_credentials(token: dict, client, under_epoch,
                              caller: tuple[str | None, str | None]) -> int | None:
-    """A client-credentials token for ``client`` and its audit entry, in one statement
-    committed by itself, written only while the revocation epoch is ``under_epoch`` (the
-    value the cached client was read under: ``idp.oauth.direct``, outside a Flask
-    request, whose ``caller`` is the request's IP address and user agent). PostgreSQL
-    only; None, with nothing written, elsewhere or when the epoch moved."""
+    """A client-credentials token for ``client`` and its audit entry, written only while
+    the revocation epoch is ``under_epoch``: the value the cached client was read under
+    (``idp.oauth.direct``, outside a Flask request, whose ``caller`` is the request's IP
+    address and user agent). On PostgreSQL one statement committed by itself; on SQLite
+    the INSERT reads the epoch along and the audit entry joins the session's
+    transaction, which the caller commits. None when the epoch moved: nothing is then
+    written (on SQLite, the session is rolled back)."""
     session = db.session()
-    if session.get_bind().dialect.name != "postgresql" or not _alone_possible(session):
+    if not _alone_possible(session):
         return None
     values, tag, audit, details = _issuance(token, client, "client_credentials", None, None,
                                             None)
-    return _issue(values, tag, audit, details,
-                  lambda statement, params: epoch.run_under(statement, params, under_epoch),
-                  caller)
+    if session.get_bind().dialect.name == "postgresql":
+        return _issue(values, tag, audit, details,
+                      lambda statement, params: epoch.run_under(statement, params,
+                                                                under_epoch),
+                      caller)
+    token_id, seen = session.connection().execute(_INSERT, values).one()
+    if seen != under_epoch:
+        session.rollback()
+        return None
+    record(tag, **audit, token_id=token_id, **details, caller=caller)
+    return token_id
 
 
 @functools.cache

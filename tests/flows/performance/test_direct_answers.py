@@ -14,6 +14,7 @@ import re
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import func
 from sqlalchemy import update
 
 from idp import metrics
@@ -292,16 +293,16 @@ def last_two_issued(client_id: str) -> list[tuple]:
     "grant_type=client_credentials&scope=touch_events%20%20touch_events",  # read as Flask does
 ])
 def test_a_client_credentials_token_is_issued_directly_as_flask_issues_it(
-        app, rs, machine, body, is_postgres):
-    """Test that on PostgreSQL a client-credentials token is issued beneath Flask with
-    Flask's answer (but the token), the same token row and the same audit entry, with
-    the caller's address and user agent; on SQLite Flask issues it."""
+        app, rs, machine, body):
+    """Test that a client-credentials token is issued beneath Flask with Flask's answer
+    (but the token), the same token row and the same audit entry, with the caller's
+    address and user agent."""
     take(rs, machine)  # the client is cached now
     on, off, answered = both_tokens(app, rs, machine, body,
                                     headers={"User-Agent": "backend/1.0",
                                              "Authorization": basic(machine.client_id,
                                                                     machine.client_secret)})
-    assert answered == is_postgres
+    assert answered
     assert on.status_code == 200 and on.headers["Vary"] == "Origin"
     first, second = last_two_issued(machine.client_id)
     assert first == second
@@ -361,3 +362,121 @@ def test_the_rate_limit_counts_each_direct_token_once(app, rs, machine, monkeypa
     assert take(rs, machine).status_code == 200
     refused = take(rs, machine)
     assert refused.status_code == 429 and refused.json["error"] == "too_many_requests"
+
+
+# ---- UserInfo -----------------------------------------------------------------------
+
+USERINFO = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.userinfo")
+
+
+def read_userinfo(client, access_token: str, **options):
+    headers = options.pop("headers", {"Authorization": f"Bearer {access_token}"})
+    return client.open(options.pop("path", "/userinfo"), method=options.pop("method", "GET"),
+                       headers=headers, **options)
+
+
+def both_userinfo(app, client, access_token, **options):
+    """UserInfo with direct answers on, then off: the answer, and whether the direct layer
+    answered."""
+    layer = app.extensions["idp.direct"]
+    before = USERINFO._value.get()
+    on = read_userinfo(client, access_token, **dict(options))
+    answered = USERINFO._value.get() - before
+    layer.enabled = False
+    try:
+        off = read_userinfo(client, access_token, **dict(options))
+    finally:
+        layer.enabled = True
+    assert on.status_code == off.status_code
+    assert on.get_data() == off.get_data()
+    assert headers(on) == headers(off)
+    return on, answered == 1
+
+
+def test_userinfo_is_answered_directly_as_flask_answers(app, rs, issued):
+    """Test that a repeated UserInfo call is answered beneath Flask with Flask's answer."""
+    read_userinfo(rs, issued["access_token"])  # the release is recorded now
+    response, answered = both_userinfo(app, rs, issued["access_token"])
+    assert answered and response.json["email"] == "hanako@example.jp"
+    assert response.headers["Vary"] == "Origin"
+
+
+def test_a_first_userinfo_call_records_its_release_as_flask_does(app, client, rs, rp,
+                                                                 resident):
+    """Test that the first call of a token, answered beneath Flask, records the release
+    (the token's mark and the audit entry) as the first call answered by Flask does."""
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+
+    first = tokens_for(client, rp, scope="openid email offline_access")["access_token"]
+    second = tokens_for(client, rp, scope="openid email offline_access")["access_token"]
+    before = USERINFO._value.get()
+    on = read_userinfo(rs, first)
+    assert USERINFO._value.get() == before + 1
+    layer = app.extensions["idp.direct"]
+    layer.enabled = False
+    try:
+        off = read_userinfo(rs, second)
+    finally:
+        layer.enabled = True
+    assert on.get_data() == off.get_data() and headers(on) == headers(off)
+    db.session.expire_all()
+    entries = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.tag == "oauth:claims:release", AuditEvent.client_id == rp.client_id)
+        .order_by(AuditEvent.id.desc()).limit(2)).all()
+    assert len(entries) == 2 and entries[0].data == entries[1].data
+    assert entries[0].data["channel"] == "userinfo"
+    marks = db.session.scalars(select(Token.released_claims).where(
+        Token.client_id == rp.client_id).order_by(Token.id.desc()).limit(2)).all()
+    assert marks[0] is not None and marks[0] == marks[1]
+    # The direct answer's release is recorded: its next call records nothing more.
+    releases = select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.tag == "oauth:claims:release", AuditEvent.client_id == rp.client_id)
+    recorded = db.session.scalar(releases)
+    assert read_userinfo(rs, first).status_code == 200
+    db.session.expire_all()
+    assert db.session.scalar(releases) == recorded
+
+
+@pytest.mark.parametrize("case", [
+    "a query string", "an Origin", "a cookie", "POST", "two tokens", "unknown token",
+    "client credentials token", "no openid", "expired", "revoked", "consent withdrawn",
+])
+def test_every_other_userinfo_call_is_answered_by_flask(app, client, rs, rp, resident,
+                                                        issued, case):
+    """Test that the direct layer leaves every other UserInfo call to Flask, whose answer
+    stands."""
+    access = issued["access_token"]
+    read_userinfo(rs, access)
+    options = {}
+    if case == "a query string":
+        options["query_string"] = "x=1"
+    elif case == "an Origin":
+        options["headers"] = {"Authorization": f"Bearer {access}",
+                              "Origin": "https://rp.example.jp"}
+    elif case == "a cookie":
+        rs.set_cookie("machi_id_session", "x")
+    elif case == "POST":
+        options["method"] = "POST"
+    elif case == "two tokens":
+        options["headers"] = {"Authorization": f"Bearer {access} {access}"}
+    elif case == "unknown token":
+        access = "no-such-token"
+    elif case == "client credentials token":
+        machine = factories.rp(rp.company_id, grant_types=["client_credentials"],
+                               scopes=["touch_events"], redirect_uris=None)
+        access = take(rs, machine).json["access_token"]
+    elif case == "no openid":
+        access = tokens_for(client, rp, scope="email")["access_token"]
+    elif case == "revoked":
+        db.session.execute(update(Token).values(revoked_at=dt.datetime.now(dt.UTC)))
+    elif case == "consent withdrawn":
+        consent_service.withdraw(resident.id, rp.client_id)
+    db.session.commit()
+    if case == "expired":
+        with freeze_time(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)):
+            _, answered = both_userinfo(app, rs, access, **options)
+    else:
+        _, answered = both_userinfo(app, rs, access, **options)
+    assert not answered

@@ -222,15 +222,19 @@ def test_introspection_reads_outside_a_transaction(app, backend, access_token,
 
 
 @pytest.mark.commits  # the request's session starts as in production, holding no connection
-def test_userinfo_reads_first_and_writes_the_release_in_one_transaction(client,
-                                                                       access_token,
-                                                                       is_postgres):
+@pytest.mark.parametrize("beneath_flask", [True, False])
+def test_userinfo_reads_first_and_writes_the_release_in_one_transaction(app, access_token,
+                                                                       is_postgres,
+                                                                       beneath_flask,
+                                                                       monkeypatch):
     """Test that UserInfo on PostgreSQL reads the token in autocommit (idp.db.reads_first):
     a call whose release is already recorded is one round trip; the first call's writes
     (the release on the token, its audit entry) run in one transaction begun before the
     first of them."""
     if not is_postgres:
         pytest.skip("reads_first is PostgreSQL's (SQLite keeps its own transactions)")
+    monkeypatch.setattr(app.extensions["idp.direct"], "enabled", beneath_flask)
+    client = app.test_client()  # a relying party's back end: no cookies
     bearer = {"Authorization": f"Bearer {access_token}"}
     with counted() as first:
         assert client.get("/userinfo", headers=bearer).status_code == 200
@@ -243,10 +247,15 @@ def test_userinfo_reads_first_and_writes_the_release_in_one_transaction(client,
     assert statements.autocommit == [True] and statements.in_transaction == [False]
 
 
-def test_userinfo(client, access_token):
+@pytest.mark.parametrize("beneath_flask", [True, False])
+def test_userinfo(app, access_token, beneath_flask, monkeypatch):
     """Test that userinfo is one query (the token with its client, its resident and the
     consent in force) once the release is recorded: a repeated call with the same token
-    writes nothing."""
+    writes nothing. Answered beneath Flask (``idp.oauth.direct``) or by Flask."""
+    monkeypatch.setattr(app.extensions["idp.direct"], "enabled", beneath_flask)
+    client = app.test_client()  # a relying party's back end: no cookies
+    answered = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.userinfo")
+    before = answered._value.get()
     bearer = {"Authorization": f"Bearer {access_token}"}
     with counted() as first:
         assert client.get("/userinfo", headers=bearer).status_code == 200
@@ -259,6 +268,7 @@ def test_userinfo(client, access_token):
     assert " FROM tokens " in statements.protocol[0]
     assert all(table in statements.protocol[0] for table in ("residents", "clients", "consents"))
     assert statements.audit == []
+    assert answered._value.get() == before + 2 * beneath_flask
 
 
 @pytest.mark.commits  # the request's session starts as in production, holding no connection
@@ -412,11 +422,17 @@ def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(
 
 
 @pytest.mark.commits
-def test_a_userinfo_release_that_fails_to_commit_leaves_nothing_written(client, access_token,
-                                                                        is_postgres):
+@pytest.mark.parametrize("beneath_flask", [True, False])
+def test_a_userinfo_release_that_fails_to_commit_leaves_nothing_written(app, access_token,
+                                                                        is_postgres,
+                                                                        beneath_flask,
+                                                                        monkeypatch):
     """Test that UserInfo's first call, which reads in autocommit (idp.db.reads_first),
     still writes its release all or nothing: when the commit fails after the audit entry
-    was written, neither the entry nor the release on the token is kept."""
+    was written, neither the entry nor the release on the token is kept. Beneath Flask,
+    the failed answer goes on to Flask, which fails the same way and answers 500."""
+    monkeypatch.setattr(app.extensions["idp.direct"], "enabled", beneath_flask)
+    client = app.test_client()  # a relying party's back end: no cookies
     from sqlalchemy import func
     from sqlalchemy import select
 
