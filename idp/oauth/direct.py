@@ -184,8 +184,11 @@ def _form(environ: dict, settings) -> dict[str, str] | None:
     if len(body) != length:
         return None
     try:
-        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError):
+        # Strict: a percent-encoded sequence that is not UTF-8 is Flask's to read (it
+        # keeps it encoded, as parse_qsl's default would not).
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
+                          errors="strict")
+    except ValueError:  # UnicodeDecodeError too
         return None
     form = dict(pairs)
     limit = settings.max_input_length

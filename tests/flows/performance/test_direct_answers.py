@@ -135,7 +135,7 @@ def test_a_direct_answer_is_counted_and_logged_with_its_request_id(app, rs, rp, 
     "refresh token", "refresh hint", "unknown token", "no token", "wrong secret",
     "unknown client", "secret in the form", "query string", "repeated parameter",
     "unknown parameter", "percent-encoded client id", "not a form", "NUL in the token",
-    "bearer instead of basic", "a cookie",
+    "bearer instead of basic", "a cookie", "not UTF-8",
 ])
 def test_every_other_request_is_answered_by_flask(app, client, rs, rp, issued, case):
     """Test that the direct layer leaves every case but the common one to Flask, which
@@ -174,6 +174,8 @@ def test_every_other_request_is_answered_by_flask(app, client, rs, rp, issued, c
         body = f"token={access}%00"
     elif case == "bearer instead of basic":
         options["headers"] = {"Authorization": f"Bearer {access}"}
+    elif case == "not UTF-8":
+        body = f"token={access}%ff"
     elif case == "a cookie":  # a browser's: Flask may refresh its session
         rs.set_cookie("machi_id_session", "x")
     _, answered = both(app, rs, rp, body, **options)
