@@ -65,21 +65,29 @@ def send(client, rp, body: str | None = None, *, token: str | None = None, **opt
     return client.post(options.pop("path", "/introspect"), data=body, **options)
 
 
-def both(app, client, rp, body=None, **options):
-    """The answer with direct answers on, then off, and whether the direct layer answered."""
+def on_and_off(app, counter, request):
+    """``request()`` with direct answers on, then off: both answers (same status and
+    headers but the request id), and whether the direct layer answered the first."""
     layer = app.extensions["idp.direct"]
-    before = ANSWERED._value.get()
-    on = send(client, rp, body, **options)
-    answered = ANSWERED._value.get() - before
+    before = counter._value.get()
+    on = request()
+    answered = counter._value.get() - before == 1
     layer.enabled = False
     try:
-        off = send(client, rp, body, **options)
+        off = request()
     finally:
         layer.enabled = True
     assert on.status_code == off.status_code
-    assert on.get_data() == off.get_data()
     assert headers(on) == headers(off)
-    return on, answered == 1
+    return on, off, answered
+
+
+def both(app, client, rp, body=None, **options):
+    """An introspection with direct answers on, then off: the answer (the same both
+    times), and whether the direct layer answered."""
+    on, off, answered = on_and_off(app, ANSWERED, lambda: send(client, rp, body, **options))
+    assert on.get_data() == off.get_data()
+    return on, answered
 
 
 def headers(response) -> dict[str, str]:
@@ -249,23 +257,14 @@ def both_tokens(app, client, machine, body="grant_type=client_credentials&scope=
                 **options):
     """A token with direct answers on, then off: both answers, and whether the direct layer
     answered the first. The tokens differ; everything else must not."""
-    layer = app.extensions["idp.direct"]
-    before = TOKENS._value.get()
-    on = take(client, machine, body, **options)
-    answered = TOKENS._value.get() - before
-    layer.enabled = False
-    try:
-        off = take(client, machine, body, **options)
-    finally:
-        layer.enabled = True
-    assert on.status_code == off.status_code
-    assert headers(on) == headers(off)
+    on, off, answered = on_and_off(app, TOKENS,
+                                   lambda: take(client, machine, body, **dict(options)))
     if on.status_code == 200:
         assert on.json["access_token"] != off.json["access_token"]
         assert {**on.json, "access_token": "-"} == {**off.json, "access_token": "-"}
     else:
         assert on.get_data() == off.get_data()
-    return on, off, answered == 1
+    return on, off, answered
 
 
 def last_two_issued(client_id: str) -> list[tuple]:
@@ -378,21 +377,12 @@ def read_userinfo(client, access_token: str, **options):
 
 
 def both_userinfo(app, client, access_token, **options):
-    """UserInfo with direct answers on, then off: the answer, and whether the direct layer
-    answered."""
-    layer = app.extensions["idp.direct"]
-    before = USERINFO._value.get()
-    on = read_userinfo(client, access_token, **dict(options))
-    answered = USERINFO._value.get() - before
-    layer.enabled = False
-    try:
-        off = read_userinfo(client, access_token, **dict(options))
-    finally:
-        layer.enabled = True
-    assert on.status_code == off.status_code
+    """UserInfo with direct answers on, then off: the answer (the same both times), and
+    whether the direct layer answered."""
+    on, off, answered = on_and_off(app, USERINFO,
+                                   lambda: read_userinfo(client, access_token, **dict(options)))
     assert on.get_data() == off.get_data()
-    assert headers(on) == headers(off)
-    return on, answered == 1
+    return on, answered
 
 
 def test_userinfo_is_answered_directly_as_flask_answers(app, rs, issued):
