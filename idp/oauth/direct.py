@@ -122,9 +122,9 @@ class DirectAnswers:
         # A cookie is a browser's: Flask may refresh its session in the answer.
         if route is None or not self.enabled or "HTTP_COOKIE" in environ:
             return self.flask_app(environ, start_response)
-        endpoint, answer = route
+        endpoint, answer, marker = route
         started = time.perf_counter()
-        form = _form(environ, self.app.extensions[config.EXTENSION])
+        form = _form(environ, self.app.extensions[config.EXTENSION], marker)
         done = None
         if form is not None:
             try:
@@ -161,11 +161,12 @@ class DirectAnswers:
         return self._headers
 
 
-def _form(environ: dict, settings) -> dict[str, str] | None:
+def _form(environ: dict, settings, marker: bytes) -> dict[str, str] | None:
     """The request's form when it is plain: urlencoded ASCII, each name once, no query
     string, within the body and value limits Flask applies (``idp.inputs``), no NUL.
-    The body read is put back for Flask in every case. A GET has an empty form: no
-    query string and no body."""
+    The body read is put back for Flask in every case. A body without ``marker`` is not
+    parsed (the token endpoint's other grants: their polls and exchanges go on to Flask
+    at the cost of one search). A GET has an empty form: no query string and no body."""
     if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
         return None
     if environ["REQUEST_METHOD"] == "GET":
@@ -181,7 +182,7 @@ def _form(environ: dict, settings) -> dict[str, str] | None:
         return None
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
-    if len(body) != length:
+    if len(body) != length or marker not in body:
         return None
     try:
         # Strict: a percent-encoded sequence that is not UTF-8 is Flask's to read (it
@@ -335,8 +336,11 @@ def _lookup() -> Select:
             .where(Token.access_token_digest == bindparam("digest")))
 
 
-ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Answer | None]]] = {
-    ("POST", "/introspect"): ("oauth.introspect", introspect),
-    ("POST", "/token"): ("oauth.token", client_credentials),
-    ("GET", "/userinfo"): ("oauth.userinfo", userinfo),
+# (method, path): the endpoint's name (as Flask's), the answer, and what a body it can
+# answer must hold.
+ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Answer | None], bytes]] = {
+    ("POST", "/introspect"): ("oauth.introspect", introspect, b"token="),
+    ("POST", "/token"): ("oauth.token", client_credentials,
+                         b"grant_type=client_credentials"),
+    ("GET", "/userinfo"): ("oauth.userinfo", userinfo, b""),
 }
