@@ -16,7 +16,8 @@ a WSGI layer in front of the Flask app, in about a third to a half of the calls:
 - ``GET /userinfo`` with a Bearer header and nothing else (no ``Origin``), for a valid
   token with ``openid`` in the consent in force, answered in JSON.
 
-All: no query string and no cookie. The first two are authenticated with
+All: https (or http to a loopback host, as Authlib allows), no query string and no
+cookie. The first two are authenticated with
 ``client_secret_basic`` by an active confidential client that is in this worker's client
 cache (``idp.clients.cache``) and registered for that method.
 
@@ -56,6 +57,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from authlib.common.security import is_secure_transport
 from flask import Flask
 from sqlalchemy import Select
 from sqlalchemy import bindparam
@@ -124,7 +126,8 @@ class DirectAnswers:
             return self.flask_app(environ, start_response)
         endpoint, answer, marker = route
         started = time.perf_counter()
-        form = _form(environ, self.app.extensions[config.EXTENSION], marker)
+        form = _form(environ, self.app.extensions[config.EXTENSION], marker) \
+            if _secure(environ) else None
         done = None
         if form is not None:
             try:
@@ -159,6 +162,13 @@ class DirectAnswers:
             self._headers = JSON_HEADERS + http.security_headers(
                 self.app.extensions[config.EXTENSION])
         return self._headers
+
+
+def _secure(environ: dict) -> bool:
+    """Authlib's check of every OAuth request (``OAuth2Request``, RFC 6749 §1.6, §3.1):
+    https, or http to a loopback host; otherwise Flask answers ``insecure_transport``."""
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    return is_secure_transport(f"{environ.get('wsgi.url_scheme')}://{host}/")
 
 
 def _form(environ: dict, settings, marker: bytes) -> dict[str, str] | None:

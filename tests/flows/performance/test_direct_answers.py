@@ -143,7 +143,7 @@ def test_a_direct_answer_is_counted_and_logged_with_its_request_id(app, rs, rp, 
     "refresh token", "refresh hint", "unknown token", "no token", "wrong secret",
     "unknown client", "secret in the form", "query string", "repeated parameter",
     "unknown parameter", "percent-encoded client id", "not a form", "NUL in the token",
-    "bearer instead of basic", "a cookie", "not UTF-8",
+    "bearer instead of basic", "a cookie", "not UTF-8", "plain http",
 ])
 def test_every_other_request_is_answered_by_flask(app, client, rs, rp, issued, case):
     """Test that the direct layer leaves every case but the common one to Flask, which
@@ -182,6 +182,8 @@ def test_every_other_request_is_answered_by_flask(app, client, rs, rp, issued, c
         body = f"token={access}%00"
     elif case == "bearer instead of basic":
         options["headers"] = {"Authorization": f"Bearer {access}"}
+    elif case == "plain http":  # to a host that is not loopback: insecure_transport
+        options["base_url"] = "http://id.example.jp"
     elif case == "not UTF-8":
         body = f"token={access}%ff"
     elif case == "a cookie":  # a browser's: Flask may refresh its session
@@ -314,7 +316,7 @@ def test_a_client_credentials_token_is_issued_directly_as_flask_issues_it(
 
 @pytest.mark.parametrize("case", [
     "a scope about residents", "a scope not registered", "an unknown scope", "a standard scope",
-    "an empty scope", "another grant type", "an Origin", "extra parameter",
+    "an empty scope", "another grant type", "an Origin", "extra parameter", "plain http",
     "wrong secret", "not registered for the grant",
 ])
 def test_every_other_token_request_is_answered_by_flask(app, rs, rp, machine, case):
@@ -339,6 +341,8 @@ def test_every_other_token_request_is_answered_by_flask(app, rs, rp, machine, ca
                               "Authorization": basic(machine.client_id, machine.client_secret)}
     elif case == "extra parameter":
         body += "&audience=x"
+    elif case == "plain http":  # to a host that is not loopback: insecure_transport
+        options["base_url"] = "http://id.example.jp"
     elif case == "wrong secret":
         options["headers"] = {"Authorization": basic(machine.client_id, "guess")}
     elif case == "not registered for the grant":
@@ -434,6 +438,7 @@ def test_a_first_userinfo_call_records_its_release_as_flask_does(app, client, rs
 @pytest.mark.parametrize("case", [
     "a query string", "an Origin", "a cookie", "POST", "two tokens", "unknown token",
     "client credentials token", "no openid", "expired", "revoked", "consent withdrawn",
+    "plain http",
 ])
 def test_every_other_userinfo_call_is_answered_by_flask(app, client, rs, rp, resident,
                                                         issued, case):
@@ -455,6 +460,8 @@ def test_every_other_userinfo_call_is_answered_by_flask(app, client, rs, rp, res
         options["headers"] = {"Authorization": f"Bearer {access} {access}"}
     elif case == "unknown token":
         access = "no-such-token"
+    elif case == "plain http":  # to a host that is not loopback: insecure_transport
+        options["base_url"] = "http://id.example.jp"
     elif case == "client credentials token":
         machine = factories.rp(rp.company_id, grant_types=["client_credentials"],
                                scopes=["touch_events"], redirect_uris=None)
