@@ -17,9 +17,10 @@ a WSGI layer in front of the Flask app, in about a third to a half of the calls:
   token with ``openid`` in the consent in force, answered in JSON.
 
 All: https (or http to a loopback host, as Authlib allows), no query string and no
-cookie. The first two are authenticated with
-``client_secret_basic`` by an active confidential client that is in this worker's client
-cache (``idp.clients.cache``) and registered for that method.
+cookie, and no Flask-Limiter limit on the endpoint (``idp.extensions.skip_unlimited``).
+The first two are authenticated with ``client_secret_basic`` by an active confidential
+client that is in this worker's client cache (``idp.clients.cache``) and registered for
+that method.
 
 Anything else is handed to Flask untouched, with the body it sent, and answered there
 exactly as before: an error of any kind, another method of authentication, a refresh
@@ -80,12 +81,14 @@ from idp.db import holds_transaction
 from idp.db import reads_first
 from idp.db import utcnow
 from idp.exchange import token_reads
+from idp.extensions import UNLIMITED
 from idp.extensions import db
 from idp.oauth import introspection
 from idp.oauth import ratelimit
 from idp.oauth import tokens
 from idp.oauth.oidc import release
 from idp.oauth.tokens import Principal
+from idp.outbox import service as outbox
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,8 @@ class DirectAnswers:
         if route is None or not self.enabled or "HTTP_COOKIE" in environ:
             return self.flask_app(environ, start_response)
         endpoint, answer, marker = route
+        if endpoint not in self.app.extensions.get(UNLIMITED, ()):
+            return self.flask_app(environ, start_response)  # Flask-Limiter has a limit for it
         started = time.perf_counter()
         form = _form(environ, self.app.extensions[config.EXTENSION], marker) \
             if _secure(environ) else None
@@ -155,6 +160,8 @@ class DirectAnswers:
             done = answer(self.app, environ, form)
             if done is not None and done.wrote and holds_transaction(db.session()):
                 db.session.commit()
+            if done is not None and done.wrote:
+                outbox.deliver_enqueued(self.app)  # as Flask's teardown would
             return done
 
     def _standard_headers(self) -> list[tuple[str, str]]:

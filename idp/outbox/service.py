@@ -409,16 +409,23 @@ def deliver_in_new_context(app: Flask) -> list[dict[str, Any]]:
 
 
 def init_app(app: Flask) -> None:
-    outbox = app.extensions[EXTENSION] = Outbox(app)
+    app.extensions[EXTENSION] = Outbox(app)
 
     @app.teardown_request
     def deliver_after_commit(exc: BaseException | None) -> None:
         """A request that queued messages has committed or rolled back by now."""
-        if not g.pop("idp_outbox_enqueued", False):
-            return
-        mode = config.settings().outbox_delivery
-        if mode == "thread":
-            outbox.wake()
-        elif mode == "inline":
-            db.session.rollback()  # end the request's transaction (Flask-SQLAlchemy would)
-            deliver_in_new_context(app)
+        deliver_enqueued(app)
+
+
+def deliver_enqueued(app: Flask) -> None:
+    """The end of a unit of work (a request's, through Flask or beneath it in
+    ``idp.oauth.direct``) that may have queued messages and has committed or rolled back
+    by now: wake the deliverer, or deliver them here (``outbox_delivery``)."""
+    if not g.pop("idp_outbox_enqueued", False):
+        return
+    mode = config.settings().outbox_delivery
+    if mode == "thread":
+        app.extensions[EXTENSION].wake()
+    elif mode == "inline":
+        db.session.rollback()  # end the request's transaction (Flask-SQLAlchemy would)
+        deliver_in_new_context(app)

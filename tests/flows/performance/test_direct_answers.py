@@ -479,3 +479,16 @@ def test_every_other_userinfo_call_is_answered_by_flask(app, client, rs, rp, res
     else:
         _, answered = both_userinfo(app, rs, access, **options)
     assert not answered
+
+
+def test_an_endpoint_with_a_flask_limiter_limit_is_answered_by_flask(app, rs, rp, issued,
+                                                                    monkeypatch):
+    """Test that the direct layer leaves an endpoint Flask-Limiter has a limit for (a
+    default or application limit, or one decorated on the view) to Flask, which checks it."""
+    from idp.extensions import UNLIMITED
+
+    warm(rs, rp, issued["access_token"])
+    monkeypatch.setitem(app.extensions, UNLIMITED,
+                        app.extensions[UNLIMITED] - {"oauth.introspect"})
+    _, answered = both(app, rs, rp, token=issued["access_token"])
+    assert not answered
