@@ -51,7 +51,6 @@ import binascii
 import functools
 import io
 import logging
-import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -59,6 +58,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.common.security import is_secure_transport
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Flask
 from sqlalchemy import Select
 from sqlalchemy import bindparam
@@ -80,21 +81,19 @@ from idp.consent import service as consent_service
 from idp.db import holds_transaction
 from idp.db import reads_first
 from idp.db import utcnow
-from idp.exchange import token_reads
 from idp.extensions import UNLIMITED
 from idp.extensions import db
 from idp.oauth import introspection
 from idp.oauth import ratelimit
 from idp.oauth import tokens
 from idp.oauth.oidc import release
+from idp.oauth.server import require_oauth
 from idp.oauth.tokens import Principal
 from idp.outbox import service as outbox
 
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
-JSON_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                ("Pragma", "no-cache")]  # Authlib's, on every endpoint answer
 
 
 class Answer:
@@ -158,15 +157,16 @@ class DirectAnswers:
         Flask's unit of work would commit it."""
         with self.app.app_context():
             done = answer(self.app, environ, form)
-            if done is not None and done.wrote and holds_transaction(db.session()):
-                db.session.commit()
             if done is not None and done.wrote:
+                if holds_transaction(db.session()):
+                    db.session.commit()
                 outbox.deliver_enqueued(self.app)  # as Flask's teardown would
             return done
 
     def _standard_headers(self) -> list[tuple[str, str]]:
         if self._headers is None:
-            self._headers = JSON_HEADERS + http.security_headers(
+            # Authlib's headers of every endpoint answer, then ours.
+            self._headers = default_json_headers + http.security_headers(
                 self.app.extensions[config.EXTENSION])
         return self._headers
 
@@ -303,32 +303,39 @@ def client_credentials(app: Flask, environ: dict, form: dict[str, str]) -> Answe
                   wrote=True)
 
 
-# RFC 6750 §2.1: one b64token after "Bearer ", nothing else.
-_BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)")
+class _Authorization:
+    """The one header ``ResourceProtector.parse_request_authorization`` reads."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, environ: dict) -> None:
+        self.headers = {"Authorization": environ.get("HTTP_AUTHORIZATION")}
 
 
 def userinfo(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
     """OIDC Core §5.3 ``GET /userinfo`` with a Bearer header, answered in JSON: the
-    token read with its client, resident and consent in force as the resource protector
-    reads it, checked as it checks it, and the claims released by the same ``release``
-    (``idp.oauth.oidc``), which records a release once per token and set of claims.
-    A signed answer (``userinfo_signed_response_alg``), a browser's request (``Origin``:
-    CORS is Flask's) and every refusal are Flask's."""
-    match = _BEARER.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
-    if match is None or "HTTP_ORIGIN" in environ:
+    token parsed, read and checked by the resource protector's own validator
+    (``idp.oauth.server``: its client, resident and consent in force, one statement),
+    and the claims released by the same ``release`` (``idp.oauth.oidc``), which records
+    a release once per token and set of claims. A signed answer
+    (``userinfo_signed_response_alg``), a browser's request (``Origin``: CORS is
+    Flask's) and every refusal are Flask's."""
+    if "HTTP_ORIGIN" in environ:
         return None
-    reads_first(db.session())
-    row = tokens.by_access_token(match[1], resident=True)
-    if row is None or row.subject is None or row.resident is None \
-            or row.is_expired() or row.is_revoked():
-        return None
-    in_force = consent_service.scopes_in_force_for(row)
-    if "openid" not in in_force:
-        return None  # Flask answers invalid_token or insufficient_scope
+    try:
+        validator, token_string = require_oauth.parse_request_authorization(
+            _Authorization(environ))
+        row = validator.authenticate_token(token_string)
+        # Not a resident's token: Flask refuses it (its validator counts the read there,
+        # so it is not counted here first).
+        if row is None or row.subject is None or row.resident is None:
+            return None
+        validator.validate_token(row, ["openid"], None)  # as acquire_token("openid")
+    except OAuth2Error:
+        return None  # Flask answers the challenge
     client = row.client
     if client.client_metadata.get("userinfo_signed_response_alg"):
         return None
-    token_reads.count(row)
     principal = Principal(row.resident, row.subject, client, claims=row.claims,
                           consented=consent_service.consented_for(row))
     claims = release(principal, row.scope, "userinfo", row)
