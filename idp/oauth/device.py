@@ -200,7 +200,8 @@ def _pending_poll():
 
 
 _ONE_SECOND = literal_column("interval '1 second'")
-_PENDING_POLL = _pending_poll()
+# Also run beneath Flask (``idp.oauth.direct``), under the epoch its cached kiosk holds.
+PENDING_POLL = _pending_poll()
 
 
 class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
@@ -228,7 +229,7 @@ class DeviceCodeGrant(WithinConsent, _DeviceCodeGrant):
         answer kiosks get most often; return to the full path for any other case."""
         if not epoch.can_run_unmoved():
             return
-        found = epoch.run_unmoved(_PENDING_POLL, {
+        found = epoch.run_unmoved(PENDING_POLL, {
             "digest": secrets.digest(device_code), "kiosk": client.id, "now": utcnow()})
         if found is None:
             return

@@ -15,10 +15,12 @@ a WSGI layer in front of the Flask app, in about a third to a half of the calls:
   scopes, within its rate limit, without an ``Origin`` (CORS is Flask's).
 - ``GET /userinfo`` with a Bearer header and nothing else (no ``Origin``), for a valid
   token with ``openid`` in the consent in force, answered in JSON.
+- ``POST /token``: a kiosk's ``device_code`` poll of a code still pending (RFC 8628
+  §3.5), answered ``authorization_pending`` or ``slow_down`` (PostgreSQL).
 
 All: https (or http to a loopback host, as Authlib allows), no query string and no
 cookie, and no Flask-Limiter limit on the endpoint (``idp.extensions.skip_unlimited``).
-The first two are authenticated with ``client_secret_basic`` by an active confidential
+Introspection and tokens are authenticated with ``client_secret_basic`` by an active confidential
 client that is in this worker's client cache (``idp.clients.cache``) and registered for
 that method.
 
@@ -60,6 +62,9 @@ from urllib.parse import parse_qsl
 from authlib.common.security import is_secure_transport
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
+from authlib.oauth2.rfc8628 import AuthorizationPendingError
+from authlib.oauth2.rfc8628 import SlowDownError
 from flask import Flask
 from sqlalchemy import Select
 from sqlalchemy import bindparam
@@ -83,6 +88,7 @@ from idp.db import reads_first
 from idp.db import utcnow
 from idp.extensions import UNLIMITED
 from idp.extensions import db
+from idp.oauth import device
 from idp.oauth import introspection
 from idp.oauth import ratelimit
 from idp.oauth import tokens
@@ -100,14 +106,16 @@ class Answer:
     """What a direct answer sends: a JSON body, the client it was for, headers of its
     endpoint's own beyond the standard ones, and whether it wrote."""
 
-    __slots__ = ("body", "client_id", "headers", "wrote")
+    __slots__ = ("body", "client_id", "headers", "status", "wrote")
 
     def __init__(self, body: bytes, client_id: str,
-                 headers: tuple[tuple[str, str], ...] = (), wrote: bool = False) -> None:
+                 headers: tuple[tuple[str, str], ...] = (), wrote: bool = False,
+                 status: int = 200) -> None:
         self.body = body
         self.client_id = client_id
         self.headers = headers
         self.wrote = wrote
+        self.status = status
 
 
 class DirectAnswers:
@@ -126,12 +134,12 @@ class DirectAnswers:
         # A cookie is a browser's: Flask may refresh its session in the answer.
         if route is None or not self.enabled or "HTTP_COOKIE" in environ:
             return self.flask_app(environ, start_response)
-        endpoint, answer, marker = route
+        endpoint, answers = route
         if endpoint not in self.app.extensions.get(UNLIMITED, ()):
             return self.flask_app(environ, start_response)  # Flask-Limiter has a limit for it
         started = time.perf_counter()
-        form = _form(environ, self.app.extensions[config.EXTENSION], marker) \
-            if _secure(environ) else None
+        form, answer = _form(environ, self.app.extensions[config.EXTENSION], answers) \
+            if _secure(environ) else (None, None)
         done = None
         if form is not None:
             try:
@@ -142,10 +150,11 @@ class DirectAnswers:
             return self.flask_app(environ, start_response)
         metrics.DIRECT_ANSWERS.labels(endpoint=endpoint).inc()
         request_id = logs.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response("200 OK", [*self._standard_headers(), *done.headers,
+        start_response(STATUS_LINES[done.status], [*self._standard_headers(), *done.headers,
                                   ("Content-Length", str(len(done.body))),
                                   (logs.REQUEST_ID_HEADER, request_id)])
-        logs.answered(endpoint, environ["REQUEST_METHOD"], lambda: environ["PATH_INFO"], 200,
+        logs.answered(endpoint, environ["REQUEST_METHOD"], lambda: environ["PATH_INFO"],
+                      done.status,
                       started, lambda: done.client_id, request_id)
         return [done.body]
 
@@ -178,42 +187,47 @@ def _secure(environ: dict) -> bool:
     return is_secure_transport(f"{environ.get('wsgi.url_scheme')}://{host}/")
 
 
-def _form(environ: dict, settings, marker: bytes) -> dict[str, str] | None:
-    """The request's form when it is plain: urlencoded ASCII, each name once, no query
-    string, within the body and value limits Flask applies (``idp.inputs``), no NUL.
-    The body read is put back for Flask in every case. A body without ``marker`` is not
-    parsed (the token endpoint's other grants: their polls and exchanges go on to Flask
-    at the cost of one search). A GET has an empty form: no query string and no body."""
+def _form(environ: dict, settings, answers: tuple[tuple[bytes, Callable], ...]
+          ) -> tuple[dict[str, str] | None, Callable | None]:
+    """The request's form when it is plain (urlencoded ASCII, each name once, no query
+    string, within the body and value limits Flask applies (``idp.inputs``), no NUL),
+    and the first of ``answers`` whose marker the body holds. The body read is put back
+    for Flask in every case. A body without any marker is not parsed (the token
+    endpoint's other grants: a code exchange or a refresh goes on to Flask at the cost
+    of a search or two). A GET has an empty form: no query string and no body."""
     if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
-        return None
+        return None, None
     if environ["REQUEST_METHOD"] == "GET":
         empty = environ.get("CONTENT_LENGTH") in (None, "", "0") and not environ.get("CONTENT_TYPE")
-        return {} if empty else None
+        return ({}, answers[0][1]) if empty else (None, None)
     if environ.get("CONTENT_TYPE") != FORM:
-        return None
+        return None, None
     try:
         length = int(environ.get("CONTENT_LENGTH") or "")
     except ValueError:
-        return None
+        return None, None
     if not 0 < length <= settings.max_body_protocol:
-        return None
+        return None, None
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
-    if len(body) != length or marker not in body:
-        return None
+    if len(body) != length:
+        return None, None
+    answer = next((answer for marker, answer in answers if marker in body), None)
+    if answer is None:
+        return None, None
     try:
         # Strict: a percent-encoded sequence that is not UTF-8 is Flask's to read (it
         # keeps it encoded, as parse_qsl's default would not).
         pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
                           errors="strict")
     except ValueError:  # UnicodeDecodeError too
-        return None
+        return None, None
     form = dict(pairs)
     limit = settings.max_input_length
     if len(form) != len(pairs) or any("\x00" in value or len(value) > limit
                                       for value in form.values()):
-        return None
-    return form
+        return None, None
+    return form, answer
 
 
 def _basic_client(app: Flask, environ: dict, endpoint: str) -> tuple[Client, Any] | None:
@@ -303,6 +317,40 @@ def client_credentials(app: Flask, environ: dict, form: dict[str, str]) -> Answe
                   wrote=True)
 
 
+def device_poll(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
+    """RFC 8628 §3.4–3.5: a kiosk's poll of a code its resident has not decided on yet,
+    answered ``authorization_pending`` (or ``slow_down`` when it came within the
+    interval, which then grows), the answer kiosks get most often. The kiosk is a cached
+    client registered for the grant, within its rate limit; the code is read, checked
+    and its poll noted by the grant's own statement (``idp.oauth.device.PENDING_POLL``:
+    this kiosk's, pending, unconsumed, unexpired), under the epoch the kiosk was cached
+    with. PostgreSQL only (SQLite's poll takes the grant's path). Every other case (an
+    unknown, foreign, expired or decided code, an approval to be redeemed, an epoch
+    that moved) wrote nothing, and Flask answers it."""
+    if form.keys() - {"grant_type", "device_code"} or not form.get("device_code") \
+            or form.get("grant_type") != DEVICE_CODE_GRANT_TYPE or "HTTP_ORIGIN" in environ:
+        return None
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    authenticated = _basic_client(app, environ, "token")
+    if authenticated is None:
+        return None
+    client, tagged = authenticated
+    if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
+        return None
+    if not ratelimit.allowed(app, "client:" + client.client_id, environ):
+        return None  # Flask counts it again, refuses it and answers the 429
+    found = epoch.run_under(device.PENDING_POLL, {
+        "digest": secrets.digest(form["device_code"]), "kiosk": client.id, "now": utcnow()},
+        tagged)
+    if found is None:
+        return None
+    error = SlowDownError() if found.too_soon else AuthorizationPendingError()
+    # As Authlib's server answers an error (its handle_response: Flask's json.dumps).
+    return Answer(app.json.dumps(dict(error.get_body())).encode(), client.id,
+                  (("Vary", "Origin"),), wrote=True, status=error.status_code)
+
+
 class _Authorization:
     """The one header ``ResourceProtector.parse_request_authorization`` reads."""
 
@@ -360,11 +408,14 @@ def _lookup() -> Select:
             .where(Token.access_token_digest == bindparam("digest")))
 
 
-# (method, path): the endpoint's name (as Flask's), the answer, and what a body it can
-# answer must hold.
-ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Answer | None], bytes]] = {
-    ("POST", "/introspect"): ("oauth.introspect", introspect, b"token="),
-    ("POST", "/token"): ("oauth.token", client_credentials,
-                         b"grant_type=client_credentials"),
-    ("GET", "/userinfo"): ("oauth.userinfo", userinfo, b""),
+# (method, path): the endpoint's name (as Flask's), and its answers, each after what a
+# body it can answer must hold (the first that matches is tried).
+ROUTES: dict[tuple[str, str], tuple[str, tuple[tuple[bytes, Callable[..., Answer | None]],
+                                               ...]]] = {
+    ("POST", "/introspect"): ("oauth.introspect", ((b"token=", introspect),)),
+    ("POST", "/token"): ("oauth.token", ((b"grant_type=client_credentials", client_credentials),
+                                         (b"device_code=", device_poll))),
+    ("GET", "/userinfo"): ("oauth.userinfo", ((b"", userinfo),)),
 }
+
+STATUS_LINES = {200: "200 OK", 400: "400 BAD REQUEST"}

@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlalchemy import update
 
 from idp import metrics
+from idp.access.models import DeviceCode
 from idp.access.models import Token
 from idp.clients import service as clients
 from idp.consent import service as consent_service
@@ -367,6 +368,143 @@ def test_the_rate_limit_counts_each_direct_token_once(app, rs, machine, monkeypa
     assert take(rs, machine).status_code == 200
     refused = take(rs, machine)
     assert refused.status_code == 429 and refused.json["error"] == "too_many_requests"
+
+
+# ---- device polls --------------------------------------------------------------------
+
+GRANT = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code"
+
+
+@pytest.fixture
+def kiosk(app):
+    from idp.kiosk import service as kiosks
+
+    company = factories.company("C社")
+    row, secret, _ = kiosks.create_kiosk(company, "北2条広場サイネージ", "北2条西4丁目 交差点広場")
+    kiosk = factories.RP(row.id, secret, company, redirect_uri="")
+    db.session.commit()
+    return kiosk
+
+
+def pending_codes(rs, kiosk, count: int = 2) -> list[str]:
+    from tests.helpers.device import authorize
+
+    return [authorize(rs, kiosk)["device_code"] for _ in range(count)]
+
+
+def poll_on_and_off(app, rs, kiosk, on_code: str, off_code: str, **options):
+    """A poll of ``on_code`` with direct answers on, then of ``off_code`` (a code in the
+    same state) with them off: both answers (the same status, headers but the request
+    id, and body), both codes' rows after (interval, poll time), and whether the direct
+    layer answered the first. (One code polled twice would be too soon the second time.)"""
+    layer = app.extensions["idp.direct"]
+    extra = options.pop("extra", "")
+    before = TOKENS._value.get()
+    on = send(rs, kiosk, f"grant_type={GRANT}&device_code={on_code}{extra}", path="/token",
+              **dict(options))
+    answered = TOKENS._value.get() - before == 1
+    layer.enabled = False
+    try:
+        off = send(rs, kiosk, f"grant_type={GRANT}&device_code={off_code}{extra}",
+                   path="/token", **dict(options))
+    finally:
+        layer.enabled = True
+    assert (on.status_code, headers(on)) == (off.status_code, headers(off))
+    if on.status_code != 200:  # (tokens differ by nature)
+        assert on.get_data() == off.get_data()
+    return on, [code_state(on_code), code_state(off_code)], answered
+
+
+def code_state(device_code: str) -> tuple | None:
+    from sqlalchemy import select
+
+    from idp import secrets
+
+    db.session.expire_all()
+    row = db.session.scalar(select(DeviceCode).where(
+        DeviceCode.device_code_digest == secrets.digest(device_code)))
+    return None if row is None else (row.status, row.interval, row.last_polled_at,
+                                     row.consumed_at)
+
+
+@pytest.mark.parametrize("polled_before", [None, 2, 6])
+def test_a_pending_poll_is_answered_directly_as_flask_answers(app, rs, kiosk, is_postgres,
+                                                              polled_before):
+    """Test that a kiosk's poll of a pending code, the first one, one within its interval
+    (slow_down, the interval grown by 5 s) and one after it, is answered beneath Flask on
+    PostgreSQL with Flask's very answer and the same row after; on SQLite by Flask."""
+    with freeze_time("2026-12-04 03:00:00") as frozen:
+        codes = pending_codes(rs, kiosk)
+        if polled_before is not None:
+            for code in codes:
+                send(rs, kiosk, f"grant_type={GRANT}&device_code={code}", path="/token")
+            frozen.tick(dt.timedelta(seconds=polled_before))
+        else:
+            take(rs, kiosk, f"grant_type={GRANT}&device_code=unknown")  # the kiosk is cached
+        on, states, answered = poll_on_and_off(app, rs, kiosk, *codes)
+    assert answered == is_postgres
+    assert on.status_code == 400 and on.headers["Cache-Control"] == "no-store"
+    expected = "slow_down" if polled_before == 2 else "authorization_pending"
+    assert on.json == {"error": expected}
+    assert states[0] == states[1]
+    assert states[0][1] == (10 if polled_before == 2 else 5)
+    assert states[0][2] == dt.datetime(2026, 12, 4, 3, 0, polled_before or 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("case", [
+    "approved", "denied", "expired", "unknown", "another kiosk's", "consumed", "an Origin",
+    "extra parameter", "plain http", "wrong secret", "not registered for the grant",
+])
+def test_every_other_poll_is_answered_by_flask(app, client, rs, rp, kiosk, case):
+    """Test that the direct layer leaves every other poll to Flask, whose answer stands,
+    and writes nothing of its own."""
+    from idp.kiosk import service as kiosks
+    from tests.helpers.device import approve
+    from tests.helpers.device import authorize
+
+    factories.resident()
+    codes = pending_codes(rs, kiosk)
+    take(rs, kiosk, f"grant_type={GRANT}&device_code=unknown")  # the kiosk is cached
+    who, options = kiosk, {}
+    if case in ("approved", "denied", "consumed"):
+        # Two codes, each decided by the resident on the phone.
+        fresh = [authorize(rs, kiosk) for _ in range(2)]
+        for i, body in enumerate(fresh):
+            approve(client, body["user_code"], "deny" if case == "denied" else "allow",
+                    login=i == 0)
+        codes = [body["device_code"] for body in fresh]
+        if case == "consumed":
+            for code in codes:
+                assert send(rs, kiosk, f"grant_type={GRANT}&device_code={code}",
+                            path="/token").status_code == 200
+    elif case == "expired":
+        db.session.execute(update(DeviceCode).values(expires_at=func.now()))
+        db.session.commit()
+    elif case == "unknown":
+        codes = ["unknown-1", "unknown-1"]
+    elif case == "another kiosk's":
+        row, secret, _ = kiosks.create_kiosk(factories.company("D社"), "別の端末", "大通")
+        db.session.commit()
+        other = factories.RP(row.id, secret, kiosk.company_id, redirect_uri="")
+        codes = pending_codes(rs, other)
+    elif case == "an Origin":
+        options["headers"] = {"Origin": "https://kiosk.example.jp",
+                              "Authorization": basic(kiosk.client_id, kiosk.client_secret)}
+    elif case == "extra parameter":
+        options["extra"] = f"&client_id={kiosk.client_id}"
+    elif case == "plain http":
+        options["base_url"] = "http://id.example.jp"
+    elif case == "wrong secret":
+        options["headers"] = {"Authorization": basic(kiosk.client_id, "guess")}
+    elif case == "not registered for the grant":
+        who = rp
+        take(rs, rp)
+    with freeze_time(dt.datetime.now(dt.UTC)):  # both polls at the same instant
+        on, states, answered = poll_on_and_off(app, rs, who, *codes, **options)
+    assert not answered
+    assert (on.status_code == 200) == (case == "approved")
+    if case not in ("approved", "consumed"):  # (consumed at different times)
+        assert states[0] == states[1]
 
 
 # ---- UserInfo -----------------------------------------------------------------------
