@@ -35,6 +35,11 @@ class CookieSessions(SecureCookieSessionInterface):
         return serializer
 
 
+# Pages and API answers about a person are never cached; the static files, discovery
+# and JWKS set their own caching.
+NO_STORE = [("Pragma", "no-cache"), ("Cache-Control", "no-store")]
+
+
 def security_headers(settings: Settings) -> list[tuple[str, str]]:
     """The headers every answer carries unless its view set its own."""
     headers = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
@@ -52,10 +57,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     # one werkzeug ``setdefault`` per header scanned them all each time, 6 % of a
     # token request's Python calls (docs/performance.md).
     defaults = [(name.lower(), (name, value)) for name, value in security_headers(settings)]
-    # Pages and API answers about a person are never cached; the static
-    # files, discovery and JWKS set their own caching.
-    no_store = [("pragma", ("Pragma", "no-cache")),
-                ("cache-control", ("Cache-Control", "no-store"))]
+    no_store = [(name.lower(), (name, value)) for name, value in NO_STORE]
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:

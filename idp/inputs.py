@@ -111,12 +111,50 @@ class Request(FlaskRequest):
             raise BadRequest("The JSON body is nested too deeply.") from None
         if value is None or value is self.__dict__.get("_idp_json_checked"):
             return value  # werkzeug's cached body, already walked on an earlier call
-        if _depth(value) > MAX_JSON_DEPTH:
+        if too_deep(value):
             raise BadRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
         # The guard and the view both read the body: walking it once is enough (a batch of
         # touch events was walked twice, 4 % of its CPU; docs/performance.md).
         self.__dict__["_idp_json_checked"] = value
         return value
+
+
+def too_deep(value: Any) -> bool:
+    """Whether a parsed JSON value is nested more than ``MAX_JSON_DEPTH`` levels deep."""
+    return _depth(value) > MAX_JSON_DEPTH
+
+
+TOO_DEEP = (None, "")  # what ``json_refusal`` finds in a value nested too deeply
+
+
+def json_refusal(value: Any, limit: int) -> tuple[str | None, str] | None:
+    """The first (name, string) among the keys and strings of a parsed JSON value that
+    :func:`check_inputs` refuses (NUL, a lone surrogate, more than ``limit``
+    characters), ``TOO_DEEP`` for a value nested more than ``MAX_JSON_DEPTH`` levels
+    (which ``Request.get_json`` refuses), or None when there is none: one walk. One
+    length and one regular-expression search per string, and ``problem`` only for a
+    string that fails: a batch of touch events holds 600 of them (docs/performance.md)."""
+    bad = _REFUSED.search
+    stack: list[tuple[str | None, Any, int]] = [(None, value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        where, item, level = pop()
+        if isinstance(item, str):
+            if len(item) > limit or bad(item):
+                return where, item
+        elif isinstance(item, dict):
+            if level > MAX_JSON_DEPTH:
+                return TOO_DEEP
+            for key, child in item.items():
+                if len(key) > limit or bad(key):
+                    return key, key
+                push((key, child, level + 1))
+        elif isinstance(item, list):
+            if level > MAX_JSON_DEPTH:
+                return TOO_DEEP
+            for child in item:
+                push((where, child, level + 1))
+    return None
 
 
 def _depth(value: Any) -> int:
@@ -131,21 +169,6 @@ def _depth(value: Any) -> int:
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, level + 1) for child in children)
     return deepest
-
-
-def _strings(value: Any, name: str | None = None):
-    """(name, string) for every key and string value of a parsed JSON value."""
-    stack = [(name, value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            yield where, item
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                yield key, key
-                stack.append((key, child))
-        elif isinstance(item, list):
-            stack.extend((where, child) for child in item)
 
 
 def problem(value: str, limit: int) -> str | None:
@@ -185,9 +208,11 @@ def check_inputs():
                 if bad(text) or len(text) > limit:
                     return _refuse(BadInput(name, problem(text, limit)))
     if request.is_json:
-        for name, text in _strings(request.get_json(silent=True)):
-            if bad(text) or len(text) > limit:
-                return _refuse(BadInput(name, problem(text, limit)))
+        # (A body nested too deeply was refused by get_json already.)
+        refused = json_refusal(request.get_json(silent=True), limit)
+        if refused is not None and refused is not TOO_DEEP:
+            name, text = refused
+            return _refuse(BadInput(name, problem(text, limit)))
     return None
 
 

@@ -72,6 +72,7 @@ from sqlalchemy import select
 
 from idp import config
 from idp import http
+from idp import inputs
 from idp import logs
 from idp import metrics
 from idp import scopes as registry
@@ -100,6 +101,7 @@ from idp.outbox import service as outbox
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
 
 
 class Answer:
@@ -128,56 +130,78 @@ class DirectAnswers:
         self.flask_app = flask_app
         self.enabled = True  # tests turn it off to compare with Flask's answers
         self._headers: list[tuple[str, str]] | None = None
+        self._security: list[tuple[str, str]] | None = None  # with no-store
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         route = ROUTES.get((environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")))
         # A cookie is a browser's: Flask may refresh its session in the answer.
         if route is None or not self.enabled or "HTTP_COOKIE" in environ:
             return self.flask_app(environ, start_response)
-        endpoint, answers = route
+        endpoint = route.endpoint
         if endpoint not in self.app.extensions.get(UNLIMITED, ()):
             return self.flask_app(environ, start_response)  # Flask-Limiter has a limit for it
         started = time.perf_counter()
-        form, answer = _form(environ, self.app.extensions[config.EXTENSION], answers) \
-            if _secure(environ) else (None, None)
+        settings = self.app.extensions[config.EXTENSION]
+        body, answer = None, None
+        if not _secure(environ):
+            pass
+        elif route.reads == FORM:
+            body, answer = _form(environ, settings, route.answers)
+        else:
+            body, answer = _json(self.app, environ, settings), route.answers[0][1]
         done = None
-        if form is not None:
+        if body is not None:
             try:
-                done = self._within_app(answer, environ, form)
+                done = self._within_app(answer, environ, body)
             except Exception:  # Flask answers it, with its error handling
                 log.warning("direct answer failed; answering through Flask", exc_info=True)
         if done is None:
             return self.flask_app(environ, start_response)
         metrics.DIRECT_ANSWERS.labels(endpoint=endpoint).inc()
         request_id = logs.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response(STATUS_LINES[done.status], [*self._standard_headers(), *done.headers,
-                                  ("Content-Length", str(len(done.body))),
-                                  (logs.REQUEST_ID_HEADER, request_id)])
+        standard = self._standard_headers() if route.oauth else self._security_headers()
+        start_response(STATUS_LINES[done.status], [*standard, *done.headers,
+                                                   ("Content-Length", str(len(done.body))),
+                                                   (logs.REQUEST_ID_HEADER, request_id)])
         logs.answered(endpoint, environ["REQUEST_METHOD"], lambda: environ["PATH_INFO"],
                       done.status,
                       started, lambda: done.client_id, request_id)
         return [done.body]
 
-    def _within_app(self, answer, environ: dict, form: dict[str, str]) -> Answer | None:
+    def _within_app(self, answer, environ: dict, body: Any) -> Answer | None:
         """``answer`` in an app context of its own, as Flask's request has, whose end
-        removes the session and returns its connection. What an answer writes commits by
-        itself (``idp.db.run_alone``); where the session holds a transaction instead (the
-        tests' sessions, bound to the test's connection), it is committed here, as
-        Flask's unit of work would commit it."""
+        removes the session (rolling back what it did not commit) and returns its
+        connection. A single statement commits by itself (``idp.db.run_alone``); what
+        an answer wrote in the session's transaction (and, in the tests, on the
+        session's connection) is committed here, as Flask's unit of work would commit
+        it. Once it is committed, the answer stands: nothing after it hands the request
+        to Flask, which would write it again."""
         with self.app.app_context():
-            done = answer(self.app, environ, form)
+            done = answer(self.app, environ, body)
             if done is not None and done.wrote:
                 if holds_transaction(db.session()):
                     db.session.commit()
-                outbox.deliver_enqueued(self.app)  # as Flask's teardown would
+                try:
+                    outbox.deliver_enqueued(self.app)  # as Flask's teardown would
+                except Exception:
+                    log.warning("waking the outbox failed; it delivers on its next pass",
+                                exc_info=True)
             return done
 
     def _standard_headers(self) -> list[tuple[str, str]]:
+        """Authlib's headers of every endpoint answer (JSON, no-store), then ours."""
         if self._headers is None:
-            # Authlib's headers of every endpoint answer, then ours.
             self._headers = default_json_headers + http.security_headers(
                 self.app.extensions[config.EXTENSION])
         return self._headers
+
+    def _security_headers(self) -> list[tuple[str, str]]:
+        """Ours alone, as ``idp.http`` puts them on an answer that sets no caching of its
+        own (an API answer names its own content type)."""
+        if self._security is None:
+            self._security = http.security_headers(
+                self.app.extensions[config.EXTENSION]) + http.NO_STORE
+        return self._security
 
 
 def _secure(environ: dict) -> bool:
@@ -228,6 +252,53 @@ def _form(environ: dict, settings, answers: tuple[tuple[bytes, Callable], ...]
                                       for value in form.values()):
         return None, None
     return form, answer
+
+
+def _json(app: Flask, environ: dict, settings) -> Any:
+    """The request's JSON body when it is plain: ``application/json`` (no parameters), no
+    query string, within the API body limit, parsed as Flask parses it, and nothing
+    ``idp.inputs`` refuses (too deep; NUL, a lone surrogate or an overlong string). The
+    body read is put back for Flask in every case. None otherwise (and for ``null``)."""
+    if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ \
+            or environ.get("CONTENT_TYPE") != JSON:
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    if not 0 < length <= settings.max_body_api:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != length:
+        return None
+    try:
+        value = app.json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError too
+        return None
+    if inputs.json_refusal(value, settings.max_input_length) is not None:  # one walk
+        return None
+    return value
+
+
+def bearer(environ: dict, scopes: list[str], accept: Callable[[Token], bool] | None = None
+           ) -> Token | None:
+    """The access token of the request's Bearer header, parsed, read and checked by the
+    resource protector's own validator for ``scopes`` (as ``require_oauth(scopes)``:
+    its client, company, consent in force, and the read counted), or None where Flask
+    must answer: no header or a malformed one, an unknown, expired, revoked or
+    insufficient token (the challenge is Flask's), or one ``accept`` refuses before it
+    is checked (so that its read is counted once, by Flask)."""
+    try:
+        validator, token_string = require_oauth.parse_request_authorization(
+            _Authorization(environ))
+        row = validator.authenticate_token(token_string)
+        if row is None or (accept is not None and not accept(row)):
+            return None
+        validator.validate_token(row, scopes, None)
+    except OAuth2Error:
+        return None
+    return row
 
 
 def _basic_client(app: Flask, environ: dict, endpoint: str) -> tuple[Client, Any] | None:
@@ -370,17 +441,11 @@ def userinfo(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
     Flask's) and every refusal are Flask's."""
     if "HTTP_ORIGIN" in environ:
         return None
-    try:
-        validator, token_string = require_oauth.parse_request_authorization(
-            _Authorization(environ))
-        row = validator.authenticate_token(token_string)
-        # Not a resident's token: Flask refuses it (its validator counts the read there,
-        # so it is not counted here first).
-        if row is None or row.subject is None or row.resident is None:
-            return None
-        validator.validate_token(row, ["openid"], None)  # as acquire_token("openid")
-    except OAuth2Error:
-        return None  # Flask answers the challenge
+    # Not a resident's token: Flask refuses it.
+    row = bearer(environ, ["openid"], lambda row: row.subject is not None
+                 and row.resident is not None)
+    if row is None:
+        return None
     client = row.client
     if client.client_metadata.get("userinfo_signed_response_alg"):
         return None
@@ -408,14 +473,39 @@ def _lookup() -> Select:
             .where(Token.access_token_digest == bindparam("digest")))
 
 
-# (method, path): the endpoint's name (as Flask's), and its answers, each after what a
-# body it can answer must hold (the first that matches is tried).
-ROUTES: dict[tuple[str, str], tuple[str, tuple[tuple[bytes, Callable[..., Answer | None]],
-                                               ...]]] = {
-    ("POST", "/introspect"): ("oauth.introspect", ((b"token=", introspect),)),
-    ("POST", "/token"): ("oauth.token", ((b"grant_type=client_credentials", client_credentials),
-                                         (b"device_code=", device_poll))),
-    ("GET", "/userinfo"): ("oauth.userinfo", ((b"", userinfo),)),
+class Route:
+    """A request this layer may answer: the endpoint's name (as Flask's), how its body is
+    read (``FORM`` or ``JSON``), its answers, each after what a body it can answer must
+    hold (a form's: the first that matches is tried), and whether the answers are an
+    OAuth endpoint's (Authlib's JSON headers) or name their own content type (an API's)."""
+
+    __slots__ = ("answers", "endpoint", "oauth", "reads")
+
+    def __init__(self, endpoint: str, reads: str,
+                 answers: tuple[tuple[bytes, Callable[..., Answer | None]], ...],
+                 oauth: bool = True) -> None:
+        self.endpoint = endpoint
+        self.reads = reads
+        self.answers = answers
+        self.oauth = oauth
+
+
+# (method, path): the route.
+ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/introspect"): Route("oauth.introspect", FORM, ((b"token=", introspect),)),
+    ("POST", "/token"): Route("oauth.token", FORM, (
+        (b"grant_type=client_credentials", client_credentials),
+        (b"device_code=", device_poll))),
+    ("GET", "/userinfo"): Route("oauth.userinfo", FORM, ((b"", userinfo),)),
 }
 
-STATUS_LINES = {200: "200 OK", 400: "400 BAD REQUEST"}
+
+def answer_json(method: str, path: str, endpoint: str,
+                answer: Callable[[Flask, dict, Any], Answer | None]) -> None:
+    """Have ``answer(app, environ, payload)`` answer a JSON request of a layer above this
+    one beneath Flask (``idp.api``'s touch events), by the rules of this module: it
+    returns None for anything Flask must answer, having written nothing."""
+    ROUTES[(method, path)] = Route(endpoint, JSON, ((b"", answer),), oauth=False)
+
+
+STATUS_LINES = {200: "200 OK", 201: "201 CREATED", 400: "400 BAD REQUEST"}

@@ -630,3 +630,240 @@ def test_an_endpoint_with_a_flask_limiter_limit_is_answered_by_flask(app, rs, rp
                         app.extensions[UNLIMITED] - {"oauth.introspect"})
     _, answered = both(app, rs, rp, token=issued["access_token"])
     assert not answered
+
+
+# ---- touch events ---------------------------------------------------------------------
+
+TOUCHES = metrics.DIRECT_ANSWERS.labels(endpoint="kiosk_api.touch_events")
+
+
+MOMENT = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).replace(microsecond=0)
+
+
+def touches(tag: str, count: int = 3, **event) -> dict:
+    """A batch of ``count`` touches at this module's moment (minutes ago), with event ids
+    ``tag-0``…"""
+    return {"events": [{"occurred_at": MOMENT.isoformat(), "target": f"map-{i}",
+                        "event_id": f"{tag}-{i}", **event} for i in range(count)]}
+
+
+def post_touches(client, token: str | None, batch, **options):
+    headers = options.pop("headers", {"Authorization": f"Bearer {token}"})
+    if isinstance(batch, dict):
+        return client.post(options.pop("path", "/api/touch-events"), json=batch,
+                           headers=headers, **options)
+    return client.post(options.pop("path", "/api/touch-events"), data=batch, headers=headers,
+                       content_type=options.pop("content_type", "application/json"), **options)
+
+
+def touch_on_and_off(app, rs, token, on_batch, off_batch, **options):
+    """``on_batch`` posted with direct answers on, then ``off_batch`` (the same but its
+    event ids) with them off: both answers (the same status, headers but the request id,
+    and body), and whether the direct layer answered the first."""
+    layer = app.extensions["idp.direct"]
+    before = TOUCHES._value.get()
+    on = post_touches(rs, token, on_batch, **dict(options))
+    answered = TOUCHES._value.get() - before == 1
+    layer.enabled = False
+    try:
+        off = post_touches(rs, token, off_batch, **dict(options))
+    finally:
+        layer.enabled = True
+    assert (on.status_code, headers(on), on.get_data()) == \
+        (off.status_code, headers(off), off.get_data())
+    return on, answered
+
+
+def stored_touches(client_id: str, tag: str) -> list[tuple]:
+    """What a batch tagged ``tag`` stored: its rows but ids, event ids and times of
+    arrival."""
+    from sqlalchemy import select
+
+    from idp.kiosk.models import TouchEvent
+
+    db.session.expire_all()
+    rows = db.session.execute(
+        select(TouchEvent.client_id, TouchEvent.resident_id, TouchEvent.occurred_at,
+               TouchEvent.target).where(TouchEvent.client_id == client_id,
+                                 TouchEvent.event_id.like(f"{tag}-%"))
+        .order_by(TouchEvent.target)).all()
+    return [tuple(row) for row in rows]
+
+
+def last_touch_entries(client_id: str) -> list[tuple]:
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+
+    entries = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.client_id == client_id, AuditEvent.tag == "kiosk:touch_events:store")
+        .order_by(AuditEvent.id.desc()).limit(2)).all()
+    return [(e.actor, e.company_id, e.resident_id, e.data) for e in entries]
+
+
+@pytest.fixture
+def kiosk_token(client):
+    """(kiosk client id, its client-credentials ``touch_events`` token)."""
+    kiosk_id, _, token = factories.kiosk_token(client)
+    return kiosk_id, token
+
+
+def test_a_batch_of_touches_is_stored_directly_as_flask_stores_it(app, rs, kiosk_token):
+    """Test that a kiosk's valid batch is stored beneath Flask with Flask's very answer,
+    the same rows and the same audit entry."""
+    kiosk_id, token = kiosk_token
+    on, answered = touch_on_and_off(app, rs, token, touches("on", 5), touches("off", 5))
+    assert answered
+    assert on.status_code == 201 and on.json == {"stored": 5, "duplicates": 0}
+    assert on.headers["Content-Type"] == "application/json"
+    assert on.headers["Content-Security-Policy"]
+    assert stored_touches(kiosk_id, "on") == stored_touches(kiosk_id, "off")
+    assert len(stored_touches(kiosk_id, "on")) == 5
+    first, second = last_touch_entries(kiosk_id)
+    assert first == second
+
+
+def test_a_batch_repeating_stored_touches_is_answered_directly_with_its_duplicates(
+        app, rs, kiosk_token):
+    """Test that a retried batch counts its duplicates beneath Flask as Flask does."""
+    kiosk_id, token = kiosk_token
+    for tag in ("on", "off"):
+        assert post_touches(rs, token, touches(tag, 2)).status_code == 201
+    on, answered = touch_on_and_off(app, rs, token, touches("on", 4), touches("off", 4))
+    assert answered and on.json == {"stored": 2, "duplicates": 2}
+    assert stored_touches(kiosk_id, "on") == stored_touches(kiosk_id, "off")
+
+
+def test_a_resident_s_batch_within_their_session_is_answered_directly(app, client, rs):
+    """Test that the touches of a resident's device-flow token, within their session at
+    the kiosk, are stored beneath Flask against the resident, as Flask stores them."""
+    from idp.kiosk import service as kiosks
+    from tests.helpers.device import approve
+    from tests.helpers.device import authorize
+    from tests.helpers.device import poll
+
+    factories.resident()
+    row, secret, _ = kiosks.create_kiosk(factories.company("C社"), "サイネージ", "北2条広場")
+    db.session.commit()
+    kiosk = factories.RP(row.id, secret, row.company_id, redirect_uri="")
+    body = authorize(client, kiosk)
+    approve(client, body["user_code"])
+    token = poll(client, kiosk, body["device_code"]).json["access_token"]
+    now = dt.datetime.now(dt.UTC).isoformat()
+    on, answered = touch_on_and_off(app, rs, token, touches("on", 2, occurred_at=now),
+                                    touches("off", 2, occurred_at=now))
+    assert answered and on.status_code == 201
+    rows = stored_touches(kiosk.client_id, "on")
+    assert rows == stored_touches(kiosk.client_id, "off")
+    assert rows[0][1] is not None  # against the resident
+    assert last_touch_entries(kiosk.client_id)[0] == last_touch_entries(kiosk.client_id)[1]
+
+
+@pytest.mark.parametrize("case", [
+    "not JSON", "a charset", "malformed JSON", "null", "too deep", "NUL", "overlong",
+    "unknown member", "in the future", "no events", "repeated event id", "no token",
+    "unknown token", "no touch_events scope", "an Origin", "a query string", "plain http",
+    "a cookie",
+])
+def test_every_other_batch_is_answered_by_flask(app, rs, kiosk_token, issued, case):
+    """Test that the direct layer leaves every other batch to Flask, whose answer stands,
+    and stores nothing of its own."""
+    kiosk_id, token = kiosk_token
+    on_batch, off_batch, options = touches("on"), touches("off"), {}
+    if case == "not JSON":
+        options["content_type"] = "text/plain"
+        on_batch = off_batch = '{"events": []}'
+    elif case == "a charset":
+        options["content_type"] = "application/json; charset=utf-8"
+        on_batch, off_batch = (app.json.dumps(b) for b in (on_batch, off_batch))
+    elif case == "malformed JSON":
+        on_batch = off_batch = '{"events": ['
+    elif case == "null":
+        on_batch = off_batch = "null"
+    elif case == "too deep":
+        on_batch = off_batch = '{"events": ' + "[" * 40 + "]" * 40 + "}"
+    elif case == "NUL":
+        on_batch, off_batch = touches("on", target="a\x00b"), touches("off", target="a\x00b")
+    elif case == "overlong":
+        on_batch, off_batch = touches("on", target="x" * 5000), touches("off", target="x" * 5000)
+    elif case == "unknown member":
+        on_batch, off_batch = touches("on", place="x"), touches("off", place="x")
+    elif case == "in the future":
+        later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+        on_batch, off_batch = touches("on", occurred_at=later), touches("off", occurred_at=later)
+    elif case == "no events":
+        on_batch = off_batch = {"events": []}
+    elif case == "repeated event id":
+        on_batch, off_batch = touches("on", event_id="same"), touches("off", event_id="same")
+    elif case == "no token":
+        options["headers"] = {}
+    elif case == "unknown token":
+        token = "not-a-token"
+    elif case == "no touch_events scope":
+        token = issued["access_token"]
+    elif case == "an Origin":
+        options["headers"] = {"Authorization": f"Bearer {token}",
+                              "Origin": "https://kiosk.example.jp"}
+    elif case == "a query string":
+        options["path"] = "/api/touch-events?x=1"
+    elif case == "plain http":
+        options["base_url"] = "http://id.example.jp"
+    elif case == "a cookie":
+        rs.set_cookie("session", "x", domain="localhost")
+    on, answered = touch_on_and_off(app, rs, token, on_batch, off_batch, **options)
+    assert not answered
+
+
+def test_a_resident_s_batch_after_their_session_ended_is_answered_by_flask(app, client, rs):
+    """Test that a batch after the resident's session at the kiosk ended (idle) goes on to
+    Flask, which refuses it and ends the session (their token then dies)."""
+    from idp.kiosk import service as kiosks
+    from tests.helpers.device import approve
+    from tests.helpers.device import authorize
+    from tests.helpers.device import poll
+
+    factories.resident()
+    row, secret, _ = kiosks.create_kiosk(factories.company("C社"), "サイネージ", "北2条広場")
+    db.session.commit()
+    kiosk = factories.RP(row.id, secret, row.company_id, redirect_uri="")
+    with freeze_time(dt.datetime.now(dt.UTC)) as frozen:
+        body = authorize(client, kiosk)
+        approve(client, body["user_code"])
+        token = poll(client, kiosk, body["device_code"]).json["access_token"]
+        frozen.tick(dt.timedelta(seconds=150))  # past the 120 s idle timeout
+        late = dt.datetime.now(dt.UTC).isoformat()
+        before = TOUCHES._value.get()
+        response = post_touches(rs, token, touches("late", 1, occurred_at=late))
+    assert TOUCHES._value.get() == before
+    assert response.status_code == 400 and response.json["session_ended"] == "idle"
+    assert post_touches(rs, token, touches("later", 1)).status_code == 401
+
+
+def test_a_batch_stored_directly_stands_when_waking_the_outbox_fails(app, rs, kiosk_token,
+                                                                     monkeypatch, caplog):
+    """Test that once a direct answer has committed, a failure after it (waking the
+    outbox) neither hands the request to Flask, which would store the batch again, nor
+    changes the answer."""
+    from idp.outbox import service as outbox
+
+    kiosk_id, token = kiosk_token
+
+    def fail(app):
+        raise RuntimeError("outbox down")
+
+    monkeypatch.setattr(outbox, "deliver_enqueued", fail)
+    before = TOUCHES._value.get()
+    with caplog.at_level(logging.WARNING, logger="idp.oauth.direct"):
+        response = post_touches(rs, token, {"events": [{k: v for k, v in e.items()
+                                                         if k != "event_id"}
+                                                        for e in touches("x", 2)["events"]]})
+    assert response.status_code == 201 and response.json == {"stored": 2, "duplicates": 0}
+    assert TOUCHES._value.get() == before + 1
+    assert "waking the outbox failed" in caplog.text
+    from sqlalchemy import select
+
+    from idp.kiosk.models import TouchEvent
+
+    db.session.expire_all()
+    assert len(db.session.scalars(select(TouchEvent).where(
+        TouchEvent.client_id == kiosk_id)).all()) == 2
