@@ -310,7 +310,7 @@ class Settings:
     )
     argon2_time_cost: int = field(default=3, metadata=_doc("argon2id iterations."))
     argon2_memory_cost: int = field(default=65536, metadata=_doc("argon2id memory, KiB."))
-    argon2_parallelism: int = field(default=4, metadata=_doc("argon2id lanes."))
+    argon2_parallelism: int = field(default=1, metadata=_doc("argon2id lanes."))
     argon2_concurrency: int = field(
         default=1,
         metadata=_doc("argon2id hashes one process runs at once (each holds "
