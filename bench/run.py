@@ -513,9 +513,13 @@ SCALE_SCENARIOS = ["token_client_credentials", "introspection", "touch_events"]
 def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret: str,
                     report: dict, env: dict[str, str]) -> None:
     """Two ``idp serve`` nodes behind nginx (deploy/scale_out.py's Cluster: TLS, its own
-    foreground nginx) on the same PostgreSQL and Redis, against one node behind the same
-    nginx (its pinned port, which always goes to node 0): one, two, one per scenario at
-    the highest connection level; the ratio is two ÷ the mean of the ones."""
+    foreground nginx) on the same PostgreSQL and Redis, against one node behind an nginx
+    of its own: one, two, one per scenario at the highest connection level; the ratio is
+    two ÷ the mean of the ones. Each node is sized to its share of this machine, as the
+    sizing rule sizes a node to its host (docs/deploy.md: workers = its cores): the one
+    node runs the run's workers, each of the two half of them (at least one). With the
+    run's workers on each, the two nodes ran twice the processes on the same cores, and
+    their ratio measured the oversubscription, not what the nodes share."""
     from deploy.scale_out import Cluster
     from deploy.scale_out import nginx_available
 
@@ -525,16 +529,21 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
         print(f"[scale-out] skipped: {section['skipped']}", flush=True)
         return
     workers = gunicorn_report(env)["workers"]
-    section["nodes"] = {"workers_per_node": workers, "proxy": "nginx (TLS, round robin)"}
+    share = max(1, workers // 2)
+    section["nodes"] = {"workers_per_node": {"one": workers, "two": share},
+                        "proxy": "nginx (TLS, round robin)"}
     node_env = {k: v for k, v in env.items() if k.startswith("IDP_")}
-    with Cluster(database_url, redis_url, nodes=2, secret_key=secret, workers=workers,
-                 env=node_env) as cluster:
+    with Cluster(database_url, redis_url, nodes=1, secret_key=secret, workers=workers,
+                 env=node_env) as single, \
+            Cluster(database_url, redis_url, nodes=2, secret_key=secret, workers=share,
+                    env=node_env) as pair:
         connections = args.connections[-1]
         threads = min(args.wrk_threads, connections)
-        targets_ = {"one": cluster.node_url(0), "two": cluster.url}
-        # Both nodes' masters and workers are "the server" (nginx, the last process,
-        # is counted with the load generator).
-        nodes = servers.Group(cluster.processes[:-1])
+        targets_ = {"one": single.url, "two": pair.url}
+        # The nodes' masters and workers are "the server" (nginx, the last process, is
+        # counted with the load generator).
+        groups = {"one": servers.Group(single.processes[:-1]),
+                  "two": servers.Group(pair.processes[:-1])}
         for name in SCALE_SCENARIOS:
             if args.only and name not in args.only:
                 continue
@@ -545,8 +554,8 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
             measured = {"one": [], "two": []}
             for who in ("one", "two", "one"):
                 raw = wrk(targets_[who], name, connections, args.duration, data, threads,
-                          nodes, database_url.rsplit("/", 1)[-1])
-                row = summarise(raw, scenario, connections, nodes)
+                          groups[who], database_url.rsplit("/", 1)[-1])
+                row = summarise(raw, scenario, connections, groups[who])
                 row["backend"] = f"{who}-node" if who == "one" else "two-nodes"
                 measured[who].append(row)
                 section["rows"].append(row)
@@ -927,7 +936,7 @@ def print_sections(report: dict) -> None:
             print(f"  {who:<17} {levels}")
     scale = report.get("scale_out")
     if scale:
-        print("\nscale-out (behind nginx, TLS; one node = nginx's port pinned to node 0):")
+        print("\nscale-out (behind nginx, TLS; each node sized to its share of the machine):")
         if scale.get("skipped"):
             print(f"  skipped: {scale['skipped']}")
         for row in scale["rows"]:

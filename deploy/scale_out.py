@@ -11,7 +11,7 @@ What it does, in a temporary directory it owns:
    (``https://127.0.0.1:<nginx port>``), ``IDP_TRUSTED_PROXIES=127.0.0.1`` and
    ``IDP_PROXY_HOPS=1``: forwarded headers count only when nginx sends them;
 3. writes an nginx configuration: one TLS port balancing over every node
-   (round robin, keep-alive upstream connections closed by nginx after 4 s
+   (least connections, keep-alive upstream connections closed by nginx after 4 s
    idle, before the nodes close idle ones at IDP_SERVE_HEADER_TIMEOUT, 10 s) and, for tests and
    diagnostics, one TLS port per node that always goes to that node; nginx
    overwrites X-Forwarded-For with the address it sees, sets X-Forwarded-Proto,
@@ -109,7 +109,10 @@ PROXY_HEADERS = """
 
 def nginx_conf(work: Path, port: int, node_ports: list[int], pinned: list[int],
                cert: Path, key: Path) -> str:
-    upstreams = ["upstream idp_nodes {\n" + "".join(
+    # least_conn: the node with the fewest requests in flight, not the next in turn. A
+    # sign-in holds a worker for an argon2id hash (~170 ms) where a token takes 1 ms;
+    # round robin kept sending a node its share while it hashed.
+    upstreams = ["upstream idp_nodes {\n        least_conn;\n" + "".join(
         f"        server 127.0.0.1:{p} max_fails=0;\n" for p in node_ports)
         + "        keepalive 32;\n        keepalive_timeout 4s;\n    }"]
     host = f"127.0.0.1:{port}"
