@@ -507,6 +507,26 @@ def test_every_other_poll_is_answered_by_flask(app, client, rs, rp, kiosk, case)
         assert states[0] == states[1]
 
 
+@pytest.mark.parametrize("settings_overrides", [{"token_rate_limit": "3 per minute"}])
+def test_the_rate_limit_counts_each_direct_poll_once(app, rs, kiosk, is_postgres,
+                                                     settings_overrides):
+    """Test that a kiosk's poll counts once against its token-endpoint limit, whether the
+    direct layer answers it (PostgreSQL) or Flask does, and that the poll over the limit
+    gets Flask's 429."""
+    with freeze_time("2026-12-04 03:00:00") as frozen:
+        code = pending_codes(rs, kiosk, 1)[0]
+        answers, before = [], TOKENS._value.get()
+        for _ in range(4):
+            answers.append(send(rs, kiosk, f"grant_type={GRANT}&device_code={code}",
+                                path="/token"))
+            frozen.tick(dt.timedelta(seconds=6))
+    assert [a.status_code for a in answers] == [400, 400, 400, 429]
+    assert answers[-1].json["error"] == "too_many_requests"
+    # The kiosk is cached by its device authorization request: on PostgreSQL the layer
+    # answers the three polls within the limit, and Flask the one over it.
+    assert TOKENS._value.get() - before == (3 if is_postgres else 0)
+
+
 # ---- UserInfo -----------------------------------------------------------------------
 
 USERINFO = metrics.DIRECT_ANSWERS.labels(endpoint="oauth.userinfo")
