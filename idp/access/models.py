@@ -105,6 +105,11 @@ class AuthorizationCode(Base):
     # Set once, atomically, by the redemption that wins; a second redemption
     # finds it set and revokes everything issued from the code.
     used_at: Mapped[dt.datetime | None]
+    # Not columns: read in the same query as the code when it is redeemed
+    # (idp.oauth.grants): the items of the resident's consent in force to the client,
+    # and the resident's `sub` at the client's company (None before its first release).
+    consent_scopes: Mapped[list[str] | None] = query_expression()
+    pairwise_sub: Mapped[str | None] = query_expression()
 
     resident = relationship("Resident")
     # session_id is recorded without a foreign key; read-only, for amr.

@@ -28,6 +28,15 @@ from idp.db import utcnow
 from idp.extensions import db
 
 
+def subject_sql(resident_id, company_id):
+    """``existing_subject`` as a scalar subquery (NULL before the first release), for a
+    column of an enclosing query: a code's redemption reads it with the code."""
+    return (select(PairwiseSubject.sub)
+            .where(PairwiseSubject.resident_id == resident_id,
+                   PairwiseSubject.company_id == company_id)
+            .scalar_subquery())
+
+
 def existing_subject(resident_id: str, company_id: str) -> str | None:
     """The resident's `sub` at this company if one was ever released, else None."""
     return db.session.scalar(select(PairwiseSubject.sub).where(

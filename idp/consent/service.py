@@ -56,7 +56,14 @@ def find(resident_id: str, client_id: str) -> Consent | None:
 def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
                    prompt_consent: bool = False) -> list[str]:
     """Why the consent screen must be shown; empty when a consent in force covers it."""
-    consent = find(resident_id, client_id)
+    return reasons_for(find(resident_id, client_id), requested, prompt_consent)
+
+
+def reasons_for(consent: Consent | None, requested: list[str],
+                prompt_consent: bool = False) -> list[str]:
+    """``reasons_to_ask`` over the pair's consent row as read (``find``). With no reason,
+    the row is the consent in force (the conditions of ``_in_force``), and its
+    ``scopes`` are what ``scopes_in_force`` would read."""
     now = utcnow()
     reasons = []
     if consent is None or consent.withdrawn_at is not None:

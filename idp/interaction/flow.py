@@ -256,7 +256,7 @@ def authorize(source, uid: str | None = None):
         return pages.refused(refused.detail)
     if uid:
         finish_interaction(uid, validated.client.id)
-    return protocol.issue_code(validated.grant, resident, row)
+    return protocol.issue_code(validated.grant, resident, row, context.consented)
 
 
 def resume(uid: str):

@@ -64,6 +64,9 @@ class Context:
     always_ask_consent: bool = False
     acr_values: list[str] = field(default_factory=list)
     session_amr: list[str] = field(default_factory=list)
+    # Set by the consent check when it is met: the items of the consent in force it
+    # read, which the code issued next is granted within (no second read).
+    consented: set[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,13 @@ def consent_reasons(context: Context) -> list[str]:
     """Why the consent page must be shown: ``idp.consent.service.reasons_to_ask``, and
     ``new_sources`` when a category of registered data already consented has a source
     company without a data link (``idp.exchange.links.new_sources``)."""
-    reasons = consent_service.reasons_to_ask(context.resident.id, context.client.id,
-                                             context.requested,
-                                             prompt_consent="consent" in context.prompts)
+    consent = consent_service.find(context.resident.id, context.client.id)
+    reasons = consent_service.reasons_for(consent, context.requested,
+                                          prompt_consent="consent" in context.prompts)
     if not reasons and links.new_sources(context.resident.id, context.client.id,
                                          context.requested):
         reasons.append("new_sources")
+    context.consented = None if reasons else set(consent.scopes)
     return reasons
 
 

@@ -187,8 +187,12 @@ def _answering(args):
         raise Refused() from None
 
 
-def issue_code(grant, resident: Resident, row: BrowserSession | None):
+def issue_code(grant, resident: Resident, row: BrowserSession | None,
+               consented: set[str] | None = None):
+    """The code for ``grant``; ``consented``: the items of the consent in force as the
+    policy's consent check read them in this request (None: the grant reads them)."""
     grant.request.browser_session = row
+    grant.request.consented = consented
     return _server().create_authorization_response(request=grant.request, grant_user=resident,
                                                    grant=grant)
 

@@ -22,12 +22,14 @@ from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import with_expression
 
 from idp import config
 from idp import scopes
 from idp import secrets
 from idp.access.models import AuthorizationCode
 from idp.access.subjects import subject_for
+from idp.access.subjects import subject_sql
 from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.consent import service as consent_service
@@ -98,7 +100,9 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         resident has consented to, never more."""
         settings = config.settings()
         resident = request.user
-        consented = consent_service.scopes_in_force(resident.id, request.client.id)
+        consented = getattr(request, "consented", None)
+        if consented is None:
+            consented = consent_service.scopes_in_force(resident.id, request.client.id)
         scope = " ".join(consent_service.covered(scope_to_list(request.scope or ""), consented))
         browser_session = getattr(request, "browser_session", None)
         now = utcnow()
@@ -136,7 +140,9 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         """Find and consume the code in one step; a second redemption is a replay."""
         if not isinstance(code, str) or not code:
             return None
-        row = db.session.scalar(_CODE_BY_DIGEST, {"digest": secrets.digest(code)})
+        row = db.session.scalar(_CODE_BY_DIGEST, {
+            "digest": secrets.digest(code), "company_id": client.company_id,
+            **consent_service.in_force_values()})
         if row is None or row.client_id != client.id:
             return None
         now = utcnow()
@@ -158,8 +164,12 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         if resident is None:
             return None
         client = self.request.client
-        principal = Principal(resident, subject_for(resident.id, client.company_id), client,
-                              claims=authorization_code.claims)
+        read = vars(authorization_code)  # what the code's lookup read along (_CODE_BY_DIGEST)
+        sub = read.get("pairwise_sub") or subject_for(resident.id, client.company_id)
+        consented = read.get("consent_scopes", ())
+        principal = Principal(resident, sub, client, claims=authorization_code.claims,
+                              consented=None if "consent_scopes" not in read
+                              else set(consented or ()))
         if not principal.consent_in_force():
             # Expired, or given under terms since replaced, after the code was issued:
             # the code must not outlive its consent (a withdrawal expires codes at once).
@@ -168,12 +178,22 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
 
 
 # A code's lookup, built once per process, with what its redemption reads next in the
-# same statement: the resident (the ID token's and the token's subject) and the browser
-# session it was issued in (``amr``/``acr``, ``sid``). Each was a statement of its own.
+# same statement: the resident (the ID token's and the token's subject), the browser
+# session it was issued in (``amr``/``acr``, ``sid``), the consent in force the tokens
+# are issued within, and the resident's `sub` at the client's company. Each was a
+# statement of its own. Run with ``digest``, ``company_id`` (the authenticated
+# client's company) and the consent's ``in_force_values()``.
 _CODE_BY_DIGEST = (select(AuthorizationCode)
                    .where(AuthorizationCode.code_digest == bindparam("digest"))
                    .options(joinedload(AuthorizationCode.resident),
-                            joinedload(AuthorizationCode.browser_session)))
+                            joinedload(AuthorizationCode.browser_session),
+                            with_expression(AuthorizationCode.consent_scopes,
+                                            consent_service.in_force_sql(
+                                                AuthorizationCode.resident_id,
+                                                AuthorizationCode.client_id)),
+                            with_expression(AuthorizationCode.pairwise_sub,
+                                            subject_sql(AuthorizationCode.resident_id,
+                                                        bindparam("company_id")))))
 
 
 class RefreshTokenGrant(WithinConsent, grants.RefreshTokenGrant):

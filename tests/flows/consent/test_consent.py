@@ -67,6 +67,9 @@ def test_unticked_item_is_not_released_and_not_asked_again(app, client, rp):
     assert consent.declined_scopes == ["gender"]
     assert "code=" in browser.authorize(rp, scope="openid email gender", **pkce()).headers[
         "Location"]
+    # The remembered consent's code is granted within it: the unticked item stays out.
+    again = db.session.scalar(select(AuthorizationCode).order_by(AuthorizationCode.id.desc()))
+    assert again.id != code.id and again.scope == "openid email"
 
 
 def test_required_openid_cannot_be_unticked(app, client, rp):

@@ -382,7 +382,8 @@ def test_authorize_with_a_remembered_consent_asks_each_question_once(client, com
     client from the cache, the terms in force once and narrowly (their version, not
     their texts), and the nonce's replay once: Authlib validates the request again
     when it issues the code, and the policy asks the terms twice (accepted? consent
-    under them?)."""
+    under them?). The consent is read once too: the code is granted within the consent
+    the policy's check found in force."""
     factories.resident()
     rp = factories.rp(company)
     browser = factories.Browser(client)
@@ -396,13 +397,15 @@ def test_authorize_with_a_remembered_consent_asks_each_question_once(client, com
     assert terms and all(s.startswith("SELECT terms_versions.version FROM") for s in terms)
     assert len(terms) == 1, terms
     assert sum("authorization_codes.nonce" in s for s in reads) == 1, reads
+    assert sum(" FROM consents " in s for s in reads) == 1, reads
 
 
 def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(client,
                                                                                  company):
     """Test that redeeming a code reads its resident and its browser session (the ID
-    token's subject, ``amr``, ``acr`` and ``sid``) in the code's own lookup, not in a
-    statement each, and no signing key once the schedule is kept."""
+    token's subject, ``amr``, ``acr`` and ``sid``), the consent in force and the
+    resident's `sub` at the company in the code's own lookup, not in a statement each,
+    and no signing key once the schedule is kept."""
     keys.ensure_keys()  # (a key made on demand is kept from the next request on)
     factories.resident()
     rp = factories.rp(company)
@@ -413,9 +416,12 @@ def test_a_code_is_redeemed_with_its_resident_and_browser_session_in_its_lookup(
     with counted() as statements:
         response = factories.exchange(client, rp, code, verifier)
     assert response.status_code == 200 and "id_token" in response.json
-    lookup = next(s for s in statements.protocol if s.startswith("SELECT authorization_codes."))
+    lookup = next(s for s in statements.protocol
+                  if s.startswith("SELECT ") and "authorization_codes.code_digest =" in s)
     assert "residents" in lookup and "browser_sessions" in lookup, lookup
-    assert not any(s.startswith(("SELECT residents.", "SELECT browser_sessions."))
+    assert "consents" in lookup and "pairwise_subjects" in lookup, lookup
+    assert not any(s.startswith(("SELECT residents.", "SELECT browser_sessions.",
+                                 "SELECT consents.", "SELECT pairwise_subjects."))
                    for s in statements.protocol), statements.protocol
     # The signing schedule is kept in process under the revocation epoch (idp.keys).
     assert not any("signing_keys" in s for s in statements.protocol), statements.protocol
