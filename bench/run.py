@@ -303,6 +303,10 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
         from idp.extensions import db
 
         db.engine.dispose()
+    if backend == "postgres":
+        settling = time.monotonic()
+        servers.settle(database_url)
+        report["seconds"]["postgres_settling"] = round(time.monotonic() - settling, 1)
     pooled = {scenario: Pool(data, name) for scenario, name in POOLED.items()}
     server = servers.start_idp(env, port, work / f"{backend}-server.log")
     try:
@@ -514,8 +518,10 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
                     report: dict, env: dict[str, str]) -> None:
     """Two ``idp serve`` nodes behind nginx (deploy/scale_out.py's Cluster: TLS, its own
     foreground nginx) on the same PostgreSQL and Redis, against one node behind an nginx
-    of its own: one, two, one per scenario at the highest connection level; the ratio is
-    two ÷ the mean of the ones. Each node is sized to its share of this machine, as the
+    of its own: one, two, one, two, one per scenario at the highest connection level; the
+    ratio is the mean of the twos ÷ the mean of the ones (with one, two, one, a single
+    measurement of two nodes carried the whole ratio, and two one-node measurements of
+    the same setup differed by up to 18 %). Each node is sized to its share of this machine, as the
     sizing rule sizes a node to its host (docs/deploy.md: workers = its cores): the one
     node runs the run's workers, each of the two half of them (at least one). With the
     run's workers on each, the two nodes ran twice the processes on the same cores, and
@@ -531,7 +537,7 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
     workers = gunicorn_report(env)["workers"]
     share = max(1, workers // 2)
     section["nodes"] = {"workers_per_node": {"one": workers, "two": share},
-                        "proxy": "nginx (TLS, round robin)"}
+                        "proxy": "nginx (TLS, least_conn)"}
     node_env = {k: v for k, v in env.items() if k.startswith("IDP_")}
     with Cluster(database_url, redis_url, nodes=1, secret_key=secret, workers=workers,
                  env=node_env) as single, \
@@ -552,7 +558,7 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
                 for url in targets_.values():
                     wrk(url, name, connections, args.warmup, data, threads)
             measured = {"one": [], "two": []}
-            for who in ("one", "two", "one"):
+            for who in ("one", "two", "one", "two", "one"):
                 raw = wrk(targets_[who], name, connections, args.duration, data, threads,
                           groups[who], database_url.rsplit("/", 1)[-1])
                 row = summarise(raw, scenario, connections, groups[who])
@@ -563,12 +569,13 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
             rate = (lambda r: r["units_per_s"]) if scenario.unit else (
                 lambda r: r["requests_per_s"])
             one = sum(rate(r) for r in measured["one"]) / len(measured["one"])
-            two = rate(measured["two"][0])
+            two = sum(rate(r) for r in measured["two"]) / len(measured["two"])
             # A measurement in which nothing completed (too short for the latency of a
             # busy machine) gives no ratio rather than a meaningless one.
             complete = all(rate(r) for r in measured["one"] + measured["two"])
             round_ = {"scenario": name, "connections": connections, "one_node": round(one, 1),
-                      "two_nodes": two, "ratio": targets.ratio(two, one) if complete else None}
+                      "two_nodes": round(two, 1),
+                      "ratio": targets.ratio(two, one) if complete else None}
             section["rounds"].append(round_)
             print(f"{'scale-out':<16} {name:<25} {connections:>5} one node {one:.0f}/s, two nodes "
                   f"{two:.0f}/s: ×{targets.fmt(round_['ratio'])}", flush=True)
