@@ -186,6 +186,26 @@ def cpu_snapshot() -> dict[int, tuple[str, int]]:
     return snapshot
 
 
+def wait_idle(server, window: float = 0.5, busy: float = 0.05, timeout: float = 60) -> float:
+    """Wait until ``server``'s processes use less than ``busy`` of a core over ``window``
+    seconds: after wrk stops, a server may still be answering what was queued (sign-ins
+    at 64 connections queue seconds of argon2). Returns the seconds waited."""
+    began = time.monotonic()
+    own = {server.process.pid, *server.workers()}
+
+    def ticks() -> int:
+        return sum(t for pid, (_, t) in cpu_snapshot().items() if pid in own)
+
+    last = ticks()
+    while time.monotonic() - began < timeout:
+        time.sleep(window)
+        now = ticks()
+        if (now - last) / CLK_TCK < busy * window:
+            break
+        last = now
+    return round(time.monotonic() - began, 1)
+
+
 def cpu_used(before: dict, after: dict, own: set[int], database: str = "") -> dict[str, float]:
     """CPU seconds used between two snapshots: by the server (``own`` pids), the
     database (backends connected to ``database`` and the server's background
