@@ -26,6 +26,16 @@ RSS_FLAT_MB = 5.0
 RSS_FLAT_SHARE = 0.05
 
 
+def argon2_bound(cost: dict, cores: int) -> float:
+    """Sign-ins per second argon2id allows on this machine: ``cores`` ÷ one verification's
+    CPU time, unless argon2 alone, one process per core all at once (``per_s``), did
+    fewer. Two 64-MiB hashes at once share the caches and the memory bandwidth: where
+    they slow each other down, the bound is what they reach, not twice what one does."""
+    ceiling = cores / cost["cpu_s"]
+    measured = cost.get("per_s")
+    return min(ceiling, measured) if measured else ceiling
+
+
 def ratio(value: float | None, base: float | None, digits: int = 2) -> float | None:
     """``value / base``, or None when either is missing or the base is zero."""
     if value is None or not base:

@@ -24,6 +24,15 @@ def by_name(results: list[dict]) -> dict[str, dict]:
     return {r["target"]: r for r in results}
 
 
+def test_the_argon2_bound_is_the_lower_of_the_cpu_ceiling_and_argon2_alone_on_every_core():
+    """Test that the sign-in bound is cores ÷ one verification's CPU time, unless argon2
+    alone on every core at once measured fewer (hashes slowing each other down), and
+    the CPU ceiling when argon2 alone was not measured."""
+    assert targets.argon2_bound({"cpu_s": 0.2, "per_s": 8.0}, 2) == 8.0
+    assert targets.argon2_bound({"cpu_s": 0.2, "per_s": 12.0}, 2) == 10.0
+    assert targets.argon2_bound({"cpu_s": 0.25}, 2) == 8.0
+
+
 def test_ratio_is_none_without_a_base():
     """Test that a missing or zero base gives no ratio rather than an error or infinity."""
     assert targets.ratio(300, 200) == 1.5
