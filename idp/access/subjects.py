@@ -28,19 +28,20 @@ from idp.db import utcnow
 from idp.extensions import db
 
 
+def _sub_of(resident_id, company_id):
+    return select(PairwiseSubject.sub).where(PairwiseSubject.resident_id == resident_id,
+                                             PairwiseSubject.company_id == company_id)
+
+
 def subject_sql(resident_id, company_id):
     """``existing_subject`` as a scalar subquery (NULL before the first release), for a
     column of an enclosing query: a code's redemption reads it with the code."""
-    return (select(PairwiseSubject.sub)
-            .where(PairwiseSubject.resident_id == resident_id,
-                   PairwiseSubject.company_id == company_id)
-            .scalar_subquery())
+    return _sub_of(resident_id, company_id).scalar_subquery()
 
 
 def existing_subject(resident_id: str, company_id: str) -> str | None:
     """The resident's `sub` at this company if one was ever released, else None."""
-    return db.session.scalar(select(PairwiseSubject.sub).where(
-        PairwiseSubject.resident_id == resident_id, PairwiseSubject.company_id == company_id))
+    return db.session.scalar(_sub_of(resident_id, company_id))
 
 
 def subject_for(resident_id: str, company_id: str) -> str:
@@ -49,9 +50,7 @@ def subject_for(resident_id: str, company_id: str) -> str:
     ``INSERT … ON CONFLICT DO NOTHING`` then read back, so two first releases
     racing each other agree on one value.
     """
-    query = select(PairwiseSubject.sub).where(
-        PairwiseSubject.resident_id == resident_id, PairwiseSubject.company_id == company_id
-    )
+    query = _sub_of(resident_id, company_id)
     sub = db.session.scalar(query)
     if sub is not None:
         return sub

@@ -33,7 +33,7 @@ def part_of(item: str, part: str) -> str:
     """A part of a consent item, recorded with it: ``verified_claims.birthdate`` is the
     verified birth date asked for under "Verified identity information". A part is
     given or declined with its item's box and never shown on its own; a request for a
-    part not decided on before is asked again (``consent.service.reasons_to_ask``)."""
+    part not decided on before is asked again (``consent.service.reasons_for``)."""
     return f"{item}.{part}"
 
 

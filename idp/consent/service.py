@@ -40,6 +40,7 @@ from idp.extensions import db
 from idp.terms import service as terms
 
 if TYPE_CHECKING:
+    from idp.access.models import AuthorizationCode
     from idp.access.models import Token
 
 
@@ -53,16 +54,11 @@ def find(resident_id: str, client_id: str) -> Consent | None:
     )
 
 
-def reasons_to_ask(resident_id: str, client_id: str, requested: list[str],
-                   prompt_consent: bool = False) -> list[str]:
-    """Why the consent screen must be shown; empty when a consent in force covers it."""
-    return reasons_for(find(resident_id, client_id), requested, prompt_consent)
-
-
 def reasons_for(consent: Consent | None, requested: list[str],
                 prompt_consent: bool = False) -> list[str]:
-    """``reasons_to_ask`` over the pair's consent row as read (``find``). With no reason,
-    the row is the consent in force (the conditions of ``_in_force``), and its
+    """Why the consent screen must be shown, given the pair's consent row as read
+    (``find``); empty when it is a consent in force that covers the request. With no
+    reason, the row is the consent in force (the conditions of ``_in_force``), and its
     ``scopes`` are what ``scopes_in_force`` would read."""
     now = utcnow()
     reasons = []
@@ -131,13 +127,13 @@ def covered(scopes, consented: set[str]) -> list[str]:
     return [s for s in scopes if s in consented]
 
 
-def consented_for(token: Token) -> set[str] | None:
-    """The items of the consent in force now behind a token: None for a token without
-    a resident (client_credentials: no consent is involved), an empty set once the
-    consent was withdrawn, has expired or was given under other terms."""
+def consented_for(token: Token | AuthorizationCode) -> set[str] | None:
+    """The items of the consent in force now behind a token or a code: None for a token
+    without a resident (client_credentials: no consent is involved), an empty set once
+    the consent was withdrawn, has expired or was given under other terms."""
     if token.resident_id is None:
         return None
-    if "consent_scopes" in vars(token):  # read with the token (idp.oauth.tokens)
+    if "consent_scopes" in vars(token):  # read with it (idp.oauth.tokens, idp.oauth.grants)
         return set(token.consent_scopes or ())
     return scopes_in_force(token.resident_id, token.client_id)
 

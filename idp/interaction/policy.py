@@ -30,7 +30,7 @@ gets its own page, not an error about an unknown client); the others after.
 5. ``terms_accepted``          the consortium terms now in force → the terms
                                page (``interaction_required`` under
                                ``prompt=none``); declining there signs out;
-6. ``consent``                 ``idp.consent.service.reasons_to_ask``, or a
+6. ``consent``                 ``idp.consent.service.reasons_for``, or a
                                consented category of registered data with a
                                new source (``new_sources``) → the
                                consent page (``consent_required`` under
@@ -109,7 +109,7 @@ def _terms_accepted(context: Context) -> bool:
 
 
 def consent_reasons(context: Context) -> list[str]:
-    """Why the consent page must be shown: ``idp.consent.service.reasons_to_ask``, and
+    """Why the consent page must be shown: ``idp.consent.service.reasons_for``, and
     ``new_sources`` when a category of registered data already consented has a source
     company without a data link (``idp.exchange.links.new_sources``)."""
     consent = consent_service.find(context.resident.id, context.client.id)

@@ -164,12 +164,10 @@ class AuthorizationCodeGrant(WithinConsent, grants.AuthorizationCodeGrant):
         if resident is None:
             return None
         client = self.request.client
-        read = vars(authorization_code)  # what the code's lookup read along (_CODE_BY_DIGEST)
-        sub = read.get("pairwise_sub") or subject_for(resident.id, client.company_id)
-        consented = read.get("consent_scopes", ())
+        # The `sub` and the consent in force are read along with the code (_CODE_BY_DIGEST).
+        sub = authorization_code.pairwise_sub or subject_for(resident.id, client.company_id)
         principal = Principal(resident, sub, client, claims=authorization_code.claims,
-                              consented=None if "consent_scopes" not in read
-                              else set(consented or ()))
+                              consented=consent_service.consented_for(authorization_code))
         if not principal.consent_in_force():
             # Expired, or given under terms since replaced, after the code was issued:
             # the code must not outlive its consent (a withdrawal expires codes at once).
