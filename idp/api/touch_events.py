@@ -71,7 +71,7 @@ def answered_directly(app, environ: dict, payload) -> direct.Answer | None:
     and every token Flask would challenge are Flask's to answer; nothing was written."""
     if "HTTP_ORIGIN" in environ:
         return None  # a browser's: CORS is Flask's
-    token = direct.bearer(environ, ["touch_events"])
+    token = direct.bearer(environ, ["touch_events"], as_state=True)
     if token is None:
         return None
     try:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
 import logging
 import time
@@ -66,9 +65,6 @@ from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from authlib.oauth2.rfc8628 import AuthorizationPendingError
 from authlib.oauth2.rfc8628 import SlowDownError
 from flask import Flask
-from sqlalchemy import Select
-from sqlalchemy import bindparam
-from sqlalchemy import select
 
 from idp import config
 from idp import http
@@ -81,7 +77,6 @@ from idp.access import epoch
 from idp.access.models import Token
 from idp.clients import cache as client_cache
 from idp.clients.models import Client
-from idp.clients.models import Company
 from idp.clients.models import CompanyStatus
 from idp.consent import service as consent_service
 from idp.db import holds_transaction
@@ -281,18 +276,20 @@ def _json(app: Flask, environ: dict, settings) -> Any:
     return value
 
 
-def bearer(environ: dict, scopes: list[str], accept: Callable[[Token], bool] | None = None
-           ) -> Token | None:
+def bearer(environ: dict, scopes: list[str], accept: Callable[[Token], bool] | None = None,
+           *, as_state: bool = False) -> Any:
     """The access token of the request's Bearer header, parsed, read and checked by the
     resource protector's own validator for ``scopes`` (as ``require_oauth(scopes)``:
     its client, company, consent in force, and the read counted), or None where Flask
     must answer: no header or a malformed one, an unknown, expired, revoked or
     insufficient token (the challenge is Flask's), or one ``accept`` refuses before it
-    is checked (so that its read is counted once, by Flask)."""
+    is checked (so that its read is counted once, by Flask). A ``Token``, or with
+    ``as_state`` its values (``tokens.TokenState``), read in one Core statement."""
     try:
         validator, token_string = require_oauth.parse_request_authorization(
             _Authorization(environ))
-        row = validator.authenticate_token(token_string)
+        row = (validator.authenticate_state(token_string) if as_state
+               else validator.authenticate_token(token_string))
         if row is None or (accept is not None and not accept(row)):
             return None
         validator.validate_token(row, scopes, None)
@@ -335,7 +332,7 @@ def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None
         return None
     client, tagged = authenticated
     reads_first(db.session())
-    row = db.session.execute(_lookup(), {"digest": secrets.digest(form["token"]),
+    row = db.session.execute(tokens.state_lookup(), {"digest": secrets.digest(form["token"]),
                                          **consent_service.in_force_values()}).first()
     if row is None or row.epoch != tagged:
         return None  # unknown as an access token, or a cut-off since the cache was filled
@@ -454,23 +451,6 @@ def userinfo(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
     claims = release(principal, row.scope, "userinfo", row)
     return Answer(app.json.dumps(claims).encode(), client.id, (("Vary", "Origin"),),
                   wrote=True)
-
-
-@functools.cache
-def _lookup() -> Select:
-    """The access token by its digest, with its client's and company's state, the
-    consent in force behind it and the revocation epoch: one constant statement, built
-    on first use (once every mapper is configured)."""
-    return (select(Token.client_id, Token.resident_id, Token.subject, Token.scope,
-                   Token.issued_at, Token.access_expires_at, Token.revoked_at,
-                   Client.company_id, Client.revoked_at.label("client_revoked_at"),
-                   Company.status.label("company_status"),
-                   consent_service.in_force_sql(Token.resident_id, Token.client_id)
-                   .label("consent_scopes"),
-                   epoch.column().label("epoch"))
-            .join_from(Token, Client, Token.client_id == Client.id)
-            .join_from(Client, Company, Client.company_id == Company.id)
-            .where(Token.access_token_digest == bindparam("digest")))
 
 
 class Route:

@@ -72,6 +72,13 @@ class BearerTokenValidator(_BearerTokenValidator):
             g.oauth_client = row.client  # whose origins may read the answer (idp.oauth.cors)
         return row
 
+    def authenticate_state(self, token_string):
+        """As ``authenticate_token``, the token as values (``tokens.TokenState``), for a
+        request answered beneath Flask that uses no object of it (touch events);
+        ``validate_token`` checks it as it checks a ``Token``."""
+        reads_first(db.session())
+        return tokens.state_by_access_token(token_string)
+
     def validate_token(self, token, scopes, request):
         """Authlib's checks (present, unexpired, unrevoked), then the scopes against the
         consent in force now rather than at issuance: a resident token whose consent was

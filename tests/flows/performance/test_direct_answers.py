@@ -21,9 +21,10 @@ from idp import metrics
 from idp.access.models import DeviceCode
 from idp.access.models import Token
 from idp.clients import service as clients
+from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.extensions import db
-from idp.oauth import direct
+from idp.oauth import tokens
 from tests import factories
 from tests.helpers.app import IsolatedClient
 from tests.helpers.oauth import tokens_for
@@ -231,7 +232,7 @@ def test_a_failure_of_the_direct_answer_is_answered_by_flask(app, client, rs, rp
     def broken():
         raise RuntimeError("lookup failed")
 
-    monkeypatch.setattr(direct, "_lookup", broken)
+    monkeypatch.setattr(tokens, "state_lookup", broken)
     before = ANSWERED._value.get()
     with caplog.at_level(logging.WARNING, logger="idp.oauth.direct"):
         response = send(rs, rp, token=issued["access_token"])
@@ -513,7 +514,10 @@ def test_the_rate_limit_counts_each_direct_poll_once(app, rs, kiosk, is_postgres
     """Test that a kiosk's poll counts once against its token-endpoint limit, whether the
     direct layer answers it (PostgreSQL) or Flask does, and that the poll over the limit
     gets Flask's 429."""
-    with freeze_time("2026-12-04 03:00:00") as frozen:
+    # Frozen at the real time: the limiter's in-memory storage expires its windows on a
+    # timer thread, which freezegun leaves on the real clock (it ignores ``threading``);
+    # a window that began at a frozen instant hours past would be expired under the test.
+    with freeze_time(dt.datetime.now(dt.UTC)) as frozen:
         code = pending_codes(rs, kiosk, 1)[0]
         answers, before = [], TOKENS._value.get()
         for _ in range(4):
@@ -832,6 +836,31 @@ def test_every_other_batch_is_answered_by_flask(app, rs, kiosk_token, issued, ca
         rs.set_cookie("session", "x", domain="localhost")
     on, answered = touch_on_and_off(app, rs, token, on_batch, off_batch, **options)
     assert not answered
+
+
+@pytest.mark.parametrize("state", ["revoked", "expired", "kiosk revoked", "company suspended"])
+def test_a_kiosk_token_no_longer_good_is_answered_by_flask(app, rs, kiosk_token, state):
+    """Test that the direct layer, which reads a kiosk's token as values (``TokenState``),
+    leaves a revoked or expired token, a revoked kiosk and a suspended company to Flask,
+    whose 401 stands, and that nothing is stored."""
+    kiosk_id, token = kiosk_token
+    assert post_touches(rs, token, touches("warm", 1)).status_code == 201
+    if state == "revoked":
+        db.session.execute(update(Token).where(Token.client_id == kiosk_id)
+                           .values(revoked_at=dt.datetime.now(dt.UTC)))
+    elif state == "kiosk revoked":
+        clients.revoke_client(kiosk_id)
+    elif state == "company suspended":
+        clients.suspend_company(db.session.get(Client, kiosk_id).company_id)
+    db.session.commit()
+    if state == "expired":
+        with freeze_time(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)):
+            on, answered = touch_on_and_off(app, rs, token, touches("on"), touches("off"))
+    else:
+        on, answered = touch_on_and_off(app, rs, token, touches("on"), touches("off"))
+    assert not answered
+    assert on.status_code == 401 and "invalid_token" in on.headers["WWW-Authenticate"]
+    assert stored_touches(kiosk_id, "on") == stored_touches(kiosk_id, "off") == []
 
 
 def test_a_resident_s_batch_after_their_session_ended_is_answered_by_flask(app, client, rs):
