@@ -104,6 +104,36 @@ def reads_first(session: Any) -> None:
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT", _READS_FIRST: True})
 
 
+def insert_new(session: Any, plain: Any, skipping: Any, params: dict[str, Any],
+               constraint: str) -> int:
+    """The rows a batch INSERT adds whose rows may already be there (a retried batch):
+    ``plain`` is the INSERT, ``skipping`` the same with ``ON CONFLICT (…) DO NOTHING``
+    on the unique ``constraint``; both end up adding the rows that are not there yet.
+
+    ``ON CONFLICT`` costs every row a look into the unique index before it is inserted
+    (PostgreSQL's speculative insertion), a sixth of an anonymous batch of touches'
+    part of the database (docs/performance.md); a plain INSERT checks uniqueness while
+    it inserts. So on PostgreSQL, when the INSERT is the unit of work's first write
+    (``reads_first``: the transaction begins with it), ``plain`` runs first, and only a
+    batch that meets a row already there (the constraint's unique violation, which also
+    waits for a concurrent batch with the same rows to commit or roll back) is rolled
+    back, which undoes nothing else, and run again as ``skipping``. Anywhere else
+    (SQLite, a transaction that has written already) ``skipping`` runs at once."""
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    if connection.dialect.name != "postgresql" \
+            or not connection.get_execution_options().get(_READS_FIRST) \
+            or raw.info.transaction_status != _IDLE:
+        return connection.execute(skipping, params).rowcount
+    try:
+        return connection.execute(plain, params).rowcount
+    except sa_exc.IntegrityError as error:
+        if getattr(getattr(error.orig, "diag", None), "constraint_name", None) != constraint:
+            raise
+        raw.rollback()  # the BEGIN sent before the INSERT, and the INSERT
+    return connection.execute(skipping, params).rowcount
+
+
 _READS_FIRST = "idp_reads_first"
 _IDLE = TransactionStatus.IDLE
 # A statement that neither writes nor locks: a SELECT without a locking clause, and

@@ -25,6 +25,7 @@ from idp.audit.service import record
 from idp.audit.tags import AuditTag
 from idp.clients import service as clients
 from idp.clients.models import Client
+from idp.db import insert_new
 from idp.db import utcnow
 from idp.extensions import db
 from idp.kiosk.models import Kiosk
@@ -283,18 +284,19 @@ def store(client: Client, resident_id: str | None, events: list[ValidEvent]) -> 
     """Store a validated batch; returns (stored, duplicates). Idempotent per event_id.
 
     The batch travels as one JSON parameter that the database expands into rows
-    (``_BATCH``), and the rows inserted are the statement's row count: with
-    ``ON CONFLICT DO NOTHING`` both backends count only the rows really inserted.
-    Events without an id never conflict (NULLs are distinct in the unique constraint).
+    (``_BATCH``), and the rows inserted are the statement's row count: plain, or where
+    the batch meets events already stored, with ``ON CONFLICT DO NOTHING``, which
+    counts only the rows really inserted (``idp.db.insert_new``). Events without an id
+    never conflict (NULLs are distinct in the unique constraint).
     """
     now = utcnow()
     dialect = db.session.get_bind().dialect
-    statement, when = _BATCH[dialect.name == "postgresql"], _instant(dialect)
+    statements, when = _BATCH[dialect.name == "postgresql"], _instant(dialect)
     batch = json.dumps([(when(e.occurred_at), e.target, e.event_id) for e in events],
                        ensure_ascii=False, separators=(",", ":"))
-    stored = db.session.connection().execute(statement, {
+    stored = insert_new(db.session, statements.plain, statements.skipping, {
         "client_id": client.id, "resident_id": resident_id, "received_at": now,
-        "events": batch}).rowcount
+        "events": batch}, _UNIQUE_EVENT)
     duplicates = len(events) - stored
     record(AuditTag.TOUCH_EVENTS, client_id=client.id, company_id=client.company_id,
            resident_id=resident_id, stored=stored, duplicates=duplicates)
@@ -306,23 +308,34 @@ def store(client: Client, resident_id: str | None, events: list[ValidEvent]) -> 
 # (PostgreSQL's json_array_elements, SQLite's json_each). A multi-row VALUES list was a
 # new SQL text of hundreds of placeholders per batch; three arrays (PostgreSQL) had the
 # driver dump each of the 300 values in Python, and RETURNING the ids read 100 rows back
-# (docs/performance.md).
+# (docs/performance.md). Each comes plain and ``skipping`` the events already stored
+# (``idp.db.insert_new``: a retried batch).
 _RECEIVED = bindparam("received_at", type_=TouchEvent.__table__.c.received_at.type)
+_UNIQUE_EVENT = "uq_touch_events_client_id_event_id"
+_SKIPPING = " ON CONFLICT (client_id, event_id) DO NOTHING"
+
+
+class _Batch:
+    __slots__ = ("plain", "skipping")
+
+    def __init__(self, sql: str) -> None:
+        self.plain = text(sql).bindparams(_RECEIVED)
+        self.skipping = text(sql + _SKIPPING).bindparams(_RECEIVED)
+
+
 _BATCH = {
-    True: text(
+    True: _Batch(
         "INSERT INTO touch_events "
         "(client_id, resident_id, occurred_at, target, event_id, received_at) "
         "SELECT :client_id, :resident_id, CAST(e.value ->> 0 AS timestamptz), "
         "e.value ->> 1, e.value ->> 2, :received_at "
-        "FROM json_array_elements(CAST(:events AS json)) AS e(value) "
-        "ON CONFLICT (client_id, event_id) DO NOTHING").bindparams(_RECEIVED),
+        "FROM json_array_elements(CAST(:events AS json)) AS e(value)"),
     # SQLite: ``WHERE true`` tells its parser that ON CONFLICT is the upsert clause.
-    False: text(
+    False: _Batch(
         "INSERT INTO touch_events "
         "(client_id, resident_id, occurred_at, target, event_id, received_at) "
         "SELECT :client_id, :resident_id, e.value ->> 0, e.value ->> 1, e.value ->> 2, "
-        ":received_at FROM json_each(:events) AS e WHERE true "
-        "ON CONFLICT (client_id, event_id) DO NOTHING").bindparams(_RECEIVED),
+        ":received_at FROM json_each(:events) AS e WHERE true"),
 }
 
 

@@ -181,3 +181,35 @@ def test_twin_contribution_batches_store_each_record_once(app, client, migrated)
     assert sum(r.json()["duplicates"] for r in responses) == 2 * PARALLEL - 2
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(RegisteredRecord)) == 2
+
+
+def test_twin_touch_batches_store_each_event_once(app, client, migrated):
+    """Test that 20 parallel copies of one batch of 100 touches all succeed (201), store
+    each touch once, and count the copies as duplicates: on PostgreSQL a batch is a plain
+    INSERT first, and one that meets the touches of a twin (committed, or waited for)
+    is rolled back and stored again skipping them (``idp.db.insert_new``)."""
+    import datetime as dt
+
+    from idp.audit.models import AuditEvent
+    from idp.kiosk.models import TouchEvent
+
+    kiosk_id, _, token = factories.kiosk_token(client)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    batch = {"events": [{"occurred_at": now, "target": "map-north", "event_id": f"twin-{i}"}
+                        for i in range(100)]}
+    db.session.rollback()
+    with serve(migrated) as base:
+        responses = in_parallel(lambda _: requests.post(
+            base + "/api/touch-events", json=batch, timeout=60,
+            headers={"Authorization": f"Bearer {token}"}))
+    assert sorted(r.status_code for r in responses) == [201] * PARALLEL, \
+        [r.text for r in responses if r.status_code != 201]
+    assert sum(r.json()["stored"] for r in responses) == 100
+    assert sum(r.json()["duplicates"] for r in responses) == 100 * (PARALLEL - 1)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(TouchEvent)
+                             .where(TouchEvent.client_id == kiosk_id)) == 100
+    # Each answer has its audit entry, the retried ones included.
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.client_id == kiosk_id,
+        AuditEvent.tag == "kiosk:touch_events:store")) == PARALLEL
