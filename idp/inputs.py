@@ -229,12 +229,15 @@ def init_app(app: Flask) -> None:
     app.before_request(check_inputs)
 
 
+MAX_INSTANT = 40  # characters of an ISO 8601 timestamp, more than any needs
+
+
 def iso_instant(value: Any) -> dt.datetime:
     """An ISO 8601 timestamp with a time zone (``Z`` or an offset), as aware UTC; a
     ValueError saying what is wrong otherwise. The one parser of the JSON APIs'
     timestamps (touch events, sensor counts, registered data), which wrap the message
     in their own error with the member's name."""
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > MAX_INSTANT:
         raise ValueError("must be an ISO 8601 timestamp with a time zone")
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -83,4 +83,7 @@ def answered_directly(app, environ: dict, payload) -> direct.Answer | None:
                          (("Content-Type", response.content_type),), wrote=True, status=status)
 
 
-direct.answer_json("POST", "/api/touch-events", "kiosk_api.touch_events", answered_directly)
+# A batch validate_batch takes holds the member names, timestamps, and printable targets and
+# event ids of at most LONGEST_STRING characters (tests/unit/kiosk/test_batch_strings.py).
+direct.answer_json("POST", "/api/touch-events", "kiosk_api.touch_events", answered_directly,
+                   strings_within=service.LONGEST_STRING)

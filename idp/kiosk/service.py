@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import Select
 from sqlalchemy import bindparam
@@ -38,6 +39,13 @@ KIOSK_SCOPES = ["openid", "touch_events"]
 FUTURE_SKEW = dt.timedelta(minutes=5)
 # Kiosks buffer while offline, but not forever.
 MAX_AGE = dt.timedelta(days=7)
+# A touch's content id and its kiosk-made id (``TouchEvent.target``, ``.event_id``).
+MAX_TARGET = 200
+MAX_EVENT_ID = 100
+# The longest string a batch ``validate_batch`` takes may hold (its strings are all
+# printable: ``idp.api.touch_events`` relies on it beneath Flask).
+LONGEST_STRING = max(MAX_TARGET, MAX_EVENT_ID, len("occurred_at"), inputs.MAX_INSTANT)
+_MEMBERS = frozenset({"occurred_at", "target", "event_id"})
 
 
 class TouchEventError(ValueError):
@@ -71,8 +79,9 @@ class KioskSession:
         return max(self.started_at, self.last_touch_at or self.started_at)
 
 
-@dataclass(frozen=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):
+    """A checked touch (a tuple: a batch makes a hundred)."""
+
     occurred_at: dt.datetime
     target: str
     event_id: str | None
@@ -205,38 +214,39 @@ def validate_batch(payload: Any, now: dt.datetime | None = None,
         raise TouchEventError("events", f"at most {limit} events per request")
     valid: list[ValidEvent] = []
     seen_ids: dict[str, int] = {}
+    latest, earliest = now + FUTURE_SKEW, now - MAX_AGE
     for i, event in enumerate(events):
-        where = f"events[{i}]"
         if not isinstance(event, dict):
-            raise TouchEventError(where, "must be an object")
-        extra = set(event) - {"occurred_at", "target", "event_id"}
-        if extra:
-            raise TouchEventError(f"{where}.{sorted(extra)[0]}", "unknown member")
-        occurred_at = _timestamp(event.get("occurred_at"), f"{where}.occurred_at")
-        if occurred_at > now + FUTURE_SKEW:
-            raise TouchEventError(f"{where}.occurred_at", "is in the future")
-        if occurred_at < now - MAX_AGE:
-            raise TouchEventError(f"{where}.occurred_at", "is older than 7 days")
+            raise TouchEventError(f"events[{i}]", "must be an object")
+        if not event.keys() <= _MEMBERS:
+            raise TouchEventError(f"events[{i}].{sorted(event.keys() - _MEMBERS)[0]}",
+                                  "unknown member")
+        occurred_at = _timestamp(event.get("occurred_at"), i)
+        if occurred_at > latest:
+            raise TouchEventError(f"events[{i}].occurred_at", "is in the future")
+        if occurred_at < earliest:
+            raise TouchEventError(f"events[{i}].occurred_at", "is older than 7 days")
         if not_before is not None and occurred_at < not_before:
-            raise TouchEventError(f"{where}.occurred_at", "is before the resident approved "
-                                                          "this token; send earlier touches "
-                                                          "anonymously")
+            raise TouchEventError(f"events[{i}].occurred_at",
+                                  "is before the resident approved this token; send earlier "
+                                  "touches anonymously")
         target = event.get("target")
-        if not isinstance(target, str) or not target.strip() or len(target) > 200 \
-                or not target.isprintable():
-            raise TouchEventError(f"{where}.target", "must be a content id of 1 to 200 "
-                                                      "printable characters")
+        if not isinstance(target, str) or len(target) > MAX_TARGET \
+                or not target.isprintable() or not (target := target.strip()):
+            raise TouchEventError(f"events[{i}].target", f"must be a content id of 1 to "
+                                                         f"{MAX_TARGET} printable characters")
         event_id = event.get("event_id")
         if event_id is not None:
-            if not isinstance(event_id, str) or not event_id or len(event_id) > 100 \
+            if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID \
                     or not event_id.isprintable():
-                raise TouchEventError(f"{where}.event_id", "must be a string of 1 to 100 "
-                                                            "printable characters")
+                raise TouchEventError(f"events[{i}].event_id",
+                                      f"must be a string of 1 to {MAX_EVENT_ID} printable "
+                                      f"characters")
             if event_id in seen_ids:
-                raise TouchEventError(f"{where}.event_id",
+                raise TouchEventError(f"events[{i}].event_id",
                                       f"repeats events[{seen_ids[event_id]}].event_id")
             seen_ids[event_id] = i
-        valid.append(ValidEvent(occurred_at, target.strip(), event_id))
+        valid.append(ValidEvent(occurred_at, target, event_id))
     if session is not None:
         check_session(valid, session)
     return valid
@@ -273,11 +283,11 @@ def end_session(client: Client, resident_id: str, reason: str) -> dict[str, int]
     return revoked
 
 
-def _timestamp(value: Any, field: str) -> dt.datetime:
+def _timestamp(value: Any, i: int) -> dt.datetime:
     try:
         return inputs.iso_instant(value)
     except ValueError as error:
-        raise TouchEventError(field, str(error)) from None
+        raise TouchEventError(f"events[{i}].occurred_at", str(error)) from None
 
 
 def store(client: Client, resident_id: str | None, events: list[ValidEvent]) -> tuple[int, int]:

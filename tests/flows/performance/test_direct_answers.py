@@ -784,7 +784,8 @@ def test_a_resident_s_batch_within_their_session_is_answered_directly(app, clien
 
 
 @pytest.mark.parametrize("case", [
-    "not JSON", "a charset", "malformed JSON", "null", "too deep", "NUL", "overlong",
+    "not JSON", "a charset", "malformed JSON", "null", "too deep", "NUL", "lone surrogate",
+    "overlong",
     "unknown member", "in the future", "no events", "repeated event id", "no token",
     "unknown token", "no touch_events scope", "an Origin", "a query string", "plain http",
     "a cookie",
@@ -808,6 +809,8 @@ def test_every_other_batch_is_answered_by_flask(app, rs, kiosk_token, issued, ca
         on_batch = off_batch = '{"events": ' + "[" * 40 + "]" * 40 + "}"
     elif case == "NUL":
         on_batch, off_batch = touches("on", target="a\x00b"), touches("off", target="a\x00b")
+    elif case == "lone surrogate":  # sent escaped: \ud800
+        on_batch, off_batch = touches("on", target="a\ud800"), touches("off", target="a\ud800")
     elif case == "overlong":
         on_batch, off_batch = touches("on", target="x" * 5000), touches("off", target="x" * 5000)
     elif case == "unknown member":
