@@ -216,6 +216,12 @@ def verify_alone(stored: str, password: str, count: int) -> bool:
     return all(hasher.verify(stored, password) for _ in range(count))
 
 
+def mean_cost(moments: list[dict]) -> dict[str, float]:
+    """The mean of measurements of argon2's cost (``argon2_verify_cost``)."""
+    return {key: round(sum(m[key] for m in moments) / len(moments), 4)
+            for key in ("wall_s", "cpu_s", "per_s")}
+
+
 def argon2_verify_cost(app, email: str, password: str, rounds: int = 12) -> dict[str, float]:
     """What one argon2id verification of the seeded resident's hash costs here.
 
@@ -307,10 +313,12 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
     seeding = time.monotonic()
     values = seed(app, data, pools)
     report.setdefault("seconds", {})[f"{backend}_seeding"] = round(time.monotonic() - seeding, 1)
-    # argon2's cost is measured right before and right after the sign-in scenario of the
-    # first backend (below), so the bound and the sign-ins it bounds are figures of the same
-    # moment of the host: measured once at the start, a host 25 % slower by the time of the
-    # sign-ins showed as sign-in at 72 % of a bound it did not have then.
+    # argon2's cost is measured right before each level of the sign-in scenario of the
+    # first backend and right after the last (below), and each level is held to the bound of
+    # the moments on either side of it, so the bound and the sign-ins it bounds are figures
+    # of the same moment of the host: measured once at the start, a host 25 % slower by the
+    # time of the sign-ins showed as sign-in at 72 % of a bound it did not have then; with
+    # one moment before both levels and one after, a level was held to a moment 30 s away.
     argon2_moments = [] if "argon2_verify" not in report else None
     with app.app_context():
         from idp.extensions import db
@@ -334,14 +342,15 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
                     pooled[scenario.name].take(int(args.refresh_rate_max * args.warmup))
                 wrk(server.url, scenario.name, levels[0], args.warmup, data,
                     threads_for(levels[0]))
-            if scenario.name == "password_login" and argon2_moments is not None:
-                servers.wait_idle(server)
-                argon2_moments.append(argon2_verify_cost(app, values["email"],
-                                                         values["password"]))
+            login_rows = []
             for connections in levels:
                 if scenario.name in pooled:
                     pooled[scenario.name].take(int(per_run))
                 servers.wait_idle(server)  # what the last measurement queued is answered
+                if scenario.name == "password_login" and argon2_moments is not None:
+                    argon2_moments.append(argon2_verify_cost(app, values["email"],
+                                                             values["password"]))
+                    servers.wait_idle(server)
                 raw = wrk(server.url, scenario.name, connections,
                           max(args.duration, scenario.min_duration), data,
                           threads_for(connections), server, database_url.rsplit("/", 1)[-1])
@@ -353,16 +362,20 @@ def run_backend(args, backend: str, database_url: str, redis_url: str, work: Pat
                 row["cpu_fraction_of_hello"] = cpu_fraction(row, report["hello"].get(
                     str(connections)), flows=scenario.unit == "flows")
                 report["rows"].append(row)
+                login_rows.append(row)
                 print(format_row(row), flush=True)
             if scenario.name == "password_login" and argon2_moments:
                 servers.wait_idle(server)  # the sign-ins still queued when wrk stopped
                 argon2_moments.append(argon2_verify_cost(app, values["email"],
                                                          values["password"]))
-                report["argon2_verify"] = {
-                    key: round(sum(m[key] for m in argon2_moments) / len(argon2_moments), 4)
-                    for key in ("wall_s", "cpu_s", "per_s")} | {
+                report["argon2_verify"] = mean_cost(argon2_moments) | {
                     "moments": argon2_moments,
-                    "when": "right before and right after the sign-in scenario"}
+                    "when": "right before each level of the sign-in scenario and right "
+                            "after the last"}
+                cores = report["machine"]["cores"]
+                for k, row in enumerate(login_rows):  # between moments k and k + 1
+                    row["argon2_bound_per_s"] = round(targets.argon2_bound(
+                        mean_cost(argon2_moments[k:k + 2]), cores), 2)
             if args.profile and scenario.name in args.profile:
                 profile(args, server, scenario, levels[-1], data, threads_for(levels[-1]),
                         backend)
@@ -931,9 +944,12 @@ def print_table(report: dict) -> None:
               + f"; the argon2 bound is the lower: {report['login_ceiling_per_s']:.2f}/s")
         for row in report["rows"]:
             if row["scenario"] == "password_login":
+                own = row.get("argon2_bound_per_s")
                 print(f"  {row['backend']} {row['connections']} connections: "
                       f"{row['requests_per_s'] / ceiling:.0%} of the ceiling, "
-                      f"{row['requests_per_s'] / cost['per_s']:.0%} of measured argon2 alone")
+                      f"{row['requests_per_s'] / cost['per_s']:.0%} of measured argon2 alone"
+                      + (f"; {row['requests_per_s'] / own:.0%} of the bound of the moments "
+                         f"either side of it ({own:.2f}/s)" if own else ""))
     print_sections(report)
     report["targets"] = targets.targets(report, report.get("login_ceiling_per_s"))
     print("\n" + targets.format_targets(report["targets"]))
