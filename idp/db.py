@@ -111,8 +111,8 @@ def insert_new(session: Any, plain: Any, skipping: Any, params: dict[str, Any],
     on the unique ``constraint``; both end up adding the rows that are not there yet.
 
     ``ON CONFLICT`` costs every row a look into the unique index before it is inserted
-    (PostgreSQL's speculative insertion), a sixth of an anonymous batch of touches'
-    part of the database (docs/performance.md); a plain INSERT checks uniqueness while
+    (PostgreSQL's speculative insertion), a tenth of the database's part of a batch of
+    touches (docs/performance.md); a plain INSERT checks uniqueness while
     it inserts. So on PostgreSQL, when the INSERT is the unit of work's first write
     (``reads_first``: the transaction begins with it), ``plain`` runs first, and only a
     batch that meets a row already there (the constraint's unique violation, which also

@@ -45,8 +45,7 @@ class TouchEvent(Base):
         UniqueConstraint("client_id", "event_id"),
         Index("ix_touch_events_client_id_occurred_at", "client_id", "occurred_at"),
         # A resident's touches (their export, their erasure's SET NULL, a kiosk session's
-        # last touch): most touches are passers-by's, without a resident, and an index of
-        # every row cost each anonymous batch of 100 a sixth of PostgreSQL's part
+        # last touch): most touches are passers-by's, without a resident, and need no entry
         # (docs/performance.md). ``resident_id = :id`` implies the predicate.
         Index("ix_touch_events_resident_id_present", "resident_id",
               postgresql_where=text("resident_id IS NOT NULL"),

@@ -77,7 +77,6 @@ from idp.access import epoch
 from idp.access.models import Token
 from idp.clients import cache as client_cache
 from idp.clients.models import Client
-from idp.clients.models import CompanyStatus
 from idp.consent import service as consent_service
 from idp.db import holds_transaction
 from idp.db import reads_first
@@ -341,16 +340,13 @@ def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None
                                          **consent_service.in_force_values()}).first()
     if row is None or row.epoch != tagged:
         return None  # unknown as an access token, or a cut-off since the cache was filled
-    if row.revoked_at is not None or row.client_revoked_at is not None \
-            or row.company_status != CompanyStatus.ACTIVE \
-            or row.company_id != client.company_id or row.access_expires_at <= utcnow():
+    token = tokens.TokenState(row)
+    if token.is_revoked() or token.is_expired() or token.client.company_id != client.company_id:
         return None
-    scopes = row.scope.split()
-    if row.resident_id is not None:
-        scopes = consent_service.covered(scopes, set(row.consent_scopes or ()))
-        if not scopes:
-            return None  # the consent is gone: Flask answers {"active": false}
-    payload = introspection.active(row, scopes, "access_token", row.access_expires_at)
+    scopes = consent_service.scopes_in_force_for(token)
+    if token.resident_id is not None and not scopes:
+        return None  # the consent is gone: Flask answers {"active": false}
+    payload = introspection.active(token, scopes, "access_token", token.access_expires_at)
     return Answer(app.json.dumps(payload).encode(), client.id)
 
 

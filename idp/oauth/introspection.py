@@ -44,7 +44,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 def active(row, scopes: list[str], kind: str, expires_at: dt.datetime) -> dict:
     """The answer for an active token: ``row`` has the token's ``client_id``, ``subject``
-    and ``issued_at`` (a ``Token``, or a row of ``idp.oauth.direct``'s lookup)."""
+    and ``issued_at`` (a ``Token``, or a ``tokens.TokenState`` beneath Flask)."""
     payload = {
         "active": True,
         "client_id": row.client_id,

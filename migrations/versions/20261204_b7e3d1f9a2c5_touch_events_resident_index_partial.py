@@ -6,8 +6,8 @@ Create Date: 2026-12-04 12:30:00.000000
 
 Most touches are passers-by's: a kiosk logs them under a client-credentials token,
 without a resident. The index on ``touch_events.resident_id`` held every one of them
-under NULL, and keeping it cost each anonymous batch of 100 about a sixth of
-PostgreSQL's part of the batch (docs/performance.md). Every query by resident
+under NULL, an entry per anonymous touch that no query reads (docs/performance.md
+measures what it costs a batch). Every query by resident
 (``resident_id = :id``: a resident's export, a kiosk session's last touch, the
 ``ON DELETE SET NULL`` of an erasure) implies ``resident_id IS NOT NULL``, so a partial
 index serves them all. On PostgreSQL the new index is built CONCURRENTLY before the old
