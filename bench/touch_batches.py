@@ -3,7 +3,8 @@
 ``bench/run.py`` measures a batch end to end, with the server, wrk and PostgreSQL sharing
 two cores. This measures PostgreSQL's part alone: the CPU time of the database backend
 that stores the batches (read from ``/proc``), one batch per transaction, with the schema
-the migrations make (``idp db upgrade``: its four indexes and two foreign keys), for:
+the migrations make (``idp db upgrade``: its four indexes and its foreign key to
+``residents``), for:
 
 - ``on_conflict``: the JSON batch expanded by ``json_array_elements`` with ``ON CONFLICT
   (client_id, event_id) DO NOTHING`` (every batch, before issue 16's last step);
@@ -11,6 +12,9 @@ the migrations make (``idp db upgrade``: its four indexes and two foreign keys),
   meets no touch already stored);
 - ``plain_full_index``: ``plain`` with ``resident_id`` indexed on every row, as before
   the partial index (migration ``b7e3d1f9a2c5``);
+- ``plain_client_fk``: ``plain`` with a foreign key from ``touch_events.client_id`` to
+  ``clients``, as before migration ``d2f8a6c4e1b7`` (a check per touch, each locking the
+  kiosk client's row);
 - ``copy``: ``COPY … FROM STDIN``, one row per touch written by the driver;
 - ``unnest``: three arrays (times, targets, ids) expanded by ``unnest``.
 
@@ -55,6 +59,15 @@ UNNEST = (
     "FROM unnest(%(o)s::timestamptz[], %(t)s::text[], %(i)s::text[]) AS e(o, t, i)")
 COPY = "COPY touch_events (client_id, occurred_at, target, event_id, received_at) FROM STDIN"
 FULL = "ix_touch_events_resident_id_full"
+CLIENT_FK = "fk_touch_events_client_id_clients_bench"
+# Each shape measured on the migrated schema with this added for its rounds, and stored as.
+AMENDED = {
+    "plain_full_index": (f"CREATE INDEX {FULL} ON touch_events (resident_id)",
+                         f"DROP INDEX {FULL}", "plain"),
+    "plain_client_fk": (f"ALTER TABLE touch_events ADD CONSTRAINT {CLIENT_FK} "
+                        "FOREIGN KEY (client_id) REFERENCES clients (id) NOT VALID",
+                        f"ALTER TABLE touch_events DROP CONSTRAINT {CLIENT_FK}", "plain"),
+}
 
 
 def backend_cpu(pid: int) -> float:
@@ -83,18 +96,19 @@ def store(conn: psycopg.Connection, shape: str, client: str) -> None:
 def measure(conn: psycopg.Connection, pid: int, shape: str, client: str,
             batches: int) -> tuple[float, float]:
     """(backend CPU ms, this process's CPU ms) per batch."""
-    if shape == "plain_full_index":
-        conn.execute(f"CREATE INDEX {FULL} ON touch_events (resident_id)")
+    add, drop, stored_as = AMENDED.get(shape, (None, None, shape))
+    if add:
+        conn.execute(add)
         conn.commit()
     try:
         began, mine = backend_cpu(pid), time.process_time()
         for _ in range(batches):
-            store(conn, "plain" if shape == "plain_full_index" else shape, client)
+            store(conn, stored_as, client)
         return ((backend_cpu(pid) - began) * 1000 / batches,
                 (time.process_time() - mine) * 1000 / batches)
     finally:
-        if shape == "plain_full_index":
-            conn.execute(f"DROP INDEX {FULL}")
+        if drop:
+            conn.execute(drop)
             conn.commit()
 
 
@@ -113,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from idp.extensions import db
     from idp.kiosk import service as kiosks
 
-    shapes = ["on_conflict", "plain", "plain_full_index", "copy", "unnest"]
+    shapes = ["on_conflict", "plain", "plain_full_index", "plain_client_fk", "copy", "unnest"]
     with servers.postgres_database(args.postgres_url) as url:
         app = create_app({"database_url": url})
         command.upgrade(alembic_config(app.extensions["idp.settings"].sqlalchemy_url), "head")

@@ -53,7 +53,10 @@ class TouchEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    # The kiosk's client, copied from its verified token, without a foreign key: an
+    # append-only log as audit_events is, and clients are never deleted. A foreign key
+    # checked every touch, each locking the client's one row (migration d2f8a6c4e1b7).
+    client_id: Mapped[str] = mapped_column(String(40))
     resident_id: Mapped[str | None] = mapped_column(
         ForeignKey("residents.id", ondelete="SET NULL"))
     occurred_at: Mapped[dt.datetime]

@@ -213,3 +213,41 @@ def test_twin_touch_batches_store_each_event_once(app, client, migrated):
     assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.client_id == kiosk_id,
         AuditEvent.tag == "kiosk:touch_events:store")) == PARALLEL
+
+
+def test_a_touch_batch_waits_on_no_lock_of_its_client(app, client, migrated, is_postgres):
+    """Test that a kiosk's batch is stored while another transaction holds the kiosk client's
+    row FOR UPDATE: nothing in the batch locks that row, which every batch of every kiosk of
+    the company shares (a foreign key from the touches to it locked it for each touch). The
+    server's connections give up on a lock after 2 s, so a wait would answer an error."""
+    import datetime as dt
+
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    from idp.kiosk.models import TouchEvent
+
+    if not is_postgres:
+        pytest.skip("SQLite has one writer at a time")
+    kiosk_id, _, token = factories.kiosk_token(client)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    batch = {"events": [{"occurred_at": now, "target": "map-north", "event_id": f"held-{i}"}
+                        for i in range(100)]}
+    db.session.rollback()
+    holder = create_engine(migrated)
+    try:
+        with holder.connect() as held, serve(
+                migrated + ("&" if "?" in migrated else "?")
+                + "options=-c%20lock_timeout%3D2000") as base:
+            held.execute(text("SELECT id FROM clients WHERE id = :id FOR UPDATE"),
+                         {"id": kiosk_id})
+            answer = requests.post(base + "/api/touch-events", json=batch, timeout=60,
+                                   headers={"Authorization": f"Bearer {token}"})
+            held.rollback()
+    finally:
+        holder.dispose()
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["stored"] == 100
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(TouchEvent)
+                             .where(TouchEvent.client_id == kiosk_id)) == 100
