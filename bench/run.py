@@ -552,20 +552,25 @@ def servers_phase(args, granian: servers.Server, data: Path, database: str, work
 
 
 SCALE_SCENARIOS = ["token_client_credentials", "introspection", "touch_events"]
+SCALE_TWOS = 3  # two-node measurements per scenario, each between two of one node
 
 
 def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret: str,
                     report: dict, env: dict[str, str]) -> None:
     """Two ``idp serve`` nodes behind nginx (deploy/scale_out.py's Cluster: TLS, its own
     foreground nginx) on the same PostgreSQL and Redis, against one node behind an nginx
-    of its own: one, two, one, two, one per scenario at the highest connection level; the
-    ratio is the mean of the twos ÷ the mean of the ones (with one, two, one, a single
-    measurement of two nodes carried the whole ratio, and two one-node measurements of
-    the same setup differed by up to 18 %). Each node is sized to its share of this machine, as the
-    sizing rule sizes a node to its host (docs/deploy.md: workers = its cores): the one
-    node runs the run's workers, each of the two half of them (at least one). With the
-    run's workers on each, the two nodes ran twice the processes on the same cores, and
-    their ratio measured the oversubscription, not what the nodes share."""
+    of its own: one, two, one, two, one, two, one per scenario at the highest connection
+    level; the ratio is the median of each two over the mean of the ones either side of it
+    (``targets.bracketed_ratio``). With one, two, one, a single measurement of two nodes
+    carried the whole ratio; with one, two, one, two, one and the mean of the twos over
+    the mean of the ones, one jump of the host's speed did (14:08 on 2026-12-04: the
+    host sped up by half during the introspection phase, and two nodes measured ×0.97
+    though each of them beat the one node measured before it). Each node is sized to its
+    share of this machine, as the sizing rule sizes a node to its host (docs/deploy.md:
+    workers = its cores): the one node runs the run's workers, each of the two half of
+    them (at least one). With the run's workers on each, the two nodes ran twice the
+    processes on the same cores, and their ratio measured the oversubscription, not what
+    the nodes share."""
     from deploy.scale_out import Cluster
     from deploy.scale_out import nginx_available
 
@@ -598,12 +603,14 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
                 for url in targets_.values():
                     wrk(url, name, connections, args.warmup, data, threads)
             measured = {"one": [], "two": []}
-            for who in ("one", "two", "one", "two", "one"):
+            order = []
+            for who in ("one", "two") * (SCALE_TWOS) + ("one",):
                 raw = wrk(targets_[who], name, connections, args.duration, data, threads,
                           groups[who], database_url.rsplit("/", 1)[-1])
                 row = summarise(raw, scenario, connections, groups[who])
                 row["backend"] = f"{who}-node" if who == "one" else "two-nodes"
                 measured[who].append(row)
+                order.append(row)
                 section["rows"].append(row)
                 print(format_row(row), flush=True)
             rate = (lambda r: r["units_per_s"]) if scenario.unit else (
@@ -613,12 +620,15 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
             # A measurement in which nothing completed (too short for the latency of a
             # busy machine) gives no ratio rather than a meaningless one.
             complete = all(rate(r) for r in measured["one"] + measured["two"])
+            bracketed = targets.bracketed_ratio([rate(r) for r in order])
             round_ = {"scenario": name, "connections": connections, "one_node": round(one, 1),
                       "two_nodes": round(two, 1),
-                      "ratio": targets.ratio(two, one) if complete else None}
+                      "ratio": round(bracketed, 2) if bracketed is not None else None,
+                      "ratio_of_means": targets.ratio(two, one) if complete else None}
             section["rounds"].append(round_)
             print(f"{'scale-out':<16} {name:<25} {connections:>5} one node {one:.0f}/s, two nodes "
-                  f"{two:.0f}/s: ×{targets.fmt(round_['ratio'])}", flush=True)
+                  f"{two:.0f}/s: ×{targets.fmt(round_['ratio'])} (median of the brackets; "
+                  f"mean over mean ×{targets.fmt(round_['ratio_of_means'])})", flush=True)
 
 
 # ---- soak and profiles ------------------------------------------------------------

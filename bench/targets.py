@@ -11,6 +11,7 @@ counterpart and show ``-``.
 from __future__ import annotations
 
 from statistics import mean
+from statistics import median
 
 PEER_BASIS = {
     "token_client_credentials": "token",
@@ -41,6 +42,18 @@ def ratio(value: float | None, base: float | None, digits: int = 2) -> float | N
     if value is None or not base:
         return None
     return round(value / base, digits)
+
+
+def bracketed_ratio(alternating: list[float]) -> float | None:
+    """Two nodes against one from rates measured one, two, one, …, one: each two-node
+    rate over the mean of the one-node rates either side of it, and the median of those.
+    Against a steady drift of the host each bracket is fair; the median keeps one jump
+    of the host's speed within the phase from deciding the ratio (a mean of all twos
+    over all ones let one slow or fast measurement carry it)."""
+    if len(alternating) < 3 or len(alternating) % 2 == 0 or not all(alternating):
+        return None
+    ones, twos = alternating[0::2], alternating[1::2]
+    return median(two / ((ones[k] + ones[k + 1]) / 2) for k, two in enumerate(twos))
 
 
 def peer_rates(report: dict) -> dict[str, dict[tuple[str, int], float]]:

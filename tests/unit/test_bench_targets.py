@@ -3,6 +3,10 @@ hand-made reports: what is compared with what, and when a target counts as met."
 
 from __future__ import annotations
 
+from statistics import mean
+
+import pytest
+
 from bench import targets
 
 
@@ -136,6 +140,25 @@ def test_two_nodes_must_not_be_slower_than_one_in_any_scenario():
     result = by_name(targets.targets({"scale_out": {"rounds": rounds}}))["two nodes ≥ one node"]
     assert result["met"] is False
     assert result["measured"] == "token_client_credentials ×1.40 / touch_events ×0.97"
+
+
+def test_two_nodes_against_one_is_the_median_of_each_two_over_the_ones_beside_it():
+    """Test the scale-out ratio: each two-node rate over the mean of the one-node rates either
+    side of it, the median of those; one jump of the host within the phase does not decide
+    it, and a phase that is not one, two, …, one (or where nothing completed) has none."""
+    assert targets.bracketed_ratio([100, 110, 100, 110, 100, 110, 100]) == pytest.approx(1.1)
+    # Two nodes ×1.05 throughout, and the host speeds up by half for the last one-node
+    # measurement: the mean of the twos over the mean of the ones says ×0.93, the brackets
+    # ×1.05, ×1.05 and ×0.84.
+    rates = [100, 105, 100, 105, 100, 105, 150]
+    assert targets.bracketed_ratio(rates) == pytest.approx(1.05)
+    assert mean(rates[1::2]) / mean(rates[0::2]) == pytest.approx(105 / 112.5)
+    # … or slows down by a third for one two-node measurement in the middle.
+    assert targets.bracketed_ratio([100, 105, 100, 70, 100, 105, 100]) == pytest.approx(1.05)
+    assert targets.bracketed_ratio([100, 90, 100]) == pytest.approx(0.9)
+    assert targets.bracketed_ratio([100, 110, 100, 110]) is None
+    assert targets.bracketed_ratio([100, 0, 100]) is None
+    assert targets.bracketed_ratio([100]) is None
 
 
 def test_peer_rounds_against_ours_on_sqlite_do_not_count_for_the_postgres_targets():
