@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import pstats
+import re
 import secrets
 import statistics
 import sys
@@ -129,6 +130,18 @@ def scenarios(values: dict, data: Path) -> dict[str, Callable]:
         call(app, environ("GET", "/userinfo",
                           headers={"Authorization": f"Bearer {access_token}"}), 200)
 
+    login_page: dict = {}
+
+    def password_login(app, i):  # as bench/wrk/password_login.lua: the form fetched once
+        if not login_page:
+            body, headers = call(app, environ("GET", "/login"), 200)
+            cookie = headers["Set-Cookie"].split(";")[0]
+            csrf = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', body).group(1)
+            login_page["env"] = environ("POST", "/login", urlencode({
+                "email": values["email"], "password": values["password"],
+                "csrf_token": csrf.decode()}), {"Cookie": cookie})
+        call(app, login_page["env"], 302)
+
     return {
         "token": lambda app, i: call(app, token, 200),
         "code_flow": code_flow,
@@ -137,6 +150,8 @@ def scenarios(values: dict, data: Path) -> dict[str, Callable]:
         "userinfo": lambda app, i: call(app, userinfos[i % len(userinfos)], 200),
         # A pending code polled again within its interval answers slow_down (400).
         "device_polling": lambda app, i: call(app, polls[i % len(polls)], 400),
+        # argon2 by design: run it with --only password_login and few --requests.
+        "password_login": password_login,
     }
 
 
@@ -165,7 +180,7 @@ def python_calls(app, send: Callable, requests: int = 200, keep: Path | None = N
     """Python function calls per request: unlike time, the same on any host and at any
     load, so a change's effect on the Python work shows without noise. With ``keep``, the
     profile is written there (``pstats`` format) to see where the calls go."""
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time) if cpu else cProfile.Profile()
     profiler.enable()
     for i in range(requests):
         send(app, i)
@@ -238,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = scenarios(values, Path(tmp))
         if args.only:
             chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
+        else:  # argon2 by design: only when asked for
+            chosen.pop("password_login")
         for send in chosen.values():  # warm: caches, prepared statements
             measure(wsgi, send, 200)
         if args.statements:
