@@ -541,7 +541,7 @@ def test_a_batch_meeting_stored_touches_is_stored_again_skipping_them(app, clien
 def test_a_batch_after_another_write_skips_stored_touches_at_once(app, client, is_postgres):
     """Test that a batch stored in a transaction that has already written goes straight to
     ``ON CONFLICT DO NOTHING`` (a rollback would undo that write), and that the earlier
-    write stands; and that another integrity error (an unknown kiosk) is not taken for a
+    write stands; and that another integrity error (an unknown resident) is not taken for a
     duplicate."""
     from sqlalchemy import exc
     from sqlalchemy import select
@@ -570,7 +570,6 @@ def test_a_batch_after_another_write_skips_stored_touches_at_once(app, client, i
     assert set(db.session.scalars(select(TouchEvent.target)
                                   .where(TouchEvent.client_id == kiosk_id))) == {"map-south"}
     reads_first(db.session())
-    unknown = ClientState("no-such-kiosk", kiosk.company_id, True)
-    with pytest.raises(exc.IntegrityError, match="fk_touch_events_client_id_clients"):
-        kiosks.store(unknown, None, events)
+    with pytest.raises(exc.IntegrityError, match="fk_touch_events_resident_id_residents"):
+        kiosks.store(kiosk, "no-such-resident", kiosks.validate_batch(touch_batch("new", 3)))
     db.session.rollback()
