@@ -237,7 +237,10 @@ def iso_instant(value: Any) -> dt.datetime:
     ValueError saying what is wrong otherwise. The one parser of the JSON APIs'
     timestamps (touch events, sensor counts, registered data), which wrap the message
     in their own error with the member's name."""
-    if not isinstance(value, str) or len(value) > MAX_INSTANT:
+    # ASCII and printable: Python 3.11's parser takes a NUL before the offset
+    # ("2026-12-04T11:59:00\x00Z"), which the walk of every string refuses elsewhere.
+    if not isinstance(value, str) or len(value) > MAX_INSTANT or not value.isascii() \
+            or not value.isprintable():
         raise ValueError("must be an ISO 8601 timestamp with a time zone")
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
