@@ -139,7 +139,10 @@ def _engine_options(settings: Settings) -> dict[str, Any]:
         # Writers wait for each other instead of failing with "database is locked".
         return {"connect_args": {"timeout": 30}, "hide_parameters": True}
     # No pool_pre_ping: idle connections are pinged at checkout instead (idp.db).
-    return {"connect_args": {"connect_timeout": 5}, "hide_parameters": True}
+    # Two connections per thread: one for the request it serves, one kept in autocommit
+    # for the statements it runs alone (idp.db.AutocommitConnections keeps half the pool).
+    return {"connect_args": {"connect_timeout": 5}, "hide_parameters": True,
+            "pool_size": 2 * settings.gunicorn_threads}
 
 
 def _template_context(app: Flask, settings: Settings) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
 from typing import Annotated
 from typing import Any
 
@@ -73,16 +76,110 @@ def claim_once(session: Any, column: Any, row_id: Any, value: Any, *conditions: 
 
 def run_alone(session: Any, statement: Any, params: dict[str, Any]) -> Any:
     """The first row of ``statement``, run and committed by itself when ``session`` holds
-    no connection yet: one round trip on a pooled connection in autocommit, where the
-    session would have sent BEGIN, the statement and COMMIT. In the session's transaction
-    when it holds one, or when it is bound to a connection (the tests' sessions): the
-    statement then commits with the request. For a statement that is the request's only
-    write and must not wait for anything else."""
-    if holds_transaction(session):
+    no connection yet: one round trip on a connection in autocommit
+    (``AutocommitConnections``), where the session would have sent BEGIN, the statement
+    and COMMIT. In the session's transaction when it holds one, or when it is bound to a
+    connection (the tests' sessions): the statement then commits with the request. For a
+    statement that is the request's only statement, or its only write and one that must
+    not wait for anything else. On SQLite (development) always in the session's
+    transaction: every transaction there begins IMMEDIATE (``install_sqlite_handling``),
+    and a kept connection would hold the write lock."""
+    bind = session.get_bind()
+    if holds_transaction(session) or bind.dialect.name != "postgresql":
         return session.connection().execute(statement, params).first()
-    with session.get_bind().connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with AutocommitConnections.of(bind).connection() as connection:
         return connection.execute(statement, params).first()
+
+
+class AutocommitConnections:
+    """Connections of ``engine`` in autocommit, kept open between the statements that run
+    alone (``run_alone``), one per statement running at a time.
+
+    Checking a connection out of the pool, setting it to autocommit, and resetting and
+    returning it afterwards was a sixth of a client-credentials token's CPU and, with the
+    ORM session around it, a quarter of an introspection's (docs/performance.md), for one
+    statement. These are checked out of the pool once and set to autocommit once; a
+    statement takes one from the idle ones (or opens one) and gives it back. Nothing is
+    left between statements: each commits by itself, so a connection carries no
+    transaction from one request to the next.
+
+    A connection whose statement failed is closed, not kept (the next one is checked out
+    afresh from the pool). One that sat idle longer than ``PING_AFTER_IDLE_S`` is pinged
+    before it is used, as the pool pings its own, and dropped if the ping fails. At most
+    ``keep`` idle connections are kept: half the pool's size (``idp.create_app`` sizes it
+    to two connections per thread, one for the request the thread serves, one kept for
+    the statements it runs alone), so that the pool's overflow still means requests wait
+    on the database (docs/operations.md). Disposing of the engine closes them.
+    """
+
+    _ATTRIBUTE = "_idp_autocommit_connections"  # on the engine: they live and go together
+    _lock = threading.Lock()
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        size = getattr(engine.pool, "size", None)
+        self.keep = max(1, size() // 2) if callable(size) else 1
+        self._idle: list[tuple[Any, float]] = []
+        self._generation = 0
+        event.listen(engine, "engine_disposed", self._disposed)
+
+    @classmethod
+    def of(cls, engine: Engine) -> AutocommitConnections:
+        found = getattr(engine, cls._ATTRIBUTE, None)
+        if found is None:
+            with cls._lock:
+                found = getattr(engine, cls._ATTRIBUTE, None)
+                if found is None:
+                    found = cls(engine)
+                    setattr(engine, cls._ATTRIBUTE, found)
+        return found
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        connection = self._take()
+        generation = self._generation
+        try:
+            yield connection
+        except BaseException:
+            connection.close()
+            raise
+        if generation != self._generation:  # the engine was disposed of meanwhile
+            connection.invalidate()
+            connection.close()
+        elif len(self._idle) >= self.keep:
+            connection.close()
+        else:
+            self._idle.append((connection, time.monotonic()))
+
+    def _take(self) -> Any:
+        while True:
+            try:
+                connection, since = self._idle.pop()
+            except IndexError:
+                break
+            if time.monotonic() - since < PING_AFTER_IDLE_S or self._alive(connection):
+                return connection
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _alive(self, connection: Any) -> bool:
+        """Ping a connection that sat idle, as the pool does (``ping_idle_connections``);
+        one that fails is invalidated and closed."""
+        try:
+            self.engine.dialect.do_ping(connection.connection.dbapi_connection)
+        except Exception:
+            connection.invalidate()
+            connection.close()
+            return False
+        return True
+
+    def _disposed(self, engine: Any) -> None:
+        """Close the kept connections for good (given back, they would join the pool the
+        engine just left, open)."""
+        self._generation += 1
+        while self._idle:
+            connection = self._idle.pop()[0]
+            connection.invalidate()
+            connection.close()
 
 
 def holds_transaction(session: Any) -> bool:
