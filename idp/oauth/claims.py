@@ -57,6 +57,12 @@ VALUES: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# The resident's fields ``VALUES`` reads, and no other: UserInfo beneath Flask reads just
+# these along with the token (``idp.oauth.tokens.resident_state_lookup``).
+RESIDENT_FIELDS = ("family_name", "given_name", "family_name_kana", "given_name_kana",
+                   "birth_year", "gender", "email", "email_verified", "postal_code", "locality")
+
+
 def claims_for(resident: Any, scopes: set[str] | list[str], sub: str) -> dict[str, Any]:
     """The claims the registry names for these scopes, read from the resident; empty
     values are left out (OIDC Core §5.3.2). ``sub`` is the pairwise subject."""

@@ -79,7 +79,7 @@ from idp.clients import cache as client_cache
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.db import holds_transaction
-from idp.db import reads_first
+from idp.db import run_alone
 from idp.db import utcnow
 from idp.extensions import UNLIMITED
 from idp.extensions import db
@@ -281,18 +281,19 @@ def _json(app: Flask, environ: dict, settings, route: Route) -> Any:
 
 
 def bearer(environ: dict, scopes: list[str], accept: Callable[[Token], bool] | None = None,
-           *, as_state: bool = False) -> Any:
+           *, as_state: bool = False, resident: bool = False) -> Any:
     """The access token of the request's Bearer header, parsed, read and checked by the
     resource protector's own validator for ``scopes`` (as ``require_oauth(scopes)``:
     its client, company, consent in force, and the read counted), or None where Flask
     must answer: no header or a malformed one, an unknown, expired, revoked or
     insufficient token (the challenge is Flask's), or one ``accept`` refuses before it
     is checked (so that its read is counted once, by Flask). A ``Token``, or with
-    ``as_state`` its values (``tokens.TokenState``), read in one Core statement."""
+    ``as_state`` its values (``tokens.TokenState``; with ``resident`` too,
+    ``tokens.ResidentTokenState``), read in one Core statement."""
     try:
         validator, token_string = require_oauth.parse_request_authorization(
             _Authorization(environ))
-        row = (validator.authenticate_state(token_string) if as_state
+        row = (validator.authenticate_state(token_string, resident=resident) if as_state
                else validator.authenticate_token(token_string))
         if row is None or (accept is not None and not accept(row)):
             return None
@@ -335,9 +336,8 @@ def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None
     if authenticated is None:
         return None
     client, tagged = authenticated
-    reads_first(db.session())
-    row = db.session.execute(tokens.state_lookup(), {"digest": secrets.digest(form["token"]),
-                                         **consent_service.in_force_values()}).first()
+    row = run_alone(db.session(), tokens.state_lookup(), {
+        "digest": secrets.digest(form["token"]), **consent_service.in_force_values()})
     if row is None or row.epoch != tagged:
         return None  # unknown as an access token, or a cut-off since the cache was filled
     token = tokens.TokenState(row)
@@ -440,18 +440,29 @@ def userinfo(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
     if "HTTP_ORIGIN" in environ:
         return None
     # Not a resident's token: Flask refuses it.
-    row = bearer(environ, ["openid"], lambda row: row.subject is not None
-                 and row.resident is not None)
-    if row is None:
+    token = bearer(environ, ["openid"], lambda row: row.subject is not None
+                   and row.resident_id is not None, as_state=True, resident=True)
+    if token is None:
         return None
-    client = row.client
+    # The client as cached under the epoch the token was read with (a cut-off since the
+    # cache was filled: Flask answers, reading it afresh). No request authenticates the
+    # token's client, so a first UserInfo call of a client fills its entry.
+    client, tagged = client_cache.peek(app, token.client_id)
+    if client is None:
+        client_cache.client(token.client_id)
+        client, tagged = client_cache.peek(app, token.client_id)
+    if client is None or token.epoch != tagged:
+        return None
     if client.client_metadata.get("userinfo_signed_response_alg"):
         return None
-    principal = Principal(row.resident, row.subject, client, claims=row.claims,
-                          consented=consent_service.consented_for(row))
-    claims = release(principal, row.scope, "userinfo", row)
+    principal = Principal(token.resident, token.subject, client, claims=token.claims,
+                          consented=consent_service.consented_for(token))
+    noted = token.released_claims
+    claims = release(principal, token.scope, "userinfo", token)
+    if token.released_claims != noted:  # a new release, with its audit entry
+        tokens.release_noted(token)
     return Answer(app.json.dumps(claims).encode(), client.id, (("Vary", "Origin"),),
-                  wrote=True)
+                  wrote=token.released_claims != noted)
 
 
 class Route:

@@ -72,12 +72,15 @@ class BearerTokenValidator(_BearerTokenValidator):
             g.oauth_client = row.client  # whose origins may read the answer (idp.oauth.cors)
         return row
 
-    def authenticate_state(self, token_string):
+    def authenticate_state(self, token_string, *, resident: bool = False):
         """As ``authenticate_token``, the token as values (``tokens.TokenState``), for a
-        request answered beneath Flask that uses no object of it (touch events);
-        ``validate_token`` checks it as it checks a ``Token``."""
-        reads_first(db.session())
-        return tokens.state_by_access_token(token_string)
+        request answered beneath Flask that uses no object of it; ``validate_token``
+        checks it as it checks a ``Token``. Touch events may write afterwards (read first,
+        as ``authenticate_token``); UserInfo (``resident``: ``ResidentTokenState``)
+        reads its token by itself, and writes a new release in a transaction of its own."""
+        if not resident:
+            reads_first(db.session())
+        return tokens.state_by_access_token(token_string, resident=resident)
 
     def validate_token(self, token, scopes, request):
         """Authlib's checks (present, unexpired, unrevoked), then the scopes against the

@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from sqlalchemy import JSON
 from sqlalchemy import Integer
@@ -43,8 +44,10 @@ from idp.clients.models import CompanyStatus
 from idp.consent import service as consent_service
 from idp.db import claim_once
 from idp.db import holds_transaction
+from idp.db import run_alone
 from idp.db import utcnow
 from idp.extensions import db
+from idp.oauth.claims import RESIDENT_FIELDS
 
 
 @dataclass
@@ -177,6 +180,18 @@ def state_lookup() -> Select:
             .where(Token.access_token_digest == bindparam("digest")))
 
 
+@functools.cache
+def resident_state_lookup() -> Select:
+    """``state_lookup`` with what UserInfo reads besides: the token's ``claims`` request and
+    its last release (``released_claims``), and the fields of its resident that claims are
+    read from (``idp.oauth.claims.RESIDENT_FIELDS``), for ``ResidentTokenState``."""
+    return (state_lookup()
+            .add_columns(Token.claims, Token.released_claims,
+                         *(getattr(Resident, name).label("resident_" + name)
+                           for name in RESIDENT_FIELDS))
+            .join_from(Token, Resident, Token.resident_id == Resident.id))
+
+
 @dataclass(frozen=True)
 class ClientState:
     """A token's client as a token's checks need it: who it is, its company, and whether
@@ -209,6 +224,7 @@ class TokenState:
         self.client = ClientState(row.client_id, row.company_id,
                                   row.client_revoked_at is None
                                   and row.company_status == CompanyStatus.ACTIVE)
+        self.epoch = row.epoch
 
     def get_scope(self) -> str:
         return self.scope
@@ -221,17 +237,40 @@ class TokenState:
         return self.revoked_at is not None or not self.client.is_active
 
 
-def state_by_access_token(value: str) -> TokenState | None:
-    """The access token ``value`` as values (``TokenState``), or None when no access
-    token has that string. The revocation epoch rides along, as ``by_access_token``'s."""
+class ResidentTokenState(TokenState):
+    """A resident's access token as values (``resident_state_lookup``), for UserInfo
+    beneath Flask: a ``TokenState`` with the token's ``claims`` request, its last release
+    (``released_claims``: ``idp.oauth.oidc.release`` sets it, and the caller writes it
+    when it changed) and its resident as the fields claims are read from."""
+
+    def __init__(self, row) -> None:
+        super().__init__(row)
+        self.claims: dict | None = row.claims
+        self.released_claims: str | None = row.released_claims
+        self.resident = SimpleNamespace(id=row.resident_id, **{
+            name: getattr(row, "resident_" + name) for name in RESIDENT_FIELDS})
+
+
+def state_by_access_token(value: str, *, resident: bool = False) -> TokenState | None:
+    """The access token ``value`` as values (``TokenState``; with ``resident``, a resident's
+    token as ``ResidentTokenState``), or None when no such access token has that string.
+    Read by itself (``idp.db.run_alone``: in the session's transaction if it holds one).
+    The revocation epoch rides along, as ``by_access_token``'s."""
     if not isinstance(value, str) or not value:
         return None
-    row = db.session.execute(state_lookup(), {
-        "digest": secrets.digest(value), **consent_service.in_force_values()}).first()
+    row = run_alone(db.session(), resident_state_lookup() if resident else state_lookup(), {
+        "digest": secrets.digest(value), **consent_service.in_force_values()})
     if row is None:
         return None
     epoch.seen(row.epoch)
-    return TokenState(row)
+    return ResidentTokenState(row) if resident else TokenState(row)
+
+
+def release_noted(token: ResidentTokenState) -> None:
+    """Write the release ``idp.oauth.oidc.release`` noted on a token read as values, in
+    the session's transaction (with the release's audit entry)."""
+    db.session.execute(update(Token).where(Token.id == token.id)
+                       .values(released_claims=token.released_claims))
 
 
 def presented(value: str, hint: str | None) -> PresentedToken | None:

@@ -6,7 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from idp import scopes as registry
+from idp.oauth.claims import RESIDENT_FIELDS
 from idp.oauth.claims import claims_for
+from idp.proofing import service as proofing
 
 SUB = "pairwise-sub-123"
 
@@ -118,3 +121,30 @@ def test_empty_string_profile_values_are_omitted():
                    gender="", postal_code="", locality="")
     claims = claims_for(blank, ["openid", "name", "gender", "postal_code"], SUB)
     assert claims == {"sub": SUB}
+
+
+class OnlyFields:
+    """A resident with the fields UserInfo beneath Flask reads along with the token
+    (``RESIDENT_FIELDS``) and its id; reading any other field fails."""
+
+    def __init__(self, values: SimpleNamespace) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str):
+        if name != "id" and name not in RESIDENT_FIELDS:
+            raise AssertionError(f"a claim reads resident.{name}, not in RESIDENT_FIELDS")
+        return getattr(self._values, name)
+
+
+def test_claims_and_proofed_values_read_only_the_fields_userinfo_loads():
+    """Test that every claim of every scope, and the values a proofing is checked against
+    (verified_claims), read no field of the resident but ``RESIDENT_FIELDS``: UserInfo
+    beneath Flask loads only those (``idp.oauth.tokens.resident_state_lookup``), so a
+    claim reader of another field must add it there first."""
+    resident = OnlyFields(hanako(id="R0000000000000000"))
+    claims = claims_for(resident, list(registry.claims()), SUB)
+    assert claims["email"] == "hanako@example.jp" and claims["birthdate"] == "1990"
+    assert proofing.claim_values(resident)["address"] == {"postal_code": "060-0042",
+                                                         "locality": "札幌市中央区"}
+    with pytest.raises(AssertionError, match="password_hash"):
+        resident.password_hash  # noqa: B018 - the guard itself
