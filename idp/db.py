@@ -391,6 +391,12 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL's recommended durability: a commit is not synced to disk by itself, only
+        # the checkpoints are. The database stays consistent after a crash; a power
+        # loss may lose the last commits. SQLite is for development and the demo
+        # (docs/deployment.md); with FULL, each commit waited for an fsync while
+        # holding the one write lock, and token requests queued behind it.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from idp import db as database
 
 PG_URL = os.environ.get("IDP_TEST_DATABASE_URL")
-pytestmark = pytest.mark.skipif(not (PG_URL or "").startswith("postgresql"),
-                                reason="kept connections are PostgreSQL's "
-                                       "(set IDP_TEST_DATABASE_URL)")
+pg_only = pytest.mark.skipif(not (PG_URL or "").startswith("postgresql"),
+                             reason="kept connections are PostgreSQL's "
+                                    "(set IDP_TEST_DATABASE_URL)")
 PID = text("SELECT pg_backend_pid()")
 # In a statement that is its own transaction, the transaction began with the statement.
 ALONE = text("SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS alone")
@@ -43,6 +43,7 @@ def alive(pid: int) -> bool:
                              (pid,)).fetchone()[0] == 1
 
 
+@pg_only
 def test_statements_run_alone_share_one_connection_each_its_own_transaction(engine):
     """Test that five statements run alone one after another take the pool's connection
     once and run on it in autocommit, each a transaction of its own."""
@@ -52,6 +53,7 @@ def test_statements_run_alone_share_one_connection_each_its_own_transaction(engi
     assert len(engine.checkouts) == 1
 
 
+@pg_only
 def test_a_write_run_alone_is_committed_at_once(engine):
     """Test that a row written alone is there for another connection as soon as the
     statement returns."""
@@ -68,6 +70,7 @@ def test_a_write_run_alone_is_committed_at_once(engine):
             cleanup.execute(text("DROP TABLE kept_alone"))
 
 
+@pg_only
 def test_a_connection_whose_statement_failed_is_not_kept(engine):
     """Test that a failed statement's connection goes back to the pool (which resets it)
     rather than to the kept ones, and the next statement is checked out afresh and runs
@@ -80,6 +83,7 @@ def test_a_connection_whose_statement_failed_is_not_kept(engine):
     assert len(engine.checkouts) == 2
 
 
+@pg_only
 def test_a_kept_connection_the_server_dropped_while_idle_is_replaced(engine):
     """Test that a kept connection idle longer than PING_AFTER_IDLE_S is pinged before it is
     used, and one the server ended (a restart, a failover) is replaced, not failed."""
@@ -91,6 +95,7 @@ def test_a_kept_connection_the_server_dropped_while_idle_is_replaced(engine):
         assert database.run_alone(Session(engine), PID, {})[0] != first
 
 
+@pg_only
 def test_at_most_half_the_pool_is_kept_and_disposing_closes_them(engine):
     """Test that three statements at once keep one connection afterwards (half the pool's
     size of 2) and give the others back to the pool, and that disposing of the engine
@@ -115,5 +120,20 @@ def test_sqlite_runs_alone_in_the_sessions_transaction(tmp_path):
         assert session.in_transaction()
         session.close()
         assert not hasattr(sqlite, database.AutocommitConnections._ATTRIBUTE)
+    finally:
+        sqlite.dispose()
+
+
+def test_sqlite_connections_are_wal_with_normal_sync(tmp_path):
+    """Test the SQLite connection settings (idp.db.install_sqlite_handling): foreign keys on,
+    WAL, and synchronous=NORMAL (1), WAL's recommended durability (not FULL, 2: an fsync
+    per commit, under the one write lock)."""
+    database.install_sqlite_handling()
+    sqlite = create_engine(f"sqlite:///{tmp_path / 'settings.sqlite3'}")
+    try:
+        with sqlite.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         sqlite.dispose()
