@@ -41,6 +41,7 @@ import re
 import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -602,25 +603,23 @@ def scale_out_phase(args, data: Path, database_url: str, redis_url: str, secret:
             if args.warmup:
                 for url in targets_.values():
                     wrk(url, name, connections, args.warmup, data, threads)
-            measured = {"one": [], "two": []}
-            order = []
-            for who in ("one", "two") * (SCALE_TWOS) + ("one",):
+            measured = []  # one, two, one, …, one
+            for who in ("one", "two") * SCALE_TWOS + ("one",):
                 raw = wrk(targets_[who], name, connections, args.duration, data, threads,
                           groups[who], database_url.rsplit("/", 1)[-1])
                 row = summarise(raw, scenario, connections, groups[who])
                 row["backend"] = f"{who}-node" if who == "one" else "two-nodes"
-                measured[who].append(row)
-                order.append(row)
+                measured.append(row)
                 section["rows"].append(row)
                 print(format_row(row), flush=True)
             rate = (lambda r: r["units_per_s"]) if scenario.unit else (
                 lambda r: r["requests_per_s"])
-            one = sum(rate(r) for r in measured["one"]) / len(measured["one"])
-            two = sum(rate(r) for r in measured["two"]) / len(measured["two"])
+            rates = [rate(r) for r in measured]
+            one, two = statistics.mean(rates[0::2]), statistics.mean(rates[1::2])
             # A measurement in which nothing completed (too short for the latency of a
             # busy machine) gives no ratio rather than a meaningless one.
-            complete = all(rate(r) for r in measured["one"] + measured["two"])
-            bracketed = targets.bracketed_ratio([rate(r) for r in order])
+            complete = all(rates)
+            bracketed = targets.bracketed_ratio(rates)
             round_ = {"scenario": name, "connections": connections, "one_node": round(one, 1),
                       "two_nodes": round(two, 1),
                       "ratio": round(bracketed, 2) if bracketed is not None else None,

@@ -79,7 +79,6 @@ from idp.clients import cache as client_cache
 from idp.clients.models import Client
 from idp.consent import service as consent_service
 from idp.db import holds_transaction
-from idp.db import run_alone
 from idp.db import utcnow
 from idp.extensions import UNLIMITED
 from idp.extensions import db
@@ -336,11 +335,9 @@ def introspect(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None
     if authenticated is None:
         return None
     client, tagged = authenticated
-    row = run_alone(db.session(), tokens.state_lookup(), {
-        "digest": secrets.digest(form["token"]), **consent_service.in_force_values()})
-    if row is None or row.epoch != tagged:
+    token = tokens.state_by_access_token(form["token"])
+    if token is None or token.epoch != tagged:
         return None  # unknown as an access token, or a cut-off since the cache was filled
-    token = tokens.TokenState(row)
     if token.is_revoked() or token.is_expired() or token.client.company_id != client.company_id:
         return None
     scopes = consent_service.scopes_in_force_for(token)
@@ -459,10 +456,11 @@ def userinfo(app: Flask, environ: dict, form: dict[str, str]) -> Answer | None:
                           consented=consent_service.consented_for(token))
     noted = token.released_claims
     claims = release(principal, token.scope, "userinfo", token)
-    if token.released_claims != noted:  # a new release, with its audit entry
+    released = token.released_claims != noted  # a new release, with its audit entry
+    if released:
         tokens.release_noted(token)
     return Answer(app.json.dumps(claims).encode(), client.id, (("Vary", "Origin"),),
-                  wrote=token.released_claims != noted)
+                  wrote=released)
 
 
 class Route:
